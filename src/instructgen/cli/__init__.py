@@ -1,0 +1,70 @@
+"""`instructgen`: the command line, a thin layer over the stages.
+
+Each command lives in its own module under `instructgen.cli` and exposes
+`register(subparsers)`, which adds its parser and sets `func(args) -> int`.
+Modules import heavy libraries inside `func` only, so `instructgen convert
+--help` starts fast and never imports Prefect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ..errors import InstructgenError
+
+# the order here is the order of `instructgen --help`
+COMMAND_MODULES = ("convert", "validate", "formats")
+
+DESCRIPTION = """\
+Build instruction-tuning data end to end: generate it (Self-Instruct), collect
+published sets, convert between trainer formats, curate (dedup + quality
+filters) and publish to the Hugging Face Hub.
+
+Start here:
+  instructgen formats                      the formats, with an example record each
+  instructgen convert data.json --to moss  convert (the input format is detected)
+  instructgen <command> --help             what a command does, with examples
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="instructgen", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except InstructgenError as e:
+        print(f"instructgen {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"instructgen {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `instructgen convert ... -o - | head`
+        sys.stderr.close()
+        return 0
+
+
+def command_parser(sub, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
+    """A subcommand parser whose --help ends with worked examples."""
+    return sub.add_parser(
+        name, help=help, description=description, epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

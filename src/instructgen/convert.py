@@ -1,0 +1,193 @@
+"""The convert stage: rows of any format -> canonical records -> rows of a target format.
+
+`read_records` and `write_records` are plain generators/functions over
+streams, so other stages (dedup, filter, the Prefect flows) read and write
+through the same code.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from . import formats
+from .errors import BadRecord, CannotRepresent, InstructgenError
+from .formats.base import DumpOptions
+from .io import Row, RowWriter, read_rows
+from .record import Conversation
+from .runlog import RunLog
+
+
+class StrictError(InstructgenError):
+    pass
+
+
+@dataclass(slots=True)
+class ReadOptions:
+    from_format: str | None = None  # None: detect per file
+    columns: dict[str, str] | None = None  # format field -> column name in the file
+    merge_turns: bool = False  # rows that are a prefix of the next row's conversation are merged into it
+    strict: bool = False
+    announce: Callable[[str], None] = lambda msg: print(msg, file=sys.stderr)
+
+
+def parse_columns(spec: str | None) -> dict[str, str] | None:
+    """'prompt=content,response=summary' -> {'prompt': 'content', 'response': 'summary'}."""
+    if not spec:
+        return None
+    mapping = {}
+    for part in spec.split(","):
+        field, sep, column = part.partition("=")
+        if not sep or not field.strip() or not column.strip():
+            raise InstructgenError(f"--columns: expected FIELD=COLUMN pairs separated by commas, got {part!r}")
+        mapping[field.strip()] = column.strip()
+    return mapping
+
+
+def read_records(paths: Iterable[str], log: RunLog, opts: ReadOptions | None = None) -> Iterator[Conversation]:
+    """Canonical records from files; every bad row is dropped into `log` with its reason."""
+    opts = opts or ReadOptions()
+    for path in paths:
+        rows = read_rows(path)
+        if opts.columns:
+            rows = (_rename_in(r, opts.columns) for r in rows)
+        if opts.from_format:
+            spec = formats.get(opts.from_format)
+        else:
+            head = list(itertools.islice(rows, formats.DETECT_SAMPLE))
+            good = [r.data for r in head if r.error is None]
+            if not good:
+                _drop_all(head, log, opts)
+                raise InstructgenError(_no_record_message(path, head))
+            spec = formats.get(formats.detect_rows(good, path))
+            opts.announce(f"{path}: detected format {spec.name}")
+            rows = itertools.chain(head, rows)
+        records = _parse_rows(rows, spec, log, opts)
+        yield from (_merge_turns(records, log) if opts.merge_turns else records)
+
+
+def _parse_rows(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts: ReadOptions) -> Iterator[Conversation]:
+    for row in rows:
+        log.took_in()
+        if row.error is not None:
+            _reject(log, opts, row.origin, row.error, row.raw)
+            continue
+        if not isinstance(row.data, dict):
+            _reject(log, opts, row.origin, f"expected a JSON object, got {_json_type(row.data)}", row.raw or row.data)
+            continue
+        try:
+            conv = spec.parse(row.data).check()
+        except BadRecord as e:
+            _reject(log, opts, row.origin, f"not a valid {spec.name} record: {e.reason}", row.raw or row.data)
+            continue
+        conv.origin = row.origin
+        conv.source_format = spec.name
+        if opts.columns:
+            conv.hints["columns"] = opts.columns
+        yield conv
+
+
+def _merge_turns(records: Iterator[Conversation], log: RunLog) -> Iterator[Conversation]:
+    """Join per-turn rows (each repeating the earlier turns as history) into one conversation."""
+    pending: Conversation | None = None
+    for conv in records:
+        if pending is not None:
+            n = len(pending.messages)
+            if len(conv.messages) > n and _same_messages(conv.messages[:n], pending.messages):
+                log.drop(pending.origin, "earlier turns of the next record (merged into it)", None, kind="duplicates",
+                         merged_into=conv.origin)
+                pending = conv
+                continue
+            yield pending
+        pending = conv
+    if pending is not None:
+        yield pending
+
+
+def _same_messages(a, b) -> bool:
+    return all(x.role == y.role and x.content == y.content for x, y in zip(a, b))
+
+
+def write_records(
+    records: Iterable[Conversation], writer: RowWriter, to_format: str, log: RunLog,
+    opts: DumpOptions | None = None, strict: bool = False,
+) -> None:
+    """Dump records in `to_format` into `writer`; losses are counted, unrepresentable records dropped."""
+    spec = formats.get(to_format)
+    if not spec.writable:
+        writable = ", ".join(formats.names(writable_only=True))
+        raise InstructgenError(f"{to_format} can be read but not written; write one of: {writable}")
+    opts = opts or DumpOptions()
+    for conv in records:
+        losses: set[str] = set()
+        try:
+            rows = spec.dump(conv, opts, losses.add)
+        except CannotRepresent as e:
+            if strict:
+                raise StrictError(f"{conv.origin}: cannot write as {to_format}: {e.reason}") from None
+            log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", conv.to_dict())
+            continue
+        if losses and strict:
+            raise StrictError(f"{conv.origin}: writing as {to_format} would lose information: {', '.join(sorted(losses))}")
+        for what in losses:
+            log.lost(what)
+        columns = opts.columns or (conv.hints.get("columns") if conv.source_format == to_format else None)
+        for row in rows:
+            writer.write(_rename_out(row, columns) if columns else row)
+        log.emitted()
+
+
+def convert(
+    inputs: list[str], output: str, to_format: str, log: RunLog,
+    read_opts: ReadOptions | None = None, dump_opts: DumpOptions | None = None, progress: bool = False,
+) -> None:
+    """The whole stage: read every input, write one output, count everything in `log`."""
+    read_opts = read_opts or ReadOptions()
+    records = read_records(inputs, log, read_opts)
+    if progress:
+        from tqdm import tqdm
+
+        records = tqdm(records, unit=" rec", desc="convert", file=sys.stderr, mininterval=0.5)
+    with RowWriter(output) as writer:
+        write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)
+    if log.n_in and log.n_out == 0 and log.dropped["rejected"] == log.n_in:
+        raise InstructgenError(f"no record could be read from {', '.join(inputs)}; see {log.rejects_path}")
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _reject(log: RunLog, opts: ReadOptions, origin: str, reason: str, raw: object) -> None:
+    if opts.strict:
+        raise StrictError(f"{origin}: {reason}")
+    log.drop(origin, reason, raw)
+
+
+def _drop_all(rows: list[Row], log: RunLog, opts: ReadOptions) -> None:
+    for row in rows:
+        log.took_in()
+        log.drop(row.origin, row.error or "unreadable", row.raw)
+
+
+def _no_record_message(path: str, head: list[Row]) -> str:
+    if not head:
+        return f"{path}: the file is empty; nothing to convert"
+    first = head[0]
+    return f"{first.origin}: {first.error}; no record in {path} could be read"
+
+
+def _rename_in(row: Row, columns: dict[str, str]) -> Row:
+    if isinstance(row.data, dict):
+        back = {column: field for field, column in columns.items()}
+        row.data = {back.get(k, k): v for k, v in row.data.items()}
+    return row
+
+
+def _rename_out(row: dict, columns: dict[str, str]) -> dict:
+    return {columns.get(k, k): v for k, v in row.items()}
+
+
+def _json_type(value: object) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "null"}.get(type(value), type(value).__name__)

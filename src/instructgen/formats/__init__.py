@@ -1,0 +1,97 @@
+"""The format registry: one module per format, gathered once, duplicates refused.
+
+`FORMAT_MODULES` is the only list to edit when a format is added; the CLI's
+choices come from here. Detection looks at the first rows of a file and names
+the format that claims all of them, preferring a refinement (a more precise
+reading of a broader format's rows) over the format it refines, and refusing
+with the candidates when two unrelated formats fit.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+from typing import Iterable
+
+from ..errors import Ambiguous, InstructgenError
+from .base import DumpOptions, FormatSpec
+
+FORMAT_MODULES = (
+    "alpaca", "history", "chatglm", "chatglm3", "moss", "sharegpt", "openai", "dolly", "firefly", "belle",
+)
+DETECT_SAMPLE = 50
+
+
+@cache
+def registry() -> dict[str, FormatSpec]:
+    specs: dict[str, FormatSpec] = {}
+    for module_name in FORMAT_MODULES:
+        m = importlib.import_module(f"{__name__}.{module_name}")
+        spec = FormatSpec(
+            name=m.NAME,
+            description=m.DESCRIPTION,
+            example=m.EXAMPLE,
+            detect=m.detect,
+            parse=m.parse,
+            dump=m.dump if getattr(m, "WRITABLE", True) else None,
+            refines=getattr(m, "REFINES", None),
+            native_meta=frozenset(getattr(m, "NATIVE_META", ())),
+        )
+        if spec.name in specs:
+            raise RuntimeError(f"format {spec.name!r} registered twice ({module_name})")
+        specs[spec.name] = spec
+    return specs
+
+
+def names(writable_only: bool = False) -> list[str]:
+    return [n for n, s in registry().items() if s.writable or not writable_only]
+
+
+def get(name: str) -> FormatSpec:
+    try:
+        return registry()[name]
+    except KeyError:
+        raise InstructgenError(f"unknown format {name!r}; choose one of: {', '.join(names())}") from None
+
+
+def fits(row: object) -> list[str]:
+    """Every format whose detect() claims this row."""
+    if not isinstance(row, dict):
+        return []
+    out = []
+    for name, spec in registry().items():
+        try:
+            if spec.detect(row):
+                out.append(name)
+        except Exception:  # a detector must not crash on odd rows; it just does not claim them
+            pass
+    return out
+
+
+def detect_rows(rows: Iterable[object], source: str = "input") -> str:
+    """The one format that claims every sampled row, or Ambiguous naming what fitted."""
+    sample = [r for r in rows if isinstance(r, dict)][:DETECT_SAMPLE]
+    if not sample:
+        raise Ambiguous(f"{source}: no JSON object to detect the format from")
+    claimed = [set(fits(r)) for r in sample]
+    common = set.intersection(*claimed)
+    if not common:
+        seen = sorted({n for c in claimed for n in c})
+        hint = f" (some rows look like {', '.join(seen)})" if seen else ""
+        raise Ambiguous(
+            f"{source}: no format fits all of the first {len(sample)} records{hint}; "
+            f"pass --from with one of: {', '.join(names())}"
+        )
+    common = _prefer_refinements(common)
+    if len(common) > 1:
+        raise Ambiguous(f"{source}: several formats fit ({', '.join(sorted(common))}); pass --from to choose")
+    return common.pop()
+
+
+def _prefer_refinements(candidates: set[str]) -> set[str]:
+    specs = registry()
+    refined = {specs[n].refines for n in candidates if specs[n].refines in candidates}
+    return candidates - refined
+
+
+__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows"]

@@ -1,0 +1,125 @@
+"""The canonical record every format reads into and writes from.
+
+A `Conversation` is a list of typed `Message`s plus record-level data:
+`tools` (function definitions), `meta` (things a format knows about the
+record: id, category, the alpaca instruction/input split, MOSS plugin
+fields, ...) and `extra` (top-level fields of the source row that its format
+does not define, written back untouched so a file round-trips), and
+`hints` (format-private details for writing back to the source format).
+
+Invariants (checked by `Conversation.check`, the only place they live):
+- roles are system / user / assistant / tool;
+- a system message, if any, is the first message and appears once;
+- there is at least one non-system message;
+- contents are strings (possibly empty), never None.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator, Literal
+
+from .errors import BadRecord
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES: frozenset[str] = frozenset({"system", "user", "assistant", "tool"})
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """One function call made by the assistant. `arguments` is a JSON string, as in the OpenAI API."""
+
+    name: str
+    arguments: str
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    # tool results: which call they answer and the tool's name
+    tool_call_id: str | None = None
+    name: str | None = None
+    # training weight of an assistant message (OpenAI `weight`, ChatGLM3 `loss`); None = unspecified
+    weight: int | None = None
+    # per-message data a format needs to round-trip (e.g. MOSS inner thoughts); never interpreted by stages
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Conversation:
+    messages: list[Message]
+    tools: list[dict[str, Any]] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    origin: str = ""  # "file:line" of the row it was read from
+    # the format it was read from, and details only that format uses when writing it back
+    # (a field that was absent rather than empty, column names, an int id): never carried elsewhere
+    source_format: str = ""
+    hints: dict[str, Any] = field(default_factory=dict)
+
+    # -- views -----------------------------------------------------------------
+    @property
+    def system(self) -> str | None:
+        if self.messages and self.messages[0].role == "system":
+            return self.messages[0].content
+        return None
+
+    @property
+    def turns(self) -> list[Message]:
+        """The messages without the leading system message."""
+        return self.messages[1:] if self.system is not None else list(self.messages)
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(user, assistant) pairs of a plain alternating conversation; raises BadRecord otherwise."""
+        turns = self.turns
+        if len(turns) % 2 or any(
+            m.role != ("user" if i % 2 == 0 else "assistant") or m.tool_calls for i, m in enumerate(turns)
+        ):
+            raise BadRecord("not a plain user/assistant alternation")
+        return [(turns[i].content, turns[i + 1].content) for i in range(0, len(turns), 2)]
+
+    def is_plain_alternation(self) -> bool:
+        try:
+            self.pairs()
+        except BadRecord:
+            return False
+        return True
+
+    def has_tools(self) -> bool:
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages)
+
+    def texts(self, roles: tuple[str, ...] = ("system", "user", "assistant", "tool")) -> Iterator[str]:
+        return (m.content for m in self.messages if m.role in roles)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able view of the record (for rejects files and debugging)."""
+        return asdict(self)
+
+    # -- invariants --------------------------------------------------------------
+    def check(self) -> "Conversation":
+        if not self.messages:
+            raise BadRecord("conversation has no messages")
+        for i, m in enumerate(self.messages):
+            if m.role not in ROLES:
+                raise BadRecord(f"message {i}: unknown role {m.role!r}")
+            if not isinstance(m.content, str):
+                raise BadRecord(f"message {i}: content must be a string, got {type(m.content).__name__}")
+            if m.role == "system" and i != 0:
+                raise BadRecord(f"message {i}: a system message may only come first")
+        if all(m.role == "system" for m in self.messages):
+            raise BadRecord("conversation has only a system message")
+        return self
+
+
+def from_pairs(
+    pairs: list[tuple[str, str]], system: str | None = None, **kwargs: Any
+) -> Conversation:
+    """A plain conversation from (user, assistant) pairs; kwargs go to Conversation."""
+    messages = [Message("system", system)] if system else []
+    for user, assistant in pairs:
+        messages.append(Message("user", user))
+        messages.append(Message("assistant", assistant))
+    return Conversation(messages, **kwargs)

@@ -1,0 +1,124 @@
+"""Counting what a stage did, and keeping what it dropped.
+
+Every stage owns one `RunLog`. Each record that comes in is counted once, and
+leaves once: as output, or as a reject (kind `rejected` for bad input,
+`filtered` for a quality rule, `duplicates` for dedup), so that
+
+    in = out + rejected + filtered + duplicates
+
+always holds. Dropped records go to a JSONL rejects file with stage, kind,
+reason, origin (`file:line`) and the raw record. Losses (information a target
+format cannot hold, applied the documented way) are counted separately: the
+record still goes out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+DROP_KINDS = ("rejected", "filtered", "duplicates")
+
+
+class RunLog:
+    def __init__(self, stage: str, rejects_path: str | os.PathLike | None = None):
+        self.stage = stage
+        self.rejects_path = str(rejects_path) if rejects_path else None
+        self.n_in = 0
+        self.n_out = 0
+        self.dropped: Counter[str] = Counter()  # kind -> count
+        self.reasons: Counter[tuple[str, str]] = Counter()  # (kind, reason) -> count
+        self.losses: Counter[str] = Counter()
+        self.examples: dict[str, list[dict[str, Any]]] = {}  # reason -> a few dropped rows, for reports
+        self.info: dict[str, Any] = {}
+        self._rejects_fh = None
+        if self.rejects_path and os.path.exists(self.rejects_path):
+            os.unlink(self.rejects_path)  # a stale rejects file from an earlier run would mislead
+
+    # -- counting -----------------------------------------------------------------------------
+    def took_in(self, n: int = 1) -> None:
+        self.n_in += n
+
+    def emitted(self, n: int = 1) -> None:
+        self.n_out += n
+
+    def drop(self, origin: str, reason: str, raw: Any, kind: str = "rejected", **details: Any) -> None:
+        """Count one dropped record and write it to the rejects file."""
+        assert kind in DROP_KINDS, kind
+        self.dropped[kind] += 1
+        self.reasons[(kind, reason)] += 1
+        entry = {"stage": self.stage, "kind": kind, "reason": reason, "origin": origin, **details, "raw": raw}
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < 3:
+            examples.append(entry)
+        if self.rejects_path:
+            if self._rejects_fh is None:
+                Path(self.rejects_path).parent.mkdir(parents=True, exist_ok=True)
+                self._rejects_fh = open(self.rejects_path, "wb")
+            self._rejects_fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+
+    def lost(self, what: str, n: int = 1) -> None:
+        """Count a record that went out with `what` lost (e.g. 'history dropped')."""
+        self.losses[what] += n
+
+    def close(self) -> None:
+        if self._rejects_fh is not None:
+            self._rejects_fh.close()
+            self._rejects_fh = None
+
+    # -- reporting ----------------------------------------------------------------------------
+    @property
+    def balanced(self) -> bool:
+        return self.n_in == self.n_out + sum(self.dropped.values())
+
+    def equation(self) -> str:
+        parts = [f"out {self.n_out}"] + [f"{k} {self.dropped[k]}" for k in DROP_KINDS if self.dropped[k]]
+        mark = "" if self.balanced else "  (DOES NOT BALANCE: a bug, please report it)"
+        return f"{self.stage}: in {self.n_in} = " + " + ".join(parts) + mark
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "in": self.n_in,
+            "out": self.n_out,
+            **{k: self.dropped[k] for k in DROP_KINDS},
+            "balanced": self.balanced,
+            "reasons": [
+                {"kind": k, "reason": r, "count": c} for (k, r), c in self.reasons.most_common()
+            ],
+            "losses": dict(self.losses.most_common()),
+            **({"rejects_file": self.rejects_path} if self.dropped else {}),
+            **self.info,
+        }
+
+    def print_summary(self, out: TextIO = sys.stderr) -> None:
+        for what, n in self.losses.most_common():
+            print(f"{what}: {n} record{'s' if n != 1 else ''}", file=out)
+        if self.reasons:
+            width = max(len(r) for _, r in self.reasons)
+            for (kind, reason), n in self.reasons.most_common():
+                print(f"  {kind:<10} {reason:<{width}}  {n}", file=out)
+            if self.rejects_path:
+                print(f"dropped records are in {self.rejects_path}", file=out)
+        print(self.equation(), file=out)
+
+
+def write_stats(path: str | os.PathLike, logs: list[RunLog], **extra: Any) -> None:
+    """Write stats.json: one entry per stage (merging with stages already in the file)."""
+    from .io import write_text_atomic
+
+    stages: dict[str, Any] = {}
+    if os.path.exists(path):
+        try:
+            stages = {s["stage"]: s for s in orjson.loads(Path(path).read_bytes()).get("stages", [])}
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+            stages = {}
+    for log in logs:
+        stages[log.stage] = log.to_dict()
+    doc = {"stages": list(stages.values()), **extra}
+    write_text_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")

@@ -1,0 +1,31 @@
+"""Shared fixtures. Real public samples are read from ../shared/data when it exists (never copied here)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("INSTRUCTGEN_SHARED", REPO.parent / "shared"))
+SAMPLES = REPO / "data" / "samples"
+
+
+def shared_path(*parts: str) -> Path:
+    """A file under ../shared/data; the calling test is skipped when it is not there."""
+    path = SHARED.joinpath("data", *parts)
+    if not path.exists():
+        pytest.skip(f"shared sample data not available: {path}")
+    return path
+
+
+def shared_files(folder: str) -> list[Path]:
+    """Every file in ../shared/data/<folder>, or [] when ../shared is absent (parametrized tests then skip)."""
+    root = SHARED / "data" / folder
+    return sorted(p for p in root.iterdir() if p.is_file()) if root.is_dir() else []
+
+
+@pytest.fixture
+def shared():
+    return shared_path
