@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     except InstructgenError as e:
         print(f"instructgen {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # a file that cannot be read or written: say which, without a traceback
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"instructgen {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"instructgen {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -2,7 +2,7 @@
 
 `FORMAT_MODULES` is the only list to edit when a format is added; the CLI's
 choices come from here. Detection looks at the first rows of a file and names
-the format that claims all of them, preferring a refinement (a more precise
+the format that claims most of them, preferring a refinement (a more precise
 reading of a broader format's rows) over the format it refines, and refusing
 with the candidates when two unrelated formats fit.
 """
@@ -10,6 +10,7 @@ with the candidates when two unrelated formats fit.
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from functools import cache
 from typing import Iterable
 
@@ -69,20 +70,22 @@ def fits(row: object) -> list[str]:
 
 
 def detect_rows(rows: Iterable[object], source: str = "input") -> str:
-    """The one format that claims every sampled row, or Ambiguous naming what fitted."""
+    """The format that claims the most of the sampled rows (at least half), or Ambiguous naming what fitted.
+
+    Rows no format claims (bad records) do not stop detection: they are rejected later with a reason.
+    """
     sample = [r for r in rows if isinstance(r, dict)][:DETECT_SAMPLE]
     if not sample:
         raise Ambiguous(f"{source}: no JSON object to detect the format from")
-    claimed = [set(fits(r)) for r in sample]
-    common = set.intersection(*claimed)
-    if not common:
-        seen = sorted({n for c in claimed for n in c})
-        hint = f" (some rows look like {', '.join(seen)})" if seen else ""
+    votes: Counter[str] = Counter(name for row in sample for name in fits(row))
+    best = max(votes.values(), default=0)
+    if best * 2 < len(sample):
+        seen = f" (closest: {', '.join(f'{n} {c}/{len(sample)}' for n, c in votes.most_common(3))})" if votes else ""
         raise Ambiguous(
-            f"{source}: no format fits all of the first {len(sample)} records{hint}; "
+            f"{source}: no format fits the first {len(sample)} records{seen}; "
             f"pass --from with one of: {', '.join(names())}"
         )
-    common = _prefer_refinements(common)
+    common = _prefer_refinements({n for n, c in votes.items() if c == best})
     if len(common) > 1:
         raise Ambiguous(f"{source}: several formats fit ({', '.join(sorted(common))}); pass --from to choose")
     return common.pop()

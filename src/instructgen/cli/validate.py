@@ -1,0 +1,66 @@
+"""`instructgen validate`: check every record of a file against its format's JSON Schema."""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+from . import command_parser
+
+EXAMPLES = """\
+  instructgen validate data.jsonl                 detect the format, check every record
+  instructgen validate data.json --format sharegpt
+  instructgen validate data.jsonl --max-errors 0  report every invalid record (default: the first 50)
+"""
+
+
+def register(sub) -> None:
+    from ..formats import names
+
+    p = command_parser(
+        sub, "validate", help="check records against a format's JSON Schema",
+        description="Check each record of FILE against schemas/<format>.schema.json and the format's reader. "
+        "Each invalid record is reported as FILE:LINE: JSON-PATH: message. Exit status 1 if any record is invalid.",
+        examples=EXAMPLES,
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=names(), help="the format to check against (default: detect)")
+    p.add_argument("--max-errors", type=int, default=50, metavar="N", help="stop printing after N invalid records (0: all)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from .. import formats, schemas
+    from ..errors import BadRecord, InstructgenError
+    from ..io import read_rows
+
+    rows = read_rows(args.file)
+    name = args.format
+    if name is None:
+        head = list(itertools.islice(rows, formats.DETECT_SAMPLE))
+        good = [r.data for r in head if r.error is None]
+        if not good:
+            raise InstructgenError(f"{args.file}: no record could be read" + (f" ({head[0].error})" if head else " (empty file)"))
+        name = formats.detect_rows(good, args.file)
+        print(f"{args.file}: detected format {name}", file=sys.stderr)
+        rows = itertools.chain(head, rows)
+    spec = formats.get(name)
+    total = invalid = 0
+    for row in rows:
+        total += 1
+        problems = [("$", row.error)] if row.error else list(schemas.errors(name, row.data))
+        if not problems:
+            try:
+                spec.parse(row.data).check()
+            except BadRecord as e:
+                problems = [("$", e.reason)]
+        if problems:
+            invalid += 1
+            if args.max_errors == 0 or invalid <= args.max_errors:
+                for path, message in problems:
+                    print(f"{row.origin}: {path}: {message}")
+    if total == 0:
+        raise InstructgenError(f"{args.file}: the file is empty")
+    verdict = "all valid" if not invalid else f"{invalid} invalid"
+    print(f"{args.file}: {total} records as {name}, {verdict}", file=sys.stderr)
+    return 1 if invalid else 0
