@@ -26,6 +26,7 @@ import orjson
 from .errors import InstructgenError
 
 STDIO = "-"
+MAX_ROW_BYTES = 64 << 20  # a single record larger than this is rejected, not decoded
 PARQUET_BATCH_ROWS = 50_000
 
 
@@ -33,7 +34,7 @@ PARQUET_BATCH_ROWS = 50_000
 class Row:
     data: Any  # the decoded JSON value, or None when `error` is set
     origin: str  # "path:line" / "path:row N"
-    raw: str | None = None  # the text it was decoded from (None for Parquet)
+    raw: str | bytes | None = None  # what it was decoded from (bytes for JSONL lines, decoded only if needed)
     error: str | None = None  # why it could not be decoded
 
 
@@ -88,16 +89,23 @@ def _read_lines(fh: BinaryIO, name: str) -> Iterator[Row]:
         if not line.strip():
             continue
         origin = f"{name}:{lineno}"
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as e:
-            yield Row(None, origin, line.decode("utf-8", "replace").rstrip("\r\n"),
-                      f"invalid UTF-8 at byte {e.start} of the line")
+        if len(line) > MAX_ROW_BYTES:
+            yield Row(None, origin, line[:200].decode("utf-8", "replace") + "…",
+                      f"record is {len(line) >> 20} MiB, over the {MAX_ROW_BYTES >> 20} MiB limit for one record")
             continue
+        line = line.rstrip(b"\r\n")
         try:
-            yield Row(orjson.loads(line), origin, text.rstrip("\r\n"))
+            yield Row(orjson.loads(line), origin, line)
         except orjson.JSONDecodeError as e:
-            yield Row(None, origin, text.rstrip("\r\n"), f"malformed JSON: {e}")
+            yield Row(None, origin, line.decode("utf-8", "replace"), _decode_error(line, e))
+
+
+def _decode_error(line: bytes, e: orjson.JSONDecodeError) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as u:
+        return f"invalid UTF-8 at byte {u.start} of the line"
+    return f"malformed JSON: {e}"
 
 
 def _read_json_array(data: bytes, name: str) -> Iterator[Row]:

@@ -50,6 +50,8 @@ class RunLog:
     def drop(self, origin: str, reason: str, raw: Any, kind: str = "rejected", **details: Any) -> None:
         """Count one dropped record and write it to the rejects file."""
         assert kind in DROP_KINDS, kind
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
         self.dropped[kind] += 1
         self.reasons[(kind, reason)] += 1
         entry = {"stage": self.stage, "kind": kind, "reason": reason, "origin": origin, **details, "raw": raw}
