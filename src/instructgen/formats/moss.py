@@ -1,0 +1,342 @@
+"""MOSS: the MOSS-003 SFT format (read and write) and the older MOSS-002 form (read).
+
+MOSS-003 row::
+
+    {conversation_id: int | str, meta_instruction, num_turns, category?,
+     chat: {turn_1: {Human, Inner Thoughts, Commands, Tool Responses, MOSS}, ...}}
+
+Every chat value carries its own tags, e.g. `"<|Human|>: hi<eoh>\\n"`; without
+plugins the three middle fields hold the literal `None`
+(`"<|Inner Thoughts|>: None<eot>\\n"`). MOSS-002 row::
+
+    {id, prefix, num_turns, plain_text: "[Human]: q<eoh> [MOSS]: a<eoa> [Human]: ..."}
+
+Canonical mapping: meta_instruction (002: prefix) -> system message, verbatim;
+each turn -> a user message (Human body) and an assistant message (MOSS body).
+
+What the canonical messages cannot hold travels in `conv.meta` (written back
+by MOSS as its own fields, and by every other format in its "meta" channel,
+so moss -> sharegpt/openai/... -> moss gives the same row):
+
+- `id`: conversation_id, with its JSON type (int or str);
+- `category`;
+- `moss_plugins`: one entry per turn whose Inner Thoughts / Commands /
+  Tool Responses are not exactly the plain `None` values:
+  `{"turn": 2, "Inner Thoughts": raw, "Commands": raw, "Tool Responses": raw}`,
+  raw values verbatim, tags and line layout included (byte-exact write-back);
+- `moss_layout`: `{"turn_1.MOSS": [lead, tail, trail]}` for a Human/MOSS value
+  whose whitespace around the tags is not the usual `"<|X|>: body<eoX>\\n"`;
+- `moss_turn_extra`: fields of a turn object other than the five;
+- `moss_empty_meta_instruction`: the row had `meta_instruction: ""`.
+
+Losses: tool calls/results of other formats are not mapped to Commands/Results
+(MOSS commands are free text such as `Search("...")`, not JSON calls): they are
+dropped and counted as "tools dropped". Plugin fields written to a format with
+no meta channel (`--no-meta`) are dropped with the rest of `meta`.
+`plugin_loss(conv)` names that loss for a caller that wants to count it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import BadRecord
+from ..record import Conversation, Message
+from .base import DumpOptions, Lost, finish_row, flatten_to_pairs, require_str, split_known
+
+NAME = "moss"
+DESCRIPTION = "MOSS-003 SFT (chat turns with <|Human|>/<|MOSS|> tags and plugin fields); also reads MOSS-002 plain_text"
+EXAMPLE = {
+    "conversation_id": 1,
+    "meta_instruction": "You are a helpful, honest and harmless AI assistant.\n",
+    "num_turns": 1,
+    "chat": {
+        "turn_1": {
+            "Human": "<|Human|>: What is the capital of France?<eoh>\n",
+            "Inner Thoughts": "<|Inner Thoughts|>: None<eot>\n",
+            "Commands": "<|Commands|>: None<eoc>\n",
+            "Tool Responses": "<|Results|>: None<eor>\n",
+            "MOSS": "<|MOSS|>: The capital of France is Paris.<eom>\n",
+        }
+    },
+    "category": "helpful",
+}
+
+FIELDS_003 = frozenset({"conversation_id", "meta_instruction", "num_turns", "chat", "category"})
+FIELDS_002 = frozenset({"id", "prefix", "num_turns", "plain_text"})
+NATIVE_META = frozenset({"id", "category", "moss_plugins", "moss_layout", "moss_turn_extra",
+                         "moss_empty_meta_instruction"})
+
+# field -> (opening tag, closing tag)
+TAGS = {
+    "Human": ("<|Human|>:", "<eoh>"),
+    "Inner Thoughts": ("<|Inner Thoughts|>:", "<eot>"),
+    "Commands": ("<|Commands|>:", "<eoc>"),
+    "Tool Responses": ("<|Results|>:", "<eor>"),
+    "MOSS": ("<|MOSS|>:", "<eom>"),
+}
+TURN_FIELDS = tuple(TAGS)  # the order MOSS writes them in
+PLUGIN_FIELDS = ("Inner Thoughts", "Commands", "Tool Responses")
+PLAIN = {f: f"{TAGS[f][0]} None{TAGS[f][1]}\n" for f in PLUGIN_FIELDS}
+DEFAULT_LAYOUT = (" ", "", "\n")  # (after the opening tag, before the closing tag, after the closing tag)
+TURN_KEY = re.compile(r"turn_([1-9][0-9]*)")
+META_INSTRUCTION_FILE = "moss_meta_instruction.txt"
+
+
+@cache
+def default_meta_instruction() -> str:
+    """Our own neutral meta instruction (instructgen/prompts/moss_meta_instruction.txt), used when
+    a record has no system prompt and no --meta-instruction-file was given."""
+    path = resources.files("instructgen").joinpath("prompts", META_INSTRUCTION_FILE)
+    return path.read_text(encoding="utf-8")
+
+
+# -- detection -------------------------------------------------------------------------------------
+
+def detect(row: dict) -> bool:
+    if isinstance(row.get("chat"), dict):
+        return any(k in row for k in ("meta_instruction", "conversation_id", "num_turns"))
+    text = row.get("plain_text")
+    return isinstance(text, str) and ("prefix" in row or text.lstrip().startswith("[Human]:"))
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+def parse(row: dict) -> Conversation:
+    if "chat" in row:
+        return _parse_003(row)
+    if "plain_text" in row:
+        return _parse_002(row)
+    raise BadRecord("missing field 'chat' (MOSS-003) or 'plain_text' (MOSS-002)")
+
+
+def split_tagged(value: Any, field: str, where: str) -> tuple[str, tuple[str, str, str]]:
+    """(body, layout) of a tagged chat value such as "<|Human|>: hi<eoh>\\n".
+
+    layout = (lead, tail, trail): the text between the opening tag and the body
+    (" ", "\\n" or ""), a newline before the closing tag in the plugin line
+    layout "<|Results|>:\\n...\\n<eor>\\n", and the whitespace after the closing tag.
+    """
+    opening, closing = TAGS[field]
+    if not isinstance(value, str):
+        raise BadRecord(f"{where}: must be a string, got {_type(value)}")
+    if not value.startswith(opening):
+        raise BadRecord(f"{where}: must start with {opening}, found {value[:30]!r}")
+    end = value.rfind(closing)
+    if end < len(opening):
+        raise BadRecord(f"{where}: missing {closing} tag")
+    trail = value[end + len(closing):]
+    if trail.strip():
+        raise BadRecord(f"{where}: text after the {closing} tag: {trail[:30]!r}")
+    inner = value[len(opening):end]
+    lead = inner[:1] if inner[:1] in (" ", "\n") else ""
+    body = inner[len(lead):]
+    tail = "\n" if lead == "\n" and body.endswith("\n") else ""
+    return body[: len(body) - len(tail)], (lead, tail, trail)
+
+
+def _parse_003(row: dict) -> Conversation:
+    conv_id = row.get("conversation_id")
+    if "conversation_id" not in row:
+        raise BadRecord("missing field 'conversation_id'")
+    if isinstance(conv_id, bool) or not isinstance(conv_id, (int, str)):
+        raise BadRecord(f"conversation_id must be an integer or a string, got {_type(conv_id)}")
+    meta_instruction = require_str(row, "meta_instruction")
+    chat = row["chat"]
+    if not isinstance(chat, dict):
+        raise BadRecord(f"field 'chat' must be an object of turns, got {_type(chat)}")
+    turns = _ordered_turns(chat)
+    if "num_turns" not in row:
+        raise BadRecord("missing field 'num_turns'")
+    num_turns = row["num_turns"]
+    if isinstance(num_turns, bool) or not isinstance(num_turns, int):
+        raise BadRecord(f"num_turns must be an integer, got {_type(num_turns)}")
+    if num_turns != len(turns):
+        raise BadRecord(f"num_turns is {num_turns} but chat has {len(turns)} turn{'s' if len(turns) != 1 else ''}")
+    category = row.get("category")
+    if category is not None and not isinstance(category, str):
+        raise BadRecord(f"category must be a string, got {_type(category)}")
+
+    carried, extra = split_known(row, FIELDS_003)
+    meta: dict[str, Any] = {**carried, "id": conv_id}
+    if category is not None:
+        meta["category"] = category
+    messages = [Message("system", meta_instruction)] if meta_instruction else []
+    if not meta_instruction:
+        meta["moss_empty_meta_instruction"] = True
+    plugins, layouts, turn_extra = [], {}, {}
+    for n, key, turn in turns:
+        if not isinstance(turn, dict):
+            raise BadRecord(f"chat.{key} must be an object, got {_type(turn)}")
+        for field in TURN_FIELDS:
+            if field not in turn:
+                raise BadRecord(f"chat.{key}: missing field {field!r}")
+        bodies = {}
+        for field in TURN_FIELDS:
+            bodies[field], layout = split_tagged(turn[field], field, f"chat.{key}.{field}")
+            if field in ("Human", "MOSS") and layout != DEFAULT_LAYOUT:
+                layouts[f"{key}.{field}"] = list(layout)
+        if any(turn[f] != PLAIN[f] for f in PLUGIN_FIELDS):
+            plugins.append({"turn": n, **{f: turn[f] for f in PLUGIN_FIELDS}})
+        others = {k: v for k, v in turn.items() if k not in TAGS}
+        if others:
+            turn_extra[key] = others
+        messages += [Message("user", bodies["Human"]), Message("assistant", bodies["MOSS"])]
+    for name, value in (("moss_plugins", plugins), ("moss_layout", layouts), ("moss_turn_extra", turn_extra)):
+        if value:
+            meta[name] = value
+    return Conversation(messages, meta=meta, extra=extra)
+
+
+def _ordered_turns(chat: dict) -> list[tuple[int, str, Any]]:
+    """(number, key, turn) sorted by number; keys must be turn_1..turn_N without gaps."""
+    if not chat:
+        raise BadRecord("chat has no turns")
+    numbered = []
+    for key, turn in chat.items():
+        m = TURN_KEY.fullmatch(key) if isinstance(key, str) else None
+        if not m:
+            raise BadRecord(f"chat: unexpected key {key!r}; turns are named turn_1, turn_2, ...")
+        numbered.append((int(m.group(1)), key, turn))
+    numbered.sort(key=lambda t: t[0])
+    for expected, (n, key, _) in enumerate(numbered, 1):
+        if n != expected:
+            raise BadRecord(f"chat: turn_{expected} is missing (found {key}); turns must be turn_1..turn_N")
+    return numbered
+
+
+_002_TURN = re.compile(r"\s*\[Human\]: ?(.*?)<eoh>\s*\[MOSS\]: ?(.*?)<eoa>", re.S)
+
+
+def _parse_002(row: dict) -> Conversation:
+    text = require_str(row, "plain_text")
+    prefix = require_str(row, "prefix", optional=True)
+    pairs, pos = [], 0
+    while pos < len(text) and text[pos:].strip():
+        m = _002_TURN.match(text, pos)
+        if not m:
+            rest = text[pos:].lstrip()
+            what = ("a [Human] turn without <eoh>" if rest.startswith("[Human]:") and "<eoh>" not in rest
+                    else f"expected '[Human]: ...<eoh> [MOSS]: ...<eoa>' at {rest[:40]!r}")
+            raise BadRecord(f"plain_text turn {len(pairs) + 1}: {what}")
+        pairs.append((m.group(1), m.group(2)))
+        pos = m.end()
+    if not pairs:
+        raise BadRecord("plain_text has no '[Human]: ...<eoh> [MOSS]: ...<eoa>' turn")
+    num_turns = row.get("num_turns")
+    if num_turns is not None:
+        if isinstance(num_turns, bool) or not isinstance(num_turns, int):
+            raise BadRecord(f"num_turns must be an integer, got {_type(num_turns)}")
+        if num_turns != len(pairs):
+            raise BadRecord(f"num_turns is {num_turns} but plain_text has {len(pairs)} turns")
+    carried, extra = split_known(row, FIELDS_002)
+    meta = dict(carried)
+    if "id" in row:
+        meta["id"] = row["id"]
+    messages = [Message("system", prefix)] if prefix else []
+    for human, moss in pairs:
+        messages += [Message("user", human), Message("assistant", moss)]
+    return Conversation(messages, meta=meta, extra=extra)
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+def render(field: str, body: str, layout: tuple[str, str, str] | list[str] = DEFAULT_LAYOUT) -> str:
+    opening, closing = TAGS[field]
+    lead, tail, trail = layout
+    return f"{opening}{lead}{body}{tail}{closing}{trail}"
+
+
+def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
+    pairs = flatten_to_pairs(conv, lost)
+    if any(m.weight is not None for m in conv.messages):
+        lost("message weights dropped")
+    if any(m.name and m.role != "tool" for m in conv.messages):
+        lost("message names dropped")
+    meta = conv.meta
+    plugins = _plugins_by_turn(meta.get("moss_plugins"), len(pairs), lost)
+    layouts = meta.get("moss_layout") if isinstance(meta.get("moss_layout"), dict) else {}
+    turn_extra = meta.get("moss_turn_extra") if isinstance(meta.get("moss_turn_extra"), dict) else {}
+    chat = {}
+    for n, (user, assistant) in enumerate(pairs, 1):
+        key = f"turn_{n}"
+        turn = {"Human": render("Human", user, _layout(layouts.get(f"{key}.Human")))}
+        turn.update(plugins.get(n) or PLAIN)
+        turn["MOSS"] = render("MOSS", assistant, _layout(layouts.get(f"{key}.MOSS")))
+        extra = turn_extra.get(key)
+        if isinstance(extra, dict):
+            turn.update({k: v for k, v in extra.items() if k not in turn})
+        chat[key] = turn
+    row: dict[str, Any] = {
+        "conversation_id": _conversation_id(conv),
+        "meta_instruction": _meta_instruction(conv, opts),
+        "num_turns": len(chat),
+        "chat": chat,
+    }
+    if isinstance(meta.get("category"), str):
+        row["category"] = meta["category"]
+    return [finish_row(row, conv, opts, NATIVE_META)]
+
+
+def plugin_loss(conv: Conversation) -> str | None:
+    """The loss to count when `conv` goes to a place that keeps neither MOSS fields nor the meta channel."""
+    return "MOSS inner thoughts/commands/results dropped" if conv.meta.get("moss_plugins") else None
+
+
+def _meta_instruction(conv: Conversation, opts: DumpOptions) -> str:
+    if conv.system is not None:
+        return conv.system
+    if conv.meta.get("moss_empty_meta_instruction"):
+        return ""
+    return opts.meta_instruction if opts.meta_instruction is not None else default_meta_instruction()
+
+
+def _conversation_id(conv: Conversation) -> int | str:
+    """meta["id"] with its type; else the place the record came from; else a digest of its text."""
+    conv_id = conv.meta.get("id")
+    if isinstance(conv_id, (int, str)) and not isinstance(conv_id, bool):
+        return conv_id
+    if conv_id is not None:
+        return str(conv_id)
+    if conv.origin:
+        return conv.origin.replace("\\", "/").rsplit("/", 1)[-1]
+    digest = hashlib.sha1("\x00".join(f"{m.role}\x01{m.content}" for m in conv.messages).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def _plugins_by_turn(value: Any, n_turns: int, lost: Lost) -> dict[int, dict[str, str]]:
+    """moss_plugins from meta, checked: each entry's values must still be tagged MOSS plugin values."""
+    if not value:
+        return {}
+    out: dict[int, dict[str, str]] = {}
+    for entry in value if isinstance(value, list) else [None]:
+        try:
+            n = entry["turn"]
+            fields = {f: entry[f] for f in PLUGIN_FIELDS}
+            for f, raw in fields.items():
+                split_tagged(raw, f, f)
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise TypeError
+        except (BadRecord, KeyError, TypeError):
+            lost("MOSS plugin fields dropped (malformed meta.moss_plugins)")
+            continue
+        if 1 <= n <= n_turns:
+            out[n] = fields
+        else:
+            lost("MOSS plugin fields dropped (their turn is gone)")
+    return out
+
+
+def _layout(value: Any) -> tuple[str, str, str]:
+    if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(x, str) and not x.strip() for x in value):
+        return tuple(value)  # type: ignore[return-value]
+    return DEFAULT_LAYOUT
+
+
+def _type(value: Any) -> str:
+    return {list: "an array", dict: "an object", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
