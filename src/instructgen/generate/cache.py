@@ -1,0 +1,57 @@
+"""An on-disk cache of chat completions, so an interrupted run resumes without paying twice.
+
+SQLite in WAL mode: every answer is committed as soon as it arrives, and a
+committed transaction survives the process being killed (kill -9, Ctrl-C) at
+any point. Keys are the SHA-256 of the canonical JSON of (model, messages,
+parameters); the API key and the endpoint's address are never part of the
+key or of the stored value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
+    doc = {"model": model, "messages": messages, "params": params}
+    return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class RequestCache:
+    def __init__(self, directory: str | os.PathLike):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self.path = str(Path(directory) / "requests.sqlite")
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode loses nothing when the process dies; only an OS crash may drop the last commits
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, orjson.dumps(value)))
+
+    def keys(self) -> set[str]:
+        with self._lock:
+            return {k for (k,) in self._db.execute("SELECT key FROM responses")}
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
