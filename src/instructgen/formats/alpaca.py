@@ -9,6 +9,7 @@ NAME = "alpaca"
 DESCRIPTION = "Stanford Alpaca: instruction, input, output (single turn)"
 EXAMPLE = {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"}
 FIELDS = frozenset({"instruction", "input", "output"})
+NATIVE_META = frozenset({"split"})
 
 
 def detect(row: dict) -> bool:
@@ -38,4 +39,4 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     row = {"instruction": instruction, "input": inp, "output": output}
     if conv.source_format == NAME and conv.hints.get("no_input_field") and not inp:
         del row["input"]
-    return [finish_row(row, conv, opts, frozenset({"split"}))]
+    return [finish_row(row, conv, opts, NATIVE_META)]
