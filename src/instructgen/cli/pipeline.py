@@ -1,0 +1,152 @@
+"""`instructgen run` and `instructgen serve`: the whole pipeline as Prefect flows.
+
+Prefect is imported inside the command functions only: `instructgen convert`
+and the other single-stage commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import command_parser
+
+RUN_EXAMPLES = """\
+  instructgen run                                   the bundled example, end to end, into ./instructgen-output
+  instructgen run pipeline.toml -o out/nightly      your config
+  instructgen run pipeline.toml --runner processes  shards on a local process pool
+  instructgen run pipeline.toml --runner dask       a local Dask cluster (dask=tcp://host:8786 joins one)
+  instructgen run --print-example > pipeline.toml   start your own config from the example
+
+With no CONFIG the bundled example (data/pipeline.example.toml) runs on the
+sample files shipped with instructgen: generation and publishing to the Hub are
+off in it, so it needs no API key and no network (the Hub step writes its
+dry-run folder only). Prefect starts a temporary local server for the run when
+no PREFECT_API_URL is set; nothing to install or start.
+
+The output folder holds data/<format>.jsonl, rejects/<stage>.jsonl (every
+dropped record with its reason), clusters.jsonl, stats.json (in = out +
+rejected + filtered + duplicates per stage), hub/ (the dry-run folder, when
+publishing is enabled) and report.md / report.html.
+"""
+
+SERVE_EXAMPLES = """\
+  prefect server start &                                            a local server (SQLite), UI on :4200
+  prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api
+  instructgen serve pipeline.toml --cron "0 3 * * *"                nightly at 03:00, runs in this process
+  instructgen serve pipeline.toml --cron "0 3 * * *" --timezone Europe/Paris -o /data/nightly
+  prefect deployment run 'instructgen-pipeline/nightly'              trigger a run now
+
+Runs never overlap: the deployment has a concurrency limit of 1. Stop with
+Ctrl-C (the schedule is paused until you serve again). For a worker-based
+setup use prefect.yaml (`prefect deploy --all`, then `prefect worker start`).
+"""
+
+
+def register(sub) -> None:
+    p = command_parser(sub, "run", help="run the whole pipeline (generate, curate, publish, report) as a Prefect flow",
+                       description="Run the pipeline described by a TOML config as a Prefect flow: optional "
+                       "generation, reading the sources, quality filtering, exact and near-duplicate removal, "
+                       "writing each requested format, optional publishing, then stats.json and a report.",
+                       examples=RUN_EXAMPLES)
+    p.add_argument("config", nargs="?", metavar="CONFIG", help="pipeline config (TOML); default: the bundled example")
+    p.add_argument("-o", "--output-dir", metavar="DIR", help="output folder (default: the config's "
+                   "pipeline.output_dir, else ./instructgen-output)")
+    p.add_argument("--runner", metavar="RUNNER", help="threads | processes | dask[=ADDRESS] | ray[=ADDRESS] "
+                   "(default: the config's pipeline.runner, else threads)")
+    p.add_argument("--print-example", action="store_true", help="print the bundled example config and exit")
+    p.set_defaults(func=run)
+
+    s = command_parser(sub, "serve", help="serve the pipeline as a scheduled Prefect deployment",
+                       description="Register the pipeline as a Prefect deployment with a cron schedule and run its "
+                       "scheduled runs in this process until stopped. Needs a Prefect server or Prefect Cloud "
+                       "(PREFECT_API_URL).", examples=SERVE_EXAMPLES)
+    s.add_argument("config", nargs="?", metavar="CONFIG", help="pipeline config (TOML); default: the bundled example")
+    s.add_argument("--cron", required=True, metavar="EXPR", help='cron schedule, e.g. "0 3 * * *" (03:00 daily)')
+    s.add_argument("--timezone", metavar="TZ", help="time zone of the schedule (default: UTC)")
+    s.add_argument("--name", default="nightly", help="deployment name (default: nightly)")
+    s.add_argument("-o", "--output-dir", metavar="DIR", help="output folder of each run")
+    s.add_argument("--runner", metavar="RUNNER", help="threads | processes | dask[=ADDRESS] | ray[=ADDRESS]")
+    s.set_defaults(func=serve)
+
+
+def _prepare_prefect_env() -> None:
+    # Prefect's anonymous telemetry heartbeat races the temporary server's SQLite start-up and prints
+    # "database is locked" tracebacks; nothing is lost by leaving it off unless the user asked for it.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+def _check_config(path: str | None) -> None:
+    from ..pipeline_config import load_config
+
+    load_config(path)  # fail in one line, before Prefect starts anything
+
+
+def run(args) -> int:
+    from ..errors import InstructgenError
+    from ..pipeline_config import EXAMPLE_CONFIG
+
+    if args.print_example:
+        sys.stdout.write(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+        return 0
+    _check_config(args.config)
+    if args.runner:
+        from ..pipeline_config import parse_runner
+
+        try:
+            parse_runner(args.runner)
+        except ValueError as e:
+            raise InstructgenError(f"--runner: {e}") from None
+    _prepare_prefect_env()
+    from instructgen_flows.pipeline import run_pipeline
+
+    result = run_pipeline(args.config, args.output_dir, args.runner)
+    print(f"\nrecords through the stages (in = out + rejected + filtered + duplicates):", file=sys.stderr)
+    for row in result["stages"]:
+        drops = " + ".join(f"{k} {row[k]}" for k in ("rejected", "filtered", "duplicates") if row[k])
+        print(f"  {row['stage']:<16} in {row['in']} = out {row['out']}" + (f" + {drops}" if drops else ""),
+              file=sys.stderr)
+    for fmt, path in result["outputs"].items():
+        print(f"{fmt}: {path}", file=sys.stderr)
+    if result["report_html"]:
+        print(f"report: {result['report_html']} (and report.md)", file=sys.stderr)
+    if not result["balanced"]:
+        print("some stage does not balance: a bug, please report it with stats.json", file=sys.stderr)
+        return 1
+    return 0
+
+
+def serve(args) -> int:
+    from ..errors import InstructgenError
+
+    _check_config(args.config)
+    _prepare_prefect_env()
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise InstructgenError(
+            "serve needs a Prefect server to hold the schedule: start one with `prefect server start` and "
+            "run `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api` (or log in to Prefect Cloud "
+            "with `prefect cloud login`), then serve again"
+        )
+    from prefect.flows import EntrypointType
+
+    from instructgen_flows.pipeline import pipeline_flow
+
+    params = {
+        "config_path": os.path.abspath(args.config) if args.config else None,
+        "output_dir": os.path.abspath(args.output_dir) if args.output_dir else None,
+        "runner": args.runner,
+    }
+    schedule_kwargs = {"cron": args.cron}
+    if args.timezone:
+        from prefect.schedules import Cron
+
+        schedule_kwargs = {"schedules": [Cron(args.cron, timezone=args.timezone)]}
+    pipeline_flow.serve(
+        name=args.name, parameters=params, global_limit=1, limit=1, tags=["instructgen"],
+        description="instructgen pipeline (generate -> curate -> publish -> report)",
+        entrypoint_type=EntrypointType.MODULE_PATH, **schedule_kwargs,
+    )
+    return 0

@@ -1,0 +1,275 @@
+"""The pipeline config file: TOML, validated with pydantic, errors with line numbers.
+
+A config names the sources (files, published dataset names, a generation
+block), the quality filter, dedup settings, the output formats and the
+publish target. Every stage is optional (`enabled = false` or leave the
+section out). Relative paths are resolved against the config file's folder,
+so a config and its data travel together.
+
+    cfg = load_config("pipeline.toml")      # PipelineConfig, or ConfigError "file:line: ..."
+
+Errors name the file and line of the offending key: TOML is parsed with
+`tomllib` and pydantic's error locations are mapped back to lines by
+`_KeyLines`, a small scanner of the TOML text (tables, arrays of tables and
+`key =` lines; keys inside inline tables point at the line of their parent).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import InstructgenError
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent.parent / "data" / "pipeline.example.toml"
+RUNNER_KINDS = ("threads", "processes", "dask", "ray")
+
+
+class ConfigError(InstructgenError):
+    pass
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not silently ignored
+
+
+class Source(_Section):
+    """One input: a local file, or a published dataset (downloaded through the hub module)."""
+
+    path: Path | None = None
+    dataset: str | None = Field(None, description="a registry name or OWNER/REPO on the Hub")
+    revision: str | None = None
+    format: str | None = Field(None, description="input format; detected when absent")
+    columns: dict[str, str] | None = None
+    limit: int | None = Field(None, gt=0, description="read at most this many rows of a published dataset")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> "Source":
+        if (self.path is None) == (self.dataset is None):
+            raise ValueError("give exactly one of `path` or `dataset`")
+        return self
+
+    @property
+    def label(self) -> str:
+        return str(self.path) if self.path is not None else f"hub:{self.dataset}"
+
+
+class Generate(_Section):
+    """Self-Instruct generation against any OpenAI-compatible endpoint (off unless enabled)."""
+
+    enabled: bool = False
+    seed_tasks: Path | None = None
+    num_instructions: int = Field(100, gt=0)
+    mode: Literal["alpaca", "self-instruct"] = "alpaca"
+    lang: Literal["en", "zh"] = "en"
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(8, gt=0)
+    requests_per_minute: int | None = Field(None, gt=0)
+    tokens_per_minute: int | None = Field(None, gt=0)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = Field(3072, gt=0)
+    similarity_threshold: float = Field(0.7, gt=0, le=1)
+    seed: int = 0
+    batch_requests: int = Field(8, gt=0, description="requests per Prefect task (one task per batch)")
+    cache_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _needs_seeds(self) -> "Generate":
+        if self.enabled and self.seed_tasks is None:
+            raise ValueError("generation is enabled: set `seed_tasks` (a seed file, e.g. data/seeds/en.jsonl)")
+        return self
+
+
+class Filter(_Section):
+    enabled: bool = True
+    lang: list[str] = Field(default_factory=lambda: ["en", "zh"])
+    rules: str | list[str] = "default"
+    options: dict[str, Any] = Field(default_factory=dict, description="rule thresholds, e.g. min_output_words")
+
+
+class Dedup(_Section):
+    enabled: bool = True
+    exact: bool = True
+    near: bool = True
+    threshold: float = Field(0.7, gt=0, lt=1)
+    num_perm: int = Field(128, ge=8, le=1024)
+    fields: str = "all"
+    shingle: str = "auto"
+    keep: Literal["first", "longest"] = "first"
+    against: list[Path] = Field(default_factory=list, description="reference datasets: drop records that match them")
+
+    @field_validator("shingle")
+    @classmethod
+    def _shingle(cls, v: str) -> str:
+        if v != "auto" and not re.fullmatch(r"(char|word):[1-9][0-9]?", v):
+            raise ValueError("expected auto, char:N or word:N")
+        return v
+
+
+class Publish(_Section):
+    enabled: bool = False
+    repo: str = Field("your-name/instructgen-example", pattern=r"^[\w.-]+/[\w.-]+$")
+    dry_run: bool = True
+    private: bool = False
+    create_pr: bool = False
+    config_name: str | None = None
+    split: str = "train"
+    token_env: str = "HF_TOKEN"
+
+
+class Settings(_Section):
+    name: str = "instructgen-pipeline"
+    output_dir: Path | None = None
+    formats: list[str] = Field(default_factory=lambda: ["alpaca"], min_length=1)
+    runner: str = "threads"
+    shard_size: int = Field(20_000, gt=0)
+    report: bool = True
+
+    @field_validator("runner")
+    @classmethod
+    def _runner(cls, v: str) -> str:
+        parse_runner(v)
+        return v
+
+
+class PipelineConfig(_Section):
+    pipeline: Settings = Field(default_factory=Settings)
+    sources: list[Source] = Field(default_factory=list)
+    generate: Generate = Field(default_factory=Generate)
+    filter: Filter = Field(default_factory=Filter)
+    dedup: Dedup = Field(default_factory=Dedup)
+    publish: Publish = Field(default_factory=Publish)
+    config_path: Path | None = None  # where it was loaded from (set by load_config)
+
+    @model_validator(mode="after")
+    def _has_input(self) -> "PipelineConfig":
+        if not self.sources and not self.generate.enabled:
+            raise ValueError("nothing to do: add a [[sources]] entry or enable [generate]")
+        return self
+
+    def resolved(self, base: Path) -> "PipelineConfig":
+        """A copy whose relative paths are taken from `base` (the config file's folder)."""
+        def fix(p: Path | None) -> Path | None:
+            return p if p is None or p.is_absolute() else (base / p)
+
+        data = self.model_copy(deep=True)
+        for s in data.sources:
+            s.path = fix(s.path)
+        data.generate.seed_tasks = fix(data.generate.seed_tasks)
+        data.generate.cache_dir = fix(data.generate.cache_dir)
+        data.dedup.against = [fix(p) for p in data.dedup.against]
+        data.pipeline.output_dir = fix(data.pipeline.output_dir)
+        return data
+
+
+def parse_runner(spec: str) -> tuple[str, str | None]:
+    """'dask=tcp://host:8786' -> ('dask', 'tcp://host:8786'); 'threads' -> ('threads', None)."""
+    kind, _, address = spec.partition("=")
+    if kind not in RUNNER_KINDS:
+        raise ValueError(f"unknown runner {kind!r}; choose threads, processes, dask[=ADDRESS] or ray[=ADDRESS]")
+    if address and kind in ("threads", "processes"):
+        raise ValueError(f"the {kind} runner takes no address")
+    return kind, address or None
+
+
+def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
+    """Read and validate a pipeline config; None means the bundled example."""
+    path = Path(path) if path is not None else EXAMPLE_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: str | os.PathLike = "<config>") -> PipelineConfig:
+    path = Path(path)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        # tomllib's messages end in "(at line L, column C)"; put the place first, like every other error
+        msg = str(e)
+        m = re.search(r"\(at line (\d+), column (\d+)\)$", msg)
+        line = m.group(1) if m else (str(text.count("\n") + 1) if msg.endswith("(at end of document)") else "")
+        where = f"{path}:{line}" if line else str(path)
+        raise ConfigError(f"{where}: invalid TOML: {msg[: m.start()].strip() if m else msg}") from None
+    if not isinstance(data.get("sources", []), list):
+        raise ConfigError(f"{path}:{_KeyLines(text).line(('sources',))}: `sources` must be an array of tables "
+                          "([[sources]] blocks)")
+    try:
+        cfg = PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        lines = _KeyLines(text)
+        problems = []
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key (allowed: {', '.join(_allowed_keys(loc[:-1]))})"
+            problems.append(f"{path}:{lines.line(loc)}: {key or 'config'}: {msg}")
+        raise ConfigError("invalid pipeline config\n  " + "\n  ".join(problems)) from None
+    cfg = cfg.resolved(path.resolve().parent)
+    cfg.config_path = path
+    return cfg
+
+
+def _allowed_keys(loc: tuple) -> list[str]:
+    model: type[BaseModel] = PipelineConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None) if field else None
+        args = getattr(ann, "__args__", ()) or ()
+        nxt = next((a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if nxt is None:
+            break
+        model = nxt
+    return [k for k in model.model_fields if k != "config_path"]
+
+
+class _KeyLines:
+    """Line numbers of keys in a TOML text, by location path (('sources', 1, 'path') -> 12)."""
+
+    _header = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    _key = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+
+    def __init__(self, text: str):
+        self.where: dict[tuple, int] = {}
+        counts: dict[tuple, int] = {}
+        table: tuple = ()
+        for n, line in enumerate(text.splitlines(), 1):
+            if m := self._header.match(line):
+                name = tuple(self._parts(m.group(2)))
+                if m.group(1) == "[[":
+                    idx = counts.get(name, -1) + 1
+                    counts[name] = idx
+                    table = (*name, idx)
+                else:
+                    table = name
+                self.where.setdefault(table, n)
+            elif m := self._key.match(line):
+                self.where.setdefault((*table, *self._parts(m.group(1))), n)
+
+    @staticmethod
+    def _parts(dotted: str) -> list[str]:
+        return [p.strip().strip("\"'") for p in dotted.split(".")]
+
+    def line(self, loc: tuple) -> int:
+        """The line of the longest known prefix of `loc` (1 if nothing matches)."""
+        loc = tuple(loc)
+        for end in range(len(loc), 0, -1):
+            if loc[:end] in self.where:
+                return self.where[loc[:end]]
+        return 1

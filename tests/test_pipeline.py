@@ -1,0 +1,235 @@
+"""The pipeline as Prefect flows: config errors, the bundled example end to end, runner determinism,
+the generation cache, and a scheduled deployment on a real `prefect server start`.
+
+Flows really run: a session-scoped `prefect_test_harness` (a temporary local Prefect server, started once).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import pytest
+
+from instructgen.pipeline_config import ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def prefect_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    old = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    os.environ["PREFECT_HOME"] = str(home)
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    yield home
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def prefect(prefect_home):
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+WORDS = ("river mountain system record signal market garden planet engine winter summer language music "
+         "history science number letter window station bridge forest ocean travel").split()
+
+
+def _sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n)).capitalize() + "."
+
+
+def write_dataset(path: Path, n: int = 240, seed: int = 7) -> dict[str, int]:
+    """Alpaca rows with known exact copies, near copies (one word changed), Chinese rows and broken lines."""
+    rng = random.Random(seed)
+    rows: list[str] = []
+    base = []
+    for i in range(n):
+        rec = {"instruction": f"Describe {_sentence(rng, 12)}", "input": "", "output": _sentence(rng, 30)}
+        base.append(rec)
+        rows.append(json.dumps(rec, ensure_ascii=False))
+    known = {"exact": 0, "near": 0, "broken": 0}
+    for i in range(0, n, 12):
+        rows.append(json.dumps(base[i], ensure_ascii=False))
+        known["exact"] += 1
+        near = dict(base[i + 1])
+        words = near["output"].split()
+        words[3] = "zebra"
+        near["output"] = " ".join(words)
+        rows.append(json.dumps(near, ensure_ascii=False))
+        known["near"] += 1
+    for i in range(10):
+        rows.append(json.dumps({"instruction": f"请用{i + 3}句话介绍一下{['长城', '黄河', '熊猫', '茶叶', '丝绸'][i % 5]}的历史和文化意义",
+                                "input": "", "output": "它有很长的历史。" * (i + 2) + f"这是第{i}个回答，内容比较详细。"},
+                               ensure_ascii=False))
+    rows.insert(5, '{"instruction": "broken json')
+    rows.insert(50, '{"question": "wrong fields", "answer": "x"}')
+    known["broken"] = 2
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return known
+
+
+def write_config(folder: Path, data: str, **overrides: str) -> Path:
+    sections = {
+        "pipeline": 'formats = ["alpaca", "sharegpt"]\nshard_size = 50',
+        "filter": "enabled = false",
+        "dedup": "enabled = true",
+        "publish": "enabled = false",
+    }
+    sections.update(overrides)
+    text = "\n".join(f"[{k}]\n{v}\n" for k, v in sections.items())
+    text += f'\n[[sources]]\npath = "{data}"\nformat = "alpaca"\n'
+    path = folder / "pipeline.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def stages_of(out: Path) -> dict[str, dict]:
+    return {s["stage"]: s for s in orjson.loads((out / "stats.json").read_bytes())["stages"]}
+
+
+def lines(path: Path) -> int:
+    return sum(1 for line in path.read_bytes().splitlines() if line.strip())
+
+
+def assert_reconciles(out: Path, formats: list[str]) -> dict[str, dict]:
+    stages = stages_of(out)
+    for s in stages.values():
+        assert s["in"] == s["out"] + s["rejected"] + s["filtered"] + s["duplicates"], s
+        assert s["balanced"] is True
+        dropped = s["rejected"] + s["filtered"] + s["duplicates"]
+        if dropped:
+            assert lines(Path(s["rejects_file"])) == dropped, s["stage"]
+    order = [name for name in ("generate", "read", "filter", "dedup") if name in stages]
+    for before, after in zip(order, order[1:]):
+        if (before, after) != ("generate", "read"):
+            assert stages[before]["out"] == stages[after]["in"], (before, after)
+    for fmt in formats:
+        w = stages[f"write:{fmt}"]
+        assert w["in"] == stages[order[-1]]["out"]
+        assert lines(out / "data" / f"{fmt}.jsonl") == w["out"]
+    return stages
+
+
+# -- config -----------------------------------------------------------------------------------------------
+
+def test_bundled_example_config_is_valid_and_offline():
+    cfg = load_config(None)
+    assert cfg.generate.enabled is False  # the README's main-job command needs no API key
+    assert cfg.publish.enabled is False or cfg.publish.dry_run is True  # and no network
+    assert cfg.sources and all(s.path is not None and s.path.is_absolute() for s in cfg.sources)
+
+
+def test_config_errors_name_the_line(tmp_path):
+    text = ('[pipeline]\nname = "x"\nrunner = "spark"\n\n[[sources]]\npath = "a.jsonl"\n\n'
+            '[[sources]]\ndataset = "a/b"\npath = "b.jsonl"\n\n[dedup]\nthreshold = 1.5\nshingel = "auto"\n')
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, tmp_path / "p.toml")
+    msg = str(e.value)
+    assert f"{tmp_path / 'p.toml'}:3: pipeline.runner: unknown runner 'spark'" in msg
+    assert "p.toml:8: sources[1]: give exactly one of `path` or `dataset`" in msg
+    assert "p.toml:13: dedup.threshold:" in msg
+    assert "p.toml:14: dedup.shingel: unknown key (allowed: enabled, exact, near, threshold" in msg
+
+
+def test_config_toml_syntax_error_has_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"p\.toml:3: invalid TOML"):
+        parse_config('[pipeline]\nname = "x"\nformats = ["alpaca",,]\n', tmp_path / "p.toml")
+
+
+def test_config_relative_paths_follow_the_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    cfg_path = write_config(tmp_path / "sub", "data.jsonl")
+    cfg = load_config(cfg_path)
+    assert cfg.sources[0].path == (tmp_path / "sub" / "data.jsonl").resolve()
+
+
+# -- flows ------------------------------------------------------------------------------------------------
+
+def test_example_pipeline_end_to_end(prefect, tmp_path):
+    from instructgen_flows.pipeline import run_pipeline
+
+    cfg = load_config(None)
+    out = tmp_path / "out"
+    result = run_pipeline(None, str(out))
+    assert result["balanced"]
+    stages = assert_reconciles(out, cfg.pipeline.formats)
+    assert stages["read"]["in"] > 0 and stages["write:alpaca"]["out"] > 0
+    assert (out / "report.md").exists() and (out / "report.html").exists()
+    if cfg.publish.enabled:
+        assert (out / "hub" / "README.md").exists()
+
+
+def test_curate_counts_known_duplicates_and_rejects(prefect, tmp_path):
+    from instructgen_flows.pipeline import run_pipeline
+
+    known = write_dataset(tmp_path / "data.jsonl")
+    cfg = write_config(tmp_path, str(tmp_path / "data.jsonl"), filter="enabled = false")
+    out = tmp_path / "out"
+    run_pipeline(str(cfg), str(out))
+    stages = assert_reconciles(out, ["alpaca", "sharegpt"])
+    assert stages["read"]["rejected"] == known["broken"]
+    reasons = {r["reason"]: r["count"] for r in stages["dedup"]["reasons"]}
+    assert reasons.get("exact duplicate", 0) >= known["exact"]
+    assert reasons.get("near duplicate", 0) >= known["near"]
+    clusters = [orjson.loads(line) for line in (out / "clusters.jsonl").read_bytes().splitlines()]
+    assert len(clusters) == stages["dedup"]["duplicates"]
+    assert all(c["similarity"] >= 0.7 for c in clusters)
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    files = sorted(p for p in out.rglob("*.jsonl"))
+    return {str(p.relative_to(out)): p.read_bytes() for p in files}
+
+
+def test_dask_runner_gives_byte_identical_outputs(prefect, tmp_path):
+    from instructgen_flows.pipeline import run_pipeline
+
+    write_dataset(tmp_path / "data.jsonl", n=400)
+    a = tmp_path / "threads"
+    b = tmp_path / "dask"
+    a.mkdir()
+    b.mkdir()
+    # different shard sizes too: the clustering must not depend on how the signatures were sharded
+    cfg_a = write_config(a, str(tmp_path / "data.jsonl"), pipeline='formats = ["alpaca", "sharegpt"]\nshard_size = 37')
+    cfg_b = write_config(b, str(tmp_path / "data.jsonl"), pipeline='formats = ["alpaca", "sharegpt"]\nshard_size = 101')
+    run_pipeline(str(cfg_a), str(a / "out"), runner="threads")
+    run_pipeline(str(cfg_b), str(b / "out"), runner="dask",
+                 runner_options={"n_workers": 2, "processes": False, "threads_per_worker": 1})
+    left, right = _outputs(a / "out"), _outputs(b / "out")
+    assert left.keys() == right.keys() and "data/alpaca.jsonl" in left and "clusters.jsonl" in left
+    for name in left:
+        assert left[name] == right[name], name
+    strip = lambda s: {k: v for k, v in s.items() if k != "rejects_file"}  # noqa: E731
+    assert {k: strip(v) for k, v in stages_of(a / "out").items()} == {k: strip(v) for k, v in stages_of(b / "out").items()}
+
+
+def test_ray_runner_missing_says_how_to_install():
+    from instructgen.errors import InstructgenError
+    from instructgen_flows.runners import make_task_runner
+
+    try:
+        import prefect_ray  # noqa: F401
+    except ImportError:
+        with pytest.raises(InstructgenError, match=r"pip install 'instructgen\[ray\]'"):
+            make_task_runner("ray")
+    else:
+        pytest.skip("prefect-ray is installed here")
