@@ -380,3 +380,65 @@ def test_cannot_represent_a_record_without_an_answered_user_turn():
     for name in ("sharegpt", "openai", "chatglm3"):
         (row,), losses = dump(lone, name)
         assert losses == set() and schema_errors(name, [row]) == []
+
+
+# -- odd but valid rows come back exactly ----------------------------------------------------------
+
+ODD = [
+    ("alpaca", {"instruction": "q", "output": "a"}),  # no input field
+    ("history", {"instruction": "q", "output": "a", "system": ""}),
+    ("history", {"instruction": "q", "input": "i", "output": "a", "history": None, "system": "s", "lang": "en"}),
+    ("chatglm", {"prompt": "q", "response": "a"}),
+    ("chatglm", {"prompt": "q", "response": "a", "history": None}),
+    ("chatglm3", {"conversations": [{"role": "user", "content": "q", "loss": 0},
+                                    {"role": "assistant", "content": "", "loss": True},
+                                    {"role": "tool", "name": "f", "parameters": "{\"raw\": 1}"},
+                                    {"role": "observation", "content": "r", "loss": False},
+                                    {"role": "assistant", "content": "a", "note": "kept"}], "tools": []}),
+    ("chatglm3", {"conversations": [{"role": "user", "content": "q"},
+                                    {"role": "tool", "name": "f", "parameters": {}, "observation": [1, 2]},
+                                    {"role": "tool", "name": "g", "parameters": {"x": "é"}, "observation": "ok"},
+                                    {"role": "assistant", "content": "a"}],
+                  "tools": [{"type": "function", "function": {"name": "f"}}, {"name": "g"}]}),
+    ("sharegpt", {"id": 7, "conversations": [{"from": "user", "value": "q", "markdown": None},
+                                             {"from": "gpt", "value": "a"}], "system": "", "tools": ""}),
+    ("sharegpt", {"conversations": [{"from": "human", "value": "q"},
+                                    {"from": "function_call", "value": "{\"name\":\"f\",\"arguments\":{\"a\":1}}"},
+                                    {"from": "observation", "value": "r"},
+                                    {"from": "gpt", "value": "thinking"},
+                                    {"from": "function_call",
+                                     "value": "[{\"name\": \"f\", \"arguments\": {}}, {\"name\": \"g\", \"arguments\": {}}]"},
+                                    {"from": "observation", "value": "r1"}, {"from": "observation", "value": "r2"},
+                                    {"from": "gpt", "value": "a"}],
+                  "tools": [{"name": "f"}, {"name": "g"}]}),
+    ("openai", {"messages": [{"role": "system", "content": [{"type": "text", "text": "s"}]},
+                             {"role": "user", "content": "q", "name": "alice"},
+                             {"role": "assistant", "content": None,
+                              "tool_calls": [{"id": "b", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                                             {"id": "a", "type": "function", "function": {"name": "g", "arguments": "x"}}]},
+                             {"role": "tool", "tool_call_id": "a", "content": "ra", "name": "g"},
+                             {"role": "tool", "tool_call_id": "b", "content": "rb"},
+                             {"role": "assistant", "content": "", "weight": 0}],
+                "tools": [{"type": "function", "function": {"name": "f"}, "strict": True}], "meta": {"k": 1}}),
+    ("dolly", {"instruction": "q", "context": None, "response": "a", "category": "open_qa"}),
+    ("firefly", {"conversation_id": "x", "conversation": [{"human": "q", "assistant": "a", "turn": 1}],
+                 "system": None, "dataset": "moss"}),
+    ("belle", {"instruction": "Human:q\nAssistant:", "output": "a"}),
+]
+
+
+@pytest.mark.parametrize("name,row", ODD, ids=[f"{o[0]}-{i}" for i, o in enumerate(ODD)])
+def test_odd_rows_come_back_exactly(name, row):
+    conv = formats.get(name).parse(json.loads(json.dumps(row)))
+    (back,), losses = dump(conv, name)
+    assert back == row and losses == set()
+    assert schema_errors(name, [row]) == []
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_each_format_example_parses_validates_and_round_trips(name):
+    spec = formats.get(name)
+    assert spec.detect(spec.example) and spec.description
+    assert schema_errors(name, [spec.example]) == []
+    (back,), losses = dump(spec.parse(spec.example), name)
+    assert back == spec.example and losses == set()

@@ -29,7 +29,7 @@ def parse(row: dict) -> Conversation:
     output = require_str(row, "output")
     meta, extra = split_known(row, FIELDS)
     hints = {} if "input" in row else {"no_input_field": True}
-    return single_turn(instruction, inp, output, meta=meta, extra=extra, hints=hints)
+    return single_turn(instruction, inp, output, meta=meta, extra=extra, hints=hints, source_format=NAME)
 
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
