@@ -362,13 +362,13 @@ def _limit(parsed: Parsed, limit: int) -> None:
 
 
 def clean_instances(instances: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], list[tuple[str, str, tuple]]]:
-    """Self-Instruct's post-processing: (kept, [(kind, reason, instance)]) with kind filtered|duplicates."""
+    """Self-Instruct's post-processing: (kept, [(kind, reason, instance)]) with kind filtered|duplicates.
+
+    Invalid instances go first (empty output, input == output, cut off at a colon); among the rest,
+    every instance whose non-empty input appears with different outputs is dropped, then exact repeats.
+    """
     dropped: list[tuple[str, str, tuple]] = []
-    outputs_by_input: dict[str, set[str]] = {}
-    for inp, out in instances:
-        if inp:
-            outputs_by_input.setdefault(inp, set()).add(out)
-    kept: list[tuple[str, str]] = []
+    valid: list[tuple[str, str]] = []
     for inst in instances:
         inp, out = inst
         if not out.strip():
@@ -377,7 +377,15 @@ def clean_instances(instances: list[tuple[str, str]]) -> tuple[list[tuple[str, s
             dropped.append(("filtered", "input equals output", inst))
         elif inp.rstrip().endswith((":", "：")) or out.rstrip().endswith((":", "：")):
             dropped.append(("filtered", "incomplete instance (ends with a colon)", inst))
-        elif inp and len(outputs_by_input[inp]) > 1:
+        else:
+            valid.append(inst)
+    outputs_by_input: dict[str, set[str]] = {}
+    for inp, out in valid:
+        if inp:
+            outputs_by_input.setdefault(inp, set()).add(out)
+    kept: list[tuple[str, str]] = []
+    for inst in valid:
+        if inst[0] and len(outputs_by_input[inst[0]]) > 1:
             dropped.append(("filtered", "same input with different outputs", inst))
         elif inst in kept:
             dropped.append(("duplicates", "duplicate instance", inst))

@@ -1,0 +1,327 @@
+"""The two generation loops, `AlpacaRun` and `SelfInstructRun`, over the client, the parsers and the filters.
+
+Both send requests concurrently but process answers strictly in request
+order, so the diversity filter sees candidates in the same order on every run
+with the same seed, and a resumed run (answers replayed from the cache) makes
+exactly the same decisions as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections import Counter
+from functools import partial
+from typing import Any, Callable
+
+from ..convert import write_records
+from ..errors import InstructgenError
+from ..formats.base import single_turn
+from ..io import RowWriter
+from ..runlog import RunLog
+from . import self_instruct as si
+from .client import ChatClient, ChatRequest, ChatResult, ResponseFormatRejected
+from .filters import instruction_problem, output_problem
+from .similarity import RougeLIndex
+
+SURPLUS = "beyond --num-instructions"
+CAPABILITY_KEY = "capability:response_format_rejected:"
+
+
+class _Run:
+    def __init__(self, config: Any, seeds: list[si.SeedTask], client: ChatClient, writer: RowWriter, log: RunLog,
+                 failures: Any):
+        self.config = config
+        self.seeds = seeds
+        self.client = client
+        self.writer = writer
+        self.log = log
+        self.failures = failures
+        self.progress: Any = None
+        self.index = RougeLIndex(config.similarity_threshold)
+        for s in seeds:
+            self.index.add(s.instruction)
+        self.kept_instructions = 0
+        self.answered = 0
+        self.form = "text" if config.response_format == "text" else "json"
+        self._settled = asyncio.Event()
+        self._probing = False
+        if config.response_format != "auto" or (client.cache and client.cache.get(self._capability_key())):
+            if config.response_format == "auto":
+                self.form = "text"
+            self._settled.set()
+
+    # -- requests -----------------------------------------------------------------------------
+    def params(self, form: str, *seed_parts: Any) -> dict[str, Any]:
+        from .run import request_seed
+
+        c = self.config
+        p: dict[str, Any] = {"temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
+                             "seed": request_seed(c.seed, *seed_parts)}
+        if form == "json":
+            p["response_format"] = {"type": "json_object"}
+        return p
+
+    async def ask(self, build: Callable[[str], ChatRequest]) -> tuple[ChatResult, str]:
+        """Send one request; in `auto` mode the first one goes alone and settles JSON vs text for the run."""
+        if not self._settled.is_set():
+            if self._probing:
+                await self._settled.wait()
+            else:
+                self._probing = True
+                try:
+                    return await self._send(build)
+                finally:
+                    self._settled.set()
+        return await self._send(build)
+
+    async def _send(self, build: Callable[[str], ChatRequest]) -> tuple[ChatResult, str]:
+        form = self.form
+        try:
+            result = await self.client.complete(build(form))
+        except ResponseFormatRejected as e:
+            if self.config.response_format == "json":
+                raise InstructgenError(f"the endpoint rejects response_format (HTTP 400: {e}); "
+                                       "use --response-format text or auto") from None
+            self.form = form = "text"
+            if self.client.cache is not None:
+                self.client.cache.put(self._capability_key(), {"text": "", "rejected": True})
+            result = await self.client.complete(build(form))
+        self.answered += 1
+        self.log.info["response_form"] = form
+        if self.progress:
+            self.progress.update()
+        return result, form
+
+    def _capability_key(self) -> str:
+        return CAPABILITY_KEY + self.config.model
+
+    # -- accounting -----------------------------------------------------------------------------
+    def drop(self, log: RunLog, origin: str, reason: str, raw: Any, kind: str = "filtered", **details: Any) -> None:
+        log.took_in()
+        log.drop(origin, reason, raw, kind=kind, **details)
+
+    def unparsable(self, log: RunLog, origin: str, result: ChatResult) -> None:
+        self.drop(log, origin, "unparsable response", result.text, finish_reason=result.finish_reason)
+        self.failures.write({"kind": "unparsable response", "origin": origin, "tag": result.request.tag,
+                             "finish_reason": result.finish_reason, "raw": result.text})
+
+    def novel_instruction(self, log: RunLog, origin: str, instruction: str, raw: Any) -> bool:
+        """Count the candidate in; True if it passes the rules and the diversity filter (not yet added)."""
+        reason = instruction_problem(instruction, self.config.lang)
+        if reason:
+            self.drop(log, origin, reason, raw)
+            return False
+        match = self.index.most_similar_above(instruction)
+        if match is not None:
+            self.drop(log, origin, f"ROUGE-L > {self.config.similarity_threshold:g} against a kept instruction",
+                      raw, kind="duplicates", similar_to=match.text, rouge_l=round(match.score, 4))
+            return False
+        log.took_in()
+        return True
+
+    def write(self, instruction: str, inp: str, output: str, origin: str) -> None:
+        conv = single_turn(instruction, inp, output)
+        conv.origin = origin
+        write_records([conv], self.writer, self.config.format, self.log)
+
+    def describe(self) -> str:
+        u = self.client.usage
+        reasons = Counter()
+        for (kind, reason), n in self.log.reasons.items():
+            reasons[reason.split(":")[0]] += n
+        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
+        rate = self.answered / self.progress.elapsed() if self.progress else 0.0
+        return (f"generate: {u.in_flight} in flight | {self.answered} answered ({u.cache_hits} cached) | "
+                f"kept {self.kept_instructions} | dropped {sum(self.log.dropped.values())}"
+                f"{' (' + top + ')' if top else ''} | failed {u.failures} | "
+                f"tokens {u.prompt_tokens + u.completion_tokens} | {rate:.1f} req/s")
+
+    def default_max_requests(self, per_request: int) -> int:
+        return self.config.max_requests or 10 + 4 * math.ceil(self.config.num_instructions / per_request)
+
+
+class AlpacaRun(_Run):
+    """One request asks for `tasks_per_request` tasks with input and output, shown 3 sampled seed tasks."""
+
+    def build(self, k: int, form: str) -> ChatRequest:
+        c = self.config
+        rng = random.Random(f"{c.seed}:alpaca:{k}")
+        examples = rng.sample(self.seeds, min(c.examples_per_request, len(self.seeds)))
+        prompt = si.alpaca_prompt(examples, c.lang, form, c.tasks_per_request)
+        return ChatRequest(si.user_message(prompt), self.params(form, "alpaca", k), tag=f"alpaca request {k}")
+
+    async def run(self) -> None:
+        c = self.config
+        limit = self.default_max_requests(c.tasks_per_request)
+        pending: dict[int, asyncio.Task] = {}
+        k = next_k = 0
+        try:
+            while self.kept_instructions < c.num_instructions and k < limit:
+                done = max(k, 1)
+                per_request = max(0.5, self.kept_instructions / done if k else c.tasks_per_request / 2)
+                want = max(1, min(c.concurrency, math.ceil((c.num_instructions - self.kept_instructions) / per_request)))
+                while next_k < limit and next_k < k + want:
+                    pending[next_k] = asyncio.create_task(self.ask(partial(self.build, next_k)))
+                    next_k += 1
+                result, form = await pending.pop(k)
+                self.absorb(k, result, form)
+                k += 1
+        finally:
+            for task in pending.values():
+                task.cancel()
+            await asyncio.gather(*pending.values(), return_exceptions=True)
+        self.log.info["requests_planned"] = k
+
+    def absorb(self, k: int, result: ChatResult, form: str) -> None:
+        if not result.ok:
+            return
+        parse = si.parse_alpaca_json if form == "json" else si.parse_alpaca_text
+        parsed = parse(result.text, result.finish_reason)
+        origin = f"request {k}"
+        if not parsed.items and not parsed.problems:
+            self.unparsable(self.log, origin, result)
+            return
+        for reason, raw in parsed.problems:
+            self.drop(self.log, origin, reason, raw)
+        for n, task in enumerate(parsed.items):
+            where = f"{origin} item {n}"
+            raw = {"instruction": task.instruction, "input": task.input, "output": task.output}
+            if output_problem(task.output):
+                self.drop(self.log, where, "empty output", raw)
+                continue
+            if not self.novel_instruction(self.log, where, task.instruction, raw):
+                continue
+            if self.kept_instructions >= self.config.num_instructions:
+                self.log.drop(where, SURPLUS, raw, kind="filtered")
+                continue
+            self.index.add(task.instruction)
+            self.kept_instructions += 1
+            self.write(task.instruction, task.input, task.output, where)
+
+
+class SelfInstructRun(_Run):
+    """Bootstrap (6 seeds + 2 generated in context) -> classify -> instances -> clean-up."""
+
+    bootstrap_count = 8
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        rejects = self.log.rejects_path
+        self.instruction_log = RunLog("generate-instructions", rejects and _instruction_rejects(rejects))
+        self.machine: list[str] = []
+        clf = [s for s in self.seeds if s.is_classification][:6]
+        other = [s for s in self.seeds if not s.is_classification][:6]
+        self.classify_examples = [s for pair in zip(other, clf) for s in pair] + other[len(clf):] + clf[len(other):]
+        self.unclear_classifications = 0
+
+    def build_bootstrap(self, r: int, j: int, machine: list[str], form: str) -> ChatRequest:
+        c = self.config
+        rng = random.Random(f"{c.seed}:bootstrap:{r}:{j}")
+        shown = rng.sample(machine, min(2, len(machine)))
+        shown += [s.instruction for s in rng.sample(self.seeds, min(8 - len(shown), len(self.seeds)))]
+        rng.shuffle(shown)
+        prompt = si.bootstrap_prompt(shown, c.lang, form, self.bootstrap_count)
+        return ChatRequest(si.user_message(prompt), self.params(form, "bootstrap", r, j), tag=f"bootstrap {r}.{j}")
+
+    async def run(self) -> None:
+        c = self.config
+        limit = self.default_max_requests(self.bootstrap_count)
+        chains: list[asyncio.Task] = []
+        written = sent = r = 0
+        try:
+            while self.kept_instructions < c.num_instructions and sent < limit:
+                need = math.ceil((c.num_instructions - self.kept_instructions) / (self.bootstrap_count / 2))
+                batch = max(1, min(c.concurrency, need, limit - sent))
+                snapshot = list(self.machine)
+                results = await asyncio.gather(*(self.ask(partial(self.build_bootstrap, r, j, snapshot))
+                                                 for j in range(batch)))
+                for j, (result, form) in enumerate(results):
+                    for idx, instruction in self.absorb(f"bootstrap {r}.{j}", result, form):
+                        chains.append(asyncio.create_task(self.chain(idx, instruction)))
+                sent += batch
+                r += 1
+                written = self._write_done(chains, written)
+            for task in chains[written:]:
+                await task
+            self._write_done(chains, written)
+        finally:
+            for task in chains:
+                task.cancel()
+            await asyncio.gather(*chains, return_exceptions=True)
+        self.log.info["unclear_classification_answers"] = self.unclear_classifications
+        self.instruction_log.info["bootstrap_requests"] = sent
+
+    def _write_done(self, chains: list[asyncio.Task], written: int) -> int:
+        while written < len(chains) and chains[written].done():
+            for instruction, inp, out, origin in chains[written].result():
+                self.write(instruction, inp, out, origin)
+            written += 1
+        return written
+
+    def absorb(self, origin: str, result: ChatResult, form: str) -> list[tuple[int, str]]:
+        if not result.ok:
+            return []
+        log = self.instruction_log
+        parsed = (si.parse_instructions_json if form == "json" else si.parse_instructions_text)(
+            result.text, result.finish_reason)
+        if not parsed.items and not parsed.problems:
+            self.unparsable(log, origin, result)
+            return []
+        for reason, raw in parsed.problems:
+            self.drop(log, origin, reason, raw)
+        new = []
+        for n, instruction in enumerate(parsed.items):
+            where = f"{origin} item {n}"
+            if not self.novel_instruction(log, where, instruction, instruction):
+                continue
+            if self.kept_instructions >= self.config.num_instructions:
+                log.drop(where, SURPLUS, instruction, kind="filtered")
+                continue
+            self.index.add(instruction)
+            self.machine.append(instruction)
+            log.emitted()
+            new.append((self.kept_instructions, instruction))
+            self.kept_instructions += 1
+        return new
+
+    async def chain(self, idx: int, instruction: str) -> list[tuple[str, str, str, str]]:
+        c = self.config
+        origin = f"instruction {idx}"
+        result, _ = await self.ask(lambda form: ChatRequest(
+            si.user_message(si.classify_prompt(instruction, self.classify_examples, c.lang, form)),
+            self.params(form, "classify", instruction), tag=f"classify {idx}"))
+        is_clf = si.parse_classification(result.text) if result.ok else None
+        if result.ok and is_clf is None:
+            self.unclear_classifications += 1
+            self.failures.write({"kind": "unclear classification answer (taken as no)", "origin": origin,
+                                 "raw": result.text})
+        is_clf = bool(is_clf)
+        rng = random.Random(f"{c.seed}:instances:{instruction}")
+        pool = [s for s in self.seeds if s.is_classification == is_clf and s.instances] or \
+               [s for s in self.seeds if s.instances]
+        examples = rng.sample(pool, min(2, len(pool)))
+        result, form = await self.ask(lambda form: ChatRequest(
+            si.user_message(si.instances_prompt(instruction, examples, is_clf, c.lang, form)),
+            self.params(form, "instances", instruction), tag=f"instances {idx}"))
+        if not result.ok:
+            return []
+        parsed = (si.parse_instances_json if form == "json" else si.parse_instances_text)(
+            result.text, result.finish_reason)
+        if not parsed.items and not parsed.problems:
+            self.unparsable(self.log, origin, result)
+            return []
+        for reason, raw in parsed.problems:
+            self.drop(self.log, origin, reason, {"instruction": instruction, "raw": raw})
+        kept, dropped = si.clean_instances(parsed.items)
+        for kind, reason, (inp, out) in dropped:
+            self.drop(self.log, origin, reason, {"instruction": instruction, "input": inp, "output": out}, kind=kind)
+        self.log.took_in(len(kept))
+        tag = "classification" if is_clf else "generation"
+        return [(instruction, inp, out, f"{origin} ({tag}) instance {n}") for n, (inp, out) in enumerate(kept)]
+
+
+def _instruction_rejects(rejects_path: str) -> str:
+    stem = rejects_path[:-len(".jsonl")] if rejects_path.endswith(".jsonl") else rejects_path
+    return stem + ".instructions.jsonl"

@@ -1,0 +1,286 @@
+"""LLMDouble: a TEST DOUBLE of a remote chat model — a local OpenAI-compatible server on 127.0.0.1.
+
+It serves `POST /v1/chat/completions` with deterministic answers (a function
+of the request body only) in the forms instructgen's prompts ask for:
+Alpaca's numbered `###` text or {"tasks": [...]}, Self-Instruct's
+`Task N:` lines or {"instructions": [...]}, Yes/No classification, and
+instances. It is not a model: the content is assembled from word lists.
+
+Fault injection, decided per distinct request by a hash (so reruns see the same faults):
+  transient (first `transient_times` attempts of a request only): "429" (with Retry-After), "500",
+  "slow" (answers after `slow_seconds`, past the client's timeout);
+  permanent: "garbage" (text nothing can parse), "length" (cut mid-item, finish_reason "length");
+  reject_response_format=True: 400 to any request carrying response_format.
+
+`hits` counts every request per key, `served` every 200 answer per key (key =
+SHA-256 of the canonical request body); `GET /_double/stats` returns both.
+Run standalone: `python tests/llm_double.py --latency 0.2` prints `PORT <n>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+EN = {
+    "verb": ["Summarize", "Explain", "Describe", "Compare", "List", "Suggest", "Rewrite", "Evaluate", "Outline",
+             "Classify", "Critique", "Plan", "Translate", "Simplify", "Argue", "Estimate", "Predict", "Rank"],
+    "adj": ["historical", "practical", "surprising", "common", "overlooked", "ethical", "economic", "creative",
+            "technical", "seasonal", "regional", "modern", "ancient", "urban", "rural", "domestic", "scientific"],
+    "noun": ["habits", "risks", "benefits", "mistakes", "traditions", "strategies", "arguments", "methods", "myths",
+             "trends", "rules", "tools", "questions", "decisions", "recipes", "stories", "lessons", "patterns"],
+    "topic": ["beekeeping", "chess openings", "tax law", "volcanoes", "jazz history", "bicycle repair", "sleep",
+              "marathon training", "origami", "cloud storage", "bird migration", "urban gardening", "poetry",
+              "negotiation", "solar panels", "medieval castles", "sourdough", "public speaking", "glaciers",
+              "board games", "vaccines", "typography", "coral reefs", "budgeting", "robotics", "wine regions"],
+    "audience": ["a child", "a new employee", "a retiree", "a skeptical investor", "a tourist", "a nurse",
+                 "a high school class", "a farmer", "a software engineer", "a novelist", "a city council"],
+}
+ZH = {
+    "verb": ["总结", "解释", "描述", "比较", "列举", "建议", "改写", "评价", "概述", "分析", "规划", "预测", "归纳"],
+    "adj": ["历史上", "实用的", "常见的", "被忽视的", "经济方面的", "有创意的", "技术性的", "季节性的", "现代的",
+            "古代的", "城市里的", "乡村的", "科学的"],
+    "noun": ["习惯", "风险", "好处", "误区", "传统", "策略", "方法", "趋势", "规则", "工具", "问题", "故事", "经验"],
+    "topic": ["养蜂", "象棋开局", "税法", "火山", "爵士乐史", "自行车维修", "睡眠", "马拉松训练", "折纸", "云存储",
+              "候鸟迁徙", "城市园艺", "诗歌", "谈判", "太阳能板", "中世纪城堡", "酸面包", "公开演讲", "冰川", "桌游",
+              "疫苗", "字体设计", "珊瑚礁", "家庭预算", "机器人", "茶叶产区"],
+    "audience": ["小学生", "新员工", "退休老人", "谨慎的投资者", "游客", "护士", "高中班级", "农民", "软件工程师",
+                 "小说家", "市议会"],
+}
+
+
+def request_key(body: dict) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class LLMDouble:
+    """The server; use as a context manager (`with LLMDouble() as d: d.base_url`)."""
+
+    def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, transient_times: int = 1,
+                 retry_after: str = "0", slow_seconds: float = 2.0, reject_response_format: bool = False,
+                 port: int = 0):
+        self.latency = latency
+        self.faults = faults or {}
+        self.transient_times = transient_times
+        self.retry_after = retry_after
+        self.slow_seconds = slow_seconds
+        self.reject_response_format = reject_response_format
+        self.hits: Counter[str] = Counter()
+        self.served: Counter[str] = Counter()
+        self.statuses: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        double = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                if self.path.rstrip("/") == "/_double/stats":
+                    with double._lock:
+                        doc = {"hits": dict(double.hits), "served": dict(double.served),
+                               "statuses": dict(double.statuses)}
+                    self._send(200, doc)
+                else:
+                    self._send(404, {"error": {"message": "not found"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    return
+                status, doc, headers = double.answer(body)
+                self._send(status, doc, headers)
+                if status == 200:
+                    with double._lock:
+                        double.served[request_key(body)] += 1
+
+            def _send(self, status, doc, headers=None):
+                data = json.dumps(doc, ensure_ascii=False).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for k, v in (headers or {}).items():
+                        self.send_header(k, v)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def __enter__(self) -> "LLMDouble":
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    @property
+    def total_hits(self) -> int:
+        return sum(self.hits.values())
+
+    # -- answering --------------------------------------------------------------------------------
+    def answer(self, body: dict) -> tuple[int, dict, dict]:
+        key = request_key(body)
+        with self._lock:
+            self.hits[key] += 1
+            attempt = self.hits[key]
+        if self.latency:
+            time.sleep(self.latency)
+        if self.reject_response_format and "response_format" in body:
+            return self._status(400, "response_format is not supported by this server")
+        fault = self._fault(key)
+        if fault in ("429", "500", "slow") and attempt <= self.transient_times:
+            if fault == "429":
+                return self._status(429, "rate limited (test double)", {"Retry-After": self.retry_after})
+            if fault == "500":
+                return self._status(500, "internal error (test double)")
+            time.sleep(self.slow_seconds)
+        rng = random.Random(key)
+        text, finish = self.compose(body, rng), "stop"
+        if fault == "garbage":
+            text = "Sorry!! <<<%%% the quick brown fox %%%>>> nothing useful here"
+        elif fault == "length":
+            text, finish = text[: max(1, int(len(text) * 0.8))], "length"
+        with self._lock:
+            self.statuses["200"] += 1
+        prompt = "".join(m.get("content", "") for m in body.get("messages", []))
+        return 200, {
+            "id": "chatcmpl-double-" + key[:12], "object": "chat.completion", "created": 0,
+            "model": body.get("model", "double"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
+                      "total_tokens": len(prompt) // 4 + len(text) // 4 + 2},
+        }, {}
+
+    def _status(self, status: int, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
+        with self._lock:
+            self.statuses[str(status)] += 1
+        return status, {"error": {"message": message, "type": "test_double", "code": status}}, headers or {}
+
+    def _fault(self, key: str) -> str | None:
+        x = int(key[:8], 16) / 0xFFFFFFFF
+        edge = 0.0
+        for kind, rate in self.faults.items():
+            edge += rate
+            if x < edge:
+                return kind
+        return None
+
+    def compose(self, body: dict, rng: random.Random) -> str:
+        prompt = body["messages"][-1]["content"]
+        as_json = "response_format" in body
+        zh = bool(re.search(r"[\u4e00-\u9fff]{4}", prompt))
+        if "Is it classification?" in prompt or "是否分类任务" in prompt or '"is_classification"' in prompt:
+            task = re.findall(r"(?m)^(?:Task: |任务：)(.*)$", prompt)[-1]
+            yes = any(w in task for w in ("Classify", "classify", "分类", "判断"))
+            if as_json:
+                return json.dumps({"is_classification": yes})
+            return ("是" if yes else "否") if zh else ("Yes" if yes else "No")
+        if '"instances"' in prompt or "Example 1" in prompt or "示例 1" in prompt:
+            return self._instances(rng, zh, as_json, "Class label" in prompt or "类别标签" in prompt
+                                   or '{"output"' in prompt)
+        if "Task 1:" in prompt or "任务 1：" in prompt or '"instructions"' in prompt:
+            items = [self._instruction(rng, zh) for _ in range(8)]
+            if as_json:
+                return json.dumps({"instructions": items}, ensure_ascii=False)
+            return "\n".join(f"{'任务' if zh else 'Task'} {9 + i}{'：' if zh else ': '}{t}" for i, t in enumerate(items))
+        return self._alpaca(prompt, rng, zh, as_json)
+
+    def _instruction(self, rng: random.Random, zh: bool) -> str:
+        w = ZH if zh else EN
+        roll = rng.random()
+        if roll < 0.05:
+            return "画一张图片" if zh else "Draw a picture of your favourite animal."
+        if roll < 0.08:
+            return "写诗" if zh else "Do it now."
+        if zh:
+            return (f"请{rng.choice(w['verb'])}{rng.choice(w['adj'])}{rng.choice(w['topic'])}"
+                    f"{rng.choice(w['noun'])}，讲给{rng.choice(w['audience'])}听。")
+        return (f"{rng.choice(w['verb'])} the {rng.choice(w['adj'])} {rng.choice(w['noun'])} of "
+                f"{rng.choice(w['topic'])} for {rng.choice(w['audience'])}.")
+
+    def _alpaca(self, prompt: str, rng: random.Random, zh: bool, as_json: bool) -> str:
+        m = re.search(r"(\d+)\s*(?:个新的任务|new tasks)", prompt)
+        count = int(m.group(1)) if m else 20
+        shown = re.findall(r"(?m)^\d+\. (?:Instruction: |指令：)(.*)$", prompt)
+        tasks = []
+        for i in range(count):
+            if shown and rng.random() < 0.1:  # a copy of an example: the diversity filter must catch it
+                instruction = shown[0]
+            else:
+                instruction = self._instruction(rng, zh)
+            inp = "" if rng.random() < 0.4 else f"{rng.choice((ZH if zh else EN)['topic'])} #{rng.randrange(1000)}"
+            out = (f"关于{rng.choice(ZH['topic'])}的回答，共{rng.randrange(3, 9)}点。" if zh
+                   else f"An answer about {rng.choice(EN['topic'])} in {rng.randrange(3, 9)} points.")
+            tasks.append((instruction, inp, out))
+        if as_json:
+            return json.dumps({"tasks": [{"instruction": a, "input": b, "output": c} for a, b, c in tasks]},
+                              ensure_ascii=False)
+        start = len(shown) + 1
+        blocks = []
+        for n, (a, b, c) in enumerate(tasks, start):
+            if zh:
+                blocks.append(f"{n}. 指令：{a}\n{n}. 输入：\n{b or '<无输入>'}\n{n}. 输出：\n{c}")
+            else:
+                blocks.append(f"{n}. Instruction: {a}\n{n}. Input:\n{b or '<noinput>'}\n{n}. Output:\n{c}")
+        return "\n###\n".join(blocks)
+
+    def _instances(self, rng: random.Random, zh: bool, as_json: bool, output_first: bool) -> str:
+        w = ZH if zh else EN
+        rows = []
+        for i in range(3):
+            inp = f"{rng.choice(w['topic'])} {rng.randrange(100)}"
+            out = (["正面", "负面", "中性"][i] if zh else ["positive", "negative", "neutral"][i]) if output_first \
+                else f"{rng.choice(w['verb'])} {rng.choice(w['noun'])} {rng.randrange(100)}"
+            rows.append((inp, out))
+        if rng.random() < 0.3:
+            rows.append((rows[0][0], rows[0][0]))  # input == output: Self-Instruct's clean-up drops it
+        if as_json:
+            return json.dumps({"instances": [{"input": a, "output": b} for a, b in rows]}, ensure_ascii=False)
+        ex, inp_l, out_l, lab, c = (("示例", "输入", "输出", "类别标签", "：") if zh
+                                    else ("Example", "Input", "Output", "Class label", ": "))
+        if output_first:
+            return "\n\n".join(f"{ex} {n}\n{lab}{c}{b}\n{inp_l}{c}{a}" for n, (a, b) in enumerate(rows, 1))
+        return "\n\n".join(f"{ex} {n}\n{inp_l}{c}{a}\n{out_l}{c}{b}" for n, (a, b) in enumerate(rows, 1))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Run the LLM test double until killed.")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency", type=float, default=0.0)
+    ap.add_argument("--reject-response-format", action="store_true")
+    ap.add_argument("--faults", default="", help="kind=rate,... e.g. 429=0.1,500=0.1")
+    args = ap.parse_args()
+    faults = {k: float(v) for k, v in (p.split("=") for p in args.faults.split(",") if p)}
+    double = LLMDouble(latency=args.latency, faults=faults, reject_response_format=args.reject_response_format,
+                       port=args.port)
+    print(f"PORT {double.port}", flush=True)
+    try:
+        double.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())
