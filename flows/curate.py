@@ -12,8 +12,6 @@ Output folder:
     clusters.jsonl             each removed duplicate -> the record it duplicates, with the similarity
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -6,8 +6,6 @@ prefect.yaml deploy. Parameters are JSON-able (a config path, an output
 folder, a runner spec) so a deployment can be triggered from the UI or CLI.
 """
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Any

@@ -233,3 +233,98 @@ def test_ray_runner_missing_says_how_to_install():
             make_task_runner("ray")
     else:
         pytest.skip("prefect-ray is installed here")
+
+
+# -- a scheduled deployment on a real server ---------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+def _wait_for(check, seconds: float, step: float = 0.5):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(step)
+    return None
+
+
+def _stop(proc: subprocess.Popen, sig_first=None) -> None:
+    if proc.poll() is not None:
+        return
+    if sig_first is not None:
+        proc.send_signal(sig_first)
+        try:
+            proc.wait(timeout=30)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_served_deployment_runs_on_a_real_server(tmp_path):
+    import signal
+
+    prefect_bin = shutil.which("prefect") or pytest.skip("the prefect command is not on PATH")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+    server_log = open(tmp_path / "server.log", "wb")
+    server = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
+    serve = None
+    try:
+        if not _wait_for(lambda: _get_json(f"{api}/health") is True, 120):
+            pytest.skip(f"`prefect server start` did not come up on 127.0.0.1:{port} within 120 s: "
+                        + (tmp_path / "server.log").read_text(errors="replace")[-500:])
+        write_dataset(tmp_path / "data.jsonl", n=60)
+        cfg = write_config(tmp_path, str(tmp_path / "data.jsonl"))
+        out = tmp_path / "served-out"
+        serve_log = open(tmp_path / "serve.log", "wb")
+        serve = subprocess.Popen([sys.executable, "-m", "instructgen.cli", "serve", str(cfg), "--cron", "0 3 * * *",
+                                  "--name", "test", "-o", str(out)], env=env, stdout=serve_log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        deployment = _wait_for(lambda: _get_json(f"{api}/deployments/name/instructgen-pipeline/test"), 90)
+        assert deployment, (tmp_path / "serve.log").read_text(errors="replace")[-2000:]
+        assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
+        assert deployment["global_concurrency_limit"]["limit"] == 1
+        run = subprocess.run([prefect_bin, "deployment", "run", "instructgen-pipeline/test", "--watch",
+                              "--watch-timeout", "240"], env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stdout + run.stderr + (tmp_path / "serve.log").read_text(errors="replace")
+        assert "Completed" in run.stdout
+        assert_reconciles(out, ["alpaca", "sharegpt"])
+
+        # prefect.yaml declares the same deployment for a worker: it deploys, with the schedule and the limit
+        pool = subprocess.run([prefect_bin, "work-pool", "create", "instructgen", "--type", "process"], env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert pool.returncode == 0, pool.stdout + pool.stderr
+        deploy = subprocess.run([prefect_bin, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=180)
+        assert deploy.returncode == 0, deploy.stdout + deploy.stderr
+        nightly = _get_json(f"{api}/deployments/name/instructgen-pipeline/nightly")
+        assert [s["schedule"]["cron"] for s in nightly["schedules"]] == ["0 3 * * *"]
+        assert nightly["global_concurrency_limit"]["limit"] == 1
+        assert nightly["entrypoint"] == "flows/pipeline.py:pipeline_flow"
+    finally:
+        if serve is not None:
+            _stop(serve, signal.SIGINT)
+        _stop(server, signal.SIGINT)
+        server_log.close()
