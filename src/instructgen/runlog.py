@@ -98,7 +98,8 @@ class RunLog:
             **self.info,
         }
 
-    def print_summary(self, out: TextIO = sys.stderr) -> None:
+    def print_summary(self, out: TextIO | None = None) -> None:
+        out = out or sys.stderr
         for what, n in self.losses.most_common():
             print(f"{what}: {n} record{'s' if n != 1 else ''}", file=out)
         if self.reasons:
