@@ -5,7 +5,8 @@
 
 Generates alpaca JSONL (mixed en/zh, 40 % with input), then times, each in a
 fresh child process so peak RSS is its own:
-  instructgen    convert --to moss / --to sharegpt (the library call the CLI makes)
+  instructgen    convert --to moss / --to sharegpt (the library call the CLI makes, with its default
+                 process pool: one worker per core)
   (a) baseline   LLaMA-Factory style: datasets.load_dataset("json") + Dataset.map with a
                  per-record Python function, written back with Dataset.to_json
   (b) I/O floor  read the same JSONL and write it back unchanged with the same JSON library (orjson)
@@ -60,7 +61,7 @@ def run_instructgen(src: str, out: str, to: str) -> None:
     from instructgen.runlog import RunLog
 
     log = RunLog("convert")
-    convert([src], out, to, log, ReadOptions(from_format="alpaca", announce=lambda _: None))
+    convert([src], out, to, log, ReadOptions(from_format="alpaca", announce=lambda _: None), workers=os.cpu_count() or 1)
     assert log.balanced and log.n_out == log.n_in
 
 

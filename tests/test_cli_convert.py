@@ -203,3 +203,20 @@ def test_help_teaches_with_examples():
     proc = subprocess.run([sys.executable, "-m", "instructgen.cli", "convert", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
     assert "examples:" in proc.stdout and "--to" in proc.stdout and "instructgen convert data.json --to moss" in proc.stdout
+
+
+def test_sharded_conversion_matches_the_serial_one(tmp_path, monkeypatch):
+    from instructgen import shards
+
+    monkeypatch.setattr(shards, "MIN_BYTES", 0)
+    monkeypatch.setattr(shards, "SHARD_LINES", 7)
+    rows = [dict(r, instruction=f"{r['instruction']} #{i}") for i in range(20) for r in ALPACA]
+    src = write_jsonl(tmp_path / "big.jsonl", rows, [line for line, _ in BAD_LINES])
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.jsonl"
+        assert main(["convert", str(src), "--to", "moss", "--workers", str(workers), "-o", str(out)]) == 0
+        outputs[workers] = (out.read_bytes(), (tmp_path / f"w{workers}.rejects.jsonl").read_bytes())
+    assert outputs[1] == outputs[2]
+    assert len(outputs[2][0].splitlines()) == len(rows)
+    assert len(outputs[2][1].splitlines()) == len(BAD_LINES)

@@ -50,22 +50,26 @@ def read_records(paths: Iterable[str], log: RunLog, opts: ReadOptions | None = N
     """Canonical records from files; every bad row is dropped into `log` with its reason."""
     opts = opts or ReadOptions()
     for path in paths:
-        rows = read_rows(path)
-        if opts.columns:
-            rows = (_rename_in(r, opts.columns) for r in rows)
-        if opts.from_format:
-            spec = formats.get(opts.from_format)
-        else:
-            head = list(itertools.islice(rows, formats.DETECT_SAMPLE))
-            good = [r.data for r in head if r.error is None]
-            if not good:
-                _drop_all(head, log, opts)
-                raise InstructgenError(_no_record_message(path, head))
-            spec = formats.get(formats.detect_rows(good, path))
-            opts.announce(f"{path}: detected format {spec.name}")
-            rows = itertools.chain(head, rows)
+        spec, rows = open_source(path, log, opts)
         records = _parse_rows(rows, spec, log, opts)
         yield from (_merge_turns(records, log) if opts.merge_turns else records)
+
+
+def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.FormatSpec, Iterator[Row]]:
+    """The format of one file (given, or detected from its first rows and announced) and its rows."""
+    rows = read_rows(path)
+    if opts.columns:
+        rows = (_rename_in(r, opts.columns) for r in rows)
+    if opts.from_format:
+        return formats.get(opts.from_format), rows
+    head = list(itertools.islice(rows, formats.DETECT_SAMPLE))
+    good = [r.data for r in head if r.error is None]
+    if not good:
+        _drop_all(head, log, opts)
+        raise InstructgenError(_no_record_message(path, head))
+    spec = formats.get(formats.detect_rows(good, path))
+    opts.announce(f"{path}: detected format {spec.name}")
+    return spec, itertools.chain(head, rows)
 
 
 def _parse_rows(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts: ReadOptions) -> Iterator[Conversation]:
@@ -142,18 +146,46 @@ def write_records(
 def convert(
     inputs: list[str], output: str, to_format: str, log: RunLog,
     read_opts: ReadOptions | None = None, dump_opts: DumpOptions | None = None, progress: bool = False,
+    workers: int = 1,
 ) -> None:
-    """The whole stage: read every input, write one output, count everything in `log`."""
-    read_opts = read_opts or ReadOptions()
-    records = read_records(inputs, log, read_opts)
-    if progress:
-        from tqdm import tqdm
+    """The whole stage: read every input, write one output, count everything in `log`.
 
-        records = tqdm(records, unit=" rec", desc="convert", file=sys.stderr, mininterval=0.5)
+    With workers > 1, large JSONL inputs written to JSONL are converted in shards of lines by a
+    process pool (same output, same order, same counts).
+    """
+    from . import shards
+
+    read_opts = read_opts or ReadOptions()
+    dump_opts = dump_opts or DumpOptions()
+    bar = _progress_bar() if progress else None
     with RowWriter(output) as writer:
-        write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)
+        for path in inputs:
+            spec, rows = open_source(path, log, read_opts)
+            if workers > 1 and shards.worth_sharding(path, writer, read_opts):
+                shards.convert_file(path, spec.name, writer, to_format, log, read_opts, dump_opts, workers, bar)
+                continue
+            records = _parse_rows(rows, spec, log, read_opts)
+            if read_opts.merge_turns:
+                records = _merge_turns(records, log)
+            if bar is not None:
+                records = _counting(records, bar)
+            write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)
+    if bar is not None:
+        bar.close()
     if log.n_in and log.n_out == 0 and log.dropped["rejected"] == log.n_in:
         raise InstructgenError(f"no record could be read from {', '.join(inputs)}; see {log.rejects_path}")
+
+
+def _progress_bar():
+    from tqdm import tqdm
+
+    return tqdm(unit=" rec", desc="convert", file=sys.stderr, mininterval=0.5)
+
+
+def _counting(records: Iterator[Conversation], bar) -> Iterator[Conversation]:
+    for conv in records:
+        bar.update()
+        yield conv
 
 
 # -- helpers -------------------------------------------------------------------------------------

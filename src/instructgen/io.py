@@ -83,7 +83,12 @@ def _peek_first_char(fh: BinaryIO) -> bytes:
 
 
 def _read_lines(fh: BinaryIO, name: str) -> Iterator[Row]:
-    for lineno, line in enumerate(fh, 1):
+    return rows_from_lines(fh, name, 1)
+
+
+def rows_from_lines(lines: Iterable[bytes], name: str, start: int) -> Iterator[Row]:
+    """Rows of JSONL lines, the first of which is line `start` of file `name`."""
+    for lineno, line in enumerate(lines, start):
         if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
         if not line.strip():
@@ -221,6 +226,12 @@ class RowWriter:
         else:
             self._fh.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         self.count += 1
+
+    def write_jsonl_blob(self, blob: bytes, count: int) -> None:
+        """Append rows already serialised as JSONL (by a worker process)."""
+        assert self.kind in ("jsonl", "jsonl.gz"), self.kind
+        self._fh.write(blob)
+        self.count += count
 
     def write_many(self, rows: Iterable[Any]) -> None:
         for row in rows:

@@ -26,8 +26,9 @@ DROP_KINDS = ("rejected", "filtered", "duplicates")
 
 
 class RunLog:
-    def __init__(self, stage: str, rejects_path: str | os.PathLike | None = None):
+    def __init__(self, stage: str, rejects_path: str | os.PathLike | None = None, keep_entries: bool = False):
         self.stage = stage
+        self.entries: list[dict[str, Any]] | None = [] if keep_entries else None  # for a worker's log
         self.rejects_path = str(rejects_path) if rejects_path else None
         self.n_in = 0
         self.n_out = 0
@@ -55,6 +56,8 @@ class RunLog:
         self.dropped[kind] += 1
         self.reasons[(kind, reason)] += 1
         entry = {"stage": self.stage, "kind": kind, "reason": reason, "origin": origin, **details, "raw": raw}
+        if self.entries is not None:
+            self.entries.append(entry)
         examples = self.examples.setdefault(reason, [])
         if len(examples) < 3:
             examples.append(entry)
@@ -63,6 +66,15 @@ class RunLog:
                 Path(self.rejects_path).parent.mkdir(parents=True, exist_ok=True)
                 self._rejects_fh = open(self.rejects_path, "wb")
             self._rejects_fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+
+    def absorb(self, n_in: int, n_out: int, entries: list[dict[str, Any]], losses: Counter[str]) -> None:
+        """Add what a worker counted (its drops are written to this log's rejects file)."""
+        self.n_in += n_in
+        self.n_out += n_out
+        for e in entries:
+            details = {k: v for k, v in e.items() if k not in ("stage", "kind", "reason", "origin", "raw")}
+            self.drop(e["origin"], e["reason"], e["raw"], kind=e["kind"], **details)
+        self.losses.update(losses)
 
     def lost(self, what: str, n: int = 1) -> None:
         """Count a record that went out with `what` lost (e.g. 'history dropped')."""

@@ -53,6 +53,9 @@ def register(sub) -> None:
     p.add_argument("--meta-instruction-file", metavar="FILE",
                    help="moss: the meta instruction for records that carry no system prompt")
     p.add_argument("--no-meta", action="store_true", help='do not write the "meta" object with fields the target lacks')
+    p.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4), metavar="N",
+                   help="processes for large JSONL inputs written as JSONL (default: %(default)s, the CPU count up to 4; "
+                   "1 = no pool)")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bar on stderr (auto: when stderr is a terminal)")
     p.set_defaults(func=run)
@@ -102,7 +105,7 @@ def run(args) -> int:
             ReadOptions(from_format=args.from_format, columns=columns, merge_turns=args.merge_turns, strict=args.strict),
             DumpOptions(meta_instruction=meta_instruction, explode_turns=args.explode_turns, columns=columns,
                         keep_meta=not args.no_meta),
-            progress=progress,
+            progress=progress, workers=args.workers,
         )
     finally:
         log.close()
