@@ -95,8 +95,12 @@ class LLMDouble:
                     self._send(404, {"error": {"message": "not found"}})
 
             def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    body = json.loads(self.rfile.read(length) or b"{}")
+                except (ConnectionError, ValueError):  # the client went away (killed) mid-request
+                    self.close_connection = True
+                    return
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return

@@ -1,0 +1,118 @@
+"""The chat client against the local LLM test double: retries, faults, attempt cap, cache, rate limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from instructgen.errors import InstructgenError
+from instructgen.generate import client as client_mod
+from instructgen.generate.cache import RequestCache
+from instructgen.generate.client import (ChatClient, ChatRequest, ClientConfig, RateLimiter, ResponseFormatRejected,
+                                         retry_after_seconds)
+from llm_double import LLMDouble
+
+SECRET = "sk-test-DO-NOT-LEAK-1234567890"
+
+
+def _request(n: int, **extra) -> ChatRequest:
+    return ChatRequest([{"role": "user", "content": f"Task 1: Say hello number {n}.\nTask 2: Count to {n}."}],
+                       {"temperature": 1.0, "seed": n, "max_tokens": 200, **extra}, tag=f"r{n}")
+
+
+def _run(double: LLMDouble, requests: list[ChatRequest], cache=None, **cfg):
+    async def go():
+        c = ChatClient(ClientConfig(base_url=double.base_url, model="double", backoff_base=0.01, **cfg), SECRET, cache)
+        try:
+            return await asyncio.gather(*(c.complete(r) for r in requests)), c
+        finally:
+            await c.aclose()
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("fault", ["429", "500"])
+def test_transient_http_errors_are_retried(fault):
+    with LLMDouble(faults={fault: 1.0}, retry_after="0") as double:
+        results, c = _run(double, [_request(i) for i in range(6)], concurrency=3)
+    assert all(r.ok and r.attempts == 2 for r in results)
+    assert c.usage.retries == 6 and c.usage.errors == {fault: 6} and c.usage.failures == 0
+    assert sorted(double.hits.values()) == [2] * 6 and sorted(double.served.values()) == [1] * 6
+
+
+def test_slow_answer_past_the_timeout_is_retried():
+    with LLMDouble(faults={"slow": 1.0}, slow_seconds=1.5) as double:
+        results, c = _run(double, [_request(1)], timeout=0.3)
+    assert results[0].ok and results[0].attempts == 2 and c.usage.errors == {"timeout": 1}
+
+
+def test_attempt_cap_records_the_failure_without_the_key():
+    with LLMDouble(faults={"500": 1.0}, transient_times=99) as double:
+        results, c = _run(double, [_request(1)], max_attempts=3)
+    r = results[0]
+    assert not r.ok and r.attempts == 3 and "gave up after 3 attempts" in r.error and "500" in r.error
+    assert double.total_hits == 3
+    assert c.failures[0]["tag"] == "r1" and SECRET not in repr(c.failures)
+
+
+def test_response_format_400_raises_for_the_fallback():
+    with LLMDouble(reject_response_format=True) as double:
+        with pytest.raises(ResponseFormatRejected):
+            _run(double, [_request(1, response_format={"type": "json_object"})])
+        results, _ = _run(double, [_request(1)])
+    assert results[0].ok
+
+
+def test_cache_replays_without_a_request_and_never_stores_the_key(tmp_path):
+    cache = RequestCache(tmp_path / "cache")
+    with LLMDouble() as double:
+        first, c1 = _run(double, [_request(i) for i in range(4)], cache=cache)
+        hits = double.total_hits
+        second, c2 = _run(double, [_request(i) for i in range(4)], cache=cache)
+        assert double.total_hits == hits  # nothing sent again
+    assert [r.text for r in first] == [r.text for r in second] and all(r.cached for r in second)
+    assert c2.usage.cache_hits == 4 and c2.usage.prompt_tokens == 0 and c2.usage.cached_prompt_tokens > 0
+    cache.close()
+    for f in (tmp_path / "cache").iterdir():
+        assert SECRET.encode() not in f.read_bytes()
+    db = sqlite3.connect(tmp_path / "cache" / "requests.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_bad_key_is_a_one_line_error_without_the_key():
+    class Refusing(LLMDouble):
+        def answer(self, body):
+            return 401, {"error": {"message": f"Incorrect API key provided: {SECRET}"}}, {}
+
+    with Refusing() as double:
+        with pytest.raises(InstructgenError) as e:
+            _run(double, [_request(1)])
+    assert "--api-key-env" in str(e.value) and SECRET not in str(e.value)
+
+
+def test_retry_after_header_forms():
+    assert retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert retry_after_seconds({"retry-after-ms": "250"}) == 0.25
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # a date in the past
+    assert retry_after_seconds({}) is None
+
+
+def test_rate_limiter_paces_requests_on_a_fake_clock(monkeypatch):
+    now = [0.0]
+    slept: list[float] = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(client_mod.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(client_mod.asyncio, "sleep", fake_sleep)
+
+    async def go():
+        limiter = RateLimiter(per_minute=60)  # one a second, bursts of 6
+        for _ in range(16):
+            await limiter.acquire(1)
+    asyncio.run(go())
+    # 6 go at once, the other 10 wait one second each
+    assert len(slept) == 10 and now[0] == pytest.approx(10.0)
