@@ -166,8 +166,7 @@ def test_plugin_values_are_kept_verbatim_in_meta():
     # the user/assistant messages hold only the Human and MOSS bodies
     assert conv.turns[0].content == "How tall is Mount Kilimanjaro?"
     assert "<|" not in conv.turns[0].content and "<eom>" not in conv.turns[1].content
-    assert moss.plugin_loss(conv) == "MOSS inner thoughts/commands/results dropped"
-    assert moss.plugin_loss(moss.parse(rows[0])) is None
+    assert "moss_plugins" not in moss.parse(rows[0]).meta  # plain None values are not carried
 
 
 def test_samples_survive_the_meta_channel_and_validate():
@@ -177,6 +176,21 @@ def test_samples_survive_the_meta_channel_and_validate():
     for row in rows:
         assert schema_errors(row) == []
         assert via_meta_only(row) == row
+
+
+def test_plugins_written_without_the_meta_channel_are_counted_as_lost(tmp_path):
+    need_format("openai")
+    log = RunLog("convert")
+    records = read_records([str(PLUGIN_SAMPLE)], log, ReadOptions(from_format="moss", announce=lambda _: None))
+    with RowWriter(tmp_path / "out.jsonl") as writer:
+        write_records(records, writer, "openai", log, DumpOptions(keep_meta=False))
+    assert log.losses == {"MOSS inner thoughts/commands/results dropped": 1}
+    assert "moss_plugins" not in (tmp_path / "out.jsonl").read_text(encoding="utf-8")
+    with RowWriter(tmp_path / "moss.jsonl") as writer:  # MOSS itself keeps them without the channel
+        log = RunLog("convert")
+        write_records(read_records([str(PLUGIN_SAMPLE)], log, ReadOptions(from_format="moss", announce=lambda _: None)),
+                      writer, "moss", log, DumpOptions(keep_meta=False))
+    assert log.losses == {} and (tmp_path / "moss.jsonl").read_bytes() == PLUGIN_SAMPLE.read_bytes()
 
 
 @pytest.mark.parametrize("via", ["sharegpt", "openai"])

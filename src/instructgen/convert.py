@@ -133,6 +133,8 @@ def write_records(
                 raise StrictError(f"{conv.origin}: cannot write as {to_format}: {e.reason}") from None
             log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", conv.to_dict())
             continue
+        if not opts.keep_meta and conv.meta.get("moss_plugins") and "moss_plugins" not in spec.native_meta:
+            losses.add("MOSS inner thoughts/commands/results dropped")  # they travel only in the meta channel
         if losses and strict:
             raise StrictError(f"{conv.origin}: writing as {to_format} would lose information: {', '.join(sorted(losses))}")
         for what in losses:

@@ -31,9 +31,9 @@ so moss -> sharegpt/openai/... -> moss gives the same row):
 
 Losses: tool calls/results of other formats are not mapped to Commands/Results
 (MOSS commands are free text such as `Search("...")`, not JSON calls): they are
-dropped and counted as "tools dropped". Plugin fields written to a format with
-no meta channel (`--no-meta`) are dropped with the rest of `meta`.
-`plugin_loss(conv)` names that loss for a caller that wants to count it.
+dropped and counted as "tools dropped". Plugin fields written to another format
+without the meta channel (`--no-meta`) are dropped; `convert.write_records`
+counts that as "MOSS inner thoughts/commands/results dropped".
 """
 
 from __future__ import annotations
@@ -280,11 +280,6 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     if isinstance(meta.get("category"), str):
         row["category"] = meta["category"]
     return [finish_row(row, conv, opts, NATIVE_META)]
-
-
-def plugin_loss(conv: Conversation) -> str | None:
-    """The loss to count when `conv` goes to a place that keeps neither MOSS fields nor the meta channel."""
-    return "MOSS inner thoughts/commands/results dropped" if conv.meta.get("moss_plugins") else None
 
 
 def _meta_instruction(conv: Conversation, opts: DumpOptions) -> str:
