@@ -1,0 +1,101 @@
+"""LSH banding by sorting, candidate verification, and keep-first greedy clustering.
+
+    band_params(threshold, num_perm, fp_weight=0.3, fn_weight=0.7) -> (bands, rows)
+        datasketch's optimiser (the split minimising weighted false positive/negative area).
+        False negatives weigh more because every candidate is verified afterwards: a false
+        positive candidate costs a comparison, a false negative costs a missed duplicate.
+    candidate_pairs(sigs: uint32[n, P], bands, rows, cap=64) -> (i: int64[m], j: int64[m]), i < j
+        Records sharing a band bucket. Per band, rows are sorted by band hash (no hash tables);
+        each member of a bucket is paired with the first `cap` members before it, which bounds
+        the work on huge template buckets while keeping the earliest (kept) records reachable.
+    estimated_jaccard(sigs, i, j) -> float32[m]   share of equal MinHash values.
+    greedy(n, i, j, sim, protected=0, only_protected_parents=False) -> (dup_of: int64[n], sim: float32[n])
+        Records in index order; a record is a duplicate of the most similar *kept* earlier record
+        it has a verified pair with. A removed record never makes another one a duplicate, so
+        template-sharing records do not chain into giant clusters. The first `protected` records
+        (a reference set) are never removed.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .text import mix64
+
+PAIR_CHUNK = 1 << 18
+
+
+@lru_cache(maxsize=64)
+def band_params(threshold: float, num_perm: int, fp_weight: float = 0.3, fn_weight: float = 0.7) -> tuple[int, int]:
+    from datasketch.lsh import _optimal_param
+
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+    return _optimal_param(threshold, num_perm, fp_weight, fn_weight)
+
+
+def band_hashes(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
+    cols = sigs[:, band * rows:(band + 1) * rows].astype(np.uint64)
+    h = np.full(len(sigs), np.uint64(band + 1), dtype=np.uint64)
+    for c in range(rows):
+        h = mix64(h ^ cols[:, c])
+    return h
+
+
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    n = len(sigs)
+    found = []
+    for band in range(bands):
+        h = band_hashes(sigs, band, rows)
+        order = np.argsort(h, kind="stable")  # stable: index order inside a bucket
+        hs = h[order]
+        new = np.empty(n, dtype=bool)
+        new[:1] = True
+        np.not_equal(hs[1:], hs[:-1], out=new[1:])
+        group_start = np.flatnonzero(new)
+        start_of = group_start[np.cumsum(new) - 1]
+        rank = np.arange(n) - start_of
+        reps = np.minimum(rank, cap)
+        members = np.flatnonzero(reps)
+        if not len(members):
+            continue
+        reps = reps[members]
+        total = int(reps.sum())
+        later = np.repeat(members, reps)
+        within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+        earlier = np.repeat(start_of[members], reps) + within
+        found.append(order[earlier].astype(np.int64) * n + order[later])
+    if not found:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    codes = np.unique(np.concatenate(found))
+    return codes // n, codes % n
+
+
+def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    out = np.empty(len(i), dtype=np.float32)
+    for s in range(0, len(i), PAIR_CHUNK):
+        e = s + PAIR_CHUNK
+        out[s:e] = (sigs[i[s:e]] == sigs[j[s:e]]).mean(axis=1)
+    return out
+
+
+def greedy(
+    n: int, i: np.ndarray, j: np.ndarray, sim: np.ndarray, protected: int = 0, only_protected_parents: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    dup_of = np.full(n, -1, dtype=np.int64)
+    best = np.zeros(n, dtype=np.float32)
+    use = j >= protected
+    if only_protected_parents:
+        use &= i < protected
+    i, j, sim = i[use], j[use], sim[use]
+    order = np.lexsort((i, -sim, j))  # by j, then most similar first, then earliest
+    kept = [True] * n
+    parent = dup_of.tolist()
+    for a, b, s in zip(i[order].tolist(), j[order].tolist(), sim[order].tolist()):
+        if parent[b] == -1 and kept[a]:
+            parent[b] = a
+            kept[b] = False
+            best[b] = s
+    return np.asarray(parent, dtype=np.int64), best

@@ -1,0 +1,95 @@
+"""Shingle hashes and MinHash signatures in numpy, over whole batches.
+
+    shingle_hashes(ids: uint64[T], lens: int64[n], n: int) -> (hashes: uint64[S], counts: int64[n])
+        Rolling n-gram hashes straight from token ids (no shingle strings). A record with fewer
+        than n tokens yields one shingle (all its tokens); an empty record yields one constant
+        shingle (or its entry of `empty_ids`). So every record has at least one shingle and none is dropped for being short.
+    minhash(hashes, counts, num_perm, seed) -> uint32[n, num_perm]
+        Multiply-shift permutations h -> (a*h + b mod 2^64) >> 32 with odd a, min per record.
+        Classic k-permutation MinHash (not one-permutation/Rho, which collapses on records
+        with fewer shingles than slots). ~80-120 ns a shingle for 128 permutations on one core.
+
+Both are pure functions of their inputs: a record's signature does not depend on the batch
+it was computed in, which is what lets a pipeline shard the work and merge the results.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .text import mix64
+
+EMPTY_TOKEN = np.uint64(0x9E3779B97F4A7C15)
+CHUNK_SHINGLES = 1 << 16  # keeps the working set in cache; larger chunks are slower
+_MAX_N = 16
+# odd 64-bit multipliers, one per position in the n-gram
+_POS_MULT = mix64(np.arange(1, _MAX_N + 1, dtype=np.uint64)) | np.uint64(1)
+
+
+def shingle_hashes(
+    ids: np.ndarray, lens: np.ndarray, n: int, empty_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """`empty_ids`: the one token to use for each empty record (default: a constant)."""
+    if not 1 <= n <= _MAX_N:
+        raise ValueError(f"shingle size must be 1..{_MAX_N}, got {n}")
+    ids = np.asarray(ids, dtype=np.uint64)
+    lens = np.asarray(lens, dtype=np.int64)
+    if n == 1 and not (lens == 0).any():  # token ids are uniform 64-bit hashes already
+        return ids, lens
+    empty = lens == 0
+    if empty.any():  # give empty records one constant token so they still get a shingle
+        starts = np.concatenate(([0], np.cumsum(lens)[:-1]))
+        fill = EMPTY_TOKEN if empty_ids is None else np.asarray(empty_ids, dtype=np.uint64)
+        ids = np.insert(ids, starts[empty], fill)
+        lens = np.where(empty, 1, lens)
+    if n == 1:
+        return ids, lens
+    ends = np.cumsum(lens)
+    starts = ends - lens
+    total = int(ends[-1]) if len(ends) else 0
+    pos = np.arange(total, dtype=np.int64)
+    end_of = np.repeat(ends, lens)
+    keep = (pos + n <= end_of) | ((pos == np.repeat(starts, lens)) & (np.repeat(lens, lens) < n))
+    pos = pos[keep]
+    end_of = end_of[keep]
+    padded = np.concatenate((ids, np.zeros(n, dtype=np.uint64)))
+    h = padded[pos] * _POS_MULT[0]
+    for j in range(1, n):
+        h += np.where(pos + j < end_of, padded[pos + j], np.uint64(0)) * _POS_MULT[j]
+    counts = np.maximum(lens - n + 1, 1)
+    return mix64(h), counts
+
+
+def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(np.uint64).max
+    a = rng.integers(0, top, num_perm, dtype=np.uint64, endpoint=True) | np.uint64(1)
+    b = rng.integers(0, top, num_perm, dtype=np.uint64, endpoint=True)
+    return a, b
+
+
+def minhash(hashes: np.ndarray, counts: np.ndarray, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+    counts = np.asarray(counts, dtype=np.int64)
+    if (counts < 1).any():
+        raise ValueError("every record needs at least one shingle")
+    n_rec = len(counts)
+    a, b = permutations(num_perm, seed)
+    out = np.empty((num_perm, n_rec), dtype=np.uint32)  # permutation-major: each row written contiguously
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    shift = np.uint64(32)
+    rec = 0
+    while rec < n_rec:
+        # records [rec, stop) whose shingles fit one chunk (always at least one record)
+        stop = int(np.searchsorted(offsets, offsets[rec] + CHUNK_SHINGLES, side="right")) - 1
+        stop = min(max(stop, rec + 1), n_rec)
+        lo, hi = offsets[rec], offsets[stop]
+        chunk = hashes[lo:hi]
+        idx = offsets[rec:stop] - lo
+        v = np.empty_like(chunk)
+        for k in range(num_perm):
+            np.multiply(chunk, a[k], out=v)
+            v += b[k]
+            v >>= shift
+            out[k, rec:stop] = np.minimum.reduceat(v, idx)
+        rec = stop
+    return np.ascontiguousarray(out.T)

@@ -1,0 +1,133 @@
+"""Text normalisation and tokenisation to integer ids, over whole batches.
+
+    normalize_batch(texts: Sequence[str]) -> list[str]
+        NFKC, lower case, every run of punctuation/symbols/whitespace -> one space, stripped.
+        Two texts are exact duplicates when their normalised forms are equal.
+    token_ids(texts: Sequence[str]) -> (ids: uint64[T], lens: int64[n])
+        Tokens of NFKC-normalised, lower-cased texts: each Han/kana character is a token, every
+        other run of letters/digits (Latin, Cyrillic, Hangul words, ...) is a token; punctuation and
+        spacing are not tokens. ids are stable 64-bit hashes of the token text (blake2b), so they
+        do not depend on the batch or the process.
+    sequence_keys(ids, lens) -> uint64[n]
+        Exact-duplicate key: a polynomial hash of the token sequence, i.e. of the text up to NFKC,
+        case, whitespace and punctuation.
+    char_ids(normed) -> (ids: uint64[T], lens: int64[n])
+        Every character (spaces included) as a token: its code point, spread by a 64-bit mixer.
+    cjk_share(normed) -> float64[n]
+        Share of a text's letters that are Han/kana characters (decides per record how to shingle).
+
+The work happens in C/Rust over the batch (one NFKC call on the joined batch, polars regexes),
+never token by token in Python, except hashing each *distinct* token once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from typing import Sequence
+
+import numpy as np
+
+SEP = "\x00"
+# Han (incl. extensions and compatibility), hiragana, katakana: one token per character
+CJK_CLASS = r"\p{Han}\p{Hiragana}\p{Katakana}"
+TOKEN_PATTERN = rf"[{CJK_CLASS}]|[^\W_{CJK_CLASS}]+"
+NON_WORD = r"[^\p{L}\p{N}\p{M}]+"
+
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_POLY = np.uint64(0xD6E8FEB86659FD93)
+
+
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads small integers (code points) over 64 bits."""
+    x = x.astype(np.uint64, copy=True)
+    x ^= x >> np.uint64(30)
+    x *= _MIX1
+    x ^= x >> np.uint64(27)
+    x *= _MIX2
+    x ^= x >> np.uint64(31)
+    return x
+
+
+def nfkc_batch(texts: Sequence[str]) -> list[str]:
+    joined = SEP.join(t.replace(SEP, " ") for t in texts)
+    if not unicodedata.is_normalized("NFKC", joined):
+        joined = unicodedata.normalize("NFKC", joined)
+    return joined.split(SEP) if texts else []
+
+
+def normalize_batch(texts: Sequence[str]) -> list[str]:
+    import polars as pl
+
+    if not texts:
+        return []
+    s = pl.Series(nfkc_batch(texts), dtype=pl.String)
+    return s.str.to_lowercase().str.replace_all(NON_WORD, " ").str.strip_chars().to_list()
+
+
+def normalize(text: str) -> str:
+    return normalize_batch([text])[0]
+
+
+def _stable_ids(tokens: list[str]) -> np.ndarray:
+    out = np.empty(len(tokens), dtype=np.uint64)
+    for i, tok in enumerate(tokens):
+        out[i] = int.from_bytes(hashlib.blake2b(tok.encode(), digest_size=8).digest(), "little")
+    return out
+
+
+def token_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    import polars as pl
+
+    if not texts:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    # NFKC never merges or splits letters across punctuation/space, so tokens are cut from the raw
+    # text and each distinct token is normalised once (thousands of calls instead of a pass over
+    # every character: NFKC of the whole batch cost more than everything else here together)
+    toks = pl.Series(list(texts), dtype=pl.String).str.to_lowercase().str.extract_all(TOKEN_PATTERN)
+    lens = toks.list.len().fill_null(0).to_numpy().astype(np.int64)
+    flat = toks.explode().drop_nulls()
+    if len(flat) != int(lens.sum()):  # polars versions differ on exploding empty lists
+        raise AssertionError("token count mismatch")
+    if len(flat) == 0:
+        return np.empty(0, np.uint64), lens
+    uniq = flat.unique(maintain_order=True)
+    ids = pl.Series(_stable_ids([unicodedata.normalize("NFKC", t).casefold() for t in uniq.to_list()]),
+                    dtype=pl.UInt64)
+    mapped = flat.replace_strict(uniq, ids, return_dtype=pl.UInt64)
+    return mapped.to_numpy(), lens
+
+
+def sequence_keys(ids: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """A 64-bit key per record from its token-id sequence (order matters); 0 for empty records."""
+    lens = np.asarray(lens, dtype=np.int64)
+    out = np.zeros(len(lens), dtype=np.uint64)
+    nonempty = lens > 0
+    if not nonempty.any():
+        return out
+    starts = np.cumsum(lens) - lens
+    local = np.arange(len(ids), dtype=np.int64) - np.repeat(starts, lens)
+    pows = np.cumprod(np.full(int(lens.max()), _POLY, dtype=np.uint64))
+    terms = ids * pows[local]  # ids are already uniform 64-bit hashes
+    out[nonempty] = np.add.reduceat(terms, starts[nonempty])
+    return mix64(out ^ lens.astype(np.uint64))
+
+
+def char_ids(normed: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    if not normed:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    lens = np.fromiter((len(t) for t in normed), dtype=np.int64, count=len(normed))
+    codes = np.frombuffer("".join(normed).encode("utf-32-le"), dtype=np.uint32)
+    return mix64(codes), lens
+
+
+def cjk_share(normed: Sequence[str]) -> np.ndarray:
+    import polars as pl
+
+    if not normed:
+        return np.empty(0)
+    s = pl.Series(list(normed), dtype=pl.String)
+    cjk = s.str.count_matches(rf"[{CJK_CLASS}]").to_numpy().astype(np.float64)
+    letters = s.str.count_matches(r"[\p{L}\p{N}]").to_numpy().astype(np.float64)
+    return np.divide(cjk, letters, out=np.zeros_like(cjk), where=letters > 0)
