@@ -15,7 +15,7 @@ import sys
 from ..errors import InstructgenError
 
 # the order here is the order of `instructgen --help`
-COMMAND_MODULES = ("convert", "validate", "formats", "pipeline", "generate", "hub")
+COMMAND_MODULES = ("convert", "validate", "formats", "pipeline", "generate", "hub", "curate")
 
 DESCRIPTION = """\
 Build instruction-tuning data end to end: generate it (Self-Instruct), collect
