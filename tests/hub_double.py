@@ -23,7 +23,8 @@ Every /api call needs `Authorization: Bearer <token>` with a known token for
 writes and private repos; an unknown token is a 401 "Invalid credentials".
 Objects are stored on disk under `root/objects`, repo state under
 `root/repos`. `inject(route, ...)` makes the next matching requests fail
-(an HTTP status or a dropped connection) to test retries and resumption.
+(an HTTP status, a dropped connection, or a body cut in half) to test retries and resumption;
+routes are the names in ROUTES (GET of a file is "resolve", HEAD "resolve_head").
 `requests` logs every call as (method, route, path, status).
 
 Run it by hand: python tests/hub_double.py --root /tmp/hub --token hf_x --port 8765
@@ -61,7 +62,7 @@ def lfs_pointer(sha256: str, size: int) -> bytes:
 @dataclass
 class Fault:
     route: str  # e.g. "lfs_upload", "commit", "resolve", "preupload"
-    status: int | None  # None: drop the connection without answering
+    status: int | str | None  # an HTTP status; None: drop the connection; "truncate": send half the body, then close
     times: int  # how many requests fail
     after: int  # how many matching requests pass first
     seen: int = 0
@@ -102,7 +103,7 @@ class HubDouble:
         self.stop()
 
     # -- test helpers -----------------------------------------------------------------------------
-    def inject(self, route: str, status: int | None = 500, times: int = 1, after: int = 0) -> Fault:
+    def inject(self, route: str, status: int | str | None = 500, times: int = 1, after: int = 0) -> Fault:
         fault = Fault(route, status, times, after)
         with self.lock:
             self.faults.append(fault)
@@ -194,7 +195,7 @@ ROUTES: list[tuple[str, str, re.Pattern]] = [
         ("POST", "lfs_batch", rf"/datasets/{_REPO}\.git/info/lfs/objects/batch"),
         ("PUT", "lfs_upload", r"/_double/lfs/(?P<oid>[0-9a-f]{64})"),
         ("POST", "lfs_verify", r"/_double/lfs/(?P<oid>[0-9a-f]{64})/verify"),
-        ("HEAD", "resolve", rf"/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
+        ("HEAD", "resolve_head", rf"/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
         ("GET", "resolve", rf"/datasets/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
     ]
 ]
@@ -235,8 +236,11 @@ def _make_handler(hub: HubDouble):
             try:
                 if route == "unknown":
                     raise _HttpError(404, f"the hub double does not serve {method} {url.path}")
+                self.truncate = False
                 injected = self._fault(route)
-                if injected is not None:
+                if injected == "truncate":
+                    self.truncate = True
+                elif injected is not None:
                     status = injected  # 0: the connection was dropped
                     return
                 self.user = self._authenticate(route, params)
@@ -248,7 +252,7 @@ def _make_handler(hub: HubDouble):
                 with hub.lock:
                     hub.requests.append((method, route, url.path, status))
 
-        def _fault(self, route: str) -> int | None:
+        def _fault(self, route: str) -> int | str | None:
             """Answer with an injected failure when one is due: its status (0: dropped), else None."""
             with hub.lock:
                 for fault in hub.faults:
@@ -261,6 +265,8 @@ def _make_handler(hub: HubDouble):
                     break
                 else:
                     return None
+            if fault.status == "truncate":
+                return "truncate"
             if fault.status is None:
                 self.close_connection = True
                 self.connection.shutdown(2)
@@ -304,7 +310,12 @@ def _make_handler(hub: HubDouble):
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.end_headers()
-            if self.command != "HEAD":
+            if self.command != "HEAD" and getattr(self, "truncate", False):
+                self.wfile.write(body[: len(body) // 2])  # an injected cut: half the promised bytes, then close
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+            elif self.command != "HEAD":
                 self.wfile.write(body)
 
         def _send_json(self, status: int, value: Any, code: str | None = None, message: str | None = None) -> None:
@@ -569,6 +580,7 @@ def _make_handler(hub: HubDouble):
             self._send(status, data, "application/octet-stream", headers)
             return status
 
+    Handler._resolve_head = Handler._resolve
     return Handler
 
 

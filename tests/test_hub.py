@@ -201,6 +201,19 @@ def test_rejected_or_missing_token_is_one_clear_line(hub, inputs, tmp_path):
     # --token-env names another variable
     other = hub_env(tmp_path, hub.endpoint, token=None, MY_HUB_TOKEN=TOKEN)
     ok(push(other, inputs, "tester/other-env", "--formats", "alpaca", "--token-env", "MY_HUB_TOKEN", cwd=tmp_path))
+    # the login cache (`hf auth login` writes HF_HOME/token)
+    (tmp_path / "hf-home").mkdir(exist_ok=True)
+    (tmp_path / "hf-home" / "token").write_text(TOKEN)
+    ok(push(hub_env(tmp_path, hub.endpoint, token=None), inputs, "tester/cached", "--formats", "alpaca", cwd=tmp_path))
+
+
+def test_private_repo_is_only_readable_with_the_token(hub, inputs, tmp_path):
+    env = hub_env(tmp_path, hub.endpoint)
+    ok(push(env, inputs, "tester/secret", "--formats", "alpaca", "--private", cwd=tmp_path))
+    anonymous = cli(hub_env(tmp_path, hub.endpoint, token=None), "download", "tester/secret", "-o", tmp_path / "a.jsonl")
+    assert anonymous.returncode == 1 and "not found" in anonymous.err and "private" in anonymous.err
+    ok(cli(env, "download", "tester/secret", "-o", tmp_path / "a.jsonl"))
+    assert rows(tmp_path / "a.jsonl") == converted(env, tmp_path, inputs, "alpaca")
 
 
 def test_transient_upload_failure_is_retried_within_the_run(hub, inputs, tmp_path):
@@ -259,6 +272,17 @@ def test_dry_run_folder_is_deterministic_and_loads_offline(inputs, tmp_path):
     loaded_moss, loaded_sharegpt = (json.loads(line) for line in r.stdout.splitlines()[-2:])
     assert loaded_moss == converted(env, tmp_path, inputs, "moss")
     assert loaded_sharegpt == converted(env, tmp_path, inputs, "sharegpt")
+
+
+def test_download_recovers_from_a_cut_transfer(hub, inputs, tmp_path):
+    env = hub_env(tmp_path, hub.endpoint)
+    ok(push(env, inputs, "tester/cut", "--formats", "sharegpt", cwd=tmp_path))
+    cut = hub.inject("resolve", status="truncate", times=1)  # the Parquet GET stops half-way
+    ok(cli(env, "download", "tester/cut", "--to", "sharegpt", "-o", tmp_path / "s.jsonl"))
+    assert cut.fired == 1
+    gets = [path for _, route, path, _ in hub.requests if route == "resolve"]
+    assert len(gets) == 2 and gets[0] == gets[1], "the cut file is fetched again"
+    assert rows(tmp_path / "s.jsonl") == converted(env, tmp_path, inputs, "sharegpt")
 
 
 def test_download_without_network_fails_fast(tmp_path):
@@ -340,3 +364,39 @@ def test_refuses_to_publish_data_holding_the_token(hub, tmp_path):
     r = push(env, [leaky], "tester/leak", "--formats", "alpaca", cwd=tmp_path)
     assert r.returncode == 1 and "refusing to publish a secret" in r.err
     assert not hub.requests_of("commit")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # httpx2 on huggingface_hub's LFS PUT
+def test_push_in_process_replaces_stale_shards_and_keeps_other_splits_and_configs(hub, tmp_path, monkeypatch):
+    """push() called as a library function (as the Prefect flow does), endpoint passed explicitly."""
+    from huggingface_hub import constants
+
+    from instructgen.hub import push as push_records
+    from instructgen.record import from_pairs
+
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    records = [from_pairs([(f"question {i}", f"answer {i}")]) for i in range(5)]
+
+    def remote_files() -> set[str]:
+        return set(hub.commits("tester/shards")[hub.head("tester/shards")]["files"])
+
+    def card_configs() -> dict:
+        meta = yaml.safe_load(hub.file_bytes("tester/shards", "README.md").decode().split("---\n")[1])
+        return {c["config_name"]: [d["split"] for d in c["data_files"]] for c in meta["configs"]}
+
+    kwargs = dict(formats=["alpaca"], endpoint=hub.endpoint, shard_rows=2)
+    first = push_records(records, "tester/shards", **kwargs)
+    assert first.changed and {f"alpaca/train-0000{i}-of-00003.parquet" for i in range(3)} <= remote_files()
+    second = push_records(records[:3], "tester/shards", **kwargs)
+    assert second.changed and hub.commits("tester/shards")[second.commit_sha]["parent"] == first.commit_sha
+    assert remote_files() == {".gitattributes", "README.md", "alpaca/train-00000-of-00002.parquet",
+                              "alpaca/train-00001-of-00002.parquet"}
+    test = push_records(records[3:], "tester/shards", split="test", **kwargs)
+    assert "alpaca/test-00000-of-00001.parquet" in remote_files() and "alpaca/train-00001-of-00002.parquet" in \
+        remote_files()
+    assert card_configs() == {"alpaca": ["test", "train"]}
+    other = push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint)
+    assert card_configs() == {"openai": ["train"], "alpaca": ["test", "train"]}
+    assert not push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint).changed
+    assert hub.head("tester/shards") == other.commit_sha != test.commit_sha

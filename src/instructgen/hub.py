@@ -5,13 +5,13 @@ Plain functions (no Prefect; the flows wrap them):
     write_hub_folder(inputs, out_dir, *, repo_id, formats=("sharegpt",), config_name=None, split="train",
                      stats=None, license=None, languages=None, pretty_name=None, tags=None,
                      read_options=None, dump_options=None, rejects_dir=None, shard_rows=100_000,
-                     other_splits=None) -> HubFolder
+                     other_splits=None, other_configs=None, progress=False) -> HubFolder
         The exact Hub-shaped folder: <config>/<split>-0000i-of-0000n.parquet per output format + README.md
         (the dataset card). This is `push --dry-run DIR`; `datasets.load_dataset(DIR, "<config>")` reads it.
     push(inputs, repo_id, *, formats=("sharegpt",), config_name=None, split="train", private=False,
          create_pr=False, token_env="HF_TOKEN", dry_run_dir=None, stats=None, license=None, languages=None,
          pretty_name=None, tags=None, read_options=None, dump_options=None, rejects_dir=None,
-         commit_message=None, endpoint=None, retries=2) -> PushResult
+         commit_message=None, endpoint=None, retries=2, shard_rows=100_000, progress=False) -> PushResult
         Writes the folder, compares it with the remote files (sha256 / git blob ids) and commits only what
         changed; unchanged data makes no commit (PushResult.changed False, commit_sha None).
     download(name_or_repo, out, *, revision=None, to_format=None, config=None, split=None,
@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -43,17 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import orjson
-
 from . import formats as format_registry
 from .convert import ReadOptions, read_records, write_records
 from .errors import InstructgenError
 from .formats.base import DumpOptions
 from .hub_card import ConfigCard, render_card
-from .hub_data import PublishedSet, detect_languages, find_published, published, spool_to_parquet  # noqa: F401
+from .hub_data import detect_languages, spool_to_parquet
+from .hub_data import PublishedSet, find_published, published  # noqa: F401  (part of this module's API)
 from .io import RowWriter, write_text_atomic
 from .record import Conversation
-from .runlog import RunLog, write_stats
+from .runlog import RunLog
 
 SHARD_RE = r"{config}/{split}-\d{{5}}-of-\d{{5}}\.parquet"
 
@@ -78,17 +76,6 @@ class PushResult:
     head: str | None = None  # the commit that now holds the data (on main, or the PR ref)
     pr_url: str | None = None
     folder: HubFolder | None = None
-
-
-@dataclass(slots=True)
-class DownloadResult:
-    repo_id: str
-    revision: str  # the resolved commit SHA
-    license: str | None
-    files: list[str]
-    format: str
-    to_format: str
-    log: RunLog
 
 
 # -- the token ------------------------------------------------------------------------------------
@@ -143,6 +130,8 @@ def write_hub_folder(
     rejects_dir: str | os.PathLike | None = None,
     shard_rows: int = 100_000,
     other_splits: dict[str, list[str]] | None = None,
+    other_configs: list[dict[str, Any]] | None = None,
+    progress: bool = False,
 ) -> HubFolder:
     """Convert the records to every format and write <config>/<split>-*.parquet + README.md under out_dir."""
     formats = list(dict.fromkeys(formats))
@@ -165,7 +154,12 @@ def write_hub_folder(
     with tempfile.TemporaryDirectory(prefix="instructgen-push-") as spool_dir:
         spools = {f: RowWriter(Path(spool_dir) / f"{f}.jsonl") for f in formats}
         try:
-            for conv in _records(inputs, read_log, read_options):
+            records = _records(inputs, read_log, read_options)
+            if progress:
+                from tqdm import tqdm
+
+                records = tqdm(records, unit=" rec", desc="push", file=sys.stderr, mininterval=0.5)
+            for conv in records:
                 read_log.emitted()
                 for fmt in formats:
                     logs[fmt].took_in()
@@ -198,7 +192,7 @@ def write_hub_folder(
         if languages is None:
             languages = detect_languages(Path(spool_dir) / f"{formats[0]}.jsonl")
     card = render_card(repo_id, cards, license=license, languages=languages, pretty_name=pretty_name,
-                       tags=tags, stats=stats)
+                       tags=tags, stats=stats, other_configs=other_configs)
     write_text_atomic(out / "README.md", card)
     return HubFolder(out, cards, sorted(files) + ["README.md"], [read_log, *logs.values()])
 
@@ -241,27 +235,32 @@ def push(
     commit_message: str | None = None,
     endpoint: str | None = None,
     retries: int = 2,
+    shard_rows: int = 100_000,
+    progress: bool = False,
 ) -> PushResult:
     """Publish the records as one Parquet config per format; a no-op when the Hub already has them."""
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
         raise InstructgenError(f"--repo must be OWNER/NAME, got {repo_id!r}")
     folder_args = dict(repo_id=repo_id, formats=formats, config_name=config_name, split=split, stats=stats,
                        license=license, languages=languages, pretty_name=pretty_name, tags=tags,
-                       read_options=read_options, dump_options=dump_options, rejects_dir=rejects_dir)
+                       read_options=read_options, dump_options=dump_options, rejects_dir=rejects_dir,
+                       shard_rows=shard_rows, progress=progress)
     if dry_run_dir is not None:
         folder = write_hub_folder(inputs, dry_run_dir, **folder_args)
         return PushResult(None, False, str(Path(dry_run_dir).resolve()), folder=folder)
 
     token = resolve_token(token_env)
     api, endpoint = _api(endpoint, token)
-    ctx = _ErrorContext(endpoint, token, token_env, repo_id)
+    ctx = _ErrorContext(endpoint, token, token_env, repo_id, access="write")
     with ctx:
         repo_url = str(api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True))
         remote = _remote_files(api, repo_id)
     names = config_names(list(dict.fromkeys(formats)), config_name)
     with tempfile.TemporaryDirectory(prefix="instructgen-hub-") as tmp:
+        kept = [{k: v for k, v in c.items() if k != "default"} for c in remote.configs
+                if c.get("config_name") not in names.values()]
         folder = write_hub_folder(inputs, tmp, other_splits=_other_splits(remote.files, names.values(), split),
-                                  **folder_args)
+                                  other_configs=kept, **folder_args)
         _refuse_token_in_files(folder, token, token_env)
         for attempt in range(retries + 1):
             with ctx:
@@ -282,12 +281,15 @@ def push(
 class _Remote:
     head: str
     files: dict[str, Any]  # path -> RepoFile
+    configs: list[dict[str, Any]]  # the `configs` of the remote card
 
 
 def _remote_files(api, repo_id: str) -> _Remote:
     info = api.dataset_info(repo_id)
     tree = api.list_repo_tree(repo_id, repo_type="dataset", recursive=True, revision=info.sha)
-    return _Remote(info.sha, {f.path: f for f in tree if hasattr(f, "blob_id")})
+    card = info.card_data.to_dict() if info.card_data is not None else {}
+    configs = [c for c in card.get("configs") or [] if isinstance(c, dict) and c.get("config_name")]
+    return _Remote(info.sha, {f.path: f for f in tree if hasattr(f, "blob_id")}, configs)
 
 
 def _other_splits(remote: dict[str, Any], configs: Iterable[str], split: str) -> dict[str, list[str]]:
@@ -339,103 +341,6 @@ def _refuse_token_in_files(folder: HubFolder, token: str, token_env: str) -> Non
                            "(remove it from the data or stats)")
 
 
-# -- download -------------------------------------------------------------------------------------
-
-def download(
-    name_or_repo: str,
-    out: str | os.PathLike,
-    *,
-    revision: str | None = None,
-    to_format: str | None = None,
-    config: str | None = None,
-    split: str | None = None,
-    token_env: str = "HF_TOKEN",
-    stats_path: str | os.PathLike | None = None,
-    rejects_path: str | os.PathLike | None = None,
-    endpoint: str | None = None,
-    retries: int = 3,
-) -> DownloadResult:
-    """Fetch a published set at a pinned revision and convert it to records in `to_format` at `out`."""
-    from .hub_data import choose_files, stage_files
-
-    entry = find_published(name_or_repo)
-    repo_id = entry.repo if entry else name_or_repo
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
-        known = ", ".join(sorted(published()))
-        raise InstructgenError(f"{name_or_repo!r} is neither a known name ({known}) nor OWNER/REPO")
-    token = resolve_token(token_env, required=False)
-    api, endpoint = _api(endpoint, token)
-    ctx = _ErrorContext(endpoint, token, token_env, repo_id, revision)
-    with ctx:
-        info = api.dataset_info(repo_id, revision=revision)
-    sha = info.sha
-    card = info.card_data.to_dict() if info.card_data is not None else {}
-    license = card.get("license") or (entry.license if entry else None)
-    siblings = [s.rfilename for s in info.siblings or []]
-    files, config, split = choose_files(siblings, card, entry, config, split)
-    from_format = entry.format if entry else None
-    target = to_format or from_format or (config if config in format_registry.names(writable_only=True) else None)
-    if target is None:
-        raise InstructgenError("pass --to FORMAT (the source format is only known after detection)")
-    if not format_registry.get(target).writable:
-        raise InstructgenError(f"{target} can be read but not written; pass --to with one of "
-                               f"{', '.join(format_registry.names(writable_only=True))}")
-
-    def fetch(filename: str) -> str:
-        from huggingface_hub import hf_hub_download
-
-        for attempt in range(retries + 1):
-            with ctx:
-                try:
-                    return hf_hub_download(repo_id, filename, repo_type="dataset", revision=sha,
-                                           token=token or False, endpoint=endpoint)
-                except Exception as e:
-                    if attempt < retries and _is_transient(e):
-                        print(f"instructgen download: {filename}: {_one_line(scrub(str(e), token))}; retrying",
-                              file=sys.stderr)
-                        time.sleep(min(2 ** attempt, 8))
-                        continue
-                    raise
-        raise AssertionError("unreachable")
-
-    out = Path(out)
-    log = RunLog("download", rejects_path or _default_rejects(out))
-    with tempfile.TemporaryDirectory(prefix="instructgen-download-") as staging:
-        local = stage_files({f: fetch(f) for f in files}, Path(staging) / f"{repo_id.replace('/', '__')}@{sha[:12]}")
-        seen: list[str] = []
-
-        def announce(msg: str) -> None:
-            seen.extend(re.findall(r"detected format (\S+)", msg))
-            print(f"{repo_id}@{sha[:12]}: detected format {seen[-1]}" if seen else msg, file=sys.stderr)
-
-        opts = ReadOptions(from_format=from_format, columns=entry.columns if entry else None, announce=announce)
-        with RowWriter(out) as writer:
-            write_records(read_records(local, log, opts), writer, target, log)
-        log.close()
-    detected = from_format or ",".join(dict.fromkeys(seen)) or "unknown"
-    source = {"repo": repo_id, "revision": sha, "requested_revision": revision, "license": license,
-              "config": config, "split": split, "files": files, "format": detected, "endpoint": endpoint,
-              "records": log.n_out}
-    write_stats(stats_path or _default_stats(out), [log], source=source)
-    return DownloadResult(repo_id, sha, license, files, detected, target, log)
-
-
-def _default_rejects(out: Path) -> str:
-    return str(out.with_name(_stem(out) + ".rejects.jsonl"))
-
-
-def _default_stats(out: Path) -> str:
-    return str(out.with_name(_stem(out) + ".stats.json"))
-
-
-def _stem(out: Path) -> str:
-    name = out.name
-    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
 # -- errors ---------------------------------------------------------------------------------------
 
 def _api(endpoint: str | None, token: str | None):
@@ -485,9 +390,10 @@ def _one_line(text: str) -> str:
 class _ErrorContext:
     """Turns any exception from a Hub call into one scrubbed line that says what to do."""
 
-    def __init__(self, endpoint: str, token: str | None, token_env: str, repo_id: str, revision: str | None = None):
-        self.endpoint, self.token, self.token_env, self.repo_id, self.revision = (
-            endpoint, token, token_env, repo_id, revision)
+    def __init__(self, endpoint: str, token: str | None, token_env: str, repo_id: str, revision: str | None = None,
+                 access: str = "read"):
+        self.endpoint, self.token, self.token_env, self.repo_id, self.revision, self.access = (
+            endpoint, token, token_env, repo_id, revision, access)
 
     def __enter__(self) -> "_ErrorContext":
         return self
@@ -509,7 +415,7 @@ class _ErrorContext:
             if not self.token:
                 return f"the Hub at {self.endpoint} needs a token for {self.repo_id}: set {self.token_env}"
             return (f"the Hub at {self.endpoint} rejected the token from ${self.token_env} or the login cache "
-                    f"(401 Unauthorized); set {self.token_env} to a valid token with write access")
+                    f"(401 Unauthorized); set {self.token_env} to a valid token with {self.access} access")
         if any(issubclass(k, RevisionNotFoundError) for k in kinds):
             return f"{self.repo_id}: revision {self.revision!r} not found on {self.endpoint}"
         if status == 404 or any(issubclass(k, RepositoryNotFoundError) for k in kinds):
@@ -518,3 +424,6 @@ class _ErrorContext:
         if status == 403:
             return f"no write access to {self.repo_id} with this token (403 Forbidden); use a token with write scope"
         return f"Hub error on {self.repo_id}: {detail}"
+
+
+from .hub_download import DownloadResult, download  # noqa: E402,F401  (it uses the helpers above)

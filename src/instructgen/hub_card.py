@@ -71,6 +71,7 @@ def render_card(
     tags: list[str] | None = None,
     stats: dict[str, Any] | None = None,
     revision_hint: str = "SHA",
+    other_configs: list[dict[str, Any]] | None = None,
 ) -> str:
     stats = stats or {}
     license = license or stats.get("license") or "unknown"
@@ -86,11 +87,14 @@ def render_card(
             {"config_name": c.name, **({"default": True} if i == 0 else {}),
              "data_files": [{"split": s, "path": f"{c.name}/{s}-*"} for s in c.splits]}
             for i, c in enumerate(configs)
-        ],
+        ] + list(other_configs or []),
     }
     front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=1000)
     body = [f"# {meta['pretty_name']}", ""]
     body += _what(repo_id, configs)
+    if other_configs:
+        body += ["Other configs in this repository, pushed separately: "
+                 + ", ".join(f"`{c['config_name']}`" for c in other_configs) + ".", ""]
     body += _how_built(stats)
     body += _counts(stats)
     for c in configs:

@@ -114,7 +114,7 @@ def run_push(args) -> int:
         private=args.private, create_pr=args.create_pr, token_env=args.token_env, dry_run_dir=args.dry_run,
         stats=stats, license=args.license, languages=args.language, pretty_name=args.pretty_name, tags=args.tags,
         read_options=ReadOptions(from_format=args.from_format, announce=announce), rejects_dir=rejects_dir,
-        commit_message=args.message,
+        commit_message=args.message, progress=sys.stderr.isatty(),
     )
     for log in result.folder.logs:
         log.print_summary()
