@@ -48,7 +48,7 @@ def pipeline_flow(
         from instructgen_flows.generate import generate_flow
 
         gen = generate_flow(cfg.generate, str(out / "generated"))
-        logs.append(gen.log)
+        logs += gen.logs
         extra_sources.append(gen.path)
         generation = gen.summary
 
@@ -57,9 +57,13 @@ def pipeline_flow(
 
     hub: dict[str, Any] | None = None
     if cfg.publish.enabled:
-        from instructgen_flows.publish import publish_flow
+        from instructgen_flows.publish import publish_task
 
-        hub = publish_flow(cfg.publish, cur.outputs, [log.to_dict() for log in logs], str(out / "hub"))
+        card_stats = {"stages": [log.to_dict() for log in logs], "sources": [{"path": s.label} for s in cfg.sources],
+                      **({"generation": generation} if generation else {}),
+                      **({"filters": cfg.filter.model_dump(mode="json")} if cfg.filter.enabled else {}),
+                      **({"dedup": cfg.dedup.model_dump(mode="json")} if cfg.dedup.enabled else {})}
+        hub = publish_task(cur.records, cfg.publish, cfg.pipeline.formats, card_stats, str(out / "hub"))
 
     stages = [log.to_dict() for log in logs]
     write_stats(out / "stats.json", logs, pipeline=cfg.pipeline.name, runner=runner or cfg.pipeline.runner,

@@ -2,7 +2,7 @@
 
 A shard is a slice of consecutive rows of one source. Each shard function
 returns its records together with a `ShardLog` (a RunLog that keeps its
-dropped entries in memory), and the flow merges shard logs in shard order
+dropped entries in memory, `keep_entries`), and the flow merges shard logs in shard order
 into one RunLog per stage with `merge_logs`: the rejects file, counts and
 record order are then the same whatever runner ran the shards, and however
 many shards there were.
@@ -25,23 +25,16 @@ from instructgen.record import Conversation
 from instructgen.runlog import RunLog
 
 
-class ShardLog(RunLog):
+def ShardLog(stage: str) -> RunLog:  # noqa: N802 - reads as the type it makes
     """A RunLog that keeps what it dropped (in order) instead of writing a file, so shards can run anywhere."""
-
-    def __init__(self, stage: str):
-        super().__init__(stage, None)
-        self.entries: list[tuple[str, str, Any, str, dict[str, Any]]] = []
-
-    def drop(self, origin: str, reason: str, raw: Any, kind: str = "rejected", **details: Any) -> None:
-        super().drop(origin, reason, raw, kind, **details)
-        self.entries.append((origin, reason, raw, kind, details))
+    return RunLog(stage, None, keep_entries=True)
 
 
 @dataclass(slots=True)
 class Shard:
     label: str  # "file.jsonl#3" — names the Prefect task run
     records: list[Conversation]
-    log: ShardLog
+    log: RunLog  # made by ShardLog()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -49,12 +42,7 @@ def merge_logs(stage: str, logs: list[RunLog], rejects_path: str | os.PathLike |
     """One RunLog for a stage from its shard logs, replayed in shard order (writes the rejects file)."""
     merged = RunLog(stage, rejects_path)
     for log in logs:
-        merged.took_in(log.n_in)
-        merged.emitted(log.n_out)
-        for what, n in log.losses.items():
-            merged.lost(what, n)
-        for origin, reason, raw, kind, details in getattr(log, "entries", ()):
-            merged.drop(origin, reason, raw, kind, **details)
+        merged.absorb(log.n_in, log.n_out, log.entries or [], log.losses)
     merged.close()
     return merged
 
@@ -107,6 +95,56 @@ def parse_shard(shard: RowShard) -> Shard:
     records = list(_parse_rows(iter(shard.rows), formats.get(shard.format), log, opts))
     log.emitted(len(records))
     return Shard(shard.label, records, log)
+
+
+def source_row(conv: Conversation) -> Any:
+    """A dropped record as a person knows it: the row(s) of its source format, else the canonical record."""
+    try:
+        rows = formats.get(conv.source_format).dump(conv, DumpOptions(), lambda _what: None)
+    except Exception:  # noqa: BLE001 - a record its own format cannot write back is shown canonically
+        return conv.to_dict()
+    return rows[0] if len(rows) == 1 else rows
+
+
+# -- quality filter -------------------------------------------------------------------------------------
+
+def filter_options(cfg) -> dict[str, Any]:
+    """The [filter] section as keyword arguments of curate.rules.FilterConfig (checked once, here)."""
+    from instructgen.curate.rules import DEFAULT_RULES, RULES, FilterConfig
+
+    names = cfg.rules.split(",") if isinstance(cfg.rules, str) else list(cfg.rules)
+    names = list(DEFAULT_RULES) if names == ["default"] else [n.strip() for n in names if n.strip()]
+    unknown = [n for n in names if n not in RULES]
+    if unknown:
+        raise InstructgenError(f"[filter] rules: unknown rule {', '.join(unknown)}; choose from {', '.join(RULES)}")
+    opts = {"rules": tuple(names), "languages": tuple(cfg.lang), **cfg.options}
+    try:
+        FilterConfig(**opts)
+    except TypeError as e:
+        raise InstructgenError(f"[filter] options: {e}") from None
+    return opts
+
+
+def filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
+    """Records that pass every rule; the others are dropped as `filtered`, reason = the first rule that fired."""
+    from instructgen.curate.rules import RULES, FilterConfig, View
+
+    cfg = FilterConfig(**options)
+    rules = [(name, RULES[name]) for name in cfg.rules]
+    log = ShardLog("filter")
+    kept = []
+    for conv in shard.records:
+        log.took_in()
+        view = View.of(conv)
+        for name, rule in rules:
+            detail = rule(view, cfg)
+            if detail:
+                log.drop(conv.origin, name, source_row(conv), kind="filtered", detail=detail)
+                break
+        else:
+            kept.append(conv)
+    log.emitted(len(kept))
+    return Shard(shard.label, kept, log)
 
 
 # -- writing --------------------------------------------------------------------------------------------
@@ -204,7 +242,7 @@ def apply_duplicates(records: list[Conversation], dups: list[Duplicate], rejects
             continue
         of = d.ref_origin if d.ref_origin is not None else records[d.of].origin
         reason = f"{d.kind} duplicate" + (" of reference" if d.ref_origin is not None else "")
-        log.drop(conv.origin, reason, conv.to_dict(), kind="duplicates", duplicate_of=of, similarity=d.similarity)
+        log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=of, similarity=d.similarity)
         clusters.append({"origin": conv.origin, "duplicate_of": of, "similarity": d.similarity, "stage": d.kind,
                          "reference": d.ref_origin is not None})
     log.emitted(len(kept))

@@ -90,7 +90,7 @@ def write_dataset(path: Path, n: int = 240, seed: int = 7) -> dict[str, int]:
 def write_config(folder: Path, data: str, **overrides: str) -> Path:
     sections = {
         "pipeline": 'formats = ["alpaca", "sharegpt"]\nshard_size = 50',
-        "filter": "enabled = false",
+        "filter": "enabled = true",
         "dedup": "enabled = true",
         "publish": "enabled = false",
     }
@@ -193,6 +193,37 @@ def test_curate_counts_known_duplicates_and_rejects(prefect, tmp_path):
     clusters = [orjson.loads(line) for line in (out / "clusters.jsonl").read_bytes().splitlines()]
     assert len(clusters) == stages["dedup"]["duplicates"]
     assert all(c["similarity"] >= 0.7 for c in clusters)
+
+
+def test_rerun_hits_the_generation_cache(prefect, tmp_path):
+    from llm_double import LLMDouble  # the generate helper's test double of a remote chat model
+
+    from instructgen_flows.pipeline import run_pipeline
+
+    write_dataset(tmp_path / "data.jsonl", n=20)
+    out = tmp_path / "out"
+    with LLMDouble() as double:
+        cfg = write_config(tmp_path, str(tmp_path / "data.jsonl"), filter="enabled = false", generate=(
+            f'enabled = true\nseed_tasks = "{REPO / "data" / "seeds" / "seed_tasks_en.jsonl"}"\n'
+            f'num_instructions = 12\nbase_url = "{double.base_url}"\nmodel = "double"\nconcurrency = 4'))
+        run_pipeline(str(cfg), str(out))
+        paid = double.total_hits
+        generated = (out / "generated" / "generated.jsonl").read_bytes()
+        stats = orjson.loads((out / "stats.json").read_bytes())
+        assert paid > 0 and stats["generation"]["prefect_cache_hit"] is False
+        assert stages_of(out)["generate"]["out"] == lines(out / "generated" / "generated.jsonl") >= 12
+        assert_reconciles(out, ["alpaca", "sharegpt"])
+
+        run_pipeline(str(cfg), str(out))  # unchanged rerun: Prefect's task cache, no request at all
+        assert double.total_hits == paid
+        assert orjson.loads((out / "stats.json").read_bytes())["generation"]["prefect_cache_hit"] is True
+        assert (out / "generated" / "generated.jsonl").read_bytes() == generated
+        assert_reconciles(out, ["alpaca", "sharegpt"])
+
+        (out / "generated" / "generated.jsonl").unlink()  # the cached result's file is gone: the task reruns,
+        run_pipeline(str(cfg), str(out))  # and the stage's request cache answers every request
+        assert double.total_hits == paid
+        assert (out / "generated" / "generated.jsonl").read_bytes() == generated
 
 
 def _outputs(out: Path) -> dict[str, bytes]:

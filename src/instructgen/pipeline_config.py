@@ -78,7 +78,6 @@ class Generate(_Section):
     max_tokens: int = Field(3072, gt=0)
     similarity_threshold: float = Field(0.7, gt=0, le=1)
     seed: int = 0
-    batch_requests: int = Field(8, gt=0, description="requests per Prefect task (one task per batch)")
     cache_dir: Path | None = None
 
     @model_validator(mode="after")

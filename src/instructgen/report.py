@@ -199,11 +199,20 @@ def render_markdown(d: ReportData) -> str:
         for reason, entries in d.examples.items():
             md += [f"### {reason}", ""]
             for e in entries:
-                md += [f"- `{e.get('origin', '')}` ({e.get('stage', '')}, {e.get('kind', '')})", "",
+                md += [f"- `{e.get('origin', '')}` ({e.get('stage', '')}, {e.get('kind', '')}){_detail(e, ': ')}", "",
                        "  ```json", "  " + _short(e.get("raw")).replace("\n", "\n  "), "  ```"]
             md.append("")
     md += [f"- {n}" for n in d.notes]
     return "\n".join(md).rstrip() + "\n"
+
+
+def _detail(entry: dict[str, Any], lead: str) -> str:
+    """What a rule or dedup said beyond the reason: the rule's detail, or the record it duplicates."""
+    if entry.get("detail"):
+        return f"{lead}{entry['detail']}"
+    if entry.get("duplicate_of"):
+        return f"{lead}duplicate of {entry['duplicate_of']} (similarity {entry.get('similarity', '?')})"
+    return ""
 
 
 def _md_cell(text: str) -> str:
@@ -327,7 +336,7 @@ def render_html(d: ReportData) -> str:
             h.append(f"<h3>{_e(reason)}</h3>")
             for e in entries:
                 h.append(f"<p><code>{_e(e.get('origin', ''))}</code> ({_e(e.get('stage', ''))}, "
-                         f"{_e(e.get('kind', ''))})</p><pre>{_e(_short(e.get('raw')))}</pre>")
+                         f"{_e(e.get('kind', ''))}){_e(_detail(e, ': '))}</p><pre>{_e(_short(e.get('raw')))}</pre>")
     if d.notes:
         h.append("<ul>" + "".join(f"<li>{_e(n)}</li>" for n in d.notes) + "</ul>")
     h.append("</body></html>\n")
