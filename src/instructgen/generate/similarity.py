@@ -7,10 +7,13 @@ same decisions while computing an exact LCS only for pool entries that could
 exceed the threshold:
 
 - F1 = 2*lcs / (la + lb) and lcs <= overlap(a, b) (multiset intersection), so
-  F1 > t needs overlap > t*la/(2-t) =: alpha; a pool entry can reach that only
-  if it shares one of the first `la - floor(alpha)` tokens of the candidate in
-  ANY fixed order (pigeonhole). We probe the inverted index with the candidate's
-  rarest tokens only (prefix filtering);
+  F1 > t needs overlap > t*la/(2-t) and > t*lb/(2-t). Prefix filtering: under
+  any fixed total order of tokens, two texts with that much overlap share an
+  element of their prefixes (each text's first `l - floor(t*l/(2-t))` tokens in
+  that order). Each entry is indexed under its prefix only, and a candidate
+  probes with its prefix only. The order puts rare tokens first (document
+  frequency); it is fixed between rebuilds, and the index re-indexes itself
+  under a fresh order each time the pool doubles (amortised O(1) per entry);
 - a length bound (2*min(la, lb)/(la + lb) > t) and the exact overlap bound
   prune the rest before the LCS, which is a bit-parallel LCS on Python ints.
 
@@ -92,11 +95,15 @@ class RougeLIndex:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError("the similarity threshold must be between 0 and 1")
         self.threshold = threshold
+        self._t = threshold - _SLACK
         self.texts: list[str] = []
         self._tokens: list[list[int]] = []
-        self._counts: list[Counter] = []
+        self._elements: list[frozenset] = []  # each entry's multiset as a set of (token, occurrence)
         self._vocab: dict[str, int] = {}
-        # (token id, occurrence number) -> ids of entries holding that occurrence: the multiset as a set
+        self._df: Counter = Counter()  # token id -> entries holding it
+        self._rank: dict[int, int] = {}  # the fixed order: document frequency at the last rebuild
+        self._rebuild_at = 64
+        # (token id, occurrence number) -> entry id << 16 | position in the entry's prefix
         self._postings: dict[tuple[int, int], list[int]] = {}
         self.lcs_computed = 0  # exact LCS computations, for benchmarks
 
@@ -109,16 +116,36 @@ class RougeLIndex:
             return [vocab.setdefault(t, len(vocab)) for t in tokens]
         return [vocab.get(t, -1 - i) for i, t in enumerate(tokens)]  # unknown tokens never match
 
+    def _prefix(self, ids: list[int]) -> list[tuple[int, int]]:
+        """The first `l - floor(t*l/(2-t))` elements (token, occurrence) in the fixed order, rarest first."""
+        n = len(ids)
+        size = n - int(self._t * n / (2 - self._t))
+        rank = self._rank
+        return sorted(_elements(ids), key=lambda e: (rank.get(e[0], 0), e[0], e[1]))[:size]
+
+    def _index(self, idx: int) -> None:
+        postings = self._postings
+        for pos, element in enumerate(self._prefix(self._tokens[idx])):
+            # a position capped at 0xFFFF only loosens the positional bound: never wrong, at worst slower
+            postings.setdefault(element, []).append(idx << 16 | min(pos, 0xFFFF))
+
+    def _rebuild(self) -> None:
+        self._rank = dict(self._df)
+        self._postings = {}
+        for idx in range(len(self.texts)):
+            self._index(idx)
+        self._rebuild_at = 2 * len(self.texts)
+
     def add(self, text: str) -> int:
         ids = self._ids(tokenize(text), grow=True)
         idx = len(self.texts)
         self.texts.append(text)
         self._tokens.append(ids)
-        self._counts.append(Counter(ids))
-        seen: Counter = Counter()
-        for t in ids:
-            seen[t] += 1
-            self._postings.setdefault((t, seen[t]), []).append(idx)
+        self._elements.append(frozenset(_elements(ids)))
+        self._df.update(set(ids))
+        self._index(idx)
+        if len(self.texts) >= self._rebuild_at:
+            self._rebuild()
         return idx
 
     def most_similar_above(self, text: str) -> Match | None:
@@ -127,36 +154,28 @@ class RougeLIndex:
         la = len(ids)
         if la == 0:
             return None
-        t = self.threshold - _SLACK
-        alpha = t * la / (2 - t)
-        prefix_len = la - int(alpha)  # need overlap >= floor(alpha) + 1
-        if prefix_len <= 0:
-            return None
-        seen: Counter = Counter()
-        elements = []
-        for tok in ids:
-            seen[tok] += 1
-            elements.append((tok, seen[tok]))
-        postings = self._postings
-        elements.sort(key=lambda e: len(postings.get(e, ())))
-        count_a = Counter(ids)
+        t = self._t
+        elements_a = frozenset(_elements(ids))
         masks: dict = {}
         for i, tok in enumerate(ids):
             masks[tok] = masks.get(tok, 0) | (1 << i)
+        postings = self._postings
+        all_tokens = self._tokens
         checked: set[int] = set()
         best: Match | None = None
-        for element in elements[:prefix_len]:
-            for j in postings.get(element, ()):
+        for i, element in enumerate(self._prefix(ids)):
+            rest_a = la - i  # elements of `a` from this one on: the first shared element bounds the overlap
+            for code in postings.get(element, ()):
+                j = code >> 16
                 if j in checked:
                     continue
                 checked.add(j)
-                tokens_b = self._tokens[j]
+                tokens_b = all_tokens[j]
                 lb = len(tokens_b)
-                if 2 * min(la, lb) <= t * (la + lb):
+                bound = t * (la + lb)
+                if 2 * min(la, lb) <= bound or 2 * min(rest_a, lb - (code & 0xFFFF)) <= bound:
                     continue
-                count_b = self._counts[j]
-                overlap = sum(min(c, count_b.get(tok, 0)) for tok, c in count_a.items())
-                if 2 * overlap <= t * (la + lb):
+                if 2 * len(elements_a & self._elements[j]) <= bound:
                     continue
                 self.lcs_computed += 1
                 score = fmeasure(_lcs_with_masks(masks, la, tokens_b), la, lb)
@@ -170,6 +189,17 @@ class RougeLIndex:
         if match is None:
             self.add(text)
         return match
+
+
+def _elements(ids: list[int]) -> list[tuple[int, int]]:
+    """A multiset as a set: the k-th occurrence of a token is (token, k)."""
+    seen: dict[int, int] = {}
+    out = []
+    for tok in ids:
+        k = seen.get(tok, 0) + 1
+        seen[tok] = k
+        out.append((tok, k))
+    return out
 
 
 def brute_force_most_similar(pool: list[str], text: str, threshold: float) -> float:
