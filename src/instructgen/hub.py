@@ -404,26 +404,50 @@ class _ErrorContext:
         raise HubError(scrub(self.message(exc), self.token)) from None
 
     def message(self, e: BaseException) -> str:
-        from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+        from huggingface_hub.errors import (EntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError,
+                                            RevisionNotFoundError)
 
-        status = _status(e)
-        kinds = [type(c) for c in _causes(e)]
+        status, response = _status(e), _response(e)
+        kinds = tuple(type(c) for c in _causes(e))
         detail = _one_line(str(e)) or type(e).__name__
+
+        def raised(*types: type) -> bool:
+            return any(issubclass(k, types) for k in kinds)
+
+        if raised(OfflineModeIsEnabled):
+            return f"HF_HUB_OFFLINE is set, so the Hub at {self.endpoint} is not contacted; unset it to go online"
         if status is None and _is_transport(e):
-            return (f"cannot reach the Hub at {self.endpoint}: {detail}; check your network or HF_ENDPOINT")
+            return f"cannot reach the Hub at {self.endpoint}: {detail}; check your network or HF_ENDPOINT"
+        if response is not None and not _from_a_hub(response):
+            return (f"cannot reach the Hub at {self.endpoint}: something answered HTTP {status} without the Hub's "
+                    f"headers (a proxy or firewall?); check your network or HF_ENDPOINT")
         if status == 401:
             if not self.token:
                 return f"the Hub at {self.endpoint} needs a token for {self.repo_id}: set {self.token_env}"
             return (f"the Hub at {self.endpoint} rejected the token from ${self.token_env} or the login cache "
                     f"(401 Unauthorized); set {self.token_env} to a valid token with {self.access} access")
-        if any(issubclass(k, RevisionNotFoundError) for k in kinds):
+        if raised(RevisionNotFoundError):
             return f"{self.repo_id}: revision {self.revision!r} not found on {self.endpoint}"
-        if status == 404 or any(issubclass(k, RepositoryNotFoundError) for k in kinds):
+        if raised(EntryNotFoundError):
+            return f"{self.repo_id}: a file is missing at this revision ({detail})"
+        if status == 404 or raised(RepositoryNotFoundError):
             return (f"dataset repo {self.repo_id} not found on {self.endpoint} (or it is private and the token "
                     f"cannot read it)")
         if status == 403:
-            return f"no write access to {self.repo_id} with this token (403 Forbidden); use a token with write scope"
+            return f"no {self.access} access to {self.repo_id} with this token (403 Forbidden)"
         return f"Hub error on {self.repo_id}: {detail}"
+
+
+def _response(e: BaseException):
+    return next((c.response for c in _causes(e) if getattr(c, "response", None) is not None), None)
+
+
+def _from_a_hub(response) -> bool:
+    """Hub errors carry X-Error-* / X-Request-Id headers or a JSON body; a proxy's bare 404 does not."""
+    headers = {k.lower() for k in response.headers}
+    if headers & {"x-error-code", "x-error-message", "x-request-id", "x-repo-commit"}:
+        return True
+    return "json" in response.headers.get("content-type", "")
 
 
 from .hub_download import DownloadResult, download  # noqa: E402,F401  (it uses the helpers above)

@@ -5,6 +5,7 @@ See the signature in instructgen.hub's docstring; `instructgen.hub.download` is 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import sys
@@ -65,12 +66,9 @@ def download(
     siblings = [s.rfilename for s in info.siblings or []]
     files, config, split = choose_files(siblings, card, entry, config, split)
     from_format = entry.format if entry else None
-    target = to_format or from_format or (config if config in format_registry.names(writable_only=True) else None)
-    if target is None:
-        raise InstructgenError("pass --to FORMAT (the source format is only known after detection)")
-    if not format_registry.get(target).writable:
-        raise InstructgenError(f"{target} can be read but not written; pass --to with one of "
-                               f"{', '.join(format_registry.names(writable_only=True))}")
+    target = to_format or from_format
+    if target is not None:
+        _check_writable(target)
 
     def fetch(filename: str) -> str:
         from huggingface_hub import hf_hub_download
@@ -100,8 +98,13 @@ def download(
             print(f"{repo_id}@{sha[:12]}: detected format {seen[-1]}" if seen else msg, file=sys.stderr)
 
         opts = ReadOptions(from_format=from_format, columns=entry.columns if entry else None, announce=announce)
+        records = read_records(local, log, opts)
+        first = next(records, None)  # the format is detected here
+        if target is None:  # default: the format the data is in
+            target = first.source_format if first is not None else "sharegpt"
+            _check_writable(target)
         with RowWriter(out) as writer:
-            write_records(read_records(local, log, opts), writer, target, log)
+            write_records(itertools.chain([first] if first else [], records), writer, target, log)
         log.close()
     detected = from_format or ",".join(dict.fromkeys(seen)) or "unknown"
     source = {"repo": repo_id, "revision": sha, "requested_revision": revision, "license": license,
@@ -109,6 +112,12 @@ def download(
               "records": log.n_out}
     write_stats(stats_path or _default_stats(out), [log], source=source)
     return DownloadResult(repo_id, sha, license, files, detected, target, log)
+
+
+def _check_writable(fmt: str) -> None:
+    if not format_registry.get(fmt).writable:
+        raise InstructgenError(f"{fmt} can be read but not written; pass --to with one of "
+                               f"{', '.join(format_registry.names(writable_only=True))}")
 
 
 def _default_rejects(out: Path) -> str:
