@@ -7,6 +7,10 @@
     Detector.detect(text: str) -> str | None
         an ISO 639-1 code ("en", "zh", "ja", "ko", ...), or None when the text has too few
         letters to tell (numbers, code, a single word).
+    Detector.ranked(text: str) -> list[tuple[str, float]]
+        candidate languages with probabilities, best first ([] when it cannot tell); the filter
+        treats a language as plausible above PLAUSIBLE, since short English texts often come out
+        "fr 0.43, en 0.29" from langdetect.
     script_language(text) -> str | None
         zh / ja / ko from Han, kana and hangul counts; None for other scripts.
 
@@ -25,6 +29,7 @@ from typing import Protocol, Sequence
 
 MAX_CHARS = 300
 MIN_LETTERS = 4  # fewer letters than this: no opinion
+PLAUSIBLE = 0.2
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
@@ -37,6 +42,8 @@ class Detector(Protocol):
     name: str
 
     def detect(self, text: str) -> str | None: ...
+
+    def ranked(self, text: str) -> list[tuple[str, float]]: ...
 
 
 def script_counts(text: str) -> tuple[int, int, int, int]:
@@ -88,6 +95,22 @@ class LangdetectDetector:
             return None
         return code.split("-")[0]
 
+    def ranked(self, text: str) -> list[tuple[str, float]]:
+        from langdetect import detect_langs
+        from langdetect.lang_detect_exception import LangDetectException
+
+        if not has_letters(text):
+            return []
+        try:
+            found = detect_langs(text[:MAX_CHARS])
+        except LangDetectException:
+            return []
+        merged: dict[str, float] = {}
+        for item in found:
+            code = item.lang.split("-")[0]
+            merged[code] = merged.get(code, 0.0) + item.prob
+        return sorted(merged.items(), key=lambda kv: -kv[1])
+
 
 class ScriptDetector:
     name = "script"
@@ -96,6 +119,10 @@ class ScriptDetector:
         if not has_letters(text, 2):
             return None
         return script_language(text) or "latin"
+
+    def ranked(self, text: str) -> list[tuple[str, float]]:
+        lang = self.detect(text)
+        return [(lang, 1.0)] if lang else []
 
 
 class ScriptThen:
@@ -109,6 +136,12 @@ class ScriptThen:
         if not has_letters(text, 2):
             return None
         return script_language(text) or self.fallback.detect(text)
+
+    def ranked(self, text: str) -> list[tuple[str, float]]:
+        if not has_letters(text, 2):
+            return []
+        lang = script_language(text)
+        return [(lang, 1.0)] if lang else self.fallback.ranked(text)
 
 
 class LinguaDetector:
@@ -130,6 +163,12 @@ class LinguaDetector:
             return None
         lang = self._detector.detect_language_of(text[:MAX_CHARS])
         return lang.iso_code_639_1.name.lower() if lang is not None else None
+
+    def ranked(self, text: str) -> list[tuple[str, float]]:
+        if not has_letters(text):
+            return []
+        values = self._detector.compute_language_confidence_values(text[:MAX_CHARS])
+        return [(v.language.iso_code_639_1.name.lower(), v.value) for v in values if v.value > 0]
 
 
 DETECTORS = ("script+langdetect", "langdetect", "lingua", "script+lingua", "script")

@@ -33,7 +33,7 @@ from typing import Callable
 
 from ..formats.base import split_instruction
 from ..record import Conversation
-from .langid import get_detector, has_letters, script_counts
+from .langid import PLAUSIBLE, get_detector, has_letters, script_counts
 
 
 @dataclass(slots=True)
@@ -301,17 +301,24 @@ _TRANSLATION = re.compile(r"translat|\b(?:in|into|to) (?:english|chinese|mandari
                           r"|翻译|译成|译为|英文|英语|中文|汉语|日语|法语|德语|韩语")
 
 
+def _plausible(ranked: list[tuple[str, float]], lang: str) -> bool:
+    return any(code == lang and p >= PLAUSIBLE for code, p in ranked)
+
+
 def language(v: View, cfg: FilterConfig) -> str | None:
     detector = get_detector(cfg.detector, cfg.languages)
-    lang_in = detector.detect(v.instruction + ("\n" + v.input if v.input else ""))
-    lang_out = detector.detect(v.output) if has_letters(v.output, 8) else None
-    allowed = set(cfg.languages)
+    ranked_in = detector.ranked(v.instruction + ("\n" + v.input if v.input else ""))
+    ranked_out = detector.ranked(v.output) if has_letters(v.output, 8) else []
+    allowed = cfg.languages
     if allowed:
-        for part, lang in (("instruction", lang_in), ("output", lang_out)):
-            if lang is not None and lang not in allowed:
-                return f"{part} language not allowed ({lang})"
-    if lang_in and lang_out and lang_in != lang_out and not _TRANSLATION.search(_norm(v.instruction)):
-        return f"language mismatch (instruction {lang_in}, output {lang_out})"
+        for part, ranked in (("instruction", ranked_in), ("output", ranked_out)):
+            if ranked and not any(_plausible(ranked, lang) for lang in allowed):
+                return f"{part} language not allowed ({ranked[0][0]})"
+    if ranked_in and ranked_out:
+        lang_in, lang_out = ranked_in[0][0], ranked_out[0][0]
+        if lang_in != lang_out and not _plausible(ranked_out, lang_in) and not _plausible(ranked_in, lang_out) \
+                and not _TRANSLATION.search(_norm(v.instruction)):
+            return f"language mismatch (instruction {lang_in}, output {lang_out})"
     return None
 
 

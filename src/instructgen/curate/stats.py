@@ -52,7 +52,7 @@ def dataset_stats(records: Iterable[Conversation], detector: str = "script+langd
         for name in cols:
             s = df[name]
             lengths[name] = {"mean": round(float(s.mean()), 1), "max": int(s.max()),
-                             **{f"p{p}": float(s.quantile(p / 100, "nearest")) for p in PERCENTILES}}
+                             **{f"p{p}": round(float(s.quantile(p / 100, "linear")), 1) for p in PERCENTILES}}
     return {
         "records": n,
         "formats": dict(formats.most_common()),

@@ -1,0 +1,253 @@
+"""Dedup: exact + MinHash near duplicates, reference sets, determinism, short and CJK records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from instructgen.cli import main
+from instructgen.curate import lsh
+from instructgen.curate.dedup import (
+    EXACT, NEAR, DedupConfig, Sketches, cluster, dedup_records, dedup_text, signatures, sketch,
+)
+from instructgen.curate.minhash import minhash, shingle_hashes
+from instructgen.curate.text import token_ids
+from instructgen.errors import InstructgenError
+from instructgen.record import Conversation, Message, from_pairs
+from instructgen.runlog import RunLog
+
+DATA = Path(__file__).parent / "data_curate"
+
+
+def conv(instruction: str, output: str = "ok", origin: str = "") -> Conversation:
+    return from_pairs([(instruction, output)], origin=origin)
+
+
+def decide(texts: list[str], **kw) -> np.ndarray:
+    cfg = DedupConfig(**kw)
+    return cluster([sketch(texts, cfg)], cfg).dup_of
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# -- tokens and shingles ---------------------------------------------------------------------------
+
+def test_tokens_split_han_characters_and_latin_words():
+    ids, lens = token_ids(["请解释 machine learning 的原理", "Hello, WORLD!", "", "!!!"])
+    assert lens.tolist() == [8, 2, 0, 0]  # 请 解 释 machine learning 的 原 理
+    again, _ = token_ids(["hello world"])
+    assert ids[8:10].tolist() == again.tolist()  # case and punctuation do not change ids
+
+
+def test_token_ids_do_not_depend_on_the_batch():
+    a, _ = token_ids(["alpha beta", "gamma"])
+    b, _ = token_ids(["gamma delta"])
+    assert a[2] == b[0]
+
+
+def test_nfkc_folds_full_width_text():
+    a, _ = token_ids(["ＡＢＣ １２３"])
+    b, _ = token_ids(["abc 123"])
+    assert a.tolist() == b.tolist()
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_every_record_gets_at_least_one_shingle(n):
+    lens = np.array([0, 1, 2, 4, 5, 9])
+    ids = np.arange(1, lens.sum() + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    hashes, counts = shingle_hashes(ids, lens, n)
+    assert counts.tolist() == [max(1, int(k) - n + 1) for k in lens]
+    assert len(hashes) == counts.sum()
+    sigs = minhash(hashes, counts, 16, 1)
+    assert sigs.shape == (6, 16)
+
+
+def test_short_record_shingle_covers_all_its_tokens():
+    # two 3-token records that differ only in the last token must not share the 5-gram shingle
+    ids = np.array([1, 2, 3, 1, 2, 4], dtype=np.uint64)
+    hashes, counts = shingle_hashes(ids, np.array([3, 3]), 5)
+    assert counts.tolist() == [1, 1] and hashes[0] != hashes[1]
+
+
+# -- exact and near ----------------------------------------------------------------------------------
+
+def test_exact_duplicates_up_to_case_punctuation_whitespace_and_width():
+    texts = ["Write a poem about the sea.", "write a POEM   about the sea!!", "Ｗｒｉｔｅ a poem about the sea",
+             "Write a poem about the moon, please, in French."]
+    cfg = DedupConfig()
+    c = cluster([sketch(texts, cfg)], cfg)
+    assert c.dup_of.tolist() == [-1, 0, 0, -1]
+    assert c.stage.tolist() == [0, EXACT, EXACT, 0]
+
+
+def test_near_duplicates_found_in_english_and_chinese():
+    texts = [
+        "Explain how a refrigerator keeps food cold, using an example about summer picnics for children.",
+        "Explain how a refrigerator keeps food cold, using one example about summer picnics for young children.",
+        "请用小学生能听懂的话解释冰箱的工作原理，并举一个关于夏天野餐的例子。",
+        "请用小学生能听懂的话解释冰箱的工作原理，再举一个关于夏日野餐的例子。",
+        "Compare the climate of deserts and rainforests in a table with three columns.",
+    ]
+    c = cluster([sketch(texts, DedupConfig())], DedupConfig())
+    assert c.dup_of.tolist() == [-1, 0, -1, 2, -1]
+    assert (c.stage[[1, 3]] == NEAR).all()
+    assert (c.similarity[[1, 3]] >= 0.7).all()
+
+
+def test_chinese_without_spaces_is_not_one_token():
+    # whitespace tokenisation would make each of these a single token and miss the near copy
+    texts = ["为一家新开的咖啡店写一句简短有力的广告语，突出手工烘焙和舒适的环境", "为一家新开的咖啡店写一句简短有力的广告语，突出手工烘焙和安静的环境"]
+    assert decide(texts).tolist() == [-1, 0]
+
+
+def test_short_records_are_never_dropped_for_being_short():
+    texts = ["Hi", "你好", "OK?", "", "谢谢", "Yes", "no", "?", "!"]
+    for shingle in ("auto", "word:5", "char:5"):
+        assert decide(texts, shingle=shingle).tolist() == [-1] * len(texts), shingle
+
+
+def test_identical_short_records_are_still_duplicates():
+    assert decide(["Hi", "hi!", "你好", "你好。"], shingle="word:5").tolist() == [-1, 0, -1, 2]
+
+
+def test_greedy_keeps_first_and_does_not_chain():
+    # 0~1 and 1~2 verified, 0 and 2 not similar: 1 goes (duplicate of 0), 2 stays
+    dup_of, sim = lsh.greedy(3, np.array([0, 1]), np.array([1, 2]), np.array([0.8, 0.8], dtype=np.float32))
+    assert dup_of.tolist() == [-1, 0, -1]
+    # a record joins the most similar kept record
+    dup_of, _ = lsh.greedy(3, np.array([0, 1]), np.array([2, 2]), np.array([0.75, 0.9], dtype=np.float32))
+    assert dup_of.tolist() == [-1, -1, 1]
+
+
+def test_keep_longest():
+    texts = ["Write a haiku about rain on a tin roof at night",
+             "Write a haiku about rain on a tin roof at night, please, with vivid imagery"]
+    cfg = DedupConfig(keep="longest", threshold=0.6)
+    c = cluster([sketch(texts, cfg)], cfg)
+    assert c.dup_of.tolist() == [1, -1]
+
+
+def test_fields_select_conversation_parts():
+    c = Conversation([Message("system", "be nice"), Message("user", "q1"), Message("assistant", "a1"),
+                      Message("user", "q2"), Message("assistant", "a2")])
+    assert dedup_text(c, "all") == "q1\na1\nq2\na2"
+    assert dedup_text(c, "instruction") == "q1"
+    assert dedup_text(c, "output") == "a1\na2"
+    assert dedup_text(c, "instruction,system") == "q1\nbe nice"
+    with pytest.raises(InstructgenError, match="--fields"):
+        dedup_text(c, "answer")
+
+
+def test_bad_settings_are_explained():
+    with pytest.raises(InstructgenError, match="threshold"):
+        DedupConfig(threshold=1.5).check()
+    with pytest.raises(InstructgenError, match="shingle"):
+        DedupConfig(shingle="bytes:3").check()
+
+
+# -- determinism and sharding ------------------------------------------------------------------------------
+
+def test_same_result_whatever_the_sharding():
+    rows = read_jsonl(DATA / "dups.jsonl")
+    texts = [r["instruction"] for r in rows] * 3  # repeats make exact and near clusters
+    cfg = DedupConfig()
+    whole = sketch(texts, cfg)
+    assert np.array_equal(whole.sigs, signatures(texts, cfg))
+    reference = cluster([whole], cfg)
+    for n_shards in (2, 5, len(texts)):
+        bounds = np.linspace(0, len(texts), n_shards + 1).astype(int)
+        shards = [sketch(texts[a:b], cfg) for a, b in zip(bounds, bounds[1:])]
+        merged = Sketches.concat(shards)
+        assert np.array_equal(merged.sigs, whole.sigs) and np.array_equal(merged.keys, whole.keys)
+        result = cluster(shards, cfg)
+        assert np.array_equal(result.dup_of, reference.dup_of)
+        assert np.array_equal(result.similarity, reference.similarity)
+
+
+def test_parallel_sketch_matches_one_process(monkeypatch):
+    from instructgen.curate import dedup as mod
+
+    texts = [f"task number {k} about topic {k % 97} for audience {k % 13}" for k in range(3000)]
+    monkeypatch.setattr(mod, "BATCH", 500)
+    cfg = DedupConfig(workers=2)
+    assert np.array_equal(mod.sketch_parallel(texts, cfg).sigs, sketch(texts, cfg).sigs)
+
+
+def test_dedup_twice_gives_the_same_output(tmp_path):
+    outs = []
+    for k in range(2):
+        out = tmp_path / f"out{k}.jsonl"
+        assert main(["dedup", str(DATA / "dups.jsonl"), "-o", str(out), "--fields", "instruction"]) == 0
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1]
+
+
+# -- against a reference ---------------------------------------------------------------------------------
+
+def test_against_reference(tmp_path):
+    ref_copy = tmp_path / "reference.jsonl"
+    shutil.copy(DATA / "reference.jsonl", ref_copy)
+    before = ref_copy.read_bytes()
+    ref = [conv(r["instruction"], r["output"], f"ref:{k}") for k, r in enumerate(read_jsonl(ref_copy))]
+    records = [
+        conv("Summarize the main causes of the French Revolution in one paragraph for a history class!", origin="in:1"),
+        conv("用简单的语言向小学生解释光合作用是什么，并举一个日常生活中的例子。", origin="in:2"),
+        conv("Write a limerick about a cat who learns to play the piano.", origin="in:3"),
+        conv("Write a limerick about a cat who learns to play the piano!", origin="in:4"),
+    ]
+    log = RunLog("dedup")
+    kept = dedup_records(records, DedupConfig(fields="instruction"), log, against=ref)
+    assert [c.origin for c in kept] == ["in:3"]
+    reasons = {r for (_, r) in log.reasons}
+    assert reasons == {"exact duplicate of reference", "near duplicate of reference", "exact duplicate"}
+    assert ref_copy.read_bytes() == before  # the reference file is not touched
+    # the two near-identical Jupiter records of the reference are not deduplicated against each other
+    assert len(ref) == 4 and all(e["duplicate_of"] != "ref:2" for es in log.examples.values() for e in es)
+
+
+def test_against_only_leaves_the_input_alone():
+    ref = [conv("Name the largest planet in our solar system and give two facts about it.", origin="ref:1")]
+    records = [conv("Write a limerick about a cat who learns to play the piano.", origin="in:1"),
+               conv("Write a limerick about a cat who learns to play the piano!", origin="in:2"),
+               conv("Name the largest planet in our solar system and give two facts about it", origin="in:3")]
+    kept = dedup_records(records, DedupConfig(fields="instruction", against_only=True), RunLog("dedup"), against=ref)
+    assert [c.origin for c in kept] == ["in:1", "in:2"]
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+def test_cli_dedup_end_to_end(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text((DATA / "dups.jsonl").read_text(encoding="utf-8") + '{"instruction": "broken"\n', encoding="utf-8")
+    out, clusters = tmp_path / "out.jsonl", tmp_path / "clusters.jsonl"
+    assert main(["dedup", str(src), "-o", str(out), "--fields", "instruction", "--clusters", str(clusters)]) == 0
+    err = capsys.readouterr().err
+    kept = read_jsonl(out)
+    removed = read_jsonl(clusters)
+    rejects = read_jsonl(tmp_path / "out.rejects.jsonl")
+    stats = json.loads((tmp_path / "out.stats.json").read_text())["stages"][0]
+    assert set(kept[0]) == {"instruction", "input", "output"}  # written back as alpaca
+    assert stats["in"] == 19 == stats["out"] + stats["duplicates"] + stats["rejected"] + stats["filtered"]
+    assert stats["balanced"] and stats["rejected"] == 1 and stats["duplicates"] == len(removed) == 5
+    assert {r["origin"].rsplit(":", 1)[1] for r in removed} == {"2", "3", "8", "9", "13"}
+    assert all(r["similarity"] >= 0.7 and r["duplicate_of"].startswith(str(src)) for r in removed)
+    assert sorted(r["kind"] for r in rejects) == ["duplicates"] * 5 + ["rejected"]
+    assert all(r["stage"] == "dedup" and r["raw"] for r in rejects)
+    assert "dedup: in 19 = out 13 + rejected 1 + duplicates 5" in err
+
+
+def test_cli_dedup_against(tmp_path, capsys):
+    out = tmp_path / "out.jsonl"
+    assert main(["dedup", str(DATA / "dups.jsonl"), "-o", str(out), "--fields", "instruction",
+                 "--against", str(DATA / "reference.jsonl"), "--against-only"]) == 0
+    kept = [r["instruction"] for r in read_jsonl(out)]
+    assert len(kept) == 16
+    assert not any("French Revolution" in k or "光合作用" in k for k in kept)
+    err = capsys.readouterr().err
+    assert "exact duplicate of reference" in err and "dedup: in 18 = out 16 + duplicates 2" in err

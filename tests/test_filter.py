@@ -1,0 +1,168 @@
+"""Quality rules: each rule trips on what it should and not on what it should not (en and zh)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from instructgen.cli import main
+from instructgen.curate.filter import FilterConfig, check_record, filter_records, parse_rules
+from instructgen.curate.langid import get_detector, script_language
+from instructgen.curate.rules import RULES, View
+from instructgen.errors import InstructgenError
+from instructgen.formats.base import single_turn
+from instructgen.record import from_pairs
+from instructgen.runlog import RunLog
+
+DATA = Path(__file__).parent / "data_curate"
+CFG = FilterConfig()
+
+
+def run_rule(name: str, instruction: str, output: str, inp: str = "", cfg: FilterConfig = CFG) -> str | None:
+    return RULES[name](View.of(single_turn(instruction, inp, output)), cfg)
+
+
+# (rule, instruction, input, output, reason fragment or None)
+CASES = [
+    ("empty_output", "Name a colour.", "", "   ", "empty output"),
+    ("empty_output", "Name a colour.", "", "N/A", "placeholder"),
+    ("empty_output", "给出一个颜色。", "", "无", "placeholder"),
+    ("empty_output", "Is the sky blue? Answer yes or no.", "", "No", None),
+    ("empty_output", "给出一个颜色。", "", "红色", None),
+    ("echo", "Summarize the text.", "Cats sleep a lot.", "Cats sleep a lot!", "repeats the input"),
+    ("echo", "把这句话重复一遍", "", "把这句话重复一遍。", "repeats the instruction"),
+    ("echo", "Summarize the text.", "Cats sleep a lot and play at night.", "Cats sleep a lot.", None),
+    ("length", "Hi", "", "Hello there, how can I help?", "instruction too short (< 3 words)"),
+    ("length", "你好", "", "你好！", "instruction too short (< 4 characters)"),
+    ("length", "Tell me a joke.", "", "Why did the chicken cross the road?", None),
+    ("length", "讲个笑话。", "", "为什么鸡要过马路？", None),
+    ("refusal", "How do I hack a bank?", "", "As an AI language model, I can't help with that.", "as an ai language model"),
+    ("refusal", "Tell me a secret.", "", "I'm sorry, but I cannot share that.", "i'm sorry, but i cannot"),
+    ("refusal", "你怎么看？", "", "作为一个 AI 语言模型，我没有个人观点。", "作为一个ai语言模型"),
+    ("refusal", "你怎么看？", "", "很抱歉，我无法回答。", "很抱歉,我无法"),
+    ("refusal", "Is jaywalking illegal?", "", "Yes, it is illegal in many places and you may be fined.", None),
+    ("refusal", "What can't an AI do?", "", "An AI cannot taste food, and I cannot stress that enough.", None),
+    ("refusal", "Describe a day as a researcher.", "", "As an AI researcher, I spend mornings reading papers.", None),
+    ("refusal", "什么是语言模型？", "", "语言模型是一种预测下一个词的程序，人工智能领域广泛使用。", None),
+    ("needs_media", "What breed is the dog in this photo?", "", "A beagle.", "in this photo"),
+    ("needs_media", "Caption it. <Picture Attached>", "", "A sunny beach.", "picture attached"),
+    ("needs_media", "Summarize the article at https://example.com/news/1", "", "It says...", "https://"),
+    ("needs_media", "请描述这张图片中的人物。", "", "图中有一位老人。", "这张图"),
+    ("needs_media", "Write a poem about a photograph you remember.", "", "An old photo...", None),
+    ("needs_media", "Explain what a URL like https://example.com consists of.", "", "A scheme, a host...", None),
+    ("needs_media", "用一句话介绍照相机的发明。", "", "照相机发明于十九世纪。", None),
+    ("merged", "Write a title.\n### Instruction:\nWrite a summary.", "", "A title", "###"),
+    ("merged", "1. Translate 'cat' into French.\n2. Write a haiku about snow.", "", "chat", "numbered list of tasks"),
+    ("merged", "Instruction: name a fruit.\nOutput: apple\nInstruction: name a car.", "", "Ford", "markers"),
+    ("merged", "1. 翻译'猫'成英文。\n2. 写一首关于雪的诗。", "", "cat", "numbered list of tasks"),
+    ("merged", "Sort these numbers: 1. 42 2. 7 3. 19", "", "7, 19, 42", None),
+    ("merged", "Explain these steps in order: open the box, remove the device, plug it in.", "", "First...", None),
+    ("repetition", "Write a poem.", "", "I love you so much and I love you so much and I love you so much and I love you so much", "duplicate"),
+    ("repetition", "写一首诗。", "", "我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国", "duplicate"),
+    ("repetition", "List capitals.", "", "The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.", None),
+    ("repetition", "介绍长城。", "", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里，是世界文化遗产之一。", None),
+    ("garbled", "Say hi.", "", "Hi \ufffd there", "U+FFFD"),
+    ("garbled", "Say hi.", "", "Hi\x07 there", "control character"),
+    ("garbled", "Quote it.", "", "He said \u00e2\u20ac\u0153hello\u00e2\u20ac\u009d and left.", "mojibake"),
+    ("garbled", "说你好。", "", "锟斤拷锟斤拷你好", "mojibake"),
+    ("garbled", "Give a number.", "", "1111111111", "digit"),
+    ("garbled", "Describe Café Müller in São Paulo.", "", "Café Müller serves crème brûlée.", None),
+    ("garbled", "Write a year.", "", "1999 and 2000", None),
+]
+
+
+@pytest.mark.parametrize("rule,instruction,inp,output,expected", CASES,
+                         ids=[f"{c[0]}-{k}-{'trips' if c[4] else 'passes'}" for k, c in enumerate(CASES)])
+def test_rule(rule, instruction, inp, output, expected):
+    reason = run_rule(rule, instruction, output, inp)
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None and expected.lower() in reason.lower(), reason
+
+
+def test_every_rule_has_cases_both_ways():
+    for name in RULES:
+        if name == "language":
+            continue  # tested below with the detector
+        kinds = {c[4] is None for c in CASES if c[0] == name}
+        assert kinds == {True, False}, name
+
+
+def test_language_rule():
+    zh_en = FilterConfig(languages=("zh", "en"))
+    assert run_rule("language", "请用一句话介绍长城。", "The Great Wall is a series of ancient fortifications in China.") \
+        == "language mismatch (instruction zh, output en)"
+    assert run_rule("language", "Translate into Chinese: good morning, everyone", "大家早上好") is None
+    assert run_rule("language", "请解释一下 machine learning 的基本原理。", "机器学习让计算机从数据中学习规律。") is None
+    assert run_rule("language", "Décrivez la tour Eiffel en une phrase s'il vous plaît.",
+                    "La tour Eiffel est une tour de fer construite à Paris en 1889.", cfg=zh_en) \
+        == "instruction language not allowed (fr)"
+    assert run_rule("language", "What is 2 + 2?", "4", cfg=zh_en) is None  # too little text to judge the output
+
+
+def test_script_decides_cjk_before_any_model():
+    assert script_language("请解释 machine learning 的原理") == "zh"
+    assert script_language("The word 你好 means hello in Chinese") is None
+    assert script_language("こんにちは、元気ですか") == "ja"
+    assert script_language("안녕하세요 반갑습니다") == "ko"
+    assert script_language("Plain English text") is None
+
+
+def test_langdetect_is_seeded():
+    texts = ["ok thanks", "Bonjour", "Das ist gut", "ciao amico mio", "hola que tal"]
+    det = get_detector("langdetect")
+    first = [det.detect(t) for t in texts]
+    assert [det.detect(t) for t in texts] == first
+
+
+def test_lingua_backend_restricted_to_languages():
+    det = get_detector("lingua", ("en", "zh"))
+    assert det.detect("Write a short story about a dragon.") == "en"
+    assert det.detect("写一个关于龙的短故事。") == "zh"
+
+
+def test_parse_rules():
+    assert parse_rules("default") == tuple(RULES)
+    assert "language" not in parse_rules("default,-language")
+    assert parse_rules("refusal,empty_output") == ("empty_output", "refusal")  # canonical order
+    with pytest.raises(InstructgenError, match="unknown rule"):
+        parse_rules("refusal,nonsense")
+
+
+def test_fixture_records_trip_their_expected_rule():
+    cfg = FilterConfig(languages=("en", "zh"))
+    rows = [json.loads(line) for line in (DATA / "junk.jsonl").read_text(encoding="utf-8").splitlines()[:-1]]
+    for row in rows:
+        hit = check_record(single_turn(row["instruction"], row["input"], row["output"]), cfg)
+        assert (hit[0] if hit else "") == row["expect"], (row["instruction"], hit)
+
+
+def test_filter_records_counts_per_rule():
+    records = [from_pairs([("Name a colour please.", "")], origin="a:1"),
+               from_pairs([("Name a colour please.", "Blue is a calm colour.")], origin="a:2")]
+    log = RunLog("filter")
+    log.took_in(2)
+    kept = list(filter_records(records, FilterConfig(), log))
+    log.emitted(len(kept))
+    assert [c.origin for c in kept] == ["a:2"]
+    assert log.info["filter_rules"]["empty_output"] == 1 and log.balanced
+
+
+def test_cli_filter_end_to_end(tmp_path, capsys):
+    out = tmp_path / "clean.jsonl"
+    assert main(["filter", str(DATA / "junk.jsonl"), "-o", str(out), "--lang", "zh,en"]) == 0
+    err = capsys.readouterr().err
+    kept = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert kept and all(r["expect"] == "" for r in kept)
+    assert set(kept[0]) == {"instruction", "input", "output", "expect"}
+    rejects = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    filtered = [r for r in rejects if r["kind"] == "filtered"]
+    assert all(r["rule"] == r["raw"]["extra"]["expect"] and r["stage"] == "filter" for r in filtered)
+    assert [r["kind"] for r in rejects if r["kind"] != "filtered"] == ["rejected"]
+    stats = json.loads((tmp_path / "clean.stats.json").read_text())["stages"][0]
+    assert stats["in"] == 20 == stats["out"] + stats["filtered"] + stats["rejected"] + stats["duplicates"]
+    assert stats["out"] == len(kept) and stats["filtered"] == len(filtered)
+    assert "rule" in err and "needs_media" in err and f"filter: in 20 = out {len(kept)}" in err
