@@ -28,7 +28,7 @@ def test_counts_languages_and_percentiles():
     row = stats["lengths"]["instruction_chars"]
     assert row["max"] == max(chars) and row["p50"] == round(float(np.percentile(chars, 50)), 1)
     assert row["p5"] <= row["p25"] <= row["p50"] <= row["p75"] <= row["p95"] <= row["max"]
-    assert stats["lengths"]["instruction_units"]["max"] == 12  # 12 Han characters in the Chinese instruction
+    assert stats["lengths"]["instruction_units"]["max"] == 11  # 请写一首关于大海的短诗: 11 characters > 10 words
     text = format_stats(stats)
     assert "records        4" in text and "zh 25.0 %" in text
 
