@@ -156,6 +156,16 @@ def test_card_has_metadata_examples_and_no_token(hub, inputs, tmp_path):
         assert needle in text, needle
     for entry in hub.commits("tester/card")[hub.head("tester/card")]["files"]:
         assert TOKEN.encode() not in hub.file_bytes("tester/card", entry)
+    # the card's "how to load it" works as written: datasets.load_dataset over HTTP, pinned to the commit
+    script = (
+        "import datasets, json, sys\n"
+        "ds = datasets.load_dataset('tester/card', 'moss', split='train', revision=sys.argv[1])\n"
+        "print(json.dumps([{k: v for k, v in r.items() if v is not None} for r in ds], ensure_ascii=False))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script, hub.head("tester/card")], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == converted(env, tmp_path, inputs, "moss")
 
 
 def test_second_push_of_same_data_makes_no_commit(hub, inputs, tmp_path):
@@ -400,3 +410,11 @@ def test_push_in_process_replaces_stale_shards_and_keeps_other_splits_and_config
     assert card_configs() == {"openai": ["train"], "alpaca": ["test", "train"]}
     assert not push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint).changed
     assert hub.head("tester/shards") == other.commit_sha != test.commit_sha
+
+
+def test_config_names_follow_the_formats_or_the_given_name():
+    from instructgen.hub import config_names
+
+    assert config_names(["moss", "sharegpt"], None) == {"moss": "moss", "sharegpt": "sharegpt"}
+    assert config_names(["moss"], "zh") == {"moss": "zh"}
+    assert config_names(["moss", "alpaca"], "zh") == {"moss": "zh-moss", "alpaca": "zh-alpaca"}
