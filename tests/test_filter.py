@@ -111,6 +111,17 @@ def test_script_decides_cjk_before_any_model():
     assert script_language("Plain English text") is None
 
 
+def test_plain_english_needs_no_model_and_short_latin_text_gets_no_opinion():
+    from instructgen.curate.langid import looks_english
+
+    assert looks_english("Write a short poem about the sea for my mother.")
+    assert not looks_english("La tour Eiffel est une tour de fer construite à Paris.")
+    assert not looks_english("Das ist ein gutes Buch und ich mag es.")
+    det = get_detector("script+langdetect")
+    assert det.detect("Tell me a joke") is None  # langdetect alone says Finnish
+    assert det.detect("Escribe un poema corto sobre el mar y la luna.") == "es"
+
+
 def test_langdetect_is_seeded():
     texts = ["ok thanks", "Bonjour", "Das ist gut", "ciao amico mio", "hola que tal"]
     det = get_detector("langdetect")
