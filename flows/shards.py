@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -125,8 +126,20 @@ def filter_options(cfg) -> dict[str, Any]:
     return opts
 
 
+# The language detector is built lazily on first use (langdetect loads its profiles into a global
+# factory) without a lock: shards filtered at once in threads of one process saw a half-built detector
+# and filtered records at random. One shard at a time per process keeps the filter deterministic, and
+# costs nothing: the rules are pure Python, serialised by the GIL anyway.
+_FILTER_LOCK = threading.Lock()
+
+
 def filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
     """Records that pass every rule; the others are dropped as `filtered`, reason = the first rule that fired."""
+    with _FILTER_LOCK:
+        return _filter_shard(shard, options)
+
+
+def _filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
     from instructgen.curate.rules import RULES, FilterConfig, View
 
     cfg = FilterConfig(**options)

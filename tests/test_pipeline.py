@@ -231,26 +231,30 @@ def _outputs(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in files}
 
 
-def test_dask_runner_gives_byte_identical_outputs(prefect, tmp_path):
+def test_runners_give_byte_identical_outputs(prefect, tmp_path):
+    """threads, a Dask LocalCluster (2 workers, in-process) and a process pool, each with another shard size."""
     from instructgen_flows.pipeline import run_pipeline
 
     write_dataset(tmp_path / "data.jsonl", n=400)
-    a = tmp_path / "threads"
-    b = tmp_path / "dask"
-    a.mkdir()
-    b.mkdir()
-    # different shard sizes too: the clustering must not depend on how the signatures were sharded
-    cfg_a = write_config(a, str(tmp_path / "data.jsonl"), pipeline='formats = ["alpaca", "sharegpt"]\nshard_size = 37')
-    cfg_b = write_config(b, str(tmp_path / "data.jsonl"), pipeline='formats = ["alpaca", "sharegpt"]\nshard_size = 101')
-    run_pipeline(str(cfg_a), str(a / "out"), runner="threads")
-    run_pipeline(str(cfg_b), str(b / "out"), runner="dask",
-                 runner_options={"n_workers": 2, "processes": False, "threads_per_worker": 1})
-    left, right = _outputs(a / "out"), _outputs(b / "out")
-    assert left.keys() == right.keys() and "data/alpaca.jsonl" in left and "clusters.jsonl" in left
-    for name in left:
-        assert left[name] == right[name], name
-    strip = lambda s: {k: v for k, v in s.items() if k != "rejects_file"}  # noqa: E731
-    assert {k: strip(v) for k, v in stages_of(a / "out").items()} == {k: strip(v) for k, v in stages_of(b / "out").items()}
+    runs = {"threads": (37, None), "dask": (101, {"n_workers": 2, "processes": False, "threads_per_worker": 1}),
+            "processes": (64, None)}
+    outputs, stats = {}, {}
+    for runner, (shard_size, options) in runs.items():
+        folder = tmp_path / runner
+        folder.mkdir()
+        cfg = write_config(folder, str(tmp_path / "data.jsonl"),
+                           pipeline=f'formats = ["alpaca", "sharegpt"]\nshard_size = {shard_size}')
+        run_pipeline(str(cfg), str(folder / "out"), runner=runner, runner_options=options)
+        outputs[runner] = _outputs(folder / "out")
+        strip = lambda s: {k: v for k, v in s.items() if k != "rejects_file"}  # noqa: E731
+        stats[runner] = {k: strip(v) for k, v in stages_of(folder / "out").items()}
+    base = outputs["threads"]
+    assert "data/alpaca.jsonl" in base and "clusters.jsonl" in base and "rejects/filter.jsonl" in base
+    for runner in ("dask", "processes"):
+        assert outputs[runner].keys() == base.keys()
+        for name in base:
+            assert outputs[runner][name] == base[name], (runner, name)
+        assert stats[runner] == stats["threads"]
 
 
 def test_ray_runner_missing_says_how_to_install():
