@@ -24,6 +24,7 @@ import hashlib
 import json
 import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -57,6 +58,11 @@ ZH = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 resets connections when many clients connect at once
+
+
 def request_key(body: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -76,6 +82,7 @@ class LLMDouble:
         self.hits: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
+        self.active = 0  # requests being answered right now
         self._lock = threading.Lock()
         double = self
 
@@ -84,6 +91,11 @@ class LLMDouble:
 
             def log_message(self, *args):  # quiet
                 pass
+
+            def setup(self):
+                super().setup()
+                # headers and body leave in two writes: without this, Nagle + delayed ACK add ~40 ms a response
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def do_GET(self):
                 if self.path.rstrip("/") == "/_double/stats":
@@ -104,11 +116,16 @@ class LLMDouble:
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
                     return
-                status, doc, headers = double.answer(body)
-                self._send(status, doc, headers)
-                if status == 200:
+                with double._lock:
+                    double.active += 1
+                try:
+                    status, doc, headers = double.answer(body)
+                    if self._send(status, doc, headers) and status == 200:
+                        with double._lock:
+                            double.served[request_key(body)] += 1
+                finally:
                     with double._lock:
-                        double.served[request_key(body)] += 1
+                        double.active -= 1
 
             def _send(self, status, doc, headers=None):
                 data = json.dumps(doc, ensure_ascii=False).encode()
@@ -120,11 +137,11 @@ class LLMDouble:
                         self.send_header(k, v)
                     self.end_headers()
                     self.wfile.write(data)
+                    return True
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    return False
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._thread: threading.Thread | None = None
@@ -138,6 +155,12 @@ class LLMDouble:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def wait_idle(self, limit: float = 30.0) -> None:
+        """Until no request is being answered (e.g. those of a killed client), at most `limit` seconds."""
+        deadline = time.monotonic() + limit
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     @property
     def total_hits(self) -> int:

@@ -201,13 +201,15 @@ def test_kill_minus_nine_and_resume(tmp_path):
         assert not out.exists()  # the output is written atomically: nothing half-written
         cached_before = _count_cached(cache_db)
         assert cached_before >= 3
+        double.wait_idle()  # answers to the dead client are finished (and counted) before we look
         served_before = dict(double.served)
+        received_before = set(double.hits)  # every request that reached the double before the kill
 
         resumed = subprocess.run(_cli(double, out), capture_output=True, text=True, cwd=tmp_path, timeout=120)
         assert resumed.returncode == 0, resumed.stderr
         repaid = [k for k, n in double.served.items() if n > 1]
-        # only answers in flight at the kill (never stored) may be paid twice: at most --concurrency of them
-        assert len(repaid) <= 4 and all(k in served_before for k in repaid)
+        # only requests in flight at the kill (answer never stored) may be paid twice: at most --concurrency
+        assert len(repaid) <= 4 and all(k in received_before for k in repaid)
         stats = json.loads((tmp_path / "gen.stats.json").read_text())["generate"]["usage"]
         assert stats["cache_hits"] >= cached_before
         assert cached_before < _count_cached(cache_db)  # it was killed midway: the rerun had work left
@@ -223,3 +225,19 @@ def test_kill_minus_nine_and_resume(tmp_path):
     want = [orjson.loads(line) for line in (reference / "gen.jsonl").read_bytes().splitlines()]
     assert len(got) == 150 and got == want  # no duplicate, no lost instruction
     assert len({r["instruction"] for r in got}) == 150
+
+
+def test_run_request_batch_uses_the_cache_for_coarse_batches(tmp_path):
+    from instructgen.generate.client import ChatRequest
+    from instructgen.generate.run import run_request_batch
+
+    requests = [ChatRequest([{"role": "user", "content": f"Task 1: Name a colour. ({i})"}], {"seed": i})
+                for i in range(5)]
+    with LLMDouble(faults={"429": 0.5}) as double:
+        config = _config(double, tmp_path, retry_backoff=0.01)
+        first = run_request_batch(config, requests)
+        hits = double.total_hits
+        again = run_request_batch(config, requests)
+        assert double.total_hits == hits
+    assert [r.text for r in first] == [r.text for r in again] and all(r.ok for r in first)
+    assert all(r.cached for r in again) and [r.request.params["seed"] for r in again] == list(range(5))

@@ -134,3 +134,24 @@ def test_match_names_the_similar_entry():
 @given(st.lists(st.integers(0, 5), max_size=40), st.lists(st.integers(0, 5), max_size=40))
 def test_bit_parallel_lcs_equals_dynamic_programming(a, b):
     assert lcs_length(a, b) == _dp_lcs(a, b)
+
+
+_WORDS = ["the", "cat", "sat", "on", "mat", "a", "dog", "猫", "狗"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(_WORDS), min_size=0, max_size=12), max_size=40),
+       st.sampled_from([0.0, 0.3, 0.5, 0.7, 0.9, 1.0]))
+def test_index_equals_brute_force_on_repetitive_texts(texts, threshold):
+    """Repeated tokens, tiny vocabularies, thresholds at the extremes: where bounds are easiest to get wrong."""
+    candidates = [" ".join(t) for t in texts]
+    assert _index_decisions(candidates, threshold) == _brute_force_decisions(candidates, threshold)
+
+
+def test_index_stays_exact_across_rebuilds():
+    rng = random.Random(11)
+    candidates = [" ".join(rng.choices(_WORDS, k=rng.randint(1, 14))) for _ in range(600)]
+    index = RougeLIndex(0.9)
+    decisions = [index.add_if_novel(c) is None for c in candidates]
+    assert len(index) > 130  # crossed at least one rebuild (the first is at 64 entries)
+    assert decisions == _brute_force_decisions(candidates, 0.9)

@@ -199,14 +199,15 @@ async def agenerate(config: GenerateConfig, out_path: str, log: RunLog) -> Gener
     seeds = load_seed_tasks(config.seed_tasks)
     api_key = resolve_api_key(config)
     cache = RequestCache(config.cache_dir or default_cache_dir(out_path))
-    client = ChatClient(_client_config(config), api_key, cache, jitter_seed=None)
+    client = ChatClient(_client_config(config), api_key, cache)
     failures_path = config.failures_path or sibling(out_path, "failures.jsonl")
     runner_cls = AlpacaRun if config.mode == "alpaca" else SelfInstructRun
+    logs = [log]
     try:
         with RowWriter(out_path) as writer, FailureSink(failures_path) as failures:
             runner = runner_cls(config, seeds, client, writer, log, failures)
-            progress = ProgressLine(runner.describe, enabled=config.progress)
-            runner.progress = progress
+            logs = runner_logs(runner, log)
+            runner.progress = progress = ProgressLine(runner.describe, enabled=config.progress)
             try:
                 await runner.run()
             finally:
@@ -217,12 +218,11 @@ async def agenerate(config: GenerateConfig, out_path: str, log: RunLog) -> Gener
     finally:
         await client.aclose()
         cache.close()
-        for lg in runner_logs(locals().get("runner"), log):
+        for lg in logs:
             lg.close()
-    usage = client.usage.to_dict()
-    return GenerateResult(out_path, writer.count, runner.kept_instructions, runner.answered, usage,
+    return GenerateResult(out_path, writer.count, runner.kept_instructions, runner.answered, client.usage.to_dict(),
                           client.usage.cost(config.prices, config.model), client.usage.failures,
-                          failures_path if failures.count else None, runner_logs(runner, log))
+                          failures_path if failures.count else None, logs)
 
 
 def run_request_batch(config: GenerateConfig, requests: list[ChatRequest]) -> list[ChatResult]:

@@ -7,15 +7,17 @@ same decisions while computing an exact LCS only for pool entries that could
 exceed the threshold:
 
 - F1 = 2*lcs / (la + lb) and lcs <= overlap(a, b) (multiset intersection), so
-  F1 > t needs overlap > t*la/(2-t) and > t*lb/(2-t). Prefix filtering: under
-  any fixed total order of tokens, two texts with that much overlap share an
-  element of their prefixes (each text's first `l - floor(t*l/(2-t))` tokens in
-  that order). Each entry is indexed under its prefix only, and a candidate
-  probes with its prefix only. The order puts rare tokens first (document
-  frequency); it is fixed between rebuilds, and the index re-indexes itself
-  under a fresh order each time the pool doubles (amortised O(1) per entry);
-- a length bound (2*min(la, lb)/(la + lb) > t) and the exact overlap bound
-  prune the rest before the LCS, which is a bit-parallel LCS on Python ints.
+  F1 > t needs overlap > t*la/(2-t). Prefix filtering: under any fixed total
+  order of tokens, a pool entry with that much overlap shares one of the
+  candidate's first `la - floor(t*la/(2-t))` elements in that order. The order
+  puts rare tokens first (document frequency); it is fixed between rebuilds,
+  and the index re-indexes itself each time the pool doubles (amortised O(1)
+  per entry). Postings hold every element of every entry with its position in
+  the entry's order; a candidate probes with its prefix only;
+- in numpy, over all entries found: a length bound, a positional bound (the
+  first shared element starts the overlap) and a count bound (elements found +
+  what can still follow the last one found) prune most of them; an exact
+  multiset overlap prunes more, and the LCS is a bit-parallel LCS on Python ints.
 
 Scores are computed with `rouge_score`'s own float formula so that ties at the
 threshold are decided the same way. Tokenisation: lower-cased ASCII words
@@ -26,8 +28,11 @@ token (so identical Chinese strings score 1.0), other alphabetic runs as words.
 from __future__ import annotations
 
 import re
+from array import array
 from collections import Counter
 from dataclasses import dataclass
+
+import numpy as np
 
 _TOKEN = re.compile(
     r"[a-z0-9]+"
@@ -104,7 +109,8 @@ class RougeLIndex:
         self._rank: dict[int, int] = {}  # the fixed order: document frequency at the last rebuild
         self._rebuild_at = 64
         # (token id, occurrence number) -> entry id << 16 | position in the entry's prefix
-        self._postings: dict[tuple[int, int], list[int]] = {}
+        self._postings: dict[tuple[int, int], array] = {}
+        self._lengths = array("q")  # tokens per entry
         self.lcs_computed = 0  # exact LCS computations, for benchmarks
 
     def __len__(self) -> int:
@@ -116,18 +122,22 @@ class RougeLIndex:
             return [vocab.setdefault(t, len(vocab)) for t in tokens]
         return [vocab.get(t, -1 - i) for i, t in enumerate(tokens)]  # unknown tokens never match
 
-    def _prefix(self, ids: list[int]) -> list[tuple[int, int]]:
-        """The first `l - floor(t*l/(2-t))` elements (token, occurrence) in the fixed order, rarest first."""
-        n = len(ids)
-        size = n - int(self._t * n / (2 - self._t))
+    def _ordered(self, ids: list[int]) -> list[tuple[int, int]]:
+        """The elements (token, occurrence) in the fixed order, rarest first."""
         rank = self._rank
-        return sorted(_elements(ids), key=lambda e: (rank.get(e[0], 0), e[0], e[1]))[:size]
+        return sorted(_elements(ids), key=lambda e: (rank.get(e[0], 0), e[0], e[1]))
+
+    def _prefix_size(self, n: int) -> int:
+        return n - int(self._t * n / (2 - self._t))
 
     def _index(self, idx: int) -> None:
         postings = self._postings
-        for pos, element in enumerate(self._prefix(self._tokens[idx])):
+        for pos, element in enumerate(self._ordered(self._tokens[idx])):
             # a position capped at 0xFFFF only loosens the positional bound: never wrong, at worst slower
-            postings.setdefault(element, []).append(idx << 16 | min(pos, 0xFFFF))
+            posting = postings.get(element)
+            if posting is None:
+                posting = postings[element] = array("q")
+            posting.append(idx << 16 | min(pos, 0xFFFF))
 
     def _rebuild(self) -> None:
         self._rank = dict(self._df)
@@ -141,6 +151,7 @@ class RougeLIndex:
         idx = len(self.texts)
         self.texts.append(text)
         self._tokens.append(ids)
+        self._lengths.append(len(ids))
         self._elements.append(frozenset(_elements(ids)))
         self._df.update(set(ids))
         self._index(idx)
@@ -154,33 +165,36 @@ class RougeLIndex:
         la = len(ids)
         if la == 0:
             return None
-        t = self._t
+        size_a = self._prefix_size(la)
+        hits = [(i, self._postings.get(e)) for i, e in enumerate(self._ordered(ids)[:size_a])]
+        hits = [(i, p) for i, p in hits if p]
+        if not hits:
+            return None
+        # every entry sharing a prefix element, in numpy (no Python loop over the postings)
+        codes = np.concatenate([np.frombuffer(p, dtype=np.int64) for _, p in hits])
+        probe_pos = np.repeat(np.array([i for i, _ in hits], dtype=np.int64), [len(p) for _, p in hits])
+        entries = codes >> 16
+        entry, first, shared = np.unique(entries, return_index=True, return_counts=True)
+        last = len(entries) - 1 - np.unique(entries[::-1], return_index=True)[1]
+        lb = np.frombuffer(self._lengths, dtype=np.int64)[entry]
+        bound = self._t * (la + lb)  # F1 > t  <=>  2 * lcs > bound, and lcs <= overlap
+        # the first shared element (in the order) starts the overlap; the elements found are in both
+        # prefixes, and any other shared element lies in the suffix of `a` and after the last one found in `b`
+        keep = ((2 * np.minimum(la, lb) > bound)
+                & (2 * np.minimum(la - probe_pos[first], lb - (codes[first] & 0xFFFF)) > bound)
+                & (2 * (shared + np.minimum(la - size_a, lb - (codes[last] & 0xFFFF) - 1)) > bound))
         elements_a = frozenset(_elements(ids))
         masks: dict = {}
         for i, tok in enumerate(ids):
             masks[tok] = masks.get(tok, 0) | (1 << i)
-        postings = self._postings
-        all_tokens = self._tokens
-        checked: set[int] = set()
         best: Match | None = None
-        for i, element in enumerate(self._prefix(ids)):
-            rest_a = la - i  # elements of `a` from this one on: the first shared element bounds the overlap
-            for code in postings.get(element, ()):
-                j = code >> 16
-                if j in checked:
-                    continue
-                checked.add(j)
-                tokens_b = all_tokens[j]
-                lb = len(tokens_b)
-                bound = t * (la + lb)
-                if 2 * min(la, lb) <= bound or 2 * min(rest_a, lb - (code & 0xFFFF)) <= bound:
-                    continue
-                if 2 * len(elements_a & self._elements[j]) <= bound:
-                    continue
-                self.lcs_computed += 1
-                score = fmeasure(_lcs_with_masks(masks, la, tokens_b), la, lb)
-                if score > self.threshold and (best is None or score > best.score):
-                    best = Match(j, self.texts[j], score)
+        for j, n_b, bound_j in zip(entry[keep].tolist(), lb[keep].tolist(), bound[keep].tolist()):
+            if 2 * len(elements_a & self._elements[j]) <= bound_j:
+                continue
+            self.lcs_computed += 1
+            score = fmeasure(_lcs_with_masks(masks, la, self._tokens[j]), la, n_b)
+            if score > self.threshold and (best is None or score > best.score):
+                best = Match(j, self.texts[j], score)
         return best
 
     def add_if_novel(self, text: str) -> Match | None:
