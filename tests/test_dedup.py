@@ -125,6 +125,14 @@ def test_greedy_keeps_first_and_does_not_chain():
     assert dup_of.tolist() == [-1, -1, 1]
 
 
+@pytest.mark.parametrize("threshold,num_perm,weights", [(0.7, 128, (0.3, 0.7)), (0.5, 64, (0.5, 0.5)),
+                                                       (0.85, 256, (0.3, 0.7)), (0.9, 32, (0.5, 0.5))])
+def test_band_params_match_datasketch(threshold, num_perm, weights):
+    from datasketch.lsh import _optimal_param
+
+    assert lsh.band_params(threshold, num_perm, *weights) == _optimal_param(threshold, num_perm, *weights)
+
+
 def test_keep_longest():
     texts = ["Write a haiku about rain on a tin roof at night",
              "Write a haiku about rain on a tin roof at night, please, with vivid imagery"]
