@@ -28,6 +28,8 @@ OUT.stats.json (counts, tokens, cost).
 
 
 def register(sub) -> None:
+    from ..formats import names
+
     p = command_parser(
         sub, "generate", help="generate instruction data from seed tasks (Self-Instruct / Alpaca)",
         description="Generate new instruction data from seed tasks with an OpenAI-compatible chat endpoint "
@@ -56,7 +58,8 @@ def register(sub) -> None:
     p.add_argument("--similarity-threshold", type=float, default=0.7, metavar="F")
     p.add_argument("--seed", type=int, default=0, help="fixes sampling of examples and per-request seeds")
     p.add_argument("--cache-dir", metavar="DIR", help="request cache (default OUT.cache beside the output)")
-    p.add_argument("--format", default="alpaca", metavar="FORMAT", help="output format (default alpaca)")
+    p.add_argument("--format", default="alpaca", metavar="FORMAT", choices=names(writable_only=True),
+                   help="output format (default alpaca): " + ", ".join(names(writable_only=True)))
     p.add_argument("--response-format", choices=("auto", "json", "text"), default="auto",
                    help="auto: ask for JSON, fall back to numbered text if the endpoint answers 400 (default)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before a retry")

@@ -128,13 +128,15 @@ class _Run:
 
     def describe(self) -> str:
         u = self.client.usage
-        reasons = Counter()
-        for (kind, reason), n in self.log.reasons.items():
-            reasons[reason.split(":")[0]] += n
+        reasons: Counter = Counter()
+        logs = [lg for lg in (getattr(self, "instruction_log", None), self.log) if lg is not None]
+        for lg in logs:
+            for (kind, reason), n in lg.reasons.items():
+                reasons[reason.split(":")[0]] += n
         top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
         rate = self.answered / self.progress.elapsed() if self.progress else 0.0
         return (f"generate: {u.in_flight} in flight | {self.answered} answered ({u.cache_hits} cached) | "
-                f"kept {self.kept_instructions} | dropped {sum(self.log.dropped.values())}"
+                f"kept {self.kept_instructions} | dropped {sum(reasons.values())}"
                 f"{' (' + top + ')' if top else ''} | failed {u.failures} | "
                 f"tokens {u.prompt_tokens + u.completion_tokens} | {rate:.1f} req/s")
 
