@@ -141,6 +141,29 @@ def test_keep_longest():
     assert c.dup_of.tolist() == [1, -1]
 
 
+def test_record_dict_is_to_dict():
+    from instructgen.curate.dedup import record_dict
+    from instructgen.record import ToolCall
+
+    c = Conversation([Message("system", "s"), Message("user", "u", meta={"k": 1}),
+                      Message("assistant", "", tool_calls=[ToolCall("f", "{}", "c1")], weight=0),
+                      Message("tool", "r", tool_call_id="c1", name="f"), Message("assistant", "done")],
+                     tools=[{"name": "f"}], meta={"id": 3}, extra={"x": [1]}, origin="a:1", source_format="openai",
+                     hints={"h": True})
+    assert record_dict(c) == c.to_dict()
+
+
+def test_verification_bound_is_exact():
+    rng = np.random.default_rng(0)
+    sigs = rng.integers(0, 4, size=(300, 64)).astype(np.uint32)  # small alphabet: many partial matches
+    i, j = np.triu_indices(300, 1)
+    full = (sigs[i] == sigs[j]).mean(axis=1)
+    for t in (0.3, 0.5, 0.7):
+        got = lsh.estimated_jaccard(sigs, i, j, t)
+        assert np.array_equal(got >= t, full >= t)
+        assert np.allclose(got[full >= t], full[full >= t])
+
+
 def test_fields_select_conversation_parts():
     c = Conversation([Message("system", "be nice"), Message("user", "q1"), Message("assistant", "a1"),
                       Message("user", "q2"), Message("assistant", "a2")])

@@ -240,7 +240,7 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         sigs = sk.sigs[alive]
         bands, rows = lsh.band_params(config.threshold, sigs.shape[1])
         i, j = lsh.candidate_pairs(sigs, bands, rows, config.bucket_cap)
-        s = lsh.estimated_jaccard(sigs, i, j)
+        s = lsh.estimated_jaccard(sigs, i, j, config.threshold)
         ok = s >= config.threshold
         n_ref_alive = int(np.count_nonzero(alive < n_reference)) if n_reference else 0
         parent, best = lsh.greedy(len(alive), i[ok], j[ok], s[ok], protected=n_ref_alive,
@@ -275,7 +275,7 @@ def dedup_records(
         reason = f"{how} duplicate" + (" of reference" if of_reference else "")
         similarity = round(float(result.similarity[k]), 4)
         target = everything[parent].origin or f"record {parent}"
-        log.drop(conv.origin, reason, conv.to_dict(), kind="duplicates", duplicate_of=target, similarity=similarity)
+        log.drop(conv.origin, reason, record_dict(conv), kind="duplicates", duplicate_of=target, similarity=similarity)
         audit.append({"origin": conv.origin, "duplicate_of": target, "similarity": similarity, "stage": how,
                       "reference": of_reference, "text": texts[k][:200], "kept_text": texts[parent][:200]})
     log.info["dedup"] = {"threshold": config.threshold, "num_perm": config.num_perm, "shingle": config.shingle,
@@ -286,6 +286,19 @@ def dedup_records(
 
         write_rows(clusters_path, audit)
     return kept
+
+
+def record_dict(conv: Conversation) -> dict:
+    """What Conversation.to_dict() returns, built directly: dataclasses.asdict deep-copies every
+    value and cost more than the whole MinHash stage when many records are dropped."""
+    return {
+        "messages": [{"role": m.role, "content": m.content,
+                      "tool_calls": [{"name": t.name, "arguments": t.arguments, "id": t.id} for t in m.tool_calls],
+                      "tool_call_id": m.tool_call_id, "name": m.name, "weight": m.weight, "meta": m.meta}
+                     for m in conv.messages],
+        "tools": conv.tools, "meta": conv.meta, "extra": conv.extra, "origin": conv.origin,
+        "source_format": conv.source_format, "hints": conv.hints,
+    }
 
 
 def iter_texts(records: Iterable[Conversation], fields: str = "all") -> Iterable[str]:

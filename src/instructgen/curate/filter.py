@@ -21,6 +21,7 @@ from typing import Iterable, Iterator
 from ..errors import InstructgenError
 from ..record import Conversation
 from ..runlog import RunLog
+from .dedup import record_dict
 from .rules import DEFAULT_RULES, RULES, FilterConfig, View
 
 __all__ = ["FilterConfig", "parse_rules", "check_record", "filter_records"]
@@ -70,4 +71,4 @@ def filter_records(records: Iterable[Conversation], config: FilterConfig, log: R
             continue
         rule, reason = hit
         counts[rule] += 1
-        log.drop(conv.origin, reason, conv.to_dict(), kind="filtered", rule=rule)
+        log.drop(conv.origin, reason, record_dict(conv), kind="filtered", rule=rule)

@@ -9,7 +9,8 @@
         Records sharing a band bucket. Per band, rows are sorted by band hash (no hash tables);
         each member of a bucket is paired with the first `cap` members before it, which bounds
         the work on huge template buckets while keeping the earliest (kept) records reachable.
-    estimated_jaccard(sigs, i, j) -> float32[m]   share of equal MinHash values.
+    estimated_jaccard(sigs, i, j, threshold=0) -> float32[m]   share of equal MinHash values
+        (0 for pairs that provably cannot reach the threshold).
     greedy(n, i, j, sim, protected=0, only_protected_parents=False) -> (dup_of: int64[n], sim: float32[n])
         Records in index order; a record is a duplicate of the most similar *kept* earlier record
         it has a verified pair with. A removed record never makes another one a duplicate, so
@@ -81,11 +82,25 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64) -> t
     return codes // n, codes % n
 
 
-def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    out = np.empty(len(i), dtype=np.float32)
+def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Share of equal signature values; pairs that cannot reach `threshold` may come back as 0.
+
+    The first half of the columns is compared first: a pair whose matches there plus every column
+    of the second half still falls short of the threshold is settled without reading the rest
+    (an exact bound, not an estimate), which halves the memory traffic on template-heavy data.
+    """
+    num_perm = sigs.shape[1]
+    half = num_perm // 2
+    need = threshold * num_perm
+    out = np.zeros(len(i), dtype=np.float32)
     for s in range(0, len(i), PAIR_CHUNK):
-        e = s + PAIR_CHUNK
-        out[s:e] = (sigs[i[s:e]] == sigs[j[s:e]]).mean(axis=1)
+        a, b = i[s:s + PAIR_CHUNK], j[s:s + PAIR_CHUNK]
+        first = (sigs[a, :half] == sigs[b, :half]).sum(axis=1)
+        alive = first + (num_perm - half) >= need
+        rest = (sigs[a[alive], half:] == sigs[b[alive], half:]).sum(axis=1)
+        chunk = np.zeros(len(a), dtype=np.float32)
+        chunk[alive] = (first[alive] + rest) / num_perm
+        out[s:s + PAIR_CHUNK] = chunk
     return out
 
 

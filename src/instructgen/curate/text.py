@@ -82,10 +82,10 @@ def token_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
 
     if not texts:
         return np.empty(0, np.uint64), np.empty(0, np.int64)
-    # NFKC never merges or splits letters across punctuation/space, so tokens are cut from the raw
-    # text and each distinct token is normalised once (thousands of calls instead of a pass over
-    # every character: NFKC of the whole batch cost more than everything else here together)
-    toks = pl.Series(list(texts), dtype=pl.String).str.to_lowercase().str.extract_all(TOKEN_PATTERN)
+    # NFKC and case folding never merge or split letters across punctuation/space, so tokens are
+    # cut from the raw text and each distinct token is normalised once (thousands of calls instead
+    # of a pass over every character: NFKC of the whole batch cost more than all the rest together)
+    toks = pl.Series(list(texts), dtype=pl.String).str.extract_all(TOKEN_PATTERN)
     lens = toks.list.len().fill_null(0).to_numpy().astype(np.int64)
     flat = toks.explode().drop_nulls()
     if len(flat) != int(lens.sum()):  # polars versions differ on exploding empty lists
