@@ -186,8 +186,10 @@ def _count_cached(db: Path) -> int:
         return 0
 
 
-def test_kill_minus_nine_and_resume(tmp_path):
-    """Kill the CLI mid-run; the rerun repays no cached request and ends exactly like an uninterrupted run."""
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGINT, 130)],
+                         ids=["kill-9", "ctrl-c"])
+def test_interrupt_and_resume(tmp_path, sig, code):
+    """Interrupt the CLI mid-run; the rerun repays no cached request and ends exactly like an uninterrupted run."""
     out = tmp_path / "gen.jsonl"
     cache_db = tmp_path / "gen.cache" / "requests.sqlite"
     with LLMDouble(latency=0.05, faults={"garbage": 0.05, "length": 0.1}) as double:
@@ -195,9 +197,9 @@ def test_kill_minus_nine_and_resume(tmp_path):
         deadline = time.monotonic() + 60
         while _count_cached(cache_db) < 3 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert proc.returncode == -signal.SIGKILL
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=60)
+        assert proc.returncode == code, proc.stderr.read()
         assert not out.exists()  # the output is written atomically: nothing half-written
         cached_before = _count_cached(cache_db)
         assert cached_before >= 3
