@@ -106,6 +106,22 @@ def test_chinese_without_spaces_is_not_one_token():
     assert decide(texts).tolist() == [-1, 0]
 
 
+def test_long_records_use_3_grams():
+    import random
+
+    rng = random.Random(0)
+    vocab = [f"w{k}" for k in range(60)]  # a small vocabulary: unrelated texts share most words
+    a = [rng.choice(vocab) for _ in range(120)]
+    b = list(a)
+    for k in (10, 50, 90):
+        b[k] = "edited"
+    c = [rng.choice(vocab) for _ in range(120)]
+    texts = [" ".join(a), " ".join(b), " ".join(c)]
+    assert decide(texts).tolist() == [-1, 0, -1]
+    # as bags of words the unrelated text would look like a copy
+    assert decide(texts, shingle="word:1").tolist() == [-1, 0, 0]
+
+
 def test_short_records_are_never_dropped_for_being_short():
     texts = ["Hi", "你好", "OK?", "", "谢谢", "Yes", "no", "?", "!"]
     for shingle in ("auto", "word:5", "char:5"):

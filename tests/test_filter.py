@@ -130,6 +130,7 @@ def test_langdetect_is_seeded():
 
 
 def test_lingua_backend_restricted_to_languages():
+    pytest.importorskip("lingua")
     det = get_detector("lingua", ("en", "zh"))
     assert det.detect("Write a short story about a dragon.") == "en"
     assert det.detect("写一个关于龙的短故事。") == "zh"

@@ -31,7 +31,7 @@ Memory: the index keeps 4 * num_perm + 16 bytes per record (uint32 signature, ui
 int64 length): 528 bytes a record at 128 permutations, 528 MB for a million records. Clustering
 adds, transiently, a 16-bit copy of the signatures for verification (2 * num_perm bytes), an
 8-byte hash and sort order per record for one band at a time, and the candidate pairs (16 bytes
-each; about 3 per record on the benchmark set).
+each; about 5 per record on the template-heavy benchmark set).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -304,8 +304,3 @@ def record_dict(conv: Conversation) -> dict:
         "tools": conv.tools, "meta": conv.meta, "extra": conv.extra, "origin": conv.origin,
         "source_format": conv.source_format, "hints": conv.hints,
     }
-
-
-def iter_texts(records: Iterable[Conversation], fields: str = "all") -> Iterable[str]:
-    parts = parse_fields(fields)
-    return (dedup_text(c, parts) for c in records)

@@ -189,9 +189,20 @@ class LinguaDetector:
     name = "lingua"
 
     def __init__(self, languages: Sequence[str] = ()):
-        from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+        try:
+            from lingua import IsoCode639_1, Language, LanguageDetectorBuilder
+        except ImportError:
+            from ..errors import InstructgenError
+
+            raise InstructgenError("the lingua detector needs lingua-language-detector: "
+                                   "pip install lingua-language-detector (or pip install 'instructgen[bench]')") from None
 
         if languages:
+            unknown = [code for code in languages if not hasattr(IsoCode639_1, code.upper())]
+            if unknown:
+                from ..errors import InstructgenError
+
+                raise InstructgenError(f"--lang: lingua does not know {', '.join(unknown)} (use ISO 639-1 codes such as en, zh)")
             langs = [Language.from_iso_code_639_1(getattr(IsoCode639_1, code.upper())) for code in languages]
             builder = LanguageDetectorBuilder.from_languages(*langs) if len(langs) > 1 else \
                 LanguageDetectorBuilder.from_languages(*langs, Language.ENGLISH if langs[0] != Language.ENGLISH else Language.CHINESE)

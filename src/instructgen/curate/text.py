@@ -13,8 +13,6 @@
         case, whitespace and punctuation.
     char_ids(normed) -> (ids: uint64[T], lens: int64[n])
         Every character (spaces included) as a token: its code point, spread by a 64-bit mixer.
-    cjk_share(normed) -> float64[n]
-        Share of a text's letters that are Han/kana characters (decides per record how to shingle).
 
 The work happens in C/Rust over the batch (one NFKC call on the joined batch, polars regexes),
 never token by token in Python, except hashing each *distinct* token once.
@@ -120,14 +118,3 @@ def char_ids(normed: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     lens = np.fromiter((len(t) for t in normed), dtype=np.int64, count=len(normed))
     codes = np.frombuffer("".join(normed).encode("utf-32-le"), dtype=np.uint32)
     return mix64(codes), lens
-
-
-def cjk_share(normed: Sequence[str]) -> np.ndarray:
-    import polars as pl
-
-    if not normed:
-        return np.empty(0)
-    s = pl.Series(list(normed), dtype=pl.String)
-    cjk = s.str.count_matches(rf"[{CJK_CLASS}]").to_numpy().astype(np.float64)
-    letters = s.str.count_matches(r"[\p{L}\p{N}]").to_numpy().astype(np.float64)
-    return np.divide(cjk, letters, out=np.zeros_like(cjk), where=letters > 0)
