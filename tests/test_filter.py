@@ -129,6 +129,21 @@ def test_langdetect_is_seeded():
     assert [det.detect(t) for t in texts] == first
 
 
+def test_detector_gives_the_same_labels_from_several_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = ["Bonjour tout le monde, comment allez-vous aujourd'hui", "Das ist ein gutes Buch und ich mag es sehr",
+             "Este es un libro muy bueno para los niños pequeños"] * 30
+
+    def labels(_):
+        det = get_detector("script+langdetect")
+        return [det.detect(t) for t in texts]
+
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(labels, range(4)))
+    assert all(r == runs[0] for r in runs) and set(runs[0]) == {"fr", "de", "es"}
+
+
 def test_lingua_backend_restricted_to_languages():
     pytest.importorskip("lingua")
     det = get_detector("lingua", ("en", "zh"))

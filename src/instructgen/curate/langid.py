@@ -29,6 +29,7 @@ about 11 % of short texts between runs) and sees at most MAX_CHARS characters.
 from __future__ import annotations
 
 import re
+import threading
 from functools import lru_cache
 from typing import Protocol, Sequence
 
@@ -85,8 +86,10 @@ class LangdetectDetector:
 
     def __init__(self) -> None:
         from langdetect import DetectorFactory
+        from langdetect.detector_factory import init_factory
 
         DetectorFactory.seed = 0
+        init_factory()  # load the profiles now, not lazily inside the first detect() of some thread
 
     def detect(self, text: str) -> str | None:
         from langdetect import detect
@@ -243,5 +246,10 @@ def _build(name: str, languages: tuple[str, ...]) -> Detector:
     raise InstructgenError(f"unknown language detector {name!r}; choose one of: {', '.join(DETECTORS)}")
 
 
+_BUILD_LOCK = threading.Lock()
+
+
 def get_detector(name: str = "script+langdetect", languages: Sequence[str] = ()) -> Detector:
-    return _build(name, tuple(sorted(set(languages))))
+    """A shared detector; safe to call from several threads (built once, under a lock)."""
+    with _BUILD_LOCK:
+        return _build(name, tuple(sorted(set(languages))))
