@@ -34,8 +34,12 @@ CASES = [
     ("echo", "Summarize the text.", "Cats sleep a lot.", "Cats sleep a lot!", "repeats the input"),
     ("echo", "把这句话重复一遍", "", "把这句话重复一遍。", "repeats the instruction"),
     ("echo", "Summarize the text.", "Cats sleep a lot and play at night.", "Cats sleep a lot.", None),
-    ("length", "Hi", "", "Hello there, how can I help?", "instruction too short (< 3 words)"),
-    ("length", "你好", "", "你好！", "instruction too short (< 4 characters)"),
+    ("echo", "Add the missing punctuation.", "Finally Sara went to the shop", "Finally, Sara went to the shop.", None),
+    ("echo", "Split into two paragraphs.", "The sky is blue. The grass is green.", "The sky is blue.\n\nThe grass is green.", None),
+    ("length", "Hi", "", "Hello there, how can I help?", "instruction too short (< 2 words)"),
+    ("length", "好", "", "好的！", "instruction too short (< 2 characters)"),
+    ("length", "Define democracy.", "", "Government by the people.", None),
+    ("length", "友谊", "", "友谊是人与人之间的亲密关系。", None),
     ("length", "Tell me a joke.", "", "Why did the chicken cross the road?", None),
     ("length", "讲个笑话。", "", "为什么鸡要过马路？", None),
     ("refusal", "How do I hack a bank?", "", "As an AI language model, I can't help with that.", "as an ai language model"),
@@ -53,16 +57,32 @@ CASES = [
     ("needs_media", "Write a poem about a photograph you remember.", "", "An old photo...", None),
     ("needs_media", "Explain what a URL like https://example.com consists of.", "", "A scheme, a host...", None),
     ("needs_media", "用一句话介绍照相机的发明。", "", "照相机发明于十九世纪。", None),
+    ("needs_media", "创建一个程序，打印以下图案：", "", "for i in range(3): print('*' * i)", None),
+    ("needs_media", "在地图中标出长江的位置有什么技巧？", "", "先找到青藏高原……", None),
     ("merged", "Write a title.\n### Instruction:\nWrite a summary.", "", "A title", "###"),
     ("merged", "1. Translate 'cat' into French.\n2. Write a haiku about snow.", "", "chat", "numbered list of tasks"),
     ("merged", "Instruction: name a fruit.\nOutput: apple\nInstruction: name a car.", "", "Ford", "markers"),
     ("merged", "1. 翻译'猫'成英文。\n2. 写一首关于雪的诗。", "", "cat", "numbered list of tasks"),
     ("merged", "Sort these numbers: 1. 42 2. 7 3. 19", "", "7, 19, 42", None),
     ("merged", "Explain these steps in order: open the box, remove the device, plug it in.", "", "First...", None),
+    ("merged", "Give a recipe for stir-fry.", "", "### Ingredients\n- rice\n### Steps\n1. Cook the rice.", None),
+    ("merged", "将以下数字改为负数。", "输入：1、2、5", "输出：-1、-2、-5", None),
+    ("merged", "Sort the list.", "", "```python\n# Output: sorted list\nprint(sorted(xs))\n```", None),
     ("repetition", "Write a poem.", "", "I love you so much and I love you so much and I love you so much and I love you so much", "duplicate"),
     ("repetition", "写一首诗。", "", "我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国", "duplicate"),
     ("repetition", "List capitals.", "", "The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.", None),
     ("repetition", "介绍长城。", "", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里，是世界文化遗产之一。", None),
+    ("repetition", "描述一个可以从人工智能技术中受益的医疗应用。", "",
+     "可以从人工智能技术中受益的医疗应用有很多，例如辅助诊断系统：它通过深度学习分析影像，帮助医生更早发现病灶。", None),
+    ("repetition", "Write a scene.", "", "JENNY\nWhere are my keys?\nTOM\nIn the kitchen, next to the fruit bowl.\n"
+     "JENNY\nThanks, you are a lifesaver today.\nTOM\nAnytime.", None),
+    ("repetition", "Print a box three times.", "", "```\n+-----------------------+\n+-----------------------+\n"
+     "+-----------------------+\n```", None),
+    ("repetition", "Write a song.", "", "Oh the night is long and cold tonight\nOh the night is long and cold tonight\n"
+     "Oh the night is long and cold tonight\nOh the night is long and cold tonight", "duplicate"),
+    ("repetition", "List three ways to sum an array.", "",
+     "1. Use a loop to sum the elements of the array.\n2. Use the built-in sum to sum the elements of the array.\n"
+     "3. Use reduce to sum the elements.", None),
     ("garbled", "Say hi.", "", "Hi \ufffd there", "U+FFFD"),
     ("garbled", "Say hi.", "", "Hi\x07 there", "control character"),
     ("garbled", "Quote it.", "", "He said \u00e2\u20ac\u0153hello\u00e2\u20ac\u009d and left.", "mojibake"),
@@ -101,6 +121,16 @@ def test_language_rule():
                     "La tour Eiffel est une tour de fer construite à Paris en 1889.", cfg=zh_en) \
         == "instruction language not allowed (fr)"
     assert run_rule("language", "What is 2 + 2?", "4", cfg=zh_en) is None  # too little text to judge the output
+    assert run_rule("language", "Create a recipe for banana ice cream.", "Mash four bananas, freeze them, and blend.",
+                    cfg=zh_en) is None  # langdetect alone: Romanian
+    assert run_rule("language", "生成哈利波特角色的名称列表。", "这里是一份名单：1. Harry Potter 2. Ron Weasley 3. Hermione Granger "
+                    "4. Albus Dumbledore 5. Severus Snape") is None  # Chinese answer, English names
+    assert run_rule("language", "输出一段显示问候的代码。", "Here is a simple program that prints a greeting for the user.") \
+        == "language mismatch (instruction zh, output en)"
+    assert run_rule("language", "Translate into Spanish: there is no place like home.", "No hay lugar como el hogar.",
+                    cfg=zh_en) is None
+    assert run_rule("language", "生成一个正确使用“opulent”一词的例句。",
+                    "The wedding reception was held in an opulent ballroom with crystal chandeliers.") is None
 
 
 def test_script_decides_cjk_before_any_model():

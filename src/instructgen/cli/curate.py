@@ -76,12 +76,15 @@ def register(sub) -> None:
                    help="default, a comma list of rule names, or default,-RULE to leave some out")
     p.add_argument("--detector", choices=DETECTORS, default="script+langdetect",
                    help="language detector (default: script check, then seeded langdetect)")
-    for part, words, chars in (("instruction", (3, 1500), (4, 3000)), ("output", (1, 6000), (1, 12000))):
-        for bound, k in (("min", 0), ("max", 1)):
-            p.add_argument(f"--{bound}-{part}-words", type=int, default=words[k], metavar="N",
-                           help=f"{bound}imum {part} length in words (space-separated text; default {words[k]})")
-            p.add_argument(f"--{bound}-{part}-chars", type=int, default=chars[k], metavar="N",
-                           help=f"{bound}imum {part} length in characters (CJK text; default {chars[k]})")
+    from ..curate.rules import FilterConfig
+
+    defaults = FilterConfig()
+    for part in ("instruction", "output"):
+        for bound in ("min", "max"):
+            for unit, what in (("words", "words (space-separated text"), ("chars", "characters (CJK text")):
+                value = getattr(defaults, f"{bound}_{part}_{unit}")
+                p.add_argument(f"--{bound}-{part}-{unit}", type=int, default=value, metavar="N",
+                               help=f"{bound}imum {part} length in {what}; default {value})")
     p.set_defaults(func=run_filter)
 
     p = command_parser(sub, "stats", help="counts, language mix and length percentiles of a dataset",

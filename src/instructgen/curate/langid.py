@@ -68,7 +68,7 @@ def script_language(text: str) -> str | None:
     # 1-2 characters), which keeps English terms inside Chinese text from outvoting it
     if cjk < words:
         return None
-    if kana and kana >= 0.1 * (han + kana):
+    if kana and kana >= 0.25 * (han + kana):  # Japanese prose is 40-70 % kana; Chinese quoting a name, little
         return "ja"
     if hangul > han + kana:
         return "ko"
@@ -147,6 +147,13 @@ _ASCII_WORD = re.compile(r"[A-Za-z]+(?:'[a-z]+)?")
 MIN_MODEL_WORDS = 5  # shorter Latin-script text: "Write a poem" is Romanian, "Tell me a joke" Finnish to langdetect
 
 
+def plain_ascii(text: str) -> bool:
+    """Only ASCII letters, and none of the commonest function words of French, German, Spanish, ..."""
+    text = text[:MAX_CHARS]
+    words = [w.lower() for w in _ASCII_WORD.findall(text)]
+    return bool(words) and len(_OTHER_WORD.findall(text)) <= len(words) and not any(w in FOREIGN_WORDS for w in words)
+
+
 def looks_english(text: str) -> bool:
     """ASCII text of 4+ words, 20 %+ (and 2+) English-only function words, none of another language's."""
     text = text[:MAX_CHARS]
@@ -185,7 +192,12 @@ class ScriptThen:
         quick = self._quick(text)
         if quick or self._too_short(text):
             return [(quick, 1.0)] if quick else []
-        return self.fallback.ranked(text)
+        ranked = self.fallback.ranked(text)
+        if plain_ascii(text) and not any(code == "en" and p >= PLAUSIBLE for code, p in ranked):
+            # langdetect calls "Create a recipe for banana ice cream." Romanian: plain ASCII text
+            # without another language's function words stays plausibly English
+            ranked = [*ranked, ("en", PLAUSIBLE)]
+        return ranked
 
 
 class LinguaDetector:

@@ -9,16 +9,17 @@
 
 Rules and what they catch (from alpaca-cleaned, FastChat and WizardLM-unfiltered cleaning):
     empty_output      no assistant text, whitespace only, or a placeholder ("N/A", "none", "无", ...)
-    echo              output equal to the instruction or the input (after normalisation)
+    echo              output equal to the instruction or the input (up to spacing, quotes and the closing
+                      mark; case, inner punctuation and line breaks count: proofreading tasks fix them)
     length            instruction/output too short or too long: words for space-separated text,
                       characters for CJK text (thresholds in FilterConfig)
     refusal           refusals and AI disclaimers, matched as whole phrases ("As an AI language model",
                       "作为一个AI语言模型", ...), never as bare words such as "illegal"
     needs_media       tasks a text model cannot do: an attached image/file/video, "<Picture Attached>", a URL to visit
-    merged            several instructions merged into one (### separators, repeated Instruction:/Output:
-                      markers, a numbered list of separate tasks)
-    repetition        Gopher's duplicate n-gram shares (n = 5..10) and duplicate lines, on the output
-                      only and without Gopher's 50-word minimum
+    merged            several instructions merged into one (### separators, repeated Instruction: markers
+                      or one in the output, a numbered list of separate tasks)
+    repetition        Gopher's duplicate n-gram shares (n = 5..10 words; caps doubled for short text) and
+                      duplicate lines, on the output only (code blocks aside), without the 50-word minimum
     garbled           U+FFFD, control characters, mojibake (UTF-8 read as Latin-1/GBK), runs of one digit
     language          language not in FilterConfig.languages, or a question answered in another
                       language (translation tasks exempt)
@@ -35,14 +36,16 @@ from ..formats.base import split_instruction
 from ..record import Conversation
 from .langid import PLAUSIBLE, get_detector, has_letters, script_counts
 
+CJK_LANGS = ("zh", "ja", "ko")
+
 
 @dataclass(slots=True)
 class FilterConfig:
     rules: tuple[str, ...] = ()  # empty: DEFAULT_RULES
     languages: tuple[str, ...] = ()  # allowed languages (ISO 639-1); empty: any
     detector: str = "script+langdetect"
-    min_instruction_words: int = 3
-    min_instruction_chars: int = 4  # CJK
+    min_instruction_words: int = 2  # "Define democracy." is a task; "Hello" is not
+    min_instruction_chars: int = 2  # CJK: "友谊", "道歉" are tasks
     max_instruction_words: int = 1500
     max_instruction_chars: int = 3000
     min_output_words: int = 1
@@ -91,13 +94,19 @@ def empty_output(v: View, cfg: FilterConfig) -> str | None:
     return None
 
 
+def _lines(text: str) -> str:
+    # case, punctuation and line breaks stay: fixing them is what proofreading/formatting tasks do
+    text = "\n".join(re.sub(r"[ \t]+", " ", ln).strip() for ln in unicodedata.normalize("NFKC", text).strip().splitlines())
+    return text.strip(" .!?。!?…\"'“”「」")  # only the closing mark and quotes around it are ignored
+
+
 def echo(v: View, cfg: FilterConfig) -> str | None:
-    out = _squash(v.output)
+    out = _lines(v.output)
     if not out:
         return None
-    if out == _squash(v.instruction) or (v.input and out == _squash(v.instruction + v.input)):
+    if out == _lines(v.instruction) or (v.input and out == _lines(v.instruction + "\n" + v.input)):
         return "output repeats the instruction"
-    if v.input and out == _squash(v.input):
+    if v.input and out == _lines(v.input):
         return "output repeats the input"
     return None
 
@@ -159,7 +168,7 @@ REFUSALS_ZH = [
     "我是一个ai语言模型", "我是一个人工智能语言模型", "我只是一个ai", "我只是一个人工智能", "我只是一个语言模型",
     "很抱歉,我无法", "很抱歉,我不能", "抱歉,我无法", "抱歉,我不能", "对不起,我无法", "对不起,我不能",
     "我无法回答这个问题", "我不能回答这个问题", "我没有个人观点", "我没有个人情感", "我没有个人意见",
-    "我无法提供实时", "我不具备", "由openai开发",
+    "我无法提供实时", "我不具备",
 ]
 
 
@@ -198,8 +207,11 @@ _NEEDS_MEDIA_EN = re.compile(
     rf"|\b(?:in|from|describe|analy[sz]e|look at|watch|listen to)\s+(?:this|the)\s+(?:image|picture|photo|photograph|screenshot|video|audio|recording)\b"
     r"|\b(?:visit|open|go to|click|browse|read|summari[sz]e|watch|check out)\s+(?:the\s+|this\s+)?(?:following\s+)?(?:link|url|website|web\s*page|article|page|video)?\s*(?:at\s+)?:?\s*<?https?://"
 )
+# substrings that are also parts of ordinary words are fenced off: 以下图案 (the pattern below),
+# 地图中 (in the map), 意图中 (in the intention)
 _NEEDS_MEDIA_ZH = re.compile(
-    r"这张图|这幅图|下面的图|下图|上图|如图|图中|看图|根据图片|根据图像|根据照片|这张照片|这些照片|附件|附图|附上的|上传的"
+    r"这张图|这幅图|这些图片|下面的图|以下图片|上面的图|(?<!以)[上下]图(?![案标书形表])|如图所示|(?<![地意试企构版蓝拼插])图中"
+    r"|看图|根据图片|根据图像|根据照片|这张照片|这些照片|附件中|见附件|附件里|附图|上传的(?:文件|图片|照片)"
     r"|这段视频|这个视频|视频中|这段音频|这段录音|点击链接|打开链接|这个链接|以下链接|访问网站|打开网址"
 )
 
@@ -217,7 +229,9 @@ def needs_media(v: View, cfg: FilterConfig) -> str | None:
 
 # -- merged instructions -----------------------------------------------------------------------------
 
-_MARKER = re.compile(r"(?im)^\s*(?:#+\s*)?(?:\d+\s*[.)、:]\s*)?(?:instruction|input|output|response|指令|输入|输出|回答)\s*[:：]")
+# a new task starts: "Instruction:" / "指令：" (Input/Output labels alone are how single tasks embed their input)
+_MARKER = re.compile(r"(?im)^\s*(?:#+\s*)?(?:\d+\s*[.)、:]\s*)?(?:instruction|指令)\s*[:：]")
+_HASH_TASK = re.compile(r"(?i)###\s*(?:instruction|input|response|指令|输入|回答)")
 _TASK_ITEM = re.compile(
     r"(?im)^\s*\d+\s*[.)、]\s*(?:write|translate|summari[sz]e|explain|describe|list|generate|create|classify|"
     r"give|find|rewrite|name|identify|compose|design|suggest|provide|calculate|answer|edit|convert|"
@@ -226,10 +240,10 @@ _TASK_ITEM = re.compile(
 
 
 def merged(v: View, cfg: FilterConfig) -> str | None:
-    if "###" in v.instruction or "###" in v.output:
+    if "###" in v.instruction or _HASH_TASK.search(v.output):  # in outputs ### is usually a Markdown heading
         return "merged instructions (### separator)"
     if len(_MARKER.findall(v.instruction)) >= 2 or _MARKER.search(v.output):
-        return "merged instructions (Instruction:/Output: markers)"
+        return "merged instructions (Instruction: markers)"
     if len(_TASK_ITEM.findall(v.instruction)) >= 2:
         return "merged instructions (numbered list of tasks)"
     return None
@@ -237,10 +251,17 @@ def merged(v: View, cfg: FilterConfig) -> str | None:
 
 # -- repetition --------------------------------------------------------------------------------------
 
+_CJK_CHAR = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-# Gopher (Rae et al. 2021): max share of characters inside duplicated n-grams
-DUP_NGRAM_MAX = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+# Gopher (Rae et al. 2021) caps the share of characters inside duplicated n-grams at 0.15 (n=5) ..
+# 0.10 (n=10) for documents of 50+ words. Short responses legitimately restate the question and
+# repeat list stems: on LLaMA-Factory's alpaca en/zh demo sets (2,000 responses) Gopher's caps flag
+# 21, twice the caps flag 3, while degenerate loops score 0.7-0.9. So: Gopher's n, twice its caps.
+DUP_NGRAM_MAX = {5: 0.30, 6: 0.28, 7: 0.26, 8: 0.24, 9: 0.22, 10: 0.20}
 DUP_LINE_MAX = 0.30
+DUP_LINE_MIN_CHARS = 20
+CJK_GRAM_SCALE = 2  # CJK tokens are characters; a word is about two
+_FENCE = re.compile(r"```.*?(?:```|$)", re.S)  # code repeats itself by nature
 
 
 def _dup_ngram_share(tokens: list[str], n: int) -> float:
@@ -259,16 +280,30 @@ def _dup_ngram_share(tokens: list[str], n: int) -> float:
     return sum(len(t) for t, c in zip(tokens, covered) if c) / total if total else 0.0
 
 
+def _dup_line_share(lines: list[str]) -> float:
+    """Share of characters in lines seen before (Gopher's dup_line_char_frac); short lines such as
+    a screenplay's speaker names or list stems are left out."""
+    lines = [ln for ln in lines if len(ln) >= DUP_LINE_MIN_CHARS]
+    seen: set[str] = set()
+    dup = 0
+    for ln in lines:
+        if ln in seen:
+            dup += len(ln)
+        seen.add(ln)
+    total = sum(len(ln) for ln in lines)
+    return dup / total if total and len(lines) >= 3 else 0.0
+
+
 def repetition(v: View, cfg: FilterConfig) -> str | None:
-    lines = [ln.strip() for ln in v.output.splitlines() if ln.strip()]
-    if len(lines) >= 3:
-        dup = len(lines) - len(set(lines))
-        if dup / len(lines) > DUP_LINE_MAX:
-            return "repetitive output (duplicate lines)"
-    tokens = _TOKEN.findall(v.output.casefold())
+    text = _FENCE.sub(" ", v.output)
+    if _dup_line_share([ln.strip() for ln in text.splitlines()]) > DUP_LINE_MAX:
+        return "repetitive output (duplicate lines)"
+    tokens = _TOKEN.findall(text.casefold())
+    cjk = sum(1 for t in tokens if len(t) == 1 and _CJK_CHAR.match(t))
+    scale = CJK_GRAM_SCALE if cjk * 2 > len(tokens) else 1
     for n, limit in DUP_NGRAM_MAX.items():
-        if _dup_ngram_share(tokens, n) > limit:
-            return f"repetitive output (duplicate {n}-grams)"
+        if _dup_ngram_share(tokens, n * scale) > limit:
+            return f"repetitive output (duplicate {n}-word n-grams)"
     return None
 
 
@@ -297,7 +332,8 @@ def garbled(v: View, cfg: FilterConfig) -> str | None:
 
 # -- language ----------------------------------------------------------------------------------------
 
-_TRANSLATION = re.compile(r"translat|\b(?:in|into|to) (?:english|chinese|mandarin|french|german|spanish|japanese|korean)\b"
+_LATIN_WORD = re.compile(r"[A-Za-z]{3,}")
+_TRANSLATION = re.compile(r"translat|another language|\b(?:in|into|to) (?:english|chinese|mandarin|french|german|spanish|japanese|korean)\b"
                           r"|翻译|译成|译为|英文|英语|中文|汉语|日语|法语|德语|韩语")
 
 
@@ -305,19 +341,32 @@ def _plausible(ranked: list[tuple[str, float]], lang: str) -> bool:
     return any(code == lang and p >= PLAUSIBLE for code, p in ranked)
 
 
+def _cjk_share(text: str) -> float:
+    han, kana, hangul, words = script_counts(text)
+    cjk = han + kana + hangul
+    return cjk / (cjk + words) if cjk + words else 0.0
+
+
 def language(v: View, cfg: FilterConfig) -> str | None:
     detector = get_detector(cfg.detector, cfg.languages)
+    output = _FENCE.sub(" ", v.output)  # code is no language
     ranked_in = detector.ranked(v.instruction + ("\n" + v.input if v.input else ""))
-    ranked_out = detector.ranked(v.output) if has_letters(v.output, 8) else []
+    ranked_out = detector.ranked(output) if has_letters(output, 8) else []
+    translation = bool(_TRANSLATION.search(_norm(v.instruction)))
     allowed = cfg.languages
     if allowed:
-        for part, ranked in (("instruction", ranked_in), ("output", ranked_out)):
+        for part, ranked in (("instruction", ranked_in), ("output", [] if translation else ranked_out)):
             if ranked and not any(_plausible(ranked, lang) for lang in allowed):
                 return f"{part} language not allowed ({ranked[0][0]})"
-    if ranked_in and ranked_out:
+    if ranked_in and ranked_out and not translation:
         lang_in, lang_out = ranked_in[0][0], ranked_out[0][0]
-        if lang_in != lang_out and not _plausible(ranked_out, lang_in) and not _plausible(ranked_in, lang_out) \
-                and not _TRANSLATION.search(_norm(v.instruction)):
+        if lang_in != lang_out and not _plausible(ranked_out, lang_in) and not _plausible(ranked_in, lang_out):
+            # a Chinese answer full of English names or terms is still a Chinese answer, and a
+            # Chinese question about English words ("用'opulent'造句") is answered in English
+            if lang_in in CJK_LANGS and (_cjk_share(output) >= 0.2 or _LATIN_WORD.search(v.instruction + v.input)):
+                return None
+            if lang_out in CJK_LANGS and _cjk_share(v.instruction + v.input) > 0:
+                return None
             return f"language mismatch (instruction {lang_in}, output {lang_out})"
     return None
 
