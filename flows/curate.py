@@ -12,11 +12,11 @@ Output folder:
     clusters.jsonl             each removed duplicate -> the record it duplicates, with the similarity
 """
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
 from instructgen.io import write_rows
 from instructgen.pipeline_config import PipelineConfig
@@ -28,12 +28,28 @@ from instructgen_flows import shards as S
 SHARD_TASK = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
-@dataclass
-class CurateResult:
-    logs: list[RunLog]  # read, filter, dedup, write:<format>, in pipeline order
-    records: list[Conversation]  # what was written
-    outputs: dict[str, str]  # format -> file
-    cluster_sizes: list[int] = field(default_factory=list)
+class CurateResult(S.Carrier):
+    __slots__ = ("logs", "records", "outputs", "cluster_sizes", "sources")
+
+    def __init__(self, logs: list[RunLog], records: list[Conversation], outputs: dict[str, str],
+                 cluster_sizes: list[int], sources: list[dict]):
+        self.logs = logs  # download:*, read, filter, dedup, write:<format>, in pipeline order
+        self.records = records  # what was written
+        self.outputs = outputs  # format -> file
+        self.cluster_sizes = cluster_sizes
+        self.sources = sources  # published datasets: repo, revision, license, records
+
+
+@task(name="download", task_run_name="download {dataset}", cache_policy=NO_CACHE, retries=3,
+      retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5)
+def download_task(dataset: str, revision: str | None, out_path: str) -> tuple[dict, RunLog]:
+    """A published dataset at a pinned revision, as OpenAI-format JSONL (keeps turns, system prompts, tools)."""
+    from instructgen.hub import download
+
+    result = download(dataset, out_path, revision=revision, to_format="openai", retries=0)
+    result.log.stage = f"download:{dataset}"
+    return ({"name": dataset, "repo": result.repo_id, "revision": result.revision, "license": result.license,
+             "records": result.log.n_out, "path": out_path}, result.log)
 
 
 @task(name="parse", task_run_name="parse {shard.label}", **SHARD_TASK)
@@ -57,21 +73,29 @@ def reference_task(path: str, options: dict) -> S.Signatures:
 
 
 @task(name="cluster", **SHARD_TASK)
-def cluster_task(signatures: list[S.Signatures], references: list[S.Signatures], options: dict
-                 ) -> tuple[list[S.Duplicate], dict]:
+def cluster_task(signatures: list[S.Signatures], references: list[S.Signatures], options: dict) -> S.Duplicates:
     return S.find_duplicates(signatures, references, options)
 
 
 @task(name="write", task_run_name="write {fmt}", **SHARD_TASK)
-def write_task(records: list[Conversation], fmt: str, path: str) -> RunLog:
-    return S.write_format(records, fmt, path)
+def write_task(batch: S.Batch, fmt: str, path: str) -> RunLog:
+    return S.write_format(batch.records, fmt, path)
 
 
 @flow(name="curate", log_prints=True)
 def curate_flow(config: PipelineConfig, output_dir: str, extra_sources: list[str] | None = None) -> CurateResult:
     out = Path(output_dir)
     cfg = config
-    paths = [(str(s.path), s.format, s.columns) for s in cfg.sources if s.path is not None]
+    paths, published, downloads = [], [], []
+    for i, s in enumerate(cfg.sources):
+        if s.path is not None:
+            paths.append((str(s.path), s.format, s.columns))
+        else:
+            safe = s.dataset.replace("/", "__")
+            info, log = download_task(s.dataset, s.revision, str(out / "sources" / f"{i:02d}-{safe}.jsonl"))
+            published.append(info)
+            downloads.append(log)
+            paths.append((info["path"], "openai", None))
     paths += [(p, None, None) for p in extra_sources or []]
 
     parsed = [parse_task.submit(rs) for path, fmt, cols in paths
@@ -82,7 +106,7 @@ def curate_flow(config: PipelineConfig, output_dir: str, extra_sources: list[str
     signed = [signature_task.submit(f, dedup_opts) for f in filtered] if dedup_opts else []
     refs = [reference_task.submit(str(p), dedup_opts) for p in cfg.dedup.against] if dedup_opts else []
 
-    logs = [S.merge_logs("read", [f.result().log for f in parsed], out / "rejects" / "read.jsonl")]
+    logs = downloads + [S.merge_logs("read", [f.result().log for f in parsed], out / "rejects" / "read.jsonl")]
     shards = [f.result() for f in filtered]
     if filter_opts:
         logs.append(S.merge_logs("filter", [s.log for s in shards], out / "rejects" / "filter.jsonl"))
@@ -91,17 +115,18 @@ def curate_flow(config: PipelineConfig, output_dir: str, extra_sources: list[str
 
     cluster_sizes: list[int] = []
     if dedup_opts:
-        dups, info = cluster_task(signed, refs, dedup_opts)
-        records, dedup_log, clusters = S.apply_duplicates(records, dups, out / "rejects" / "dedup.jsonl")
-        dedup_log.info["dedup"] = info
+        dups = cluster_task(signed, refs, dedup_opts)
+        records, dedup_log, clusters = S.apply_duplicates(records, dups.items, out / "rejects" / "dedup.jsonl")
+        dedup_log.info["dedup"] = dups.info
         write_rows(out / "clusters.jsonl", clusters)
-        cluster_sizes = S.cluster_sizes(dups)
+        cluster_sizes = S.cluster_sizes(dups.items)
         logs.append(dedup_log)
 
     outputs = {fmt: str(out / "data" / f"{fmt}.jsonl") for fmt in cfg.pipeline.formats}
-    writes = {fmt: write_task.submit(records, fmt, path) for fmt, path in outputs.items()}
+    batch = S.Batch(records)
+    writes = {fmt: write_task.submit(batch, fmt, path) for fmt, path in outputs.items()}
     for fmt, fut in writes.items():
         logs.append(S.merge_logs(f"write:{fmt}", [fut.result()], out / "rejects" / f"write-{fmt}.jsonl"))
     for log in logs:
         print(log.equation())
-    return CurateResult(logs, records, outputs, cluster_sizes)
+    return CurateResult(logs, records, outputs, cluster_sizes, published)

@@ -18,6 +18,7 @@ from instructgen.pipeline_config import PipelineConfig, load_config
 from instructgen.runlog import RunLog, write_stats
 from instructgen_flows.curate import curate_flow
 from instructgen_flows.runners import make_task_runner
+from instructgen_flows.shards import Batch
 
 DEFAULT_OUTPUT = "instructgen-output"
 
@@ -59,15 +60,17 @@ def pipeline_flow(
     if cfg.publish.enabled:
         from instructgen_flows.publish import publish_task
 
-        card_stats = {"stages": [log.to_dict() for log in logs], "sources": [{"path": s.label} for s in cfg.sources],
+        files = [{"path": str(s.path)} for s in cfg.sources if s.path is not None]
+        card_stats = {"stages": [log.to_dict() for log in logs], "sources": files + cur.sources,
                       **({"generation": generation} if generation else {}),
                       **({"filters": cfg.filter.model_dump(mode="json")} if cfg.filter.enabled else {}),
                       **({"dedup": cfg.dedup.model_dump(mode="json")} if cfg.dedup.enabled else {})}
-        hub = publish_task(cur.records, cfg.publish, cfg.pipeline.formats, card_stats, str(out / "hub"))
+        hub = publish_task(Batch(cur.records), cfg.publish, cfg.pipeline.formats, card_stats, str(out / "hub"))
 
     stages = [log.to_dict() for log in logs]
     write_stats(out / "stats.json", logs, pipeline=cfg.pipeline.name, runner=runner or cfg.pipeline.runner,
-                outputs=cur.outputs, **({"generation": generation} if generation else {}),
+                outputs=cur.outputs, **({"sources": cur.sources} if cur.sources else {}),
+                **({"generation": generation} if generation else {}),
                 **({"hub": hub} if hub else {}))
 
     data = R.ReportData(

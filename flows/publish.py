@@ -8,14 +8,14 @@ itself makes an unchanged push a no-op, so a retry never makes a second commit.
 """
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from instructgen.pipeline_config import Publish
-from instructgen.record import Conversation
+from instructgen_flows.shards import Batch
 
 
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -30,9 +30,13 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
 @task(name="publish", cache_policy=NO_CACHE, persist_result=False, retries=3,
       retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5,
       retry_condition_fn=_worth_retrying)
-def publish_task(records: Iterable[Conversation] | list[str], config: Publish, formats: list[str],
+def publish_task(records: Batch | list[str], config: Publish, formats: list[str],
                  stats: dict[str, Any], dry_run_dir: str) -> dict[str, Any]:
+    """`records`: a Batch of curated records, or files any format `convert` reads."""
     from instructgen import hub
+
+    if isinstance(records, Batch):
+        records = records.records
 
     kwargs = dict(formats=formats, config_name=config.config_name, split=config.split, stats=stats,
                   pretty_name=None, tags=["instructgen"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -31,12 +31,35 @@ def ShardLog(stage: str) -> RunLog:  # noqa: N802 - reads as the type it makes
     return RunLog(stage, None, keep_entries=True)
 
 
-@dataclass(slots=True)
-class Shard:
-    label: str  # "file.jsonl#3" — names the Prefect task run
-    records: list[Conversation]
-    log: RunLog  # made by ShardLog()
-    extra: dict[str, Any] = field(default_factory=dict)
+class Carrier:
+    """Plain objects carry shard data between tasks: Prefect walks lists, dicts, dataclasses and pydantic
+    models in task arguments and flow results (looking for futures), which over 20,000 records a shard
+    cost more than the work itself (2.5x the direct calls in benchmarks/pipeline.py); it never looks
+    inside other objects."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({getattr(self, 'label', '')!r})"
+
+
+class Shard(Carrier):
+    __slots__ = ("label", "records", "log")
+
+    def __init__(self, label: str, records: list[Conversation], log: RunLog):
+        self.label = label  # "file.jsonl#3": names the Prefect task run
+        self.records = records
+        self.log = log  # made by ShardLog()
+
+
+class Batch(Carrier):
+    """Records handed to a task whole (writing, publishing)."""
+
+    __slots__ = ("label", "records")
+
+    def __init__(self, records: list[Conversation], label: str = ""):
+        self.label = label
+        self.records = records
 
 
 def merge_logs(stage: str, logs: list[RunLog], rejects_path: str | os.PathLike | None) -> RunLog:
@@ -50,12 +73,11 @@ def merge_logs(stage: str, logs: list[RunLog], rejects_path: str | os.PathLike |
 
 # -- reading --------------------------------------------------------------------------------------------
 
-@dataclass(slots=True)
-class RowShard:
-    label: str
-    format: str
-    columns: dict[str, str] | None
-    rows: list[Row]
+class RowShard(Carrier):
+    __slots__ = ("label", "format", "columns", "rows")
+
+    def __init__(self, label: str, format: str, columns: dict[str, str] | None, rows: list[Row]):
+        self.label, self.format, self.columns, self.rows = label, format, columns, rows
 
 
 def row_shards(path: str, fmt: str | None, columns: dict[str, str] | None, shard_size: int,
@@ -173,11 +195,22 @@ def write_format(records: list[Conversation], fmt: str, path: str) -> RunLog:
 
 # -- dedup: sketches per shard, one clustering pass in record order -------------------------------------
 
-@dataclass(slots=True)
-class Signatures:
-    label: str
-    origins: list[str]
-    sketches: Any  # instructgen.curate.dedup.Sketches: exact keys, MinHash signatures, lengths
+class Signatures(Carrier):
+    __slots__ = ("label", "origins", "sketches")
+
+    def __init__(self, label: str, origins: list[str], sketches: Any):
+        self.label = label
+        self.origins = origins
+        self.sketches = sketches  # instructgen.curate.dedup.Sketches: exact keys, MinHash signatures, lengths
+
+
+class Duplicates(Carrier):
+    __slots__ = ("label", "items", "info")
+
+    def __init__(self, items: list["Duplicate"], info: dict[str, Any]):
+        self.label = "duplicates"
+        self.items = items
+        self.info = info
 
 
 @dataclass(slots=True, frozen=True)
@@ -222,8 +255,7 @@ def sign_reference(path: str, options: dict[str, Any]) -> Signatures:
     return sign_shard(Shard(Path(path).name, records, ShardLog("reference")), options)
 
 
-def find_duplicates(signed: list[Signatures], references: list[Signatures], options: dict[str, Any]
-                    ) -> tuple[list[Duplicate], dict[str, Any]]:
+def find_duplicates(signed: list[Signatures], references: list[Signatures], options: dict[str, Any]) -> Duplicates:
     """Clustering over all sketches in record order (references first, never removed): shard-independent."""
     from instructgen.curate.dedup import EXACT, DedupConfig, cluster
 
@@ -238,7 +270,7 @@ def find_duplicates(signed: list[Signatures], references: list[Signatures], opti
                               round(float(result.similarity[n_ref + k]), 4),
                               "exact" if result.stage[n_ref + k] == EXACT else "near",
                               ref_origins[parent] if parent < n_ref else None))
-    return dups, {**options, "reference_records": n_ref, **result.info}
+    return Duplicates(dups, {**options, "reference_records": n_ref, **result.info})
 
 
 def apply_duplicates(records: list[Conversation], dups: list[Duplicate], rejects_path: str | os.PathLike

@@ -226,6 +226,44 @@ def test_rerun_hits_the_generation_cache(prefect, tmp_path):
         assert (out / "generated" / "generated.jsonl").read_bytes() == generated
 
 
+def test_run_reads_a_published_dataset_and_pushes_to_the_hub(tmp_path):
+    """`instructgen run` as a user runs it (a subprocess, Prefect's temporary server), against the Hub test double."""
+    import secrets
+
+    from hub_double import HubDouble  # the hub helper's test double of the Hugging Face Hub
+
+    token = "hf_" + secrets.token_hex(16)
+    write_dataset(tmp_path / "data.jsonl", n=30)
+    with HubDouble(tmp_path / "hub-store", tokens={token: "tester"}) as hub:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE", "PREFECT_"))}
+        env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1", HF_HOME=str(tmp_path / "hf-home"),
+                   HF_HUB_DISABLE_TELEMETRY="1", HF_TOKEN=token, PREFECT_HOME=str(tmp_path / "prefect-home"),
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false")
+        src = REPO / "data" / "samples" / "sharegpt.jsonl"
+        pushed = subprocess.run([sys.executable, "-m", "instructgen.cli", "push", str(src), "--repo", "tester/source",
+                                 "--formats", "sharegpt"], env=env, capture_output=True, text=True, timeout=300)
+        assert pushed.returncode == 0, pushed.stderr
+        cfg = write_config(tmp_path, str(tmp_path / "data.jsonl"), filter="enabled = false",
+                           publish='enabled = true\nrepo = "tester/curated"\ndry_run = false')
+        with open(cfg, "a", encoding="utf-8") as fh:
+            fh.write('\n[[sources]]\ndataset = "tester/source"\n')
+        out = tmp_path / "out"
+        run = subprocess.run([sys.executable, "-m", "instructgen.cli", "run", str(cfg), "-o", str(out)], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert token not in run.stdout + run.stderr
+        stats = orjson.loads((out / "stats.json").read_bytes())
+        stages = assert_reconciles(out, ["alpaca", "sharegpt"])
+        assert stages["download:tester/source"]["out"] == lines(src)
+        assert [s["repo"] for s in stats["sources"]] == ["tester/source"] and len(stats["sources"][0]["revision"]) == 40
+        assert stats["hub"]["repo"] == "tester/curated" and stats["hub"]["changed"] is True
+        assert stats["hub"]["commit_url"] and stats["hub"]["commit_sha"] in stats["hub"]["commit_url"]
+        assert stats["hub"]["commit_url"] in (out / "report.html").read_text(encoding="utf-8")
+        for path in out.rglob("*"):
+            if path.is_file():
+                assert token.encode() not in path.read_bytes(), path
+
+
 def _outputs(out: Path) -> dict[str, bytes]:
     files = sorted(p for p in out.rglob("*.jsonl"))
     return {str(p.relative_to(out)): p.read_bytes() for p in files}

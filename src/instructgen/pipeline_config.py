@@ -46,7 +46,6 @@ class Source(_Section):
     revision: str | None = None
     format: str | None = Field(None, description="input format; detected when absent")
     columns: dict[str, str] | None = None
-    limit: int | None = Field(None, gt=0, description="read at most this many rows of a published dataset")
 
     @model_validator(mode="after")
     def _one_of(self) -> "Source":

@@ -1,0 +1,196 @@
+"""Benchmark: what Prefect costs the curate stage, and how fast a single-stage command starts.
+
+    python benchmarks/pipeline.py                   # 200,000 records (the issue's size)
+    python benchmarks/pipeline.py --records 50000
+
+1. Prefect overhead: 200,000 alpaca records (en/zh, with exact and near copies
+   and junk) through curate (read -> quality filter -> exact + near dedup ->
+   write alpaca + sharegpt), side by side in one process on the same file:
+     direct   the same shard functions the flow's tasks call (instructgen_flows.shards),
+              called one after another in plain Python
+     flow     curate_flow on the default thread runner, one task per 20,000-row shard,
+              against a Prefect server that is already up (as in a served deployment)
+   Ratio = flow wall time / direct wall time (target <= 1.15). The temporary server's
+   start-up, paid once per `instructgen run`, is printed separately.
+2. Start-up: wall time of `instructgen convert --help` from process start to exit
+   (median of 7), target < 0.5 s, next to `python -c pass` for scale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SUBJECTS = ("the river", "a city", "our team", "the model", "this poem", "the market", "a small garden", "the museum",
+            "my old bicycle", "the school library", "a quiet village", "the night train", "the data set", "his song")
+VERBS = ("changes", "helps", "explains", "describes", "protects", "surprises", "follows", "teaches", "remembers",
+         "connects", "improves", "shapes")
+OBJECTS = ("the people who live there", "a new kind of music", "the history of the region", "the way we work",
+           "every visitor in summer", "the results of the test", "a simple idea about time", "the price of bread",
+           "the children in the park", "an answer to the question")
+TASKS = ("Explain why", "Describe how", "Write a short story in which", "Summarize the idea that", "List reasons why",
+         "Give an example showing that", "Argue for or against the claim that")
+
+
+def _en_sentence(rng: random.Random) -> str:
+    return f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)}"
+
+
+ZH = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
+
+
+def make_data(path: Path, n: int, seed: int = 0) -> None:
+    import orjson
+
+    rng = random.Random(seed)
+    rows = []
+    with open(path, "wb") as fh:
+        for i in range(n):
+            r = rng.random()
+            if rows and r < 0.05:  # exact copy of an earlier record
+                row = dict(rng.choice(rows))
+            elif rows and r < 0.10:  # near copy: one word changed
+                row = dict(rng.choice(rows))
+                words = row["output"].split(" ")
+                words[rng.randrange(len(words))] = rng.choice(VERBS)
+                row["output"] = " ".join(words)
+            elif r < 0.12:  # junk the filter should catch
+                row = {"instruction": f"{rng.choice(TASKS)} {_en_sentence(rng)}.", "input": "",
+                       "output": "As an AI language model, I cannot do that."}
+            elif r < 0.55:
+                row = {"instruction": f"{rng.choice(TASKS)} {_en_sentence(rng)}.",
+                       "input": _en_sentence(rng).capitalize() + "." if rng.random() < 0.4 else "",
+                       "output": " ".join(_en_sentence(rng).capitalize() + "."
+                                          for _ in range(rng.randint(2, 8))) + f" ({i})"}
+            else:
+                row = {"instruction": "".join(rng.choices(ZH, k=rng.randint(8, 30))) + "。",
+                       "input": "",
+                       "output": "".join(rng.choices(ZH, k=rng.randint(30, 200))) + "。"}
+            if len(rows) < 5000:
+                rows.append(row)
+            fh.write(orjson.dumps(row) + b"\n")
+
+
+def config_for(data: Path, shard_size: int):
+    from instructgen.pipeline_config import parse_config
+
+    text = (f'[pipeline]\nformats = ["alpaca", "sharegpt"]\nshard_size = {shard_size}\n'
+            f'[[sources]]\npath = "{data}"\nformat = "alpaca"\n')
+    return parse_config(text, data.parent / "bench.toml")
+
+
+def run_direct(cfg, out: Path) -> dict[str, int]:
+    """The curate flow's work, without Prefect: the same functions, in the same order, one after another."""
+    from instructgen.io import write_rows
+    from instructgen_flows import shards as S
+
+    src = cfg.sources[0]
+    parsed = [S.parse_shard(rs) for rs in S.row_shards(str(src.path), src.format, src.columns,
+                                                         cfg.pipeline.shard_size, announce=lambda _m: None)]
+    fopts, dopts = S.filter_options(cfg.filter), S.dedup_options(cfg.dedup)
+    filtered = [S.filter_shard(s, fopts) for s in parsed]
+    signed = [S.sign_shard(s, dopts) for s in filtered]
+    logs = [S.merge_logs("read", [s.log for s in parsed], out / "rejects" / "read.jsonl"),
+            S.merge_logs("filter", [s.log for s in filtered], out / "rejects" / "filter.jsonl")]
+    records = [r for s in filtered for r in s.records]
+    dups = S.find_duplicates(signed, [], dopts)
+    records, dedup_log, clusters = S.apply_duplicates(records, dups.items, out / "rejects" / "dedup.jsonl")
+    write_rows(out / "clusters.jsonl", clusters)
+    logs.append(dedup_log)
+    for fmt in cfg.pipeline.formats:
+        log = S.write_format(records, fmt, str(out / "data" / f"{fmt}.jsonl"))
+        logs.append(S.merge_logs(f"write:{fmt}", [log], out / "rejects" / f"write-{fmt}.jsonl"))
+    return {log.stage: log.n_out for log in logs}
+
+
+def run_flow(cfg, out: Path) -> dict[str, int]:
+    from instructgen_flows.curate import curate_flow
+
+    result = curate_flow(cfg, str(out))
+    return {log.stage: log.n_out for log in result.logs}
+
+
+def timed(fn, *args) -> tuple[float, dict[str, int]]:
+    t0 = time.perf_counter()
+    counts = fn(*args)
+    return time.perf_counter() - t0, counts
+
+
+def startup_times(argv: list[str], runs: int = 7) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=200_000)
+    ap.add_argument("--shard-size", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=2, help="timed runs of each side (the best is kept)")
+    args = ap.parse_args()
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ["PREFECT_LOGGING_LEVEL"] = "WARNING"  # per-task log lines would be printed, not measured
+    tmp = Path(tempfile.mkdtemp(prefix="instructgen-bench-"))
+    os.environ.setdefault("PREFECT_HOME", str(tmp / "prefect-home"))
+    data = tmp / "data.jsonl"
+    print(f"making {args.records:,} records ...", file=sys.stderr)
+    make_data(data, args.records)
+    cfg = config_for(data, args.shard_size)
+    warm = config_for(tmp / "warm.jsonl", 500)
+    make_data(tmp / "warm.jsonl", 1000, seed=1)
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    t0 = time.perf_counter()
+    with prefect_test_harness(server_startup_timeout=120):
+        startup = time.perf_counter() - t0
+        run_direct(warm, tmp / "warm-direct")  # imports, language profiles, first-call costs
+        run_flow(warm, tmp / "warm-flow")
+        direct, flow = [], []
+        for i in range(args.repeats):
+            seconds, counts_d = timed(run_direct, cfg, tmp / f"direct{i}")
+            direct.append(seconds)
+            seconds, counts_f = timed(run_flow, cfg, tmp / f"flow{i}")
+            flow.append(seconds)
+            assert counts_d == counts_f, (counts_d, counts_f)
+            same = all((tmp / f"direct{i}" / "data" / f"{f}.jsonl").read_bytes()
+                       == (tmp / f"flow{i}" / "data" / f"{f}.jsonl").read_bytes() for f in cfg.pipeline.formats)
+            assert same, "the flow and the direct calls wrote different bytes"
+
+    n_tasks = 3 * -(-args.records // args.shard_size) + 1 + len(cfg.pipeline.formats)
+    best_d, best_f = min(direct), min(flow)
+    print(f"\n1. curate, {args.records:,} records, shards of {args.shard_size:,} ({n_tasks} tasks), same file, "
+          "same process")
+    print(f"   {'':<34}{'wall s':>9}{'records/s':>12}")
+    print(f"   {'direct (plain function calls)':<34}{best_d:>9.2f}{args.records / best_d:>12,.0f}")
+    print(f"   {'curate_flow (threads runner)':<34}{best_f:>9.2f}{args.records / best_f:>12,.0f}")
+    print(f"   Prefect overhead: flow / direct = {best_f / best_d:.3f}   (target <= 1.15; runs: direct "
+          f"{', '.join(f'{x:.2f}' for x in direct)}; flow {', '.join(f'{x:.2f}' for x in flow)})")
+    print(f"   counts out per stage (identical on both sides): {counts_d}")
+    print(f"   one-off: Prefect temporary server start-up {startup:.1f} s (paid once per `instructgen run`, "
+          "not by a served deployment)")
+
+    convert_help = startup_times([sys.executable, "-m", "instructgen.cli", "convert", "--help"])
+    exe = Path(sys.executable).with_name("instructgen")
+    script_help = startup_times([str(exe), "convert", "--help"]) if exe.exists() else None
+    bare = startup_times([sys.executable, "-c", "pass"])
+    print("\n2. start-up, median of 7, process start to exit")
+    if script_help is not None:
+        print(f"   instructgen convert --help            {script_help:.3f} s   (target < 0.5 s)")
+    print(f"   python -m instructgen.cli convert --help {convert_help:.3f} s")
+    print(f"   python -c pass (interpreter floor)    {bare:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
