@@ -177,6 +177,14 @@ def test_example_pipeline_end_to_end(prefect, tmp_path):
     if cfg.publish.enabled:
         assert (out / "hub" / "README.md").exists()
 
+    from prefect.artifacts import Artifact
+
+    table = Artifact.get("instructgen-stage-counts")
+    assert table is not None and table.type == "table"
+    assert {row["stage"] for row in json.loads(table.data)} == set(stages)
+    report = Artifact.get("instructgen-report")
+    assert report is not None and report.type == "markdown" and "## Records through the stages" in report.data
+
 
 def test_curate_counts_known_duplicates_and_rejects(prefect, tmp_path):
     from instructgen_flows.pipeline import run_pipeline

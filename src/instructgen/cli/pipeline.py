@@ -77,32 +77,27 @@ def _prepare_prefect_env() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _check_config(path: str | None) -> None:
+def _check_config(path: str | None):
     from ..pipeline_config import load_config
 
-    load_config(path)  # fail in one line, before Prefect starts anything
+    return load_config(path)  # fail in one line, before Prefect starts anything
 
 
 def run(args) -> int:
-    from ..errors import InstructgenError
     from ..pipeline_config import EXAMPLE_CONFIG
 
     if args.print_example:
         sys.stdout.write(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
         return 0
-    _check_config(args.config)
-    if args.runner:
-        from ..pipeline_config import parse_runner
-
-        try:
-            parse_runner(args.runner)
-        except ValueError as e:
-            raise InstructgenError(f"--runner: {e}") from None
+    cfg = _check_config(args.config)
     _prepare_prefect_env()
     from instructgen_flows.pipeline import run_pipeline
+    from instructgen_flows.runners import make_task_runner
+
+    make_task_runner(args.runner or cfg.pipeline.runner)  # a bad or missing runner fails before Prefect starts
 
     result = run_pipeline(args.config, args.output_dir, args.runner)
-    print(f"\nrecords through the stages (in = out + rejected + filtered + duplicates):", file=sys.stderr)
+    print("\nrecords through the stages (in = out + rejected + filtered + duplicates):", file=sys.stderr)
     for row in result["stages"]:
         drops = " + ".join(f"{k} {row[k]}" for k in ("rejected", "filtered", "duplicates") if row[k])
         print(f"  {row['stage']:<16} in {row['in']} = out {row['out']}" + (f" + {drops}" if drops else ""),
