@@ -77,7 +77,7 @@ def pipeline_flow(
         title=f"{cfg.pipeline.name}: pipeline report",
         stages=stages,
         examples=_examples(logs),
-        profile=R.profile_records(cur.records),
+        profile=R.profile_records(cur.records, lang_of=_language_of()),
         cluster_sizes=cur.cluster_sizes,
         outputs=cur.outputs,
         hub=hub,
@@ -100,6 +100,14 @@ def pipeline_flow(
         "balanced": balanced,
         "hub": hub,
     }
+
+
+def _language_of():
+    """The curate stage's detector (script first, then seeded langdetect); 'unknown' when it has no opinion."""
+    from instructgen.curate.langid import get_detector
+
+    detector = get_detector("script+langdetect", ())
+    return lambda text: detector.detect(text) or "unknown"
 
 
 def _examples(logs: list[RunLog]) -> dict[str, list[dict[str, Any]]]:
