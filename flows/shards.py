@@ -148,10 +148,10 @@ def filter_options(cfg) -> dict[str, Any]:
     return opts
 
 
-# The language detector is built lazily on first use (langdetect loads its profiles into a global
-# factory) without a lock: shards filtered at once in threads of one process saw a half-built detector
-# and filtered records at random. One shard at a time per process keeps the filter deterministic, and
-# costs nothing: the rules are pure Python, serialised by the GIL anyway.
+# Shards filtered at once in threads of one process once saw a half-built language detector and
+# filtered records at random (langid now builds it under a lock). Filtering one shard at a time per
+# process keeps any shared state in the rules out of races, and costs nothing: the rules are pure
+# Python, serialised by the GIL anyway.
 _FILTER_LOCK = threading.Lock()
 
 
