@@ -367,7 +367,8 @@ def test_served_deployment_runs_on_a_real_server(tmp_path):
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "PREFECT_RUNNER_POLL_FREQUENCY": "1"}  # the served runner looks for due runs every second, not 10
     server_log = open(tmp_path / "server.log", "wb")
     server = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -388,7 +389,8 @@ def test_served_deployment_runs_on_a_real_server(tmp_path):
         assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["0 3 * * *"]
         assert deployment["global_concurrency_limit"]["limit"] == 1
         run = subprocess.run([prefect_bin, "deployment", "run", "instructgen-pipeline/test", "--watch",
-                              "--watch-timeout", "240"], env=env, capture_output=True, text=True, timeout=300)
+                              "--watch-interval", "1", "--watch-timeout", "240"],
+                             env=env, capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stdout + run.stderr + (tmp_path / "serve.log").read_text(errors="replace")
         assert "Completed" in run.stdout
         assert_reconciles(out, ["alpaca", "sharegpt"])
