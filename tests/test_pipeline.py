@@ -372,7 +372,7 @@ def test_served_deployment_runs_on_a_real_server(tmp_path):
     server_log = open(tmp_path / "server.log", "wb")
     server = subprocess.Popen([prefect_bin, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                               env=env, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True)
-    serve = None
+    serve = serve_log = None
     try:
         if not _wait_for(lambda: _get_json(f"{api}/health") is True, 120):
             pytest.skip(f"`prefect server start` did not come up on 127.0.0.1:{port} within 120 s: "
@@ -410,4 +410,6 @@ def test_served_deployment_runs_on_a_real_server(tmp_path):
         if serve is not None:
             _stop(serve, signal.SIGINT)
         _stop(server, signal.SIGINT)
-        server_log.close()
+        for fh in (serve_log, server_log):
+            if fh is not None:
+                fh.close()
