@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -190,6 +191,7 @@ def main() -> None:
         print(f"   instructgen convert --help            {script_help:.3f} s   (target < 0.5 s)")
     print(f"   python -m instructgen.cli convert --help {convert_help:.3f} s")
     print(f"   python -c pass (interpreter floor)    {bare:.3f} s")
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
