@@ -26,6 +26,9 @@ import orjson
 from .errors import InstructgenError
 
 STDIO = "-"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK  # mkstemp creates 0600 files; outputs get the mode any new file would
 MAX_ROW_BYTES = 64 << 20  # a single record larger than this is rejected, not decoded
 PARQUET_BATCH_ROWS = 50_000
 
@@ -227,10 +230,24 @@ class RowWriter:
             self._fh.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
         self.count += 1
 
-    def write_jsonl_blob(self, blob: bytes, count: int) -> None:
-        """Append rows already serialised as JSONL (by a worker process)."""
+    @property
+    def spill_dir(self) -> str | None:
+        """A folder beside the output where workers may write parts (None for stdout)."""
+        return None if self.path == STDIO else os.path.dirname(os.path.abspath(self.path))
+
+    def append_jsonl(self, data: bytes | str, count: int) -> None:
+        """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted)."""
         assert self.kind in ("jsonl", "jsonl.gz"), self.kind
-        self._fh.write(blob)
+        if isinstance(data, bytes):
+            self._fh.write(data)
+        else:
+            self._fh.flush()
+            with open(data, "rb") as part:
+                size = os.fstat(part.fileno()).st_size
+                copied = 0
+                while copied < size:
+                    copied += os.sendfile(self._fh.fileno(), part.fileno(), copied, size - copied)
+            os.unlink(data)
         self.count += count
 
     def write_many(self, rows: Iterable[Any]) -> None:
@@ -247,6 +264,7 @@ class RowWriter:
             if self.kind == "json":
                 self._fh.write(b"\n]\n" if self.count else b"]\n")
             self._fh.close()
+        os.chmod(self._tmp, _FILE_MODE)
         os.replace(self._tmp, self.path)
         self._tmp = None
 
@@ -303,4 +321,5 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     with io.open(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    os.chmod(tmp, _FILE_MODE)
     os.replace(tmp, target)

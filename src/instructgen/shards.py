@@ -1,6 +1,7 @@
 """Converting a large JSONL file with a process pool, in shards of lines.
 
-The parent reads raw lines and writes the JSONL the workers return, in input
+The parent reads raw lines and appends the JSONL the workers write (to part
+files beside the output, or through the pipe for compressed output) in input
 order; each worker decodes, parses, dumps and serialises its shard and sends
 back its counts and drops, which the parent adds to its RunLog (drops go to
 the rejects file there). The output, its order and the counts are the same as
@@ -44,21 +45,22 @@ def convert_file(path: str, spec_name: str, writer: RowWriter, to_format: str, l
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     config = (spec_name, to_format, read_opts.columns, read_opts.strict, dump_opts)
     with opener(path, "rb") as fh, ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        shards = _shards(fh, path)
-        for blob, n_in, n_out, entries, losses in pool.imap(_convert_shard, shards):
-            writer.write_jsonl_blob(blob, n_out)
+        shards = _shards(fh, path, writer.spill_dir if writer.kind == "jsonl" else None)
+        for part, n_in, n_out, entries, losses in pool.imap(_convert_shard, shards):
+            writer.append_jsonl(part, n_out)
             log.absorb(n_in, n_out, entries, losses)
             if bar is not None:
                 bar.update(n_in)
 
 
-def _shards(fh, path: str):
+def _shards(fh, path: str, spill_dir: str | None):
     start = 1
-    while True:
+    for n in itertools.count():
         lines = list(itertools.islice(fh, SHARD_LINES))
         if not lines:
             return
-        yield path, start, lines
+        part = os.path.join(spill_dir, f".shard-{os.getpid()}-{n}.jsonl") if spill_dir else None
+        yield path, start, lines, part
         start += len(lines)
 
 
@@ -80,10 +82,11 @@ class _Blob:
         self.parts.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
 
 
-def _convert_shard(shard: tuple[str, int, list[bytes]]):
+def _convert_shard(shard: tuple[str, int, list[bytes], str | None]):
+    """Convert one shard; its JSONL goes to the `part` file if given (cheaper than the pipe), else comes back."""
     from .convert import ReadOptions, _parse_rows, _rename_in, write_records
 
-    path, start, lines = shard
+    path, start, lines, part = shard
     spec_name, to_format, columns, strict, dump_opts = _CONFIG
     opts = ReadOptions(from_format=spec_name, columns=columns, strict=strict)
     log = RunLog("convert", keep_entries=True)
@@ -92,4 +95,9 @@ def _convert_shard(shard: tuple[str, int, list[bytes]]):
         rows = (_rename_in(r, columns) for r in rows)
     blob = _Blob()
     write_records(_parse_rows(rows, formats.get(spec_name), log, opts), blob, to_format, log, dump_opts, strict=strict)
-    return b"".join(blob.parts), log.n_in, log.n_out, log.entries, Counter(log.losses)
+    data = b"".join(blob.parts)
+    if part is not None:
+        with open(part, "wb") as fh:
+            fh.write(data)
+        data = part
+    return data, log.n_in, log.n_out, log.entries, Counter(log.losses)
