@@ -220,3 +220,16 @@ def test_sharded_conversion_matches_the_serial_one(tmp_path, monkeypatch):
     assert outputs[1] == outputs[2]
     assert len(outputs[2][0].splitlines()) == len(rows)
     assert len(outputs[2][1].splitlines()) == len(BAD_LINES)
+
+
+def test_outputs_get_ordinary_file_permissions(tmp_path):
+    import os
+
+    src = write_jsonl(tmp_path / "a.jsonl", ALPACA)
+    out = tmp_path / "o.jsonl"
+    old = os.umask(0o022)
+    try:
+        assert main(["convert", str(src), "--to", "alpaca", "-o", str(out)]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644
