@@ -110,3 +110,16 @@ def test_profile_units_and_histogram():
     assert text_length("用 Python 写代码") == 5
     hist = dict(histogram([0, 4, 5, 19, 20, 5000]))
     assert hist["0-4"] == 2 and hist["5-9"] == 1 and hist["10-19"] == 1 and hist["20-39"] == 1 and hist["1280+"] == 1
+
+
+def test_losses_of_the_write_stages_are_reported(tmp_path):
+    data = sample_data()
+    write = RunLog("write:alpaca")
+    write.took_in(3)
+    write.emitted(3)
+    write.lost("history dropped (kept the first turn)", 2)
+    data.stages.append(write.to_dict())
+    md = render_markdown(data)
+    assert "| write:alpaca | history dropped (kept the first turn) | 2 |" in md
+    html = render_html(data)
+    assert "Losses when writing formats" in html and "history dropped (kept the first turn)" in html

@@ -118,6 +118,11 @@ def _reasons(stages: list[dict[str, Any]]) -> list[tuple[str, str, str, int]]:
     return [(s["stage"], r["kind"], r["reason"], r["count"]) for s in stages for r in s.get("reasons", [])]
 
 
+def _losses(stages: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
+    """(stage, what was lost, records): information a target format could not hold; the records still went out."""
+    return [(s["stage"], what, n) for s in stages for what, n in (s.get("losses") or {}).items()]
+
+
 def _bin_label(i: int) -> str:
     lo = LENGTH_BINS[i]
     return f"{lo}+" if i == len(LENGTH_BINS) - 1 else f"{lo}-{LENGTH_BINS[i + 1] - 1}"
@@ -176,6 +181,11 @@ def render_markdown(d: ReportData) -> str:
         md += [f"| {s} | {k} | {_md_cell(r)} | {n} |" for s, k, r, n in reasons]
     else:
         md.append("Nothing was dropped.")
+    losses = _losses(d.stages)
+    if losses:
+        md += ["", "## Losses when writing formats (records kept, information dropped)", "",
+               "| stage | lost | records |", "|---|---|---:|"]
+        md += [f"| {s} | {_md_cell(w)} | {n} |" for s, w, n in losses]
     langs = d.profile.languages()
     md += ["", "## Language mix of the output", "", "| language | records |", "|---|---:|"]
     md += [f"| {lang} | {n} |" for lang, n in langs.most_common()]
@@ -311,6 +321,10 @@ def render_html(d: ReportData) -> str:
         h.append(_table(["stage", "kind", "reason", "records"], [list(x) for x in reasons], {3}))
     else:
         h.append("<p>Nothing was dropped.</p>")
+    losses = _losses(d.stages)
+    if losses:
+        h.append("<h2>Losses when writing formats</h2><p>Records kept; information the format cannot hold dropped.</p>")
+        h.append(_table(["stage", "lost", "records"], [list(x) for x in losses], {2}))
     h.append("<h2>Language mix of the output</h2>")
     h.append(svg_bars(d.profile.languages().most_common(), "output records per language", "#6a1b9a"))
     h.append("<h2>Length distributions</h2><p>Words for space-separated text, characters for CJK.</p><div class=grid>")
