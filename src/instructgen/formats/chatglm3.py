@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import BadRecord
 from ..record import Conversation, Message, ToolCall
 from .base import DumpOptions, Lost, finish_row, require_list, split_known
-from .openai import (arguments_of, arguments_value, read_tools, renamed_results, restore_ids, tools_out,
+from .tools import (arguments_of, arguments_value, read_tools, renamed_results, restore_ids, tools_out,
                      with_stashed_ids)
 
 NAME = "chatglm3"

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import BadRecord
 from ..record import Conversation, Message, ToolCall
 from .base import DumpOptions, Lost, finish_row, require_list, require_str, split_known
-from .openai import (arguments_of, arguments_value, check_weights, read_tools, renamed_results, restore_ids,
+from .tools import (arguments_of, arguments_value, check_weights, read_tools, renamed_results, restore_ids,
                      tools_out, with_stashed_ids)
 
 NAME = "sharegpt"
