@@ -94,7 +94,7 @@ def rows_from_lines(lines: Iterable[bytes], name: str, start: int) -> Iterator[R
     for lineno, line in enumerate(lines, start):
         if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
             line = line[3:]
-        if not line.strip():
+        if line.isspace():
             continue
         origin = f"{name}:{lineno}"
         if len(line) > MAX_ROW_BYTES:

@@ -104,7 +104,13 @@ def flatten_to_pairs(conv: Conversation, lost: Lost) -> list[tuple[str, str]]:
     closing user turn (no answer) are dropped; consecutive turns of one role are
     joined with a blank line. The system prompt is left to the caller.
     """
-    turns: list[Message] = []
+    if not conv.tools:  # the common case, a plain alternation, costs one pass and no loss
+        turns = conv.turns
+        if turns and not len(turns) % 2 and all(
+            u.role == "user" and a.role == "assistant" and not a.tool_calls for u, a in zip(turns[::2], turns[1::2])
+        ):
+            return [(u.content, a.content) for u, a in zip(turns[::2], turns[1::2])]
+    turns = []
     tools_dropped = bool(conv.tools)
     for m in conv.turns:
         if m.role == "tool" or (m.role == "assistant" and m.tool_calls and not m.content):
