@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from instructgen import formats
-from instructgen.convert import ReadOptions, _parse_rows, write_records
+from instructgen.convert import ReadOptions, _parse_rows, open_source, write_records
 from instructgen.errors import InstructgenError
 from instructgen.formats.base import DumpOptions
-from instructgen.io import Row, RowWriter, read_rows
+from instructgen.io import Row, RowWriter
 from instructgen.record import Conversation
 from instructgen.runlog import RunLog
 
@@ -83,32 +83,14 @@ class RowShard(Carrier):
 def row_shards(path: str, fmt: str | None, columns: dict[str, str] | None, shard_size: int,
                announce=print) -> Iterator[RowShard]:
     """Slices of `shard_size` rows of one file, with its format (detected from the first rows when not given)."""
-    rows = read_rows(path)
-    if columns:
-        rows = (_renamed(r, columns) for r in rows)
-    if fmt is None:
-        head = list(itertools.islice(rows, formats.DETECT_SAMPLE))
-        good = [r.data for r in head if r.error is None]
-        if not good:
-            raise InstructgenError(f"{path}: no readable record to detect the format from"
-                                   + (f" (first problem: {head[0].origin}: {head[0].error})" if head else ""))
-        fmt = formats.detect_rows(good, path)
-        announce(f"{path}: detected format {fmt}")
-        rows = itertools.chain(head, rows)
-    formats.get(fmt)  # an unknown name fails here, before any task runs
+    spec, rows = open_source(path, RunLog("read"), ReadOptions(from_format=fmt, columns=columns, announce=announce))
+    fmt = spec.name  # an unknown name has failed by now, before any task runs
     name = Path(path).name
     for i in itertools.count():
         chunk = list(itertools.islice(rows, shard_size))
         if not chunk:
             return
         yield RowShard(f"{name}#{i}", fmt, columns, chunk)
-
-
-def _renamed(row: Row, columns: dict[str, str]) -> Row:
-    if isinstance(row.data, dict):
-        back = {column: f for f, column in columns.items()}
-        row.data = {back.get(k, k): v for k, v in row.data.items()}
-    return row
 
 
 def parse_shard(shard: RowShard) -> Shard:

@@ -59,7 +59,7 @@ def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.Form
     """The format of one file (given, or detected from its first rows and announced) and its rows."""
     rows = read_rows(path)
     if opts.columns:
-        rows = (_rename_in(r, opts.columns) for r in rows)
+        rows = rename_rows(rows, opts.columns)
     if opts.from_format:
         return formats.get(opts.from_format), rows
     head = list(itertools.islice(rows, formats.DETECT_SAMPLE))
@@ -211,11 +211,13 @@ def _no_record_message(path: str, head: list[Row]) -> str:
     return f"{first.origin}: {first.error}; no record in {path} could be read"
 
 
-def _rename_in(row: Row, columns: dict[str, str]) -> Row:
-    if isinstance(row.data, dict):
-        back = {column: field for field, column in columns.items()}
-        row.data = {back.get(k, k): v for k, v in row.data.items()}
-    return row
+def rename_rows(rows: Iterable[Row], columns: dict[str, str]) -> Iterator[Row]:
+    """Rows with the file's column names mapped back to the format's field names (`--columns`)."""
+    back = {column: field for field, column in columns.items()}
+    for row in rows:
+        if isinstance(row.data, dict):
+            row.data = {back.get(k, k): v for k, v in row.data.items()}
+        yield row
 
 
 def _rename_out(row: dict, columns: dict[str, str]) -> dict:

@@ -84,7 +84,7 @@ class _Blob:
 
 def _convert_shard(shard: tuple[str, int, list[bytes], str | None]):
     """Convert one shard; its JSONL goes to the `part` file if given (cheaper than the pipe), else comes back."""
-    from .convert import ReadOptions, _parse_rows, _rename_in, write_records
+    from .convert import ReadOptions, _parse_rows, rename_rows, write_records
 
     path, start, lines, part = shard
     spec_name, to_format, columns, strict, dump_opts = _CONFIG
@@ -92,7 +92,7 @@ def _convert_shard(shard: tuple[str, int, list[bytes], str | None]):
     log = RunLog("convert", keep_entries=True)
     rows = rows_from_lines(lines, path, start)
     if columns:
-        rows = (_rename_in(r, columns) for r in rows)
+        rows = rename_rows(rows, columns)
     blob = _Blob()
     write_records(_parse_rows(rows, formats.get(spec_name), log, opts), blob, to_format, log, dump_opts, strict=strict)
     data = b"".join(blob.parts)
