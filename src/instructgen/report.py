@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import html
 import os
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .curate import langid, rules
 from .io import write_text_atomic
 from .record import Conversation
 
@@ -53,38 +53,19 @@ class ReportData:
 # -- profiling ---------------------------------------------------------------------------------------
 
 def script_language(text: str) -> str:
-    """A script-based language guess: zh / ja / ko from Han, kana and hangul shares, else 'latin' or 'other'.
+    """A script-based language guess: zh / ja / ko (the curate stage's script check), else 'latin' or 'other'.
 
     The curate stage has the real detector; the report only needs a stable, fast split.
     """
-    han = kana = hangul = latin = 0
-    for ch in text[:400]:
-        o = ord(ch)
-        if 0x4E00 <= o <= 0x9FFF or 0x3400 <= o <= 0x4DBF:
-            han += 1
-        elif 0x3040 <= o <= 0x30FF:
-            kana += 1
-        elif 0xAC00 <= o <= 0xD7AF:
-            hangul += 1
-        elif ch.isalpha() and o < 0x250:
-            latin += 1
-    if kana and kana >= han * 0.2:
-        return "ja"
-    if hangul > han:
-        return "ko"
-    if han and han >= latin * 0.2:
-        return "zh"
-    return "latin" if latin else "other"
+    lang = langid.script_language(text)
+    if lang:
+        return lang
+    return "latin" if any(ch.isalpha() and ord(ch) < 0x250 for ch in text[:400]) else "other"
 
 
 def text_length(text: str) -> int:
     """Words for space-separated text, characters for CJK (the unit the filters use)."""
-    n = 0
-    for word in text.split():
-        wide = sum(1 for ch in word if ch.isalpha() and unicodedata.east_asian_width(ch) in "WF")
-        n += wide + (1 if wide < len(word) and any(ch.isalnum() for ch in word if ord(ch) < 0x2E80) else 0) \
-            if wide else 1
-    return n
+    return rules.text_length(text)[0]
 
 
 def profile_records(records: Iterable[Conversation], lang_of: Callable[[str], str] = script_language) -> Profile:
