@@ -243,3 +243,20 @@ def test_run_request_batch_uses_the_cache_for_coarse_batches(tmp_path):
         assert double.total_hits == hits
     assert [r.text for r in first] == [r.text for r in again] and all(r.ok for r in first)
     assert all(r.cached for r in again) and [r.request.params["seed"] for r in again] == list(range(5))
+
+
+def test_seed_tasks_in_another_format_and_a_bad_seed_row_is_an_error(tmp_path):
+    from instructgen.errors import InstructgenError
+    from instructgen.generate.run import load_seed_tasks
+
+    good = tmp_path / "seeds.jsonl"
+    good.write_text('{"instruction": "Name a colour.", "input": "", "output": "Blue"}\n'
+                    '{"instruction": "Add the numbers.", "input": "2 3", "output": "5"}\n', encoding="utf-8")
+    seeds = load_seed_tasks([str(good)])
+    assert [s.instruction for s in seeds] == ["Name a colour.", "Add the numbers."]
+    assert seeds[1].instances == [("2 3", "5")]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + '{"instruction": "x", "output": 7}\n', encoding="utf-8")
+    with pytest.raises(InstructgenError, match=f"{bad}:3"):
+        load_seed_tasks([str(bad)])

@@ -172,14 +172,15 @@ def _self_instruct_seeds(path: str) -> list[SeedTask]:
 
 
 def _seeds_via_convert(path: str) -> list[SeedTask]:
-    from ..convert import read_records
+    """Seed tasks from any format convert reads; like the native loader, a bad row is an error naming it."""
+    from ..convert import ReadOptions, read_records
 
     log = RunLog("generate-seeds")
     out = []
-    for conv in read_records([path], log):
+    for conv in read_records([path], log, ReadOptions(strict=True)):
         turns = conv.turns
         if len(turns) < 2 or turns[0].role != "user" or turns[1].role != "assistant":
-            continue
+            raise InstructgenError(f"{conv.origin}: a seed task needs a user turn answered by the assistant")
         split = conv.meta.get("split") or {}
         instruction = split.get("instruction", turns[0].content)
         out.append(SeedTask(instruction.strip(), [(split.get("input", ""), turns[1].content)], False, conv.origin))
