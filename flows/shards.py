@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from instructgen import formats
-from instructgen.convert import ReadOptions, _parse_rows, open_source, write_records
+from instructgen.convert import ReadOptions, _parse_rows, open_source, source_row, write_records
 from instructgen.errors import InstructgenError
 from instructgen.formats.base import DumpOptions
 from instructgen.io import Row, RowWriter
@@ -102,26 +102,14 @@ def parse_shard(shard: RowShard) -> Shard:
     return Shard(shard.label, records, log)
 
 
-def source_row(conv: Conversation) -> Any:
-    """A dropped record as a person knows it: the row(s) of its source format, else the canonical record."""
-    try:
-        rows = formats.get(conv.source_format).dump(conv, DumpOptions(), lambda _what: None)
-    except Exception:  # noqa: BLE001 - a record its own format cannot write back is shown canonically
-        return conv.to_dict()
-    return rows[0] if len(rows) == 1 else rows
-
-
 # -- quality filter -------------------------------------------------------------------------------------
 
 def filter_options(cfg) -> dict[str, Any]:
     """The [filter] section as keyword arguments of curate.rules.FilterConfig (checked once, here)."""
-    from instructgen.curate.rules import DEFAULT_RULES, RULES, FilterConfig
+    from instructgen.curate.filter import parse_rules
+    from instructgen.curate.rules import FilterConfig
 
-    names = cfg.rules.split(",") if isinstance(cfg.rules, str) else list(cfg.rules)
-    names = list(DEFAULT_RULES) if names == ["default"] else [n.strip() for n in names if n.strip()]
-    unknown = [n for n in names if n not in RULES]
-    if unknown:
-        raise InstructgenError(f"[filter] rules: unknown rule {', '.join(unknown)}; choose from {', '.join(RULES)}")
+    names = parse_rules(cfg.rules if isinstance(cfg.rules, str) else ",".join(cfg.rules))
     opts = {"rules": tuple(names), "languages": tuple(cfg.lang), **cfg.options}
     try:
         FilterConfig(**opts)
@@ -144,22 +132,12 @@ def filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
 
 
 def _filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
-    from instructgen.curate.rules import RULES, FilterConfig, View
+    from instructgen.curate.filter import filter_records
+    from instructgen.curate.rules import FilterConfig
 
-    cfg = FilterConfig(**options)
-    rules = [(name, RULES[name]) for name in cfg.rules]
     log = ShardLog("filter")
-    kept = []
-    for conv in shard.records:
-        log.took_in()
-        view = View.of(conv)
-        for name, rule in rules:
-            detail = rule(view, cfg)
-            if detail:
-                log.drop(conv.origin, name, source_row(conv), kind="filtered", detail=detail)
-                break
-        else:
-            kept.append(conv)
+    log.took_in(len(shard.records))
+    kept = list(filter_records(shard.records, FilterConfig(**options), log))
     log.emitted(len(kept))
     return Shard(shard.label, kept, log)
 

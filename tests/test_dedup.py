@@ -157,18 +157,6 @@ def test_keep_longest():
     assert c.dup_of.tolist() == [1, -1]
 
 
-def test_record_dict_is_to_dict():
-    from instructgen.curate.dedup import record_dict
-    from instructgen.record import ToolCall
-
-    c = Conversation([Message("system", "s"), Message("user", "u", meta={"k": 1}),
-                      Message("assistant", "", tool_calls=[ToolCall("f", "{}", "c1")], weight=0),
-                      Message("tool", "r", tool_call_id="c1", name="f"), Message("assistant", "done")],
-                     tools=[{"name": "f"}], meta={"id": 3}, extra={"x": [1]}, origin="a:1", source_format="openai",
-                     hints={"h": True})
-    assert record_dict(c) == c.to_dict()
-
-
 def test_verification_bound_is_exact():
     rng = np.random.default_rng(0)
     sigs = rng.integers(0, 4, size=(300, 64)).astype(np.uint32)  # small alphabet: many partial matches

@@ -217,7 +217,7 @@ def test_cli_filter_end_to_end(tmp_path, capsys):
     assert set(kept[0]) == {"instruction", "input", "output", "expect"}
     rejects = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
     filtered = [r for r in rejects if r["kind"] == "filtered"]
-    assert all(r["rule"] == r["raw"]["extra"]["expect"] and r["stage"] == "filter" for r in filtered)
+    assert all(r["reason"] == r["raw"]["expect"] and r["detail"] and r["stage"] == "filter" for r in filtered)
     assert [r["kind"] for r in rejects if r["kind"] != "filtered"] == ["rejected"]
     stats = json.loads((tmp_path / "clean.stats.json").read_text())["stages"][0]
     assert stats["in"] == 20 == stats["out"] + stats["filtered"] + stats["rejected"] + stats["duplicates"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import sys
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from . import formats
 from .errors import BadRecord, CannotRepresent, InstructgenError
@@ -143,6 +143,16 @@ def write_records(
         for row in rows:
             writer.write(_rename_out(row, columns) if columns else row)
         log.emitted()
+
+
+def source_row(conv: Conversation) -> Any:
+    """A dropped record as a person knows it, for rejects files: the row(s) of its source format,
+    else the canonical record."""
+    try:
+        rows = formats.get(conv.source_format).dump(conv, DumpOptions(), lambda _what: None)
+    except Exception:  # noqa: BLE001 - a record its own format cannot write back is shown canonically
+        return conv.to_dict()
+    return rows[0] if len(rows) == 1 else rows
 
 
 def convert(

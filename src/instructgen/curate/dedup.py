@@ -43,6 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..convert import source_row
 from ..errors import InstructgenError
 from ..formats.base import split_instruction
 from ..record import Conversation
@@ -280,7 +281,7 @@ def dedup_records(
         reason = f"{how} duplicate" + (" of reference" if of_reference else "")
         similarity = round(float(result.similarity[k]), 4)
         target = everything[parent].origin or f"record {parent}"
-        log.drop(conv.origin, reason, record_dict(conv), kind="duplicates", duplicate_of=target, similarity=similarity)
+        log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=target, similarity=similarity)
         audit.append({"origin": conv.origin, "duplicate_of": target, "similarity": similarity, "stage": how,
                       "reference": of_reference, "text": texts[k][:200], "kept_text": texts[parent][:200]})
     log.info["dedup"] = {"threshold": config.threshold, "num_perm": config.num_perm, "shingle": config.shingle,
@@ -291,16 +292,3 @@ def dedup_records(
 
         write_rows(clusters_path, audit)
     return kept
-
-
-def record_dict(conv: Conversation) -> dict:
-    """What Conversation.to_dict() returns, built directly: dataclasses.asdict deep-copies every
-    value and cost more than the whole MinHash stage when many records are dropped."""
-    return {
-        "messages": [{"role": m.role, "content": m.content,
-                      "tool_calls": [{"name": t.name, "arguments": t.arguments, "id": t.id} for t in m.tool_calls],
-                      "tool_call_id": m.tool_call_id, "name": m.name, "weight": m.weight, "meta": m.meta}
-                     for m in conv.messages],
-        "tools": conv.tools, "meta": conv.meta, "extra": conv.extra, "origin": conv.origin,
-        "source_format": conv.source_format, "hints": conv.hints,
-    }

@@ -5,8 +5,8 @@
     check_record(conv: Conversation, config: FilterConfig) -> tuple[str, str] | None
         (rule, reason) of the first rule the record trips, or None.
     filter_records(records: Iterable[Conversation], config: FilterConfig, log: RunLog) -> Iterator[Conversation]
-        yields the records that pass; each dropped record goes to `log` as kind "filtered" with its
-        reason and rule name (intake is counted by whoever read the records, e.g. convert.read_records).
+        yields the records that pass; each dropped record goes to `log` as kind "filtered", reason
+        = the rule's name, detail = what it found, raw = the record in its source format (intake is counted by whoever read the records, e.g. convert.read_records).
         log.info["filter_rules"] holds the count per rule.
 
 Rules run cheapest first; the language rule (the only one that calls a statistical model) runs
@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable, Iterator
 
+from ..convert import source_row
 from ..errors import InstructgenError
 from ..record import Conversation
 from ..runlog import RunLog
-from .dedup import record_dict
 from .rules import DEFAULT_RULES, RULES, FilterConfig, View
 
 __all__ = ["FilterConfig", "parse_rules", "check_record", "filter_records"]
@@ -71,4 +71,4 @@ def filter_records(records: Iterable[Conversation], config: FilterConfig, log: R
             continue
         rule, reason = hit
         counts[rule] += 1
-        log.drop(conv.origin, reason, record_dict(conv), kind="filtered", rule=rule)
+        log.drop(conv.origin, rule, source_row(conv), kind="filtered", detail=reason)
