@@ -67,8 +67,9 @@ def pipeline_flow(
                       **({"dedup": cfg.dedup.model_dump(mode="json")} if cfg.dedup.enabled else {})}
         hub = publish_task(Batch(cur.records), cfg.publish, cfg.pipeline.formats, card_stats, str(out / "hub"))
 
-    stages = [log.to_dict() for log in logs]
-    write_stats(out / "stats.json", logs, pipeline=cfg.pipeline.name, runner=runner or cfg.pipeline.runner,
+    publish_stages = hub.pop("stages", []) if hub else []
+    stages = [log.to_dict() for log in logs] + publish_stages
+    write_stats(out / "stats.json", stages, pipeline=cfg.pipeline.name, runner=runner or cfg.pipeline.runner,
                 outputs=cur.outputs, **({"sources": cur.sources} if cur.sources else {}),
                 **({"generation": generation} if generation else {}),
                 **({"hub": hub} if hub else {}))

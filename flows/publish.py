@@ -38,12 +38,15 @@ def publish_task(records: Batch | list[str], config: Publish, formats: list[str]
     if isinstance(records, Batch):
         records = records.records
 
+    # records a Hub format cannot hold are dropped there: they go to rejects/ beside the Hub folder
+    rejects_dir = Path(dry_run_dir).parent / "rejects"
     kwargs = dict(formats=formats, config_name=config.config_name, split=config.split, stats=stats,
-                  pretty_name=None, tags=["instructgen"])
+                  pretty_name=None, tags=["instructgen"], rejects_dir=rejects_dir)
     if config.dry_run:
         folder = hub.write_hub_folder(records, dry_run_dir, repo_id=config.repo, **kwargs)
         print(f"Hub dry run for {config.repo}: {len(folder.files)} files in {dry_run_dir}")
-        return {"repo": config.repo, "dry_run_dir": str(Path(dry_run_dir).resolve()), "files": folder.files}
+        return {"repo": config.repo, "dry_run_dir": str(Path(dry_run_dir).resolve()), "files": folder.files,
+                "stages": _counted(folder.logs)}
     result = hub.push(records, config.repo, private=config.private, create_pr=config.create_pr,
                       token_env=config.token_env, retries=0, **kwargs)
     if result.changed:
@@ -52,7 +55,15 @@ def publish_task(records: Batch | list[str], config: Publish, formats: list[str]
         print(f"{config.repo} already holds this data: no new commit")
     return {"repo": config.repo, "commit_url": result.url if result.changed else None,
             "commit_sha": result.commit_sha, "changed": result.changed, "pr_url": result.pr_url,
-            "message": "unchanged: no new commit" if not result.changed else "pushed"}
+            "message": "unchanged: no new commit" if not result.changed else "pushed",
+            "stages": _counted(result.folder.logs) if result.folder else []}
+
+
+def _counted(logs: list[Any]) -> list[dict[str, Any]]:
+    """Print each Hub config's `in = out + ...` line and return the counts for stats.json and the report."""
+    for log in logs:
+        print(log.equation())
+    return [log.to_dict() for log in logs]
 
 
 @flow(name="publish", log_prints=True)

@@ -123,8 +123,9 @@ class RunLog:
         print(self.equation(), file=out)
 
 
-def write_stats(path: str | os.PathLike, logs: list[RunLog], **extra: Any) -> None:
-    """Write stats.json: one entry per stage (merging with stages already in the file)."""
+def write_stats(path: str | os.PathLike, logs: list[RunLog | dict[str, Any]], **extra: Any) -> None:
+    """Write stats.json: one entry per stage (a RunLog, or its to_dict() from another process),
+    merging with stages already in the file."""
     from .io import write_text_atomic
 
     stages: dict[str, Any] = {}
@@ -134,6 +135,7 @@ def write_stats(path: str | os.PathLike, logs: list[RunLog], **extra: Any) -> No
         except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
             stages = {}
     for log in logs:
-        stages[log.stage] = log.to_dict()
+        entry = log.to_dict() if isinstance(log, RunLog) else log
+        stages[entry["stage"]] = entry
     doc = {"stages": list(stages.values()), **extra}
     write_text_atomic(path, orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
