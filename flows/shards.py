@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from instructgen import formats
-from instructgen.convert import ReadOptions, _parse_rows, open_source, source_row, write_records
+from instructgen.convert import ReadOptions, parse_rows, open_source, source_row, write_records
 from instructgen.errors import InstructgenError
 from instructgen.formats.base import DumpOptions
 from instructgen.io import Row, RowWriter
@@ -97,7 +97,7 @@ def parse_shard(shard: RowShard) -> Shard:
     """Rows -> canonical records; unreadable rows are dropped with their reason (the convert stage's code)."""
     log = ShardLog("read")
     opts = ReadOptions(from_format=shard.format, columns=shard.columns, announce=lambda _m: None)
-    records = list(_parse_rows(iter(shard.rows), formats.get(shard.format), log, opts))
+    records = list(parse_rows(iter(shard.rows), formats.get(shard.format), log, opts))
     log.emitted(len(records))
     return Shard(shard.label, records, log)
 

@@ -51,8 +51,13 @@ def read_records(paths: Iterable[str], log: RunLog, opts: ReadOptions | None = N
     opts = opts or ReadOptions()
     for path in paths:
         spec, rows = open_source(path, log, opts)
-        records = _parse_rows(rows, spec, log, opts)
-        yield from (_merge_turns(records, log) if opts.merge_turns else records)
+        yield from records_of(rows, spec, log, opts)
+
+
+def records_of(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts: ReadOptions) -> Iterator[Conversation]:
+    """The records of one file's rows (merged per --merge-turns)."""
+    records = parse_rows(rows, spec, log, opts)
+    return _merge_turns(records, log) if opts.merge_turns else records
 
 
 def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.FormatSpec, Iterator[Row]]:
@@ -72,7 +77,7 @@ def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.Form
     return spec, itertools.chain(head, rows)
 
 
-def _parse_rows(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts: ReadOptions) -> Iterator[Conversation]:
+def parse_rows(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts: ReadOptions) -> Iterator[Conversation]:
     for row in rows:
         log.took_in()
         if row.error is not None:
@@ -176,9 +181,7 @@ def convert(
             if workers > 1 and shards.worth_sharding(path, writer, read_opts):
                 shards.convert_file(path, spec.name, writer, to_format, log, read_opts, dump_opts, workers, bar)
                 continue
-            records = _parse_rows(rows, spec, log, read_opts)
-            if read_opts.merge_turns:
-                records = _merge_turns(records, log)
+            records = records_of(rows, spec, log, read_opts)
             if bar is not None:
                 records = _counting(records, bar)
             write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)

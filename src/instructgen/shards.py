@@ -84,7 +84,7 @@ class _Blob:
 
 def _convert_shard(shard: tuple[str, int, list[bytes], str | None]):
     """Convert one shard; its JSONL goes to the `part` file if given (cheaper than the pipe), else comes back."""
-    from .convert import ReadOptions, _parse_rows, rename_rows, write_records
+    from .convert import ReadOptions, parse_rows, rename_rows, write_records
 
     path, start, lines, part = shard
     spec_name, to_format, columns, strict, dump_opts = _CONFIG
@@ -94,7 +94,7 @@ def _convert_shard(shard: tuple[str, int, list[bytes], str | None]):
     if columns:
         rows = rename_rows(rows, columns)
     blob = _Blob()
-    write_records(_parse_rows(rows, formats.get(spec_name), log, opts), blob, to_format, log, dump_opts, strict=strict)
+    write_records(parse_rows(rows, formats.get(spec_name), log, opts), blob, to_format, log, dump_opts, strict=strict)
     data = b"".join(blob.parts)
     if part is not None:
         with open(part, "wb") as fh:
