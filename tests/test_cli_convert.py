@@ -233,3 +233,11 @@ def test_outputs_get_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(old)
     assert out.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    src = write_jsonl(tmp_path / "many.jsonl", ALPACA * 20000)
+    proc = subprocess.run(f"{sys.executable} -m instructgen.cli convert {src} --to sharegpt -o - | head -1",
+                          shell=True, capture_output=True, text=True)
+    assert proc.stdout.count("\n") == 1
+    assert "error" not in proc.stderr.lower() and "Traceback" not in proc.stderr

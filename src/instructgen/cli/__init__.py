@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ..errors import InstructgenError
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except InstructgenError as e:
         print(f"instructgen {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `instructgen formats | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second failure at exit
+        return 0
     except OSError as e:  # a file that cannot be read or written: say which, without a traceback
         where = f"{e.filename}: " if getattr(e, "filename", None) else ""
         print(f"instructgen {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
@@ -57,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"instructgen {args.command}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # `instructgen convert ... -o - | head`
-        sys.stderr.close()
-        return 0
 
 
 def command_parser(sub, name: str, help: str, description: str, examples: str) -> argparse.ArgumentParser:
