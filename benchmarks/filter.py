@@ -126,7 +126,7 @@ def main():
           "short-text labels changed between two runs")
 
     recs = records(args.n)
-    cfg = FilterConfig(languages=("en", "zh"))
+    cfg = FilterConfig(lang=("en", "zh"))
     log = RunLog("filter")
     t = time.perf_counter()
     kept = sum(1 for _ in filter_records(recs, cfg, log))

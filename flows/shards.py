@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from instructgen import formats
-from instructgen.convert import ReadOptions, parse_rows, open_source, source_row, write_records
+from instructgen.convert import ReadOptions, parse_rows, open_source, write_records
+from instructgen.formats import source_row
 from instructgen.errors import InstructgenError
 from instructgen.formats.base import DumpOptions
 from instructgen.io import Row, RowWriter
@@ -105,17 +106,8 @@ def parse_shard(shard: RowShard) -> Shard:
 # -- quality filter -------------------------------------------------------------------------------------
 
 def filter_options(cfg) -> dict[str, Any]:
-    """The [filter] section as keyword arguments of curate.rules.FilterConfig (checked once, here)."""
-    from instructgen.curate.filter import parse_rules
-    from instructgen.curate.rules import FilterConfig
-
-    names = parse_rules(cfg.rules if isinstance(cfg.rules, str) else ",".join(cfg.rules))
-    opts = {"rules": tuple(names), "languages": tuple(cfg.lang), **cfg.options}
-    try:
-        FilterConfig(**opts)
-    except TypeError as e:
-        raise InstructgenError(f"[filter] options: {e}") from None
-    return opts
+    """The [filter] section as keyword arguments of curate.filter.FilterConfig (validated with the config)."""
+    return cfg.model_dump(exclude={"enabled"})
 
 
 # Shards filtered at once in threads of one process once saw a half-built language detector and
@@ -132,8 +124,7 @@ def filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
 
 
 def _filter_shard(shard: Shard, options: dict[str, Any]) -> Shard:
-    from instructgen.curate.filter import filter_records
-    from instructgen.curate.rules import FilterConfig
+    from instructgen.curate.filter import FilterConfig, filter_records
 
     log = ShardLog("filter")
     log.took_in(len(shard.records))
@@ -183,13 +174,8 @@ class Duplicate:
 
 
 def dedup_options(cfg) -> dict[str, Any]:
-    """The [dedup] section as keyword arguments of curate.dedup.DedupConfig (checked once, here)."""
-    from instructgen.curate.dedup import DedupConfig
-
-    opts = dict(threshold=cfg.threshold, num_perm=cfg.num_perm, shingle=cfg.shingle, fields=cfg.fields,
-                keep=cfg.keep, exact=cfg.exact, near=cfg.near)
-    DedupConfig(**opts).check()
-    return opts
+    """The [dedup] section as keyword arguments of curate.dedup.DedupConfig (validated with the config)."""
+    return cfg.model_dump(exclude={"enabled"})
 
 
 def _texts(records: list[Conversation], options: dict[str, Any]) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from instructgen.cli import main
 from instructgen.curate import lsh
@@ -180,10 +181,12 @@ def test_fields_select_conversation_parts():
 
 
 def test_bad_settings_are_explained():
-    with pytest.raises(InstructgenError, match="threshold"):
-        DedupConfig(threshold=1.5).check()
-    with pytest.raises(InstructgenError, match="shingle"):
-        DedupConfig(shingle="bytes:3").check()
+    with pytest.raises(ValidationError, match="threshold"):
+        DedupConfig(threshold=1.5)
+    with pytest.raises(ValidationError, match="shingle"):
+        DedupConfig(shingle="bytes:3")
+    with pytest.raises(ValidationError, match="nothing to do"):
+        DedupConfig(exact=False, near=False)
 
 
 # -- determinism and sharding ------------------------------------------------------------------------------

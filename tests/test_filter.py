@@ -112,7 +112,7 @@ def test_every_rule_has_cases_both_ways():
 
 
 def test_language_rule():
-    zh_en = FilterConfig(languages=("zh", "en"))
+    zh_en = FilterConfig(lang=("zh", "en"))
     assert run_rule("language", "请用一句话介绍长城。", "The Great Wall is a series of ancient fortifications in China.") \
         == "language mismatch (instruction zh, output en)"
     assert run_rule("language", "Translate into Chinese: good morning, everyone", "大家早上好") is None
@@ -190,7 +190,7 @@ def test_parse_rules():
 
 
 def test_fixture_records_trip_their_expected_rule():
-    cfg = FilterConfig(languages=("en", "zh"))
+    cfg = FilterConfig(lang=("en", "zh"))
     rows = [json.loads(line) for line in (DATA / "junk.jsonl").read_text(encoding="utf-8").splitlines()[:-1]]
     for row in rows:
         hit = check_record(single_turn(row["instruction"], row["input"], row["output"]), cfg)

@@ -147,7 +147,7 @@ def test_config_errors_name_the_line(tmp_path):
     assert f"{tmp_path / 'p.toml'}:3: pipeline.runner: unknown runner 'spark'" in msg
     assert "p.toml:8: sources[1]: give exactly one of `path` or `dataset`" in msg
     assert "p.toml:13: dedup.threshold:" in msg
-    assert "p.toml:14: dedup.shingel: unknown key (allowed: enabled, exact, near, threshold" in msg
+    assert "p.toml:14: dedup.shingel: unknown key (allowed: threshold, num_perm, shingle" in msg
 
 
 def test_config_toml_syntax_error_has_line(tmp_path):

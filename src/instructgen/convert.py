@@ -150,16 +150,6 @@ def write_records(
         log.emitted()
 
 
-def source_row(conv: Conversation) -> Any:
-    """A dropped record as a person knows it, for rejects files: the row(s) of its source format,
-    else the canonical record."""
-    try:
-        rows = formats.get(conv.source_format).dump(conv, DumpOptions(), lambda _what: None)
-    except Exception:  # noqa: BLE001 - a record its own format cannot write back is shown canonically
-        return conv.to_dict()
-    return rows[0] if len(rows) == 1 else rows
-
-
 def convert(
     inputs: list[str], output: str, to_format: str, log: RunLog,
     read_opts: ReadOptions | None = None, dump_opts: DumpOptions | None = None, progress: bool = False,

@@ -12,7 +12,6 @@ pick the file type from the extension.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import os
 import sys
@@ -205,10 +204,7 @@ class RowWriter:
         if self.path == STDIO:
             self._fh: BinaryIO | None = sys.stdout.buffer
             return
-        target = Path(self.path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
+        self._tmp = temp_beside(self.path)
         if self.kind == "parquet":
             self._fh = None
         elif self.kind == "jsonl.gz":
@@ -264,8 +260,7 @@ class RowWriter:
             if self.kind == "json":
                 self._fh.write(b"\n]\n" if self.count else b"]\n")
             self._fh.close()
-        os.chmod(self._tmp, _FILE_MODE)
-        os.replace(self._tmp, self.path)
+        finish_temp(self._tmp, self.path)
         self._tmp = None
 
     def abort(self) -> None:
@@ -315,11 +310,27 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Any]) -> int:
     return w.count
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+def temp_beside(path: str | os.PathLike) -> str:
+    """A new empty temporary file beside `path` (same folder, so the final rename is atomic)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    with io.open(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return tmp
+
+
+def finish_temp(tmp: str, path: str | os.PathLike) -> None:
+    """Give a finished temporary file the mode a new file would have and move it to `path`."""
     os.chmod(tmp, _FILE_MODE)
-    os.replace(tmp, target)
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    tmp = temp_beside(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        finish_temp(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .curate.dedup import DedupConfig
+from .curate.filter import FilterConfig
 from .errors import InstructgenError
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent.parent / "data" / "pipeline.example.toml"
@@ -86,30 +88,12 @@ class Generate(_Section):
         return self
 
 
-class Filter(_Section):
+class Filter(FilterConfig):
     enabled: bool = True
-    lang: list[str] = Field(default_factory=lambda: ["en", "zh"])
-    rules: str | list[str] = "default"
-    options: dict[str, Any] = Field(default_factory=dict, description="rule thresholds, e.g. min_output_words")
 
 
-class Dedup(_Section):
+class Dedup(DedupConfig):
     enabled: bool = True
-    exact: bool = True
-    near: bool = True
-    threshold: float = Field(0.7, gt=0, lt=1)
-    num_perm: int = Field(128, ge=8, le=1024)
-    fields: str = "all"
-    shingle: str = "auto"
-    keep: Literal["first", "longest"] = "first"
-    against: list[Path] = Field(default_factory=list, description="reference datasets: drop records that match them")
-
-    @field_validator("shingle")
-    @classmethod
-    def _shingle(cls, v: str) -> str:
-        if v != "auto" and not re.fullmatch(r"(char|word):[1-9][0-9]?", v):
-            raise ValueError("expected auto, char:N or word:N")
-        return v
 
 
 class Publish(_Section):

@@ -38,8 +38,7 @@ class RunLog:
         self.examples: dict[str, list[dict[str, Any]]] = {}  # reason -> a few dropped rows, for reports
         self.info: dict[str, Any] = {}
         self._rejects_fh = None
-        if self.rejects_path and os.path.exists(self.rejects_path):
-            os.unlink(self.rejects_path)  # a stale rejects file from an earlier run would mislead
+        self._rejects_tmp: str | None = None  # written beside the target, moved into place by close()
 
     # -- counting -----------------------------------------------------------------------------
     def took_in(self, n: int = 1) -> None:
@@ -63,9 +62,14 @@ class RunLog:
             examples.append(entry)
         if self.rejects_path:
             if self._rejects_fh is None:
-                Path(self.rejects_path).parent.mkdir(parents=True, exist_ok=True)
-                self._rejects_fh = open(self.rejects_path, "wb")
+                self._open_rejects()
             self._rejects_fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+
+    def _open_rejects(self) -> None:
+        from .io import temp_beside
+
+        self._rejects_tmp = temp_beside(self.rejects_path)
+        self._rejects_fh = open(self._rejects_tmp, "wb")
 
     def absorb(self, n_in: int, n_out: int, entries: list[dict[str, Any]], losses: Counter[str]) -> None:
         """Add what a worker counted (its drops are written to this log's rejects file)."""
@@ -81,9 +85,17 @@ class RunLog:
         self.losses[what] += n
 
     def close(self) -> None:
+        """Move the rejects into place. With no drops, a rejects file an earlier run left at this path is
+        replaced by an empty one (it would mislead); none is created otherwise."""
+        if self.rejects_path and self._rejects_fh is None and os.path.exists(self.rejects_path):
+            self._open_rejects()
         if self._rejects_fh is not None:
+            from .io import finish_temp
+
             self._rejects_fh.close()
             self._rejects_fh = None
+            finish_temp(self._rejects_tmp, self.rejects_path)
+            self._rejects_tmp = None
 
     # -- reporting ----------------------------------------------------------------------------
     @property

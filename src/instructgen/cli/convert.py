@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..paths import OutputPlan, derived
 from . import command_parser
 
 EXAMPLES = """\
@@ -62,23 +63,21 @@ def register(sub) -> None:
 
 
 def default_output(first_input: str, to_format: str) -> str:
-    if first_input == "-":
-        return "-"
-    name = Path(first_input).name
-    for suffix in (".jsonl.gz", ".json.gz", ".jsonl", ".json", ".parquet"):
-        if name.endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return str(Path(first_input).with_name(f"{name}.{to_format}.jsonl"))
+    return derived(first_input, f"{to_format}.jsonl", stdio_default="-")
 
 
-def default_rejects(output: str) -> str:
-    if output == "-":
-        return "rejects.jsonl"
-    for suffix in (".jsonl.gz", ".jsonl", ".json", ".parquet"):
-        if output.endswith(suffix):
-            return output[: -len(suffix)] + ".rejects.jsonl"
-    return output + ".rejects.jsonl"
+def plan_paths(args, output: str, output_chosen: bool) -> tuple[str, str, str | None]:
+    """(output, rejects, stats) checked against the inputs and each other before anything is opened."""
+    plan = OutputPlan()
+    plan.read_all(args.inputs)
+    if args.meta_instruction_file:
+        plan.read(args.meta_instruction_file, "--meta-instruction-file")
+    output = plan.write(output, "-o", chosen=output_chosen)
+    rejects = plan.write(args.rejects, "--rejects") if args.rejects else \
+        plan.write(derived(output, "rejects.jsonl"), "the default rejects file", chosen=False)
+    stats = plan.write(args.stats, "--stats") if args.stats else None
+    plan.check()
+    return output, rejects, stats
 
 
 def run(args) -> int:
@@ -87,9 +86,8 @@ def run(args) -> int:
     from ..formats.base import DumpOptions
     from ..runlog import RunLog, write_stats
 
-    output = args.output or default_output(args.inputs[0], args.to)
-    if output != "-" and any(os.path.abspath(output) == os.path.abspath(i) for i in args.inputs):
-        raise InstructgenError(f"output {output} is also an input; choose another -o")
+    output, rejects, stats = plan_paths(args, args.output or default_output(args.inputs[0], args.to),
+                                        output_chosen=bool(args.output))
     meta_instruction = None
     if args.meta_instruction_file:
         try:
@@ -97,7 +95,7 @@ def run(args) -> int:
         except OSError as e:
             raise InstructgenError(f"--meta-instruction-file: cannot read {args.meta_instruction_file}: {e.strerror}")
     columns = parse_columns(args.columns)
-    log = RunLog("convert", args.rejects or default_rejects(output))
+    log = RunLog("convert", rejects)
     progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     try:
         convert(
@@ -112,6 +110,6 @@ def run(args) -> int:
     if output != "-":
         print(f"wrote {log.n_out} records to {output}", file=sys.stderr)
     log.print_summary()
-    if args.stats:
-        write_stats(args.stats, [log])
+    if stats:
+        write_stats(stats, [log])
     return 0

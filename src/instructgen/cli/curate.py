@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 from . import command_parser
@@ -43,48 +42,25 @@ STATS_EXAMPLES = """\
 
 
 def register(sub) -> None:
+    from ..curate.dedup import DedupConfig
+    from ..curate.filter import FilterConfig
     from ..curate.langid import DETECTORS
     from ..formats import FORMAT_MODULES
+    from .options import add_options
 
     p = command_parser(sub, "dedup", help="remove exact and near-duplicate records",
                        description="Remove exact and near-duplicate records (MinHash/LSH), optionally "
                        "against a reference set.", examples=DEDUP_EXAMPLES)
     _common(p, FORMAT_MODULES)
-    p.add_argument("--fields", default="all", metavar="PARTS",
-                   help="what to compare, a comma list of: all (every non-system message), instruction (first user "
-                   "message), input, output (assistant messages), user, system. Default: all")
-    p.add_argument("--threshold", type=float, default=0.7, help="Jaccard similarity to count as a duplicate (default 0.7)")
-    p.add_argument("--num-perm", type=int, default=128, help="MinHash permutations (default 128; 4 bytes each per record)")
-    p.add_argument("--shingle", default="auto", metavar="auto|word:N|char:N",
-                   help="auto: words / Han characters as tokens, unigrams up to 64 tokens and 3-grams beyond")
-    p.add_argument("--keep", choices=("first", "longest"), default="first", help="which record of a cluster stays")
-    p.add_argument("--against", nargs="+", metavar="REF", default=[],
-                   help="reference files: records near-duplicating them are dropped; the reference is not changed")
-    p.add_argument("--against-only", action="store_true", help="with --against: do not deduplicate the input itself")
-    p.add_argument("--no-exact", action="store_true", help="skip the exact stage")
-    p.add_argument("--no-near", action="store_true", help="skip the MinHash stage (exact duplicates only)")
     p.add_argument("--clusters", metavar="PATH", help="write every removed record -> the record it duplicates (JSONL)")
-    p.add_argument("--workers", type=int, default=0, help="processes for signatures (default: one per core for big inputs)")
+    add_options(p.add_argument_group("dedup settings (the [dedup] section of a pipeline config)"), DedupConfig)
     p.set_defaults(func=run_dedup)
 
     p = command_parser(sub, "filter", help="drop low-quality records by named rules",
                        description="Drop records that trip a quality rule; each drop is counted per rule and "
                        "kept in the rejects file with its reason.", examples=FILTER_EXAMPLES)
     _common(p, FORMAT_MODULES)
-    p.add_argument("--lang", metavar="CODES", help="allowed languages, e.g. zh,en (ISO 639-1). Default: any")
-    p.add_argument("--rules", default="default", metavar="RULES",
-                   help="default, a comma list of rule names, or default,-RULE to leave some out")
-    p.add_argument("--detector", choices=DETECTORS, default="script+langdetect",
-                   help="language detector (default: script check, then seeded langdetect)")
-    from ..curate.rules import FilterConfig
-
-    defaults = FilterConfig()
-    for part in ("instruction", "output"):
-        for bound in ("min", "max"):
-            for unit, what in (("words", "words (space-separated text"), ("chars", "characters (CJK text")):
-                value = getattr(defaults, f"{bound}_{part}_{unit}")
-                p.add_argument(f"--{bound}-{part}-{unit}", type=int, default=value, metavar="N",
-                               help=f"{bound}imum {part} length in {what}; default {value})")
+    add_options(p.add_argument_group("filter settings (the [filter] section of a pipeline config)"), FilterConfig)
     p.set_defaults(func=run_filter)
 
     p = command_parser(sub, "stats", help="counts, language mix and length percentiles of a dataset",
@@ -109,14 +85,24 @@ def _common(p, formats) -> None:
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar on stderr")
 
 
-def _paths(args) -> tuple[str, str | None]:
-    from ..errors import InstructgenError
-    from .convert import default_rejects
+def _paths(args, against: list[str] = (), clusters: str | None = None) -> tuple[str, str | None]:
+    """(rejects, stats): every path this command writes, checked against every input before anything is opened."""
+    from ..paths import OutputPlan, derived
 
-    if args.output != "-" and any(os.path.abspath(args.output) == os.path.abspath(i) for i in args.inputs):
-        raise InstructgenError(f"output {args.output} is also an input; choose another -o")
-    rejects = args.rejects or default_rejects(args.output)
-    stats = args.stats or (None if args.output == "-" else default_rejects(args.output)[: -len(".rejects.jsonl")] + ".stats.json")
+    plan = OutputPlan()
+    plan.read_all(args.inputs)
+    plan.read_all(against, "--against")
+    plan.write(args.output, "-o")
+    rejects = plan.write(args.rejects, "--rejects") if args.rejects else \
+        plan.write(derived(args.output, "rejects.jsonl"), "the default rejects file", chosen=False)
+    if args.stats:
+        stats = plan.write(args.stats, "--stats")
+    else:
+        stats = None if args.output == "-" else plan.write(derived(args.output, "stats.json"),
+                                                           "the default stats file", chosen=False)
+    if clusters:
+        plan.write(clusters, "--clusters")
+    plan.check()
     return rejects, stats
 
 
@@ -160,24 +146,22 @@ def run_dedup(args) -> int:
     from ..errors import InstructgenError
     from ..io import RowWriter
     from ..runlog import RunLog
+    from .options import config_from_args
 
-    rejects, stats_path = _paths(args)
-    config = DedupConfig(threshold=args.threshold, num_perm=args.num_perm, shingle=args.shingle, fields=args.fields,
-                         keep=args.keep, exact=not args.no_exact, near=not args.no_near,
-                         against_only=args.against_only, workers=args.workers).check()
-    if args.against_only and not args.against:
+    config = config_from_args(DedupConfig, args)
+    against = [str(p) for p in config.against]
+    if config.against_only and not against:
         raise InstructgenError("--against-only needs --against REF...")
-    if args.no_exact and args.no_near:
-        raise InstructgenError("--no-exact and --no-near together leave nothing to do")
+    rejects, stats_path = _paths(args, against, args.clusters)
     log = RunLog("dedup", rejects)
     try:
         reference = []
-        if args.against:
+        if against:
             ref_log = RunLog("dedup-reference")
-            reference = list(read_records(args.against, ref_log, ReadOptions(from_format=None)))
+            reference = list(read_records(against, ref_log, ReadOptions(from_format=None)))
             if ref_log.dropped["rejected"]:
                 print(f"reference: {ref_log.dropped['rejected']} unreadable rows ignored", file=sys.stderr)
-            print(f"reference: {len(reference)} records from {', '.join(args.against)}", file=sys.stderr)
+            print(f"reference: {len(reference)} records from {', '.join(against)}", file=sys.stderr)
         records = list(_progress(args, read_records(args.inputs, log, ReadOptions(from_format=args.from_format)), "read"))
         kept = dedup_records(records, config, log, against=reference, clusters_path=args.clusters)
         to_format = _target_format(args, records)
@@ -193,17 +177,13 @@ def run_dedup(args) -> int:
 
 def run_filter(args) -> int:
     from ..convert import ReadOptions, read_records, write_records
-    from ..curate.filter import FilterConfig, filter_records, parse_rules
+    from ..curate.filter import FilterConfig, filter_records
     from ..io import RowWriter
     from ..runlog import RunLog
+    from .options import config_from_args
 
+    config = config_from_args(FilterConfig, args)
     rejects, stats_path = _paths(args)
-    langs = tuple(c.strip().lower() for c in args.lang.split(",") if c.strip()) if args.lang else ()
-    config = FilterConfig(
-        rules=parse_rules(args.rules), languages=langs, detector=args.detector,
-        **{f"{b}_{p}_{u}": getattr(args, f"{b}_{p}_{u}") for b in ("min", "max") for p in ("instruction", "output")
-           for u in ("words", "chars")},
-    )
     log = RunLog("filter", rejects)
     try:
         records = _progress(args, read_records(args.inputs, log, ReadOptions(from_format=args.from_format)), "filter")
@@ -243,6 +223,13 @@ def run_stats(args) -> int:
     from ..io import write_text_atomic
     from ..runlog import RunLog
 
+    if args.json:
+        from ..paths import OutputPlan
+
+        plan = OutputPlan()
+        plan.read_all(args.inputs)
+        plan.write(args.json, "--json")
+        plan.check()
     log = RunLog("stats")
     stats = dataset_stats(read_records(args.inputs, log, ReadOptions(from_format=args.from_format)),
                           detector=args.detector, lang_sample=args.lang_sample)

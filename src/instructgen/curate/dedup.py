@@ -11,10 +11,13 @@ Plain functions (no Prefect) for the CLI and the pipeline:
     cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 0) -> Clusters
         decisions over the concatenated shards (the first n_reference rows are a reference set that
         is never removed); the same result whatever the sharding, because it only sees the rows.
-    dedup_records(records: list[Conversation], config: DedupConfig, log: RunLog,
-                  against: list[Conversation] | None = None, clusters_path: str | None = None) -> list[Conversation]
-        the whole stage: removed records go to `log` as kind "duplicates" (their intake is counted
-        by whoever read them, e.g. convert.read_records), kept ones are returned in input order.
+    sketch_records(records, config) -> Sketches     the same, of records (their `fields` text)
+    drop_duplicates(records, clusters, config, log, reference=()) -> (kept, clusters.jsonl rows)
+        applies the decisions: removed records go to `log` as kind "duplicates" (their intake is
+        counted by whoever read them), kept ones are returned in input order.
+    dedup_records(records, config, log, against=None, clusters_path=None) -> kept
+        the whole stage in one process (sketch, cluster, drop); the pipeline runs the same three
+        steps with sketching spread over shards.
 
 Shingling (`--shingle`): tokens are chosen per script: each Han/kana character is a token (Chinese
 has no spaces; whitespace or \\W tokens would only find exact copies), every other run of letters
@@ -39,12 +42,14 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Literal, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ..convert import source_row
 from ..errors import InstructgenError
+from ..formats import source_row
 from ..formats.base import split_instruction
 from ..record import Conversation
 from ..runlog import RunLog
@@ -60,29 +65,52 @@ PARALLEL_MIN = 200_000
 KEPT, EXACT, NEAR = 0, 1, 2
 
 
-@dataclass(slots=True)
-class DedupConfig:
-    threshold: float = 0.7
-    num_perm: int = 128
-    shingle: str = "auto"  # auto | word:N | char:N
-    fields: str = "all"  # comma list of FIELDS
-    keep: str = "first"  # first | longest
-    seed: int = 1
-    exact: bool = True
-    near: bool = True
-    against_only: bool = False  # with a reference: only remove copies of the reference
-    bucket_cap: int = 64
-    workers: int = 0  # processes for signatures; 0: one per core when there are PARALLEL_MIN records or more
+class DedupConfig(BaseModel):
+    """The dedup stage's settings: the [dedup] section of a pipeline config and `instructgen dedup`'s flags."""
 
-    def check(self) -> "DedupConfig":
-        if not 0.0 < self.threshold < 1.0:
-            raise InstructgenError(f"--threshold must be between 0 and 1 (exclusive), got {self.threshold}")
-        if not 8 <= self.num_perm <= 1024:
-            raise InstructgenError(f"--num-perm must be between 8 and 1024, got {self.num_perm}")
-        if self.keep not in ("first", "longest"):
-            raise InstructgenError(f"--keep must be first or longest, got {self.keep!r}")
-        parse_fields(self.fields)
-        shingle_plan(self.shingle)
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(0.7, gt=0, lt=1, description="estimated Jaccard similarity that counts as a duplicate")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (4 bytes each per record)")
+    shingle: str = Field("auto", description="auto: words / Han characters as tokens, unigrams up to 64 tokens "
+                         "and 3-grams beyond; or word:N / char:N", json_schema_extra={"metavar": "auto|word:N|char:N"})
+    fields: str = Field("all", description="what to compare, a comma list of: all (every non-system message), "
+                        "instruction (first user message), input, output (assistant messages), user, system",
+                        json_schema_extra={"metavar": "PARTS"})
+    keep: Literal["first", "longest"] = Field("first", description="which record of a cluster stays")
+    seed: int = Field(1, description="MinHash seed")
+    exact: bool = Field(True, description="remove exact duplicates (same text up to NFKC, case, spacing, punctuation)")
+    near: bool = Field(True, description="remove near duplicates (MinHash/LSH, verified)")
+    against: list[Path] = Field(default_factory=list, description="reference files: records duplicating them are "
+                                "dropped; the references are never changed", json_schema_extra={"nargs": "+",
+                                                                                             "metavar": "REF"})
+    against_only: bool = Field(False, description="with --against: only remove copies of the reference")
+    bucket_cap: int = Field(64, ge=2, description="largest LSH bucket compared pairwise",
+                            json_schema_extra={"cli": False})
+    workers: int = Field(0, ge=0, description="processes for signatures (0: one per core for big inputs)")
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: str) -> str:
+        try:
+            parse_fields(value)
+        except InstructgenError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    @field_validator("shingle")
+    @classmethod
+    def _shingle(cls, value: str) -> str:
+        try:
+            shingle_plan(value)
+        except InstructgenError as e:
+            raise ValueError(str(e)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> "DedupConfig":
+        if not (self.exact or self.near):
+            raise ValueError("--no-exact and --no-near together leave nothing to do")
         return self
 
 
@@ -259,34 +287,64 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
     return Clusters(dup_of, sim, stage, info)
 
 
-def dedup_records(
-    records: list[Conversation], config: DedupConfig, log: RunLog,
-    against: list[Conversation] | None = None, clusters_path: str | None = None,
-) -> list[Conversation]:
-    config.check()
+def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sketches:
+    """Exact keys and MinHash signatures of records: a pure function of each record (shards sketch anywhere)."""
     fields = parse_fields(config.fields)
-    reference = list(against or [])
-    texts = [dedup_text(c, fields) for c in reference] + [dedup_text(c, fields) for c in records]
-    result = cluster([sketch_parallel(texts, config)], config, n_reference=len(reference))
-    everything = reference + list(records)
+    return sketch_parallel([dedup_text(c, fields) for c in records], config)
+
+
+def drop_duplicates(
+    records: Sequence[Conversation], clusters: Clusters, config: DedupConfig, log: RunLog,
+    reference: Sequence[Conversation] = (),
+) -> tuple[list[Conversation], list[dict[str, Any]]]:
+    """Apply clustering decisions made over reference + records: (kept records in order, clusters.jsonl rows).
+    Removed records go to `log` as kind "duplicates" (their intake was counted by whoever read them)."""
+    fields = parse_fields(config.fields)
+    everything = [*reference, *records]
     kept: list[Conversation] = []
-    audit = []
+    audit: list[dict[str, Any]] = []
     for k, conv in enumerate(records, start=len(reference)):
-        parent = int(result.dup_of[k])
+        parent = int(clusters.dup_of[k])
         if parent < 0:
             kept.append(conv)
             continue
         of_reference = parent < len(reference)
-        how = "exact" if result.stage[k] == EXACT else "near"
+        how = "exact" if clusters.stage[k] == EXACT else "near"
         reason = f"{how} duplicate" + (" of reference" if of_reference else "")
-        similarity = round(float(result.similarity[k]), 4)
+        similarity = round(float(clusters.similarity[k]), 4)
         target = everything[parent].origin or f"record {parent}"
         log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=target, similarity=similarity)
         audit.append({"origin": conv.origin, "duplicate_of": target, "similarity": similarity, "stage": how,
-                      "reference": of_reference, "text": texts[k][:200], "kept_text": texts[parent][:200]})
+                      "reference": of_reference, "text": dedup_text(conv, fields)[:200],
+                      "kept_text": dedup_text(everything[parent], fields)[:200]})
     log.info["dedup"] = {"threshold": config.threshold, "num_perm": config.num_perm, "shingle": config.shingle,
                          "fields": config.fields, "keep": config.keep, "reference_records": len(reference),
-                         **result.info}
+                         **clusters.info}
+    return kept, audit
+
+
+def cluster_sizes(clusters: Clusters, n_reference: int = 0) -> list[int]:
+    """Records per cluster (a kept record plus everything removed as its duplicate), largest first."""
+    dup_of = clusters.dup_of
+    removed = np.flatnonzero(dup_of[n_reference:] >= 0) + n_reference
+    if not len(removed):
+        return []
+    roots = dup_of[removed]
+    while (chained := dup_of[roots] >= 0).any():  # an exact copy's head may itself be a near duplicate
+        roots = np.where(chained, dup_of[roots], roots)
+    _, counts = np.unique(roots, return_counts=True)
+    return sorted((int(c) + 1 for c in counts), reverse=True)
+
+
+def dedup_records(
+    records: list[Conversation], config: DedupConfig, log: RunLog,
+    against: list[Conversation] | None = None, clusters_path: str | None = None,
+) -> list[Conversation]:
+    """The whole stage in one process: sketch, cluster, drop; `clusters_path` gets the review file."""
+    reference = list(against or [])
+    clusters = cluster([sketch_records(reference, config), sketch_records(records, config)], config,
+                       n_reference=len(reference))
+    kept, audit = drop_duplicates(records, clusters, config, log, reference)
     if clusters_path:
         from ..io import write_rows
 

@@ -16,13 +16,16 @@ last, so a record another rule drops never reaches the detector.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
-from ..convert import source_row
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
 from ..errors import InstructgenError
+from ..formats import source_row
 from ..record import Conversation
 from ..runlog import RunLog
-from .rules import DEFAULT_RULES, RULES, FilterConfig, View
+from .langid import DETECTORS
+from .rules import DEFAULT_RULES, RULES, View
 
 __all__ = ["FilterConfig", "parse_rules", "check_record", "filter_records"]
 
@@ -45,6 +48,52 @@ def parse_rules(spec: str | None) -> tuple[str, ...]:
     if not chosen:
         raise InstructgenError("--rules selects no rule; name at least one of: " + ", ".join(RULES))
     return tuple(r for r in RULES if r in chosen)  # the canonical order: cheap rules first
+
+
+def _comma_list(value: Any) -> Any:
+    return [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+
+
+class FilterConfig(BaseModel):
+    """The filter stage's settings: the [filter] section of a pipeline config and `instructgen filter`'s flags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rules: tuple[str, ...] = Field(DEFAULT_RULES, description="rules to run: default, a comma list of rule "
+                                   "names, or default,-RULE to leave some out")
+    lang: tuple[str, ...] = Field((), description="allowed languages (ISO 639-1 codes, e.g. zh,en); empty: any")
+    detector: str = Field("script+langdetect", description="language detector (script check, then seeded "
+                          "langdetect by default)", json_schema_extra={"choices": DETECTORS})
+    min_instruction_words: int = Field(2, ge=0, description="minimum instruction length in words (space-separated text)")
+    min_instruction_chars: int = Field(2, ge=0, description="minimum instruction length in characters (CJK text)")
+    max_instruction_words: int = Field(1500, ge=1, description="maximum instruction length in words")
+    max_instruction_chars: int = Field(3000, ge=1, description="maximum instruction length in characters (CJK)")
+    min_output_words: int = Field(1, ge=0, description="minimum output length in words")
+    min_output_chars: int = Field(1, ge=0, description="minimum output length in characters (CJK)")
+    max_output_words: int = Field(6000, ge=1, description="maximum output length in words")
+    max_output_chars: int = Field(12000, ge=1, description="maximum output length in characters (CJK)")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> tuple[str, ...]:
+        value = _comma_list(value)
+        try:
+            return parse_rules(",".join(value) if isinstance(value, (list, tuple)) else value)
+        except InstructgenError as e:
+            raise ValueError(str(e)) from None
+
+    @field_validator("lang", mode="before")
+    @classmethod
+    def _lang(cls, value: Any) -> Any:
+        value = _comma_list(value)
+        return tuple(v.strip().lower() for v in value) if isinstance(value, (list, tuple)) else value
+
+    @field_validator("detector")
+    @classmethod
+    def _detector(cls, value: str) -> str:
+        if value not in DETECTORS:
+            raise ValueError(f"unknown detector {value!r}; choose one of: {', '.join(DETECTORS)}")
+        return value
 
 
 def _known(name: str) -> None:

@@ -21,7 +21,7 @@ Rules and what they catch (from alpaca-cleaned, FastChat and WizardLM-unfiltered
     repetition        Gopher's duplicate n-gram shares (n = 5..10 words; caps doubled for short text) and
                       duplicate lines, on the output only (code blocks aside), without the 50-word minimum
     garbled           U+FFFD, control characters, mojibake (UTF-8 read as Latin-1/GBK), runs of one digit
-    language          language not in FilterConfig.languages, or a question answered in another
+    language          language not in FilterConfig.lang, or a question answered in another
                       language (translation tasks exempt)
 """
 
@@ -29,30 +29,17 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
-from typing import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
 
 from ..formats.base import split_instruction
 from ..record import Conversation
 from .langid import PLAUSIBLE, get_detector, has_letters, script_counts
 
+if TYPE_CHECKING:
+    from .filter import FilterConfig
+
 CJK_LANGS = ("zh", "ja", "ko")
-
-
-@dataclass(slots=True)
-class FilterConfig:
-    rules: tuple[str, ...] = ()  # empty: DEFAULT_RULES
-    languages: tuple[str, ...] = ()  # allowed languages (ISO 639-1); empty: any
-    detector: str = "script+langdetect"
-    min_instruction_words: int = 2  # "Define democracy." is a task; "Hello" is not
-    min_instruction_chars: int = 2  # CJK: "友谊", "道歉" are tasks
-    max_instruction_words: int = 1500
-    max_instruction_chars: int = 3000
-    min_output_words: int = 1
-    min_output_chars: int = 1
-    max_output_words: int = 6000
-    max_output_chars: int = 12000
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -74,10 +61,6 @@ def _norm(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).casefold()
     text = text.replace("\u2019", "'").replace("\u2018", "'")
     return re.sub(r"\s+", " ", text).strip()
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"[\W_]+", "", _norm(text))
 
 
 # -- empty / echo ---------------------------------------------------------------------------------
@@ -348,12 +331,12 @@ def _cjk_share(text: str) -> float:
 
 
 def language(v: View, cfg: FilterConfig) -> str | None:
-    detector = get_detector(cfg.detector, cfg.languages)
+    detector = get_detector(cfg.detector, cfg.lang)
     output = _FENCE.sub(" ", v.output)  # code is no language
     ranked_in = detector.ranked(v.instruction + ("\n" + v.input if v.input else ""))
     ranked_out = detector.ranked(output) if has_letters(output, 8) else []
     translation = bool(_TRANSLATION.search(_norm(v.instruction)))
-    allowed = cfg.languages
+    allowed = cfg.lang
     if allowed:
         for part, ranked in (("instruction", ranked_in), ("output", [] if translation else ranked_out)):
             if ranked and not any(_plausible(ranked, lang) for lang in allowed):
@@ -371,7 +354,7 @@ def language(v: View, cfg: FilterConfig) -> str | None:
     return None
 
 
-Rule = Callable[[View, FilterConfig], "str | None"]
+Rule = Callable[[View, "FilterConfig"], "str | None"]
 RULES: dict[str, Rule] = {
     "empty_output": empty_output,
     "echo": echo,

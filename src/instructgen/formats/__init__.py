@@ -12,10 +12,13 @@ from __future__ import annotations
 import importlib
 from collections import Counter
 from functools import cache
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import Ambiguous, InstructgenError
 from .base import DumpOptions, FormatSpec
+
+if TYPE_CHECKING:
+    from ..record import Conversation
 
 FORMAT_MODULES = (
     "alpaca", "history", "chatglm", "chatglm3", "moss", "sharegpt", "openai", "dolly", "firefly", "belle",
@@ -97,4 +100,14 @@ def _prefer_refinements(candidates: set[str]) -> set[str]:
     return candidates - refined
 
 
-__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows"]
+def source_row(conv: "Conversation") -> Any:
+    """A dropped record as a person knows it, for rejects files: the row(s) of its source format,
+    else the canonical record."""
+    try:
+        rows = get(conv.source_format).dump(conv, DumpOptions(), lambda _what: None)
+    except Exception:  # noqa: BLE001 - a record its own format cannot write back is shown canonically
+        return conv.to_dict()
+    return rows[0] if len(rows) == 1 else rows
+
+
+__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows", "source_row"]
