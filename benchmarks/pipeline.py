@@ -80,7 +80,7 @@ def make_data(path: Path, n: int, seed: int = 0) -> None:
 
 
 def config_for(data: Path, shard_size: int):
-    from instructgen.pipeline_config import parse_config
+    from instructgen.pipeline.config import parse_config
 
     text = (f'[pipeline]\nformats = ["alpaca", "sharegpt"]\nshard_size = {shard_size}\n'
             f'[[sources]]\npath = "{data}"\nformat = "alpaca"\n')

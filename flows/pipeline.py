@@ -1,30 +1,92 @@
-"""The whole pipeline as one Prefect flow: [generate] -> curate -> [publish] -> stats.json + report.
+"""The pipeline as a Prefect flow: the plain pipeline (instructgen.pipeline.run) with Prefect running its steps.
 
-Every stage is optional (the config's `enabled` switches). `run_pipeline` is
-what `instructgen run` calls; `pipeline_flow` is what `instructgen serve` and
-prefect.yaml deploy. Parameters are JSON-able (a config path, an output
-folder, a runner spec) so a deployment can be triggered from the UI or CLI.
+What Prefect adds, and nothing else:
+- a task per shard for the CPU work (`curate`: read + filter + MinHash sketch), run by the chosen task runner
+  (threads, processes, Dask, Ray); the cheap steps run as plain tasks;
+- retries with backoff on the remote steps (`download`, `generate`, `publish`), except for errors no retry
+  can fix (a missing key or token, an unknown model);
+- caching: an unchanged `generate` step (same settings, same seed files) is not run again;
+- artifacts: the stage counts as a table, the report as markdown, the Hub commit as a link.
+
+`pipeline_flow` is what `instructgen run` calls and what `instructgen serve` and prefect.yaml deploy. Its
+parameters are JSON-able (a config path, an output folder, a runner spec) so a deployment can be triggered
+from the UI or the CLI.
 """
+
+from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from prefect import flow
+from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
 
-from instructgen import report as R
-from instructgen.pipeline_config import PipelineConfig, load_config
-from instructgen.runlog import RunLog, write_stats
-from instructgen_flows.curate import curate_flow
+from instructgen.errors import InstructgenError
+from instructgen.pipeline import OutputFolder, run
+from instructgen.pipeline.layout import DEFAULT_OUTPUT
+from instructgen.pipeline.config import load_config
+from instructgen.pipeline.remote import generation_key
+from instructgen.report import counts_table, render_markdown
 from instructgen_flows.runners import make_task_runner
-from instructgen_flows.shards import Batch
-
-DEFAULT_OUTPUT = "instructgen-output"
 
 
-def output_dir_for(cfg: PipelineConfig, output_dir: str | None) -> Path:
-    return Path(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """The library retries transient HTTP errors itself (one policy per remote) and then fails with an
+    InstructgenError that says why: retrying that cannot help. Anything unexpected gets another go."""
+    try:
+        state.result()
+    except InstructgenError:
+        return False
+    except Exception:  # noqa: BLE001 - a connection torn down mid-stream and the like
+        return True
+    return False
+
+
+def _generation_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    return "instructgen-generate-" + generation_key(parameters["args"][0])
+
+
+REMOTE = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=5), retry_jitter_factor=0.5,
+              retry_condition_fn=_worth_retrying, cache_policy=NO_CACHE, persist_result=False)
+STEP_OPTIONS: dict[str, dict[str, Any]] = {
+    "download": REMOTE,
+    "publish": REMOTE,
+    "generate": {**REMOTE, "retries": 2, "cache_policy": None, "cache_key_fn": _generation_cache_key,
+                 "persist_result": True},
+}
+# shard data is big and used once: neither hashed for a cache key nor persisted
+LOCAL = dict(cache_policy=NO_CACHE, persist_result=False)
+
+
+def _call(fn: Callable[..., Any], args: tuple) -> Any:
+    return fn(*args)
+
+
+class PrefectSteps:
+    """The pipeline's steps as Prefect tasks: `map` submits one task per item to the flow's task runner."""
+
+    def __init__(self) -> None:
+        self.cache_hits: dict[str, bool] = {}
+
+    def _task(self, step: str, fn: Callable[..., Any]):
+        options = {k: v for k, v in STEP_OPTIONS.get(step, LOCAL).items() if v is not None}
+        return task(_call, name=step, **options)
+
+    def map(self, step: str, fn: Callable[..., Any], items: list[Any], *args: Any) -> list[Any]:
+        t = self._task(step, fn)
+        futures = [t.with_options(task_run_name=f"{step} {getattr(item, 'label', '') or i}").submit(fn, (item, *args))
+                   for i, item in enumerate(items)]
+        return [f.result() for f in futures]
+
+    def call(self, step: str, fn: Callable[..., Any], *args: Any, fresh: bool = False) -> Any:
+        t = self._task(step, fn)
+        state = (t.with_options(refresh_cache=True) if fresh else t)(fn, args, return_state=True)
+        self.cache_hits[step] = state.name == "Cached"
+        return state.result()
 
 
 @flow(name="instructgen-pipeline", log_prints=True)
@@ -37,94 +99,39 @@ def pipeline_flow(
     """Run every enabled stage of the pipeline config (the bundled example when no path is given)."""
     started = time.time()
     cfg = load_config(config_path)
-    out = output_dir_for(cfg, output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "stats.json").unlink(missing_ok=True)  # stats of an earlier run in this folder would mislead
-    task_runner = make_task_runner(runner or cfg.pipeline.runner, dask_cluster_kwargs=runner_options)
-
-    logs: list[RunLog] = []
-    extra_sources: list[str] = []
-    generation: dict[str, Any] | None = None
-    if cfg.generate.enabled:
-        from instructgen_flows.generate import generate_flow
-
-        gen = generate_flow(cfg.generate, str(out / "generated"))
-        logs += gen.logs
-        extra_sources.append(gen.path)
-        generation = gen.summary
-
-    cur = curate_flow.with_options(task_runner=task_runner)(cfg, str(out), extra_sources)
-    logs += cur.logs
-
-    hub: dict[str, Any] | None = None
-    if cfg.publish.enabled:
-        from instructgen_flows.publish import publish_task
-
-        files = [{"path": str(s.path)} for s in cfg.sources if s.path is not None]
-        card_stats = {"stages": [log.to_dict() for log in logs], "sources": files + cur.sources,
-                      **({"generation": generation} if generation else {}),
-                      **({"filters": cfg.filter.model_dump(mode="json")} if cfg.filter.enabled else {}),
-                      **({"dedup": cfg.dedup.model_dump(mode="json")} if cfg.dedup.enabled else {})}
-        hub = publish_task(Batch(cur.records), cfg.publish, cfg.pipeline.formats, card_stats, str(out / "hub"))
-
-    publish_stages = hub.pop("stages", []) if hub else []
-    stages = [log.to_dict() for log in logs] + publish_stages
-    write_stats(out / "stats.json", stages, pipeline=cfg.pipeline.name, runner=runner or cfg.pipeline.runner,
-                outputs=cur.outputs, **({"sources": cur.sources} if cur.sources else {}),
-                **({"generation": generation} if generation else {}),
-                **({"hub": hub} if hub else {}))
-
-    data = R.ReportData(
-        title=f"{cfg.pipeline.name}: pipeline report",
-        stages=stages,
-        examples=_examples(logs),
-        profile=R.profile_records(cur.records, lang_of=_language_of()),
-        cluster_sizes=cur.cluster_sizes,
-        outputs=cur.outputs,
-        hub=hub,
-        notes=[f"config: {cfg.config_path}", f"runner: {runner or cfg.pipeline.runner}"],
-    )
-    md_path = html_path = None
-    if cfg.pipeline.report:
-        md_path, html_path = R.write_report(out, data)
-    _publish_artifacts(data, hub)
-
-    balanced = all(s["balanced"] for s in stages)
-    print(f"output in {out}/ ({time.time() - started:.1f} s); every stage balances: {balanced}")
+    out = Path(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
+    runner = runner or cfg.pipeline.runner
+    with OutputFolder(out) as layout:
+        stages = _stages.with_options(task_runner=make_task_runner(runner, dask_cluster_kwargs=runner_options))
+        summary, cache_hits = stages(cfg, layout, runner)
+    _artifacts(summary)
+    print(f"output in {out}/ ({time.time() - started:.1f} s); every stage balances: {summary.balanced}")
     return {
         "output_dir": str(out),
         "stats": str(out / "stats.json"),
-        "report_md": str(md_path) if md_path else None,
-        "report_html": str(html_path) if html_path else None,
-        "outputs": cur.outputs,
-        "stages": R.counts_table(stages),
-        "balanced": balanced,
-        "hub": hub,
+        "report_md": str(out / "report.md") if cfg.pipeline.report else None,
+        "report_html": str(out / "report.html") if cfg.pipeline.report else None,
+        "outputs": summary.outputs,
+        "stages": counts_table(summary.stages),
+        "balanced": summary.balanced,
+        "hub": summary.hub,
+        "generation_cache_hit": cache_hits.get("generate"),
     }
 
 
-def _language_of():
-    """The curate stage's detector (script first, then seeded langdetect); 'unknown' when it has no opinion."""
-    from instructgen.curate.langid import get_detector
-
-    detector = get_detector("script+langdetect", ())
-    return lambda text: detector.detect(text) or "unknown"
-
-
-def _examples(logs: list[RunLog]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for log in logs:
-        for reason, entries in log.examples.items():
-            out.setdefault(f"{log.stage}: {reason}", entries)
-    return out
+@flow(name="stages", log_prints=True, validate_parameters=False)
+def _stages(cfg, layout, runner: str):
+    """The stages under the chosen task runner (a subflow, so the runner is chosen per run)."""
+    steps = PrefectSteps()
+    return run(cfg, layout, steps, runner_name=runner), steps.cache_hits
 
 
-def _publish_artifacts(data: R.ReportData, hub: dict[str, Any] | None) -> None:
-    create_table_artifact(R.counts_table(data.stages), key="instructgen-stage-counts",
+def _artifacts(summary) -> None:
+    create_table_artifact(counts_table(summary.stages), key="instructgen-stage-counts",
                           description="records in/out of each stage (in = out + rejected + filtered + duplicates)")
-    create_markdown_artifact(R.render_markdown(data), key="instructgen-report", description="pipeline report")
-    if hub and hub.get("commit_url"):
-        create_link_artifact(hub["commit_url"], link_text=f"Hub commit of {hub.get('repo', '')}",
+    create_markdown_artifact(render_markdown(summary.report), key="instructgen-report", description="pipeline report")
+    if summary.hub and summary.hub.get("commit_url"):
+        create_link_artifact(summary.hub["commit_url"], link_text=f"Hub commit of {summary.hub.get('repo', '')}",
                              key="instructgen-hub-commit")
 
 

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 from instructgen.errors import InstructgenError
-from instructgen.pipeline_config import parse_runner
+from instructgen.pipeline.config import parse_runner
 
 
 def make_task_runner(spec: str, *, workers: int | None = None, dask_cluster_kwargs: dict[str, Any] | None = None):

@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from instructgen.pipeline_config import ConfigError, load_config, parse_config
+from instructgen.pipeline.config import ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -218,17 +218,18 @@ def test_rerun_hits_the_generation_cache(prefect, tmp_path):
         paid = double.total_hits
         generated = (out / "generated" / "generated.jsonl").read_bytes()
         stats = orjson.loads((out / "stats.json").read_bytes())
-        assert paid > 0 and stats["generation"]["prefect_cache_hit"] is False
+        assert paid > 0 and stats["generation"]["reused_earlier_result"] is False
         assert stages_of(out)["generate"]["out"] == lines(out / "generated" / "generated.jsonl") >= 12
         assert_reconciles(out, ["alpaca", "sharegpt"])
 
         run_pipeline(str(cfg), str(out))  # unchanged rerun: Prefect's task cache, no request at all
         assert double.total_hits == paid
-        assert orjson.loads((out / "stats.json").read_bytes())["generation"]["prefect_cache_hit"] is True
+        assert orjson.loads((out / "stats.json").read_bytes())["generation"]["reused_earlier_result"] is True
         assert (out / "generated" / "generated.jsonl").read_bytes() == generated
         assert_reconciles(out, ["alpaca", "sharegpt"])
 
-        (out / "generated" / "generated.jsonl").unlink()  # the cached result's file is gone: the task reruns,
+        for cached in (out / ".cache").glob("generate-*/generated.jsonl"):
+            cached.unlink()  # the remembered result's file is gone: the task reruns,
         run_pipeline(str(cfg), str(out))  # and the stage's request cache answers every request
         assert double.total_hits == paid
         assert (out / "generated" / "generated.jsonl").read_bytes() == generated
@@ -263,7 +264,10 @@ def test_run_reads_a_published_dataset_and_pushes_to_the_hub(tmp_path):
         stats = orjson.loads((out / "stats.json").read_bytes())
         stages = assert_reconciles(out, ["alpaca", "sharegpt"])
         assert stages["download:tester/source"]["out"] == lines(src)
-        assert [s["repo"] for s in stats["sources"]] == ["tester/source"] and len(stats["sources"][0]["revision"]) == 40
+        published = [s for s in stats["sources"] if "repo" in s]
+        assert [s["repo"] for s in published] == ["tester/source"] and len(published[0]["revision"]) == 40
+        local = [s for s in stats["sources"] if "path" in s]
+        assert [s["path"] for s in local] == ["data.jsonl"] and len(local[0]["sha256"]) == 64
         assert stats["hub"]["repo"] == "tester/curated" and stats["hub"]["changed"] is True
         assert stats["hub"]["commit_url"] and stats["hub"]["commit_sha"] in stats["hub"]["commit_url"]
         assert stats["hub"]["commit_url"] in (out / "report.html").read_text(encoding="utf-8")

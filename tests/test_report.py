@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from instructgen.record import from_pairs
-from instructgen.report import ReportData, histogram, profile_records, render_html, render_markdown, script_language, \
-    text_length, write_report
+from instructgen.curate.langid import script_language
+from instructgen.curate.rules import text_length
+from instructgen.report import Profile, ReportData, histogram, render_html, render_markdown, write_report
 from instructgen.runlog import RunLog
 
 VOID = {"meta", "br", "hr", "img", "input", "link", "rect", "path", "line", "circle"}
@@ -55,15 +55,13 @@ def sample_data() -> ReportData:
     dedup.took_in(4)
     dedup.emitted(3)
     dedup.drop("a.jsonl:6", "near duplicate", {"instruction": "x"}, kind="duplicates", duplicate_of="a.jsonl:1")
-    records = [from_pairs([("Write a haiku about rain", "Rain taps on the roof, soft and slow.")]),
-               from_pairs([("用一句话介绍长城", "长城是中国古代的伟大防御工程。")]),
-               from_pairs([("List three primes", "2, 3, 5")])]
+    profile = Profile(rows=[("en", 5, 8), ("zh", 8, 15), ("en", 3, 3)])
     logs = [read, filt, dedup]
     return ReportData(
         title="test <report>",
         stages=[log.to_dict() for log in logs],
         examples={f"{log.stage}: {reason}": entries for log in logs for reason, entries in log.examples.items()},
-        profile=profile_records(records),
+        profile=profile,
         cluster_sizes=[2],
         outputs={"alpaca": "out/data/alpaca.jsonl"},
         hub={"repo": "me/data", "commit_url": "http://127.0.0.1:9/me/data/commit/abc"},
@@ -83,7 +81,7 @@ def test_html_is_valid_self_contained_and_has_charts(tmp_path):
     assert checker.count.get("rect", 0) > 10
     assert checker.external == ["http://127.0.0.1:9/me/data/commit/abc"]  # only the Hub commit link
     assert "&lt;script&gt;" in page and "test &lt;report&gt;" in page
-    for label in ("zh: instruction length", "latin: output length", "records through the stages"):
+    for label in ("zh: instruction length", "en: output length", "records through the stages"):
         assert label in page
 
 
@@ -94,7 +92,7 @@ def test_markdown_has_the_same_counts(tmp_path):
     assert "| filter | 5 | 4 | 0 | 1 | 0 | yes |" in md
     assert "| dedup | 4 | 3 | 0 | 0 | 1 | yes |" in md
     assert "| dedup | duplicates | near duplicate | 1 |" in md
-    assert "| zh | 1 |" in md and "| latin | 2 |" in md
+    assert "| zh | 1 |" in md and "| en | 2 |" in md
     assert "[me/data](http://127.0.0.1:9/me/data/commit/abc)" in md
     assert "a.jsonl:4" in md  # an example of each reject reason
     page = render_html(data)
@@ -103,11 +101,11 @@ def test_markdown_has_the_same_counts(tmp_path):
 
 def test_profile_units_and_histogram():
     assert script_language("用一句话介绍长城") == "zh"
-    assert script_language("hello there") == "latin"
+    assert script_language("hello there") is None
     assert script_language("こんにちは、元気ですか") == "ja"
-    assert text_length("three short words") == 3
-    assert text_length("长城很长") == 4
-    assert text_length("用 Python 写代码") == 5
+    assert text_length("three short words") == (3, "words")
+    assert text_length("长城很长") == (4, "characters")
+    assert text_length("用 Python 写代码") == (5, "characters")
     hist = dict(histogram([0, 4, 5, 19, 20, 5000]))
     assert hist["0-4"] == 2 and hist["5-9"] == 1 and hist["10-19"] == 1 and hist["20-39"] == 1 and hist["1280+"] == 1
 
@@ -123,3 +121,16 @@ def test_losses_of_the_write_stages_are_reported(tmp_path):
     assert "| write:alpaca | history dropped (kept the first turn) | 2 |" in md
     html = render_html(data)
     assert "Losses when writing formats" in html and "history dropped (kept the first turn)" in html
+
+
+def test_renderings_match_the_golden_files():
+    """The templates' output, byte for byte (regenerate with INSTRUCTGEN_UPDATE_GOLDEN=1 after a deliberate change)."""
+    import os
+    from pathlib import Path
+
+    golden = Path(__file__).parent / "golden"
+    data = sample_data()
+    for name, text in (("report.md", render_markdown(data)), ("report.html", render_html(data))):
+        if os.environ.get("INSTRUCTGEN_UPDATE_GOLDEN"):
+            (golden / name).write_text(text, encoding="utf-8")
+        assert text == (golden / name).read_text(encoding="utf-8"), name

@@ -39,6 +39,7 @@ class RunLog:
         self.info: dict[str, Any] = {}
         self._rejects_fh = None
         self._rejects_tmp: str | None = None  # written beside the target, moved into place by close()
+        self._rejects_done = False  # close() has put this run's rejects file in place
 
     # -- counting -----------------------------------------------------------------------------
     def took_in(self, n: int = 1) -> None:
@@ -87,7 +88,8 @@ class RunLog:
     def close(self) -> None:
         """Move the rejects into place. With no drops, a rejects file an earlier run left at this path is
         replaced by an empty one (it would mislead); none is created otherwise."""
-        if self.rejects_path and self._rejects_fh is None and os.path.exists(self.rejects_path):
+        if self.rejects_path and self._rejects_fh is None and not self._rejects_done \
+                and os.path.exists(self.rejects_path):
             self._open_rejects()
         if self._rejects_fh is not None:
             from .io import finish_temp
@@ -96,6 +98,7 @@ class RunLog:
             self._rejects_fh = None
             finish_temp(self._rejects_tmp, self.rejects_path)
             self._rejects_tmp = None
+            self._rejects_done = True
 
     # -- reporting ----------------------------------------------------------------------------
     @property

@@ -2,8 +2,10 @@
 
 Each command lives in its own module under `instructgen.cli` and exposes
 `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-Modules import heavy libraries inside `func` only, so `instructgen convert
---help` starts fast and never imports Prefect.
+Commands of other packages join through the `instructgen.commands` entry
+point (the flows package brings `run` and `serve`), so the library never
+imports its orchestration layer. Modules import heavy libraries inside `func`
+only, so `instructgen convert --help` starts fast and never imports Prefect.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import argparse
 import importlib
 import os
 import sys
+from importlib.metadata import entry_points
 
 from ..errors import InstructgenError
 
-# the order here is the order of `instructgen --help`
-COMMAND_MODULES = ("convert", "validate", "formats", "pipeline", "generate", "hub", "curate")
+# the order here is the order of `instructgen --help`; entry-point commands (run, serve) come after formats
+COMMAND_MODULES = ("convert", "validate", "formats", "generate", "hub", "curate")
+ENTRY_POINT_GROUP = "instructgen.commands"
 
 DESCRIPTION = """\
 Build instruction-tuning data end to end: generate it (Self-Instruct), collect
@@ -37,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+        if name == "formats":
+            for entry in entry_points(group=ENTRY_POINT_GROUP):
+                entry.load()(sub)
     return parser
 
 

@@ -1,7 +1,9 @@
 """`instructgen run` and `instructgen serve`: the whole pipeline as Prefect flows.
 
-Prefect is imported inside the command functions only: `instructgen convert`
-and the other single-stage commands never pay for it.
+These two commands come with the flows package and join the `instructgen` command line through the
+`instructgen.commands` entry point, so the library never imports its orchestration layer. Prefect is
+imported inside the command functions only: `instructgen convert` and the other single-stage commands
+never pay for it.
 """
 
 from __future__ import annotations
@@ -9,7 +11,12 @@ from __future__ import annotations
 import os
 import sys
 
-from . import command_parser
+from instructgen.cli import command_parser
+
+# Prefect's temporary server creates and migrates its database on its first start: about 20 s on a
+# 2-core machine, which is Prefect's own default wait. Ours is longer; a user's own setting wins.
+EPHEMERAL_STARTUP_SECONDS = 300
+PREFECT_DEFAULT_STARTUP_SECONDS = 20
 
 RUN_EXAMPLES = """\
   instructgen run                                   the bundled example, end to end, into ./instructgen-output
@@ -18,7 +25,7 @@ RUN_EXAMPLES = """\
   instructgen run pipeline.toml --runner dask       a local Dask cluster (dask=tcp://host:8786 joins one)
   instructgen run --print-example > pipeline.toml   start your own config from the example
 
-With no CONFIG the bundled example (data/pipeline.example.toml) runs on the
+With no CONFIG the bundled example (`instructgen run --print-example`) runs on the
 sample files shipped with instructgen: generation and publishing to the Hub are
 off in it, so it needs no API key and no network (the Hub step writes its
 dry-run folder only). Prefect starts a temporary local server for the run when
@@ -78,25 +85,73 @@ def _prepare_prefect_env() -> None:
 
 
 def _check_config(path: str | None):
-    from ..pipeline_config import load_config
+    """The config and every file it names, checked before Prefect starts: each problem is one line."""
+    from instructgen.pipeline.config import check_input_files, load_config
 
-    return load_config(path)  # fail in one line, before Prefect starts anything
+    cfg = load_config(path)
+    check_input_files(cfg)
+    return cfg
+
+
+def _check_output(cfg, output_dir: str | None) -> str:
+    """The output folder against every input (an input inside it would be replaced by the run)."""
+    from instructgen.paths import OutputPlan
+    from instructgen.pipeline.config import input_files
+    from instructgen.pipeline.layout import DEFAULT_OUTPUT
+
+    out = str(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
+    plan = OutputPlan()
+    for loc, path in input_files(cfg):
+        plan.read(path, ".".join(str(p) for p in loc))
+    if cfg.config_path is not None:
+        plan.read(cfg.config_path, "the config")
+    plan.write_folder(out, "the output folder")
+    plan.check()
+    return out
+
+
+def start_prefect_server() -> None:
+    """Start Prefect's temporary local server (when no API is configured) with a wait long enough for a
+    first start, saying what it waits for; a user's own PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+    if PREFECT_API_URL.value():
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from instructgen.errors import InstructgenError
+
+    chosen = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    timeout = chosen if chosen != PREFECT_DEFAULT_STARTUP_SECONDS else EPHEMERAL_STARTUP_SECONDS
+    print(f"starting Prefect's temporary local server (its first start creates a database under PREFECT_HOME; "
+          f"waiting up to {timeout} s)", file=sys.stderr)
+    try:
+        SubprocessASGIServer().start(timeout=timeout)
+    except RuntimeError as e:
+        first = str(e).split(". ")[0]
+        raise InstructgenError(
+            f"{first}: Prefect's temporary server did not answer within {timeout} s. Wait longer with "
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=600, or start a server yourself (`prefect server "
+            "start`, then `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`)") from None
 
 
 def run(args) -> int:
-    from ..pipeline_config import EXAMPLE_CONFIG
+    from instructgen.pipeline.config import example_config
 
     if args.print_example:
-        sys.stdout.write(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
+        sys.stdout.write(example_config().read_text(encoding="utf-8"))
         return 0
     cfg = _check_config(args.config)
+    out = _check_output(cfg, args.output_dir)
     _prepare_prefect_env()
+    from instructgen.pipeline.layout import hold_lock
     from instructgen_flows.pipeline import run_pipeline
     from instructgen_flows.runners import make_task_runner
 
     make_task_runner(args.runner or cfg.pipeline.runner)  # a bad or missing runner fails before Prefect starts
-
-    result = run_pipeline(args.config, args.output_dir, args.runner)
+    with hold_lock(out):  # a second run on the same folder is refused here, before Prefect starts
+        start_prefect_server()
+        result = run_pipeline(args.config, out, args.runner)
     print("\nrecords through the stages (in = out + rejected + filtered + duplicates):", file=sys.stderr)
     for row in result["stages"]:
         drops = " + ".join(f"{k} {row[k]}" for k in ("rejected", "filtered", "duplicates") if row[k])
@@ -113,7 +168,7 @@ def run(args) -> int:
 
 
 def serve(args) -> int:
-    from ..errors import InstructgenError
+    from instructgen.errors import InstructgenError
 
     _check_config(args.config)
     _prepare_prefect_env()

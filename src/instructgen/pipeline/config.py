@@ -2,9 +2,12 @@
 
 A config names the sources (files, published dataset names, a generation
 block), the quality filter, dedup settings, the output formats and the
-publish target. Every stage is optional (`enabled = false` or leave the
-section out). Relative paths are resolved against the config file's folder,
-so a config and its data travel together.
+publish target. Each stage's section IS that stage's config (the model its
+CLI command builds its flags from) plus an `enabled` switch, so a key means
+the same thing in the TOML, on the command line and in the library. Every
+stage is optional (`enabled = false` or leave the section out). Relative
+paths are resolved against the config file's folder, so a config and its
+data travel together.
 
     cfg = load_config("pipeline.toml")      # PipelineConfig, or ConfigError "file:line: ..."
 
@@ -19,17 +22,23 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .curate.dedup import DedupConfig
-from .curate.filter import FilterConfig
-from .errors import InstructgenError
+from ..curate.dedup import DedupConfig
+from ..curate.filter import FilterConfig
+from ..errors import InstructgenError
 
-EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent.parent / "data" / "pipeline.example.toml"
 RUNNER_KINDS = ("threads", "processes", "dask", "ray")
+DEFAULT_RUNNER = "threads"
+
+
+def example_config() -> Path:
+    """The bundled example config (package data: works from a wheel, in any folder)."""
+    return Path(str(resources.files("instructgen_data").joinpath("pipeline.example.toml")))
 
 
 class ConfigError(InstructgenError):
@@ -89,10 +98,14 @@ class Generate(_Section):
 
 
 class Filter(FilterConfig):
+    """[filter]: the filter stage's config (`instructgen filter`'s flags) plus a switch."""
+
     enabled: bool = True
 
 
 class Dedup(DedupConfig):
+    """[dedup]: the dedup stage's config (`instructgen dedup`'s flags) plus a switch."""
+
     enabled: bool = True
 
 
@@ -111,7 +124,7 @@ class Settings(_Section):
     name: str = "instructgen-pipeline"
     output_dir: Path | None = None
     formats: list[str] = Field(default_factory=lambda: ["alpaca"], min_length=1)
-    runner: str = "threads"
+    runner: str = DEFAULT_RUNNER
     shard_size: int = Field(20_000, gt=0)
     report: bool = True
 
@@ -164,11 +177,15 @@ def parse_runner(spec: str) -> tuple[str, str | None]:
 
 def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
     """Read and validate a pipeline config; None means the bundled example."""
-    path = Path(path) if path is not None else EXAMPLE_CONFIG
+    path = Path(path) if path is not None else example_config()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot read the config file (permission denied)") from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     return parse_config(text, path)
@@ -255,3 +272,35 @@ class _KeyLines:
             if loc[:end] in self.where:
                 return self.where[loc[:end]]
         return 1
+
+
+def input_files(cfg: PipelineConfig) -> list[tuple[tuple, Path]]:
+    """Every local file the config reads, with the location of its key: ((section, index, key), path)."""
+    files: list[tuple[tuple, Path]] = [(("sources", i, "path"), s.path) for i, s in enumerate(cfg.sources)
+                                       if s.path is not None]
+    if cfg.generate.enabled and cfg.generate.seed_tasks is not None:
+        files.append((("generate", "seed_tasks"), cfg.generate.seed_tasks))
+    if cfg.dedup.enabled:
+        files += [(("dedup", "against", i), p) for i, p in enumerate(cfg.dedup.against)]
+    return files
+
+
+def check_input_files(cfg: PipelineConfig) -> None:
+    """A missing, unreadable or folder input is one ConfigError naming its key and file:line (before any stage runs)."""
+    where = cfg.config_path or Path("<config>")
+    try:
+        lines = _KeyLines(where.read_text(encoding="utf-8")) if cfg.config_path else None
+    except OSError:
+        lines = None
+    for loc, path in input_files(cfg):
+        problem = None
+        if not path.exists():
+            problem = "no such file"
+        elif path.is_dir():
+            problem = "is a folder; name a file"
+        elif not os.access(path, os.R_OK):
+            problem = "cannot be read (permission denied)"
+        if problem:
+            key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+            line = f":{lines.line(loc)}" if lines else ""
+            raise ConfigError(f"{where}{line}: {key}: {path}: {problem}")

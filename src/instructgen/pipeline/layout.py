@@ -1,0 +1,236 @@
+"""The output folder of a pipeline run: every path in it is named here, and one run owns it at a time.
+
+    with OutputFolder("out") as layout:      # lock out/, write into a private staging folder
+        layout.data("sharegpt")              # out/.staging-PID-XXXX/data/sharegpt.jsonl during the run
+        ...
+    # on success the staging folder's entries replace the previous run's outputs as a whole
+
+Layout (after the run):
+    data/<format>.jsonl        the curated records, one file per requested format
+    rejects/<stage>.jsonl      every dropped record with stage, kind, reason, origin, raw
+    clusters.jsonl             each removed duplicate -> the record it duplicates
+    sources/                   published datasets, downloaded and converted
+    generated/                 the generate stage's records, rejects, failures and stats
+    hub/                       the Hub-shaped folder (publish dry run)
+    stats.json, report.md, report.html
+    .cache/                    kept between runs: the generation request cache
+    .instructgen-run.json      what the last run wrote (the next run replaces exactly these)
+    .instructgen.lock          held while a run writes here
+
+Nothing outside the names above is ever touched: a folder holding other files of the same names that
+no instructgen run wrote is refused before the run starts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import shutil
+import tempfile
+import threading
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+
+from ..errors import InstructgenError
+
+DEFAULT_OUTPUT = "instructgen-output"
+MANIFEST = ".instructgen-run.json"
+LOCK = ".instructgen.lock"
+CACHE = ".cache"
+STAGING_PREFIX = ".staging-"
+OWNED = ("data", "rejects", "clusters.jsonl", "sources", "generated", "hub", "stats.json", "report.md", "report.html")
+
+
+def _safe(name: str) -> str:
+    """A file name from a stage or dataset name ('download:owner/repo' -> 'download-owner__repo')."""
+    return re.sub(r"[^\w.-]+", "-", name.replace("/", "__")).strip("-.") or "unnamed"
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """Names every file a run writes. `root` is where files go during the run; `final` where they end up."""
+
+    root: Path
+    final: Path
+    cache: Path
+
+    def data(self, fmt: str) -> Path:
+        return self.root / "data" / f"{fmt}.jsonl"
+
+    def rejects(self, stage: str) -> Path:
+        return self.root / "rejects" / f"{_safe(stage)}.jsonl"
+
+    @property
+    def clusters(self) -> Path:
+        return self.root / "clusters.jsonl"
+
+    def source(self, index: int, dataset: str) -> Path:
+        return self.root / "sources" / f"{index:02d}-{_safe(dataset)}.jsonl"
+
+    @property
+    def generated(self) -> Path:
+        return self.root / "generated"
+
+    @property
+    def hub(self) -> Path:
+        return self.root / "hub"
+
+    @property
+    def stats(self) -> Path:
+        return self.root / "stats.json"
+
+    @property
+    def report_md(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    def public(self, path: str | os.PathLike) -> str:
+        """Where a file written during the run will be once the run has finished (for stats and reports)."""
+        p = Path(path)
+        try:
+            return str(self.final / p.relative_to(self.root))
+        except ValueError:
+            return str(p)
+
+    def relative(self, path: str | os.PathLike) -> str:
+        """A path as the report shows it: relative to the output folder."""
+        p = Path(path)
+        for base in (self.root, self.final):
+            try:
+                return str(p.relative_to(base))
+            except ValueError:
+                continue
+        return str(p)
+
+
+_HELD: dict[str, list] = {}  # folder -> [open lock file, depth]: a process may nest holds on one folder
+_HELD_GUARD = threading.Lock()
+
+
+def _acquire(folder: Path):
+    fh = open(folder / LOCK, "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise InstructgenError(
+            f"{folder} is in use by another instructgen run (pid {holder}); wait for it to finish or "
+            "choose another output folder with -o") from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+@contextmanager
+def hold_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold FOLDER's run lock (an flock, released if the process dies); nested holds in one process share it."""
+    path = Path(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    key = os.path.realpath(path)
+    with _HELD_GUARD:
+        if key in _HELD:
+            _HELD[key][1] += 1
+        else:
+            _HELD[key] = [_acquire(path), 1]
+    try:
+        yield
+    finally:
+        with _HELD_GUARD:
+            held = _HELD[key]
+            held[1] -= 1
+            if held[1] == 0:
+                fcntl.flock(held[0], fcntl.LOCK_UN)
+                held[0].close()
+                del _HELD[key]
+
+
+class OutputFolder:
+    """Owns an output folder for one run: a lock, a private staging folder, and the swap at the end."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.staging: Path | None = None
+        self._hold: ExitStack | None = None
+
+    def __enter__(self) -> OutputLayout:
+        with ExitStack() as stack:
+            stack.enter_context(hold_lock(self.path))
+            self._remove_stale_staging()
+            self._refuse_foreign_files()
+            self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.path))
+            self._hold = stack.pop_all()
+        return OutputLayout(self.staging, self.path.resolve(), self.path / CACHE)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._swap()
+            elif self.staging is not None:
+                shutil.rmtree(self.staging, ignore_errors=True)
+        finally:
+            if self._hold is not None:
+                self._hold.close()
+
+    # -- what the previous run left --------------------------------------------------------------------
+    def _remove_stale_staging(self) -> None:
+        """Staging folders of runs that were killed (we hold the lock, so no live run owns one)."""
+        for entry in self.path.glob(f"{STAGING_PREFIX}*"):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+
+    def _previous(self) -> set[str]:
+        manifest = self.path / MANIFEST
+        if manifest.exists():
+            try:
+                return set(orjson.loads(manifest.read_bytes()).get("entries", []))
+            except (orjson.JSONDecodeError, AttributeError, TypeError):
+                return set()
+        return self._legacy_run()
+
+    def _legacy_run(self) -> set[str]:
+        """A folder written before runs kept a manifest: its stats.json says it is ours."""
+        try:
+            stats = orjson.loads((self.path / "stats.json").read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return set()
+        return {name for name in OWNED if (self.path / name).exists()} if isinstance(stats, dict) and \
+            "stages" in stats else set()
+
+    def _refuse_foreign_files(self) -> None:
+        ours = self._previous()
+        foreign = [name for name in OWNED if (self.path / name).exists() and name not in ours]
+        if foreign:
+            raise InstructgenError(
+                f"{self.path} holds {', '.join(foreign)} that no instructgen run wrote; a run replaces these "
+                "names, so choose an empty or new output folder with -o")
+
+    def _swap(self) -> None:
+        """Replace the previous run's outputs with this run's, entry by entry (each a rename)."""
+        assert self.staging is not None
+        previous = self._previous()
+        written = sorted(p.name for p in self.staging.iterdir())
+        for name in sorted(previous | set(written)):
+            target = self.path / name
+            if name in previous and (target.exists() or target.is_symlink()):
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                else:
+                    target.unlink()
+            if name in written:
+                os.replace(self.staging / name, target)
+        from ..io import write_text_atomic
+
+        write_text_atomic(self.path / MANIFEST, orjson.dumps({"entries": written}).decode() + "\n")
+        shutil.rmtree(self.staging, ignore_errors=True)

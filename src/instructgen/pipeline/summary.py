@@ -1,0 +1,123 @@
+"""What a run tells afterwards: stats.json, the report's inputs, and what the dataset card says about the build.
+
+Nothing published names a local path: local sources are named relative to the config's folder (or by
+file name when outside it) with their sha256; published ones by dataset id and revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
+
+import orjson
+
+from ..io import write_text_atomic
+from ..record import Conversation
+from ..report import Profile, ReportData, render_html, render_markdown
+from ..runlog import RunLog
+from .config import PipelineConfig
+from .layout import OutputLayout
+
+if TYPE_CHECKING:
+    from . import RunSummary
+
+PROFILE_SAMPLE = 20_000  # records the report's language mix and lengths are computed on
+
+
+def public_stage(stage: dict[str, Any], layout: OutputLayout) -> dict[str, Any]:
+    """A stage's counts with its rejects file named where it will be after the run."""
+    if stage.get("rejects_file"):
+        stage = {**stage, "rejects_file": layout.public(stage["rejects_file"])}
+    return stage
+
+
+def config_name(config: PipelineConfig) -> str:
+    return config.config_path.name if config.config_path else "(bundled example)"
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def public_name(path: Path, config: PipelineConfig) -> str:
+    """A local file as a card may name it: relative to the config's folder, else its file name."""
+    if config.config_path is not None:
+        rel = os.path.relpath(path, config.config_path.resolve().parent)
+        if not rel.startswith(".."):
+            return Path(rel).as_posix()
+    return path.name
+
+
+def local_sources(config: PipelineConfig) -> list[dict[str, Any]]:
+    return [{"path": public_name(s.path, config), "sha256": sha256_of(s.path), **({"format": s.format} if s.format
+            else {})} for s in config.sources if s.path is not None]
+
+
+def card_stats(config: PipelineConfig, stages: list[dict[str, Any]], published: list[dict[str, Any]],
+               generation: dict[str, Any] | None) -> dict[str, Any]:
+    """What the dataset card describes beyond the data: sources, settings, counts (no local path, no secret)."""
+    counts = [{k: v for k, v in s.items() if k != "rejects_file"} for s in stages]
+    stats: dict[str, Any] = {"stages": counts, "sources": local_sources(config) + published}
+    if generation:
+        stats["generation"] = {k: v for k, v in generation.items() if k not in ("failures_file",)}
+    if config.filter.enabled:
+        stats["filters"] = config.filter.model_dump(mode="json", exclude={"enabled"})
+    if config.dedup.enabled:
+        dedup = config.dedup.model_dump(mode="json", exclude={"enabled"})
+        dedup["against"] = [public_name(Path(p), config) for p in config.dedup.against]
+        stats["dedup"] = dedup
+    return stats
+
+
+def examples(logs: list[RunLog]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for log in logs:
+        for reason, entries in log.examples.items():
+            out.setdefault(f"{log.stage}: {reason}", entries)
+    return out
+
+
+def profile_records(records: list[Conversation], sample: int = PROFILE_SAMPLE) -> Profile:
+    """Language (the curate stage's detector) and lengths (its units) of an evenly spaced sample of records."""
+    from ..curate.langid import get_detector
+    from ..curate.rules import text_length
+
+    detector = get_detector("script+langdetect", ())
+    step = max(1, -(-len(records) // sample))
+    profile = Profile(total=len(records))
+    for conv in records[::step]:
+        users = [m.content for m in conv.messages if m.role == "user"]
+        answers = [m.content for m in conv.messages if m.role == "assistant"]
+        instruction = users[0] if users else ""
+        output = answers[-1] if answers else ""
+        lang = detector.detect(instruction + "\n" + output) or "unknown"
+        profile.rows.append((lang, text_length(instruction)[0], text_length(output)[0]))
+    return profile
+
+
+def write_stats(layout: OutputLayout, config: PipelineConfig, result: "RunSummary", runner: str) -> None:
+    doc: dict[str, Any] = {"stages": result.stages, "pipeline": config.pipeline.name, "runner": runner,
+                           "outputs": result.outputs, "balanced": result.balanced,
+                           "sources": local_sources(config) + result.sources}
+    if result.generation:
+        doc["generation"] = result.generation
+    if result.hub:
+        doc["hub"] = result.hub
+    write_text_atomic(layout.stats, orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+
+
+def write_report(layout: OutputLayout, report: ReportData) -> None:
+    write_text_atomic(layout.report_md, render_markdown(report))
+    write_text_atomic(layout.report_html, render_html(report))
+
+
+def counts_table(stages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per stage: stage, in, out, rejected, filtered, duplicates, balanced."""
+    return [{k: s.get(k, 0) for k in ("stage", "in", "out", "rejected", "filtered", "duplicates", "balanced")}
+            for s in stages]
