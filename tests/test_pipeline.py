@@ -27,28 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 # -- fixtures ---------------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
-def prefect_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    old = {k: os.environ.get(k) for k in ("PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED")}
-    os.environ["PREFECT_HOME"] = str(home)
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-    yield home
-    for k, v in old.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
-@pytest.fixture(scope="session")
-def prefect(prefect_home):
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 WORDS = ("river mountain system record signal market garden planet engine winter summer language music "
          "history science number letter window station bridge forest ocean travel").split()
 

@@ -127,9 +127,7 @@ def _inputs(config: PipelineConfig, layout: OutputLayout, steps: Steps, logs: li
         if reused and not Path(gen.path).exists():  # a remembered result whose files were deleted since
             gen = steps.call("generate", remote.generate_source, config.generate, str(layout.cache), fresh=True)
             reused = False
-        remote.copy_generated(gen, layout.generated)
-        for log in gen.logs:
-            log.rejects_path = str(layout.generated / "rejects.jsonl") if log.rejects_path else None
+        remote.copy_generated(gen, layout)
         logs += gen.logs
         inputs.append((str(layout.generated / "generated.jsonl"), None, None))
         generation = {**gen.summary, "reused_earlier_result": reused}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..runlog import RunLog
+from .layout import OutputLayout
 from .config import Generate, Publish
 from .stages import Batch
 
@@ -80,12 +81,20 @@ def generate_source(config: Generate, cache_root: str) -> Generated:
     return Generated(str(folder), result.logs, summary)
 
 
-def copy_generated(generated: Generated, into: Path) -> None:
-    """The generation's files, for the user, in the run's output folder."""
-    into.mkdir(parents=True, exist_ok=True)
+def copy_generated(generated: Generated, layout: OutputLayout) -> None:
+    """The generation's files in the run's output folder: its drops with the other rejects
+    (rejects/<stage>.jsonl), the rest (records, failed requests, stats) in generated/."""
+    rejects = {}
+    for log in generated.logs:
+        if log.rejects_path:
+            rejects[Path(log.rejects_path).name] = layout.rejects(log.stage)
+            log.rejects_path = str(layout.rejects(log.stage))
+    layout.generated.mkdir(parents=True, exist_ok=True)
     for entry in Path(generated.folder).iterdir():
         if entry.is_file():
-            shutil.copyfile(entry, into / entry.name)
+            target = rejects.get(entry.name, layout.generated / entry.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(entry, target)
 
 
 def publish_records(batch: Batch, config: Publish, formats: list[str], card_stats: dict[str, Any],
