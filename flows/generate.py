@@ -41,7 +41,7 @@ class GenerationOutcome:
 
 def stage_config(cfg: Generate, out_path: str) -> Any:
     """The generate stage's GenerateConfig from the [generate] section."""
-    from instructgen.generate.run import GenerateConfig
+    from instructgen.generate.config import GenerateConfig
 
     return GenerateConfig(
         seed_tasks=[str(cfg.seed_tasks)], num_instructions=cfg.num_instructions, mode=cfg.mode, lang=cfg.lang,
@@ -50,7 +50,6 @@ def stage_config(cfg: Generate, out_path: str) -> Any:
         temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
         similarity_threshold=cfg.similarity_threshold, seed=cfg.seed,
         cache_dir=str(cfg.cache_dir) if cfg.cache_dir else str(Path(out_path).parent / "request-cache"),
-        progress=False,
     )
 
 
