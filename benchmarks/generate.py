@@ -108,7 +108,8 @@ def bench_filter(sizes: list[int], candidates_per_size: int, brute_budget_s: flo
 
 
 def bench_client(requests: int, concurrency: int, latency: float) -> None:
-    from instructgen.generate.client import ChatClient, ChatRequest, ClientConfig
+    from instructgen.generate.client import ChatClient, ChatRequest
+    from instructgen.generate.config import ClientConfig
 
     server = subprocess.Popen([sys.executable, str(REPO / "tests" / "llm_double.py"), "--latency", str(latency)],
                               stdout=subprocess.PIPE, text=True)
