@@ -135,8 +135,11 @@ class LLMDouble:
             def do_POST(self):
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except (ConnectionError, ValueError):  # the client went away (killed) mid-request
+                    data = self.rfile.read(length)
+                    if len(data) < length:
+                        raise ConnectionError("the body was cut short")
+                    body = json.loads(data or b"{}")
+                except (ConnectionError, ValueError):  # the client went away (killed, cancelled) mid-request
                     self.close_connection = True
                     return
                 if not self.path.endswith("/chat/completions"):

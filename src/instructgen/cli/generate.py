@@ -104,7 +104,8 @@ def run(args) -> int:
     write_stats(paths.stats, result.logs, generate=result.stats())
     shortfall = result.shortfall()
     if shortfall and result.failed:
-        raise InstructgenError(f"{shortfall}; rerun the same command to resume from the cache")
+        raise InstructgenError(f"{shortfall}; once that is fixed, rerun the same command (the answers received "
+                               "so far are replayed from the cache)")
     if shortfall:
         print(f"warning: {shortfall}; rerun with a larger --max-requests to continue from the cache",
               file=sys.stderr)
