@@ -167,3 +167,9 @@ def test_scrub_removes_the_key_bearer_tokens_and_key_shapes():
     clean = scrub(text, SECRET)
     assert SECRET not in clean and "abc.def-123" not in clean and "ABCDEFGHIJKLMNOP" not in clean
     assert clean.startswith("key *** | Authorization: Bearer *** | other sk-*** here")
+
+
+def test_time_queued_for_a_concurrency_slot_does_not_count_against_a_request():
+    with LLMDouble(latency=0.3) as double:  # one at a time: the last waits ~0.9 s for its slot
+        results, c = _run(double, [_request(i) for i in range(4)], concurrency=1, max_request_seconds=0.6)
+    assert all(r.ok and r.attempts == 1 for r in results) and c.usage.errors == {}

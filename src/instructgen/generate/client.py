@@ -57,6 +57,8 @@ class ChatResult:
     attempts: int = 0
     error: str | None = None
     interrupted: bool = False  # not sent (or not retried) because the run is stopping: not a failure
+    started: float | None = None  # monotonic time of the first send
+    deadline: float | None = None  # no wait may end past it: started + max_request_seconds
 
     @property
     def ok(self) -> bool:
@@ -140,16 +142,15 @@ class ChatClient:
             return ChatResult(request, key, hit["text"], hit.get("finish_reason"), hit.get("prompt_tokens", 0),
                               hit.get("completion_tokens", 0), cached=True)
         result = ChatResult(request, key)
-        started = time.monotonic()
         try:
-            done = await policy(self.config, self._stopped, self._sleep, self._before_sleep)(
-                self._attempt, request, result, started + self.config.max_request_seconds)
+            done = await policy(self.config, self._stopped, self._sleep, self._before_sleep,
+                                lambda: result.deadline)(self._attempt, request, result)
         except Stopped:
             return self._interrupted(result)
         except (AttemptFailed, RequestRefused) as e:
             if self.stopped and isinstance(e, AttemptFailed):  # stopped while retrying: not a failure of its own
                 return self._interrupted(result)
-            self._failed(result, e, time.monotonic() - started)
+            self._failed(result, e)
             return result
         self._succeeded(result, done)
         return result
@@ -164,17 +165,22 @@ class ChatClient:
         self.usage.cached_completion_tokens += hit.get("completion_tokens", 0)
         return hit
 
-    async def _attempt(self, request: ChatRequest, result: ChatResult, deadline: float) -> Completion:
+    async def _attempt(self, request: ChatRequest, result: ChatResult) -> Completion:
+        if self.stopped:
+            raise Stopped()
         result.attempts += 1
         async with self._slots:
             await self._pace(request)
             if self.stopped:
                 raise Stopped()
+            now = time.monotonic()
+            if result.deadline is None:  # the request's total time runs from its first send
+                result.started, result.deadline = now, now + self.config.max_request_seconds
             self.usage.requests_sent += 1
             self.usage.in_flight += 1
             try:
                 # httpx's read timeout restarts with every byte: only an overall deadline stops a trickling body
-                async with asyncio.timeout(max(0.01, min(self.config.timeout, deadline - time.monotonic()))):
+                async with asyncio.timeout(max(0.01, min(self.config.timeout, result.deadline - now))):
                     raw = await self._openai.chat.completions.with_raw_response.create(
                         model=self.config.model, messages=request.messages, **request.params)
                     body = raw.content
@@ -229,8 +235,9 @@ class ChatClient:
         self.usage.interrupted += 1
         return result
 
-    def _failed(self, result: ChatResult, error: AttemptFailed | RequestRefused, elapsed: float) -> None:
+    def _failed(self, result: ChatResult, error: AttemptFailed | RequestRefused) -> None:
         cfg = self.config
+        elapsed = time.monotonic() - (result.started or time.monotonic())
         if isinstance(error, RequestRefused):
             result.error = error.message
         elif result.attempts < cfg.max_attempts:

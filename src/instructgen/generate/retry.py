@@ -5,9 +5,10 @@
         retried: other 4xx), ResponseFormatRejected (400 to response_format), InstructgenError (bad key, 404)
     parse_completion(body: bytes) -> Completion, or BadAnswer (an AttemptFailed): a 200 whose body is not
         JSON (an HTML page from a proxy, garbage, a truncated body), has no choices, or null/empty content
-    policy(config, stopped, sleep, before_sleep) -> tenacity.AsyncRetrying: at most `max_attempts`; waits
-        max(Retry-After cut to `max_retry_after`, exponential backoff with full jitter); never starts a wait
-        that would end past `max_request_seconds`; stops at once when `stopped` is set (Ctrl-C)
+    policy(config, stopped, sleep, before_sleep, deadline) -> tenacity.AsyncRetrying: at most `max_attempts`;
+        waits max(Retry-After cut to `max_retry_after`, exponential backoff with full jitter); never starts a
+        wait that would end past the request's deadline (`max_request_seconds` after its first attempt was
+        sent: time spent queueing for a concurrency slot does not count); stops at once when `stopped` is set
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 import orjson
-from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_before_delay,
-                      stop_when_event_set, wait_random_exponential)
+from tenacity import (AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, stop_when_event_set,
+                      wait_random_exponential)
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from ..errors import InstructgenError
@@ -164,11 +166,21 @@ class wait_retry_after(wait_base):
         return ours if told is None else max(min(told, self.cap), ours)
 
 
+class stop_before_deadline(stop_base):
+    """Stop when the next wait would end past the deadline (None: no deadline yet)."""
+
+    def __init__(self, deadline: Callable[[], float | None]):
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        deadline = self.deadline()
+        return deadline is not None and time.monotonic() + retry_state.upcoming_sleep >= deadline
+
+
 def policy(config: ClientConfig, stopped: Any, sleep: Callable[[float], Awaitable[None]],
-           before_sleep: Callable[[RetryCallState], None]) -> AsyncRetrying:
+           before_sleep: Callable[[RetryCallState], None], deadline: Callable[[], float | None]) -> AsyncRetrying:
     return AsyncRetrying(
         retry=retry_if_exception_type(AttemptFailed),
         wait=wait_retry_after(config.retry_backoff, config.max_retry_after),
-        stop=(stop_after_attempt(config.max_attempts) | stop_before_delay(config.max_request_seconds)
-              | stop_when_event_set(stopped)),
+        stop=stop_after_attempt(config.max_attempts) | stop_before_deadline(deadline) | stop_when_event_set(stopped),
         sleep=sleep, before_sleep=before_sleep, reraise=True)
