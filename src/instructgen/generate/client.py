@@ -30,8 +30,7 @@ from ..errors import InstructgenError
 from .cache import RequestCache, request_key
 from .config import ClientConfig
 from .limits import RateLimiter, estimate_tokens
-from .retry import (AttemptFailed, Completion, RequestRefused, ResponseFormatRejected, Stopped, classify,
-                    parse_completion, policy)
+from .retry import AttemptFailed, Completion, RequestRefused, Stopped, classify, parse_completion, policy
 
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 FAILING = "failing"  # stop reason: too many requests in a row failed for good

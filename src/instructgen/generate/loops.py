@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import Counter
 from functools import partial
 from typing import Any, Callable
 
