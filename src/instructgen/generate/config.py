@@ -14,10 +14,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MODES = ("alpaca", "self-instruct")
-LANGS = ("en", "zh")
-
-
 class ClientConfig(BaseModel):
     """How to talk to the endpoint: one retry policy for every request (tenacity), one overall deadline each."""
 
