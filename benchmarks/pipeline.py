@@ -1,17 +1,18 @@
-"""Benchmark: what Prefect costs the curate stage, and how fast a single-stage command starts.
+"""Benchmark: which task runner the pipeline should use by default, what Prefect costs, how fast a command starts.
 
     python benchmarks/pipeline.py                   # 200,000 records (the issue's size)
-    python benchmarks/pipeline.py --records 50000
+    python benchmarks/pipeline.py --records 50000 --runners threads,processes
 
-1. Prefect overhead: 200,000 alpaca records (en/zh, with exact and near copies
-   and junk) through curate (read -> quality filter -> exact + near dedup ->
-   write alpaca + sharegpt), side by side in one process on the same file:
-     direct   the same shard functions the flow's tasks call (instructgen_flows.shards),
-              called one after another in plain Python
-     flow     curate_flow on the default thread runner, one task per 20,000-row shard,
-              against a Prefect server that is already up (as in a served deployment)
-   Ratio = flow wall time / direct wall time (target <= 1.15). The temporary server's
-   start-up, paid once per `instructgen run`, is printed separately.
+1. Runners: 200,000 alpaca records (en/zh, with exact and near copies and junk) through the
+   pipeline (read -> quality filter -> exact + near dedup -> write alpaca + sharegpt), side by
+   side in one process on the same file:
+     direct      pipeline.run with InProcess steps: the same functions, one after another, no Prefect
+     threads     the Prefect flow, ThreadPoolTaskRunner, one task per 20,000-row shard
+     processes   the Prefect flow, ProcessPoolTaskRunner
+     dask        the Prefect flow, a Dask LocalCluster (one single-threaded worker process per core)
+   against a Prefect server that is already up (as in a served deployment). Each line prints its
+   wall time and its ratio to `direct`; every runner must write the same bytes. The temporary
+   server's start-up, paid once per `instructgen run`, is printed separately.
 2. Start-up: wall time of `instructgen convert --help` from process start to exit
    (median of 7), target < 0.5 s, next to `python -c pass` for scale.
 """
@@ -82,40 +83,27 @@ def make_data(path: Path, n: int, seed: int = 0) -> None:
 def config_for(data: Path, shard_size: int):
     from instructgen.pipeline.config import parse_config
 
-    text = (f'[pipeline]\nformats = ["alpaca", "sharegpt"]\nshard_size = {shard_size}\n'
+    text = (f'[pipeline]\nformats = ["alpaca", "sharegpt"]\nshard_size = {shard_size}\nreport = false\n'
             f'[[sources]]\npath = "{data}"\nformat = "alpaca"\n')
-    return parse_config(text, data.parent / "bench.toml")
+    path = data.parent / f"{data.stem}.toml"
+    path.write_text(text, encoding="utf-8")
+    return parse_config(text, path)
 
 
 def run_direct(cfg, out: Path) -> dict[str, int]:
-    """The curate flow's work, without Prefect: the same functions, in the same order, one after another."""
-    from instructgen.io import write_rows
-    from instructgen_flows import shards as S
+    """The pipeline without Prefect: InProcess steps, the same functions, one after another."""
+    from instructgen.pipeline import OutputFolder, run
 
-    src = cfg.sources[0]
-    parsed = [S.parse_shard(rs) for rs in S.row_shards(str(src.path), src.format, src.columns,
-                                                         cfg.pipeline.shard_size, announce=lambda _m: None)]
-    fopts, dopts = S.filter_options(cfg.filter), S.dedup_options(cfg.dedup)
-    filtered = [S.filter_shard(s, fopts) for s in parsed]
-    signed = [S.sign_shard(s, dopts) for s in filtered]
-    logs = [S.merge_logs("read", [s.log for s in parsed], out / "rejects" / "read.jsonl"),
-            S.merge_logs("filter", [s.log for s in filtered], out / "rejects" / "filter.jsonl")]
-    records = [r for s in filtered for r in s.records]
-    dups = S.find_duplicates(signed, [], dopts)
-    records, dedup_log, clusters = S.apply_duplicates(records, dups.items, out / "rejects" / "dedup.jsonl")
-    write_rows(out / "clusters.jsonl", clusters)
-    logs.append(dedup_log)
-    for fmt in cfg.pipeline.formats:
-        log = S.write_format(records, fmt, str(out / "data" / f"{fmt}.jsonl"))
-        logs.append(S.merge_logs(f"write:{fmt}", [log], out / "rejects" / f"write-{fmt}.jsonl"))
-    return {log.stage: log.n_out for log in logs}
+    with OutputFolder(out) as layout:
+        summary = run(cfg, layout, announce=lambda _m: None)
+    return {s["stage"]: s["out"] for s in summary.stages}
 
 
-def run_flow(cfg, out: Path) -> dict[str, int]:
-    from instructgen_flows.curate import curate_flow
+def run_flow(cfg, out: Path, runner: str) -> dict[str, int]:
+    from instructgen_flows.pipeline import run_pipeline
 
-    result = curate_flow(cfg, str(out))
-    return {log.stage: log.n_out for log in result.logs}
+    result = run_pipeline(str(cfg.config_path), str(out), runner=runner)
+    return {s["stage"]: s["out"] for s in result["stages"]}
 
 
 def timed(fn, *args) -> tuple[float, dict[str, int]]:
@@ -137,6 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--shard-size", type=int, default=20_000)
+    ap.add_argument("--runners", default="threads,processes,dask")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each side (the best is kept)")
     args = ap.parse_args()
 
@@ -148,8 +137,9 @@ def main() -> None:
     print(f"making {args.records:,} records ...", file=sys.stderr)
     make_data(data, args.records)
     cfg = config_for(data, args.shard_size)
-    warm = config_for(tmp / "warm.jsonl", 500)
     make_data(tmp / "warm.jsonl", 1000, seed=1)
+    warm = config_for(tmp / "warm.jsonl", 500)
+    runners = [r for r in args.runners.split(",") if r]
 
     from prefect.testing.utilities import prefect_test_harness
 
@@ -157,28 +147,35 @@ def main() -> None:
     with prefect_test_harness(server_startup_timeout=120):
         startup = time.perf_counter() - t0
         run_direct(warm, tmp / "warm-direct")  # imports, language profiles, first-call costs
-        run_flow(warm, tmp / "warm-flow")
-        direct, flow = [], []
+        for runner in runners:
+            run_flow(warm, tmp / f"warm-{runner}", runner)
+        times: dict[str, list[float]] = {"direct": []}
+        counts: dict[str, dict[str, int]] = {}
         for i in range(args.repeats):
-            seconds, counts_d = timed(run_direct, cfg, tmp / f"direct{i}")
-            direct.append(seconds)
-            seconds, counts_f = timed(run_flow, cfg, tmp / f"flow{i}")
-            flow.append(seconds)
-            assert counts_d == counts_f, (counts_d, counts_f)
-            same = all((tmp / f"direct{i}" / "data" / f"{f}.jsonl").read_bytes()
-                       == (tmp / f"flow{i}" / "data" / f"{f}.jsonl").read_bytes() for f in cfg.pipeline.formats)
-            assert same, "the flow and the direct calls wrote different bytes"
+            seconds, counts["direct"] = timed(run_direct, cfg, tmp / f"direct{i}")
+            times["direct"].append(seconds)
+            for runner in runners:
+                seconds, counts[runner] = timed(run_flow, cfg, tmp / f"{runner}{i}", runner)
+                times.setdefault(runner, []).append(seconds)
+                assert counts[runner] == counts["direct"], (runner, counts[runner], counts["direct"])
+                for f in cfg.pipeline.formats:
+                    same = (tmp / f"direct{i}" / "data" / f"{f}.jsonl").read_bytes() == \
+                        (tmp / f"{runner}{i}" / "data" / f"{f}.jsonl").read_bytes()
+                    assert same, f"{runner} wrote different bytes in {f}"
+                shutil.rmtree(tmp / f"{runner}{i}", ignore_errors=True)
 
-    n_tasks = 3 * -(-args.records // args.shard_size) + 1 + len(cfg.pipeline.formats)
-    best_d, best_f = min(direct), min(flow)
-    print(f"\n1. curate, {args.records:,} records, shards of {args.shard_size:,} ({n_tasks} tasks), same file, "
-          "same process")
-    print(f"   {'':<34}{'wall s':>9}{'records/s':>12}")
-    print(f"   {'direct (plain function calls)':<34}{best_d:>9.2f}{args.records / best_d:>12,.0f}")
-    print(f"   {'curate_flow (threads runner)':<34}{best_f:>9.2f}{args.records / best_f:>12,.0f}")
-    print(f"   Prefect overhead: flow / direct = {best_f / best_d:.3f}   (target <= 1.15; runs: direct "
-          f"{', '.join(f'{x:.2f}' for x in direct)}; flow {', '.join(f'{x:.2f}' for x in flow)})")
-    print(f"   counts out per stage (identical on both sides): {counts_d}")
+    best = {k: min(v) for k, v in times.items()}
+    print(f"\n1. pipeline, {args.records:,} records, shards of {args.shard_size:,}, same file, same process, "
+          f"{os.cpu_count()} cores")
+    print(f"   {'':<36}{'wall s':>9}{'records/s':>12}{'vs direct':>11}   runs")
+    for name, seconds in best.items():
+        label = "direct (pipeline.run, InProcess)" if name == "direct" else f"flow, {name} runner"
+        print(f"   {label:<36}{seconds:>9.2f}{args.records / seconds:>12,.0f}{seconds / best['direct']:>10.2f}x   "
+              + ", ".join(f"{x:.2f}" for x in times[name]))
+    fastest = min((r for r in best if r != "direct"), key=best.get, default=None)
+    if fastest:
+        print(f"   fastest runner here: {fastest}")
+    print(f"   counts out per stage (identical on every side): {counts['direct']}")
     print(f"   one-off: Prefect temporary server start-up {startup:.1f} s (paid once per `instructgen run`, "
           "not by a served deployment)")
 

@@ -7,14 +7,19 @@ Alpaca's numbered `###` text or {"tasks": [...]}, Self-Instruct's
 instances. It is not a model: the content is assembled from word lists.
 
 Fault injection, decided per distinct request by a hash (so reruns see the same faults):
-  transient (first `transient_times` attempts of a request only): "429" (with Retry-After), "500",
-  "slow" (answers after `slow_seconds`, past the client's timeout);
+  transient (the first `transient_times` attempts of a request only; a large value makes them permanent):
+    "429" (with Retry-After: `retry_after`), "500", "slow" (answers after `slow_seconds`),
+    the broken 200 answers of a bad proxy or server: "html" (an HTML error page), "bytes" (garbage bytes
+    labelled application/json), "truncated" (Content-Length larger than what is sent, then the connection
+    closes), "no_choices" (`choices: []`), "null_content" (`content: null`), "empty_content" (`content: ""`),
+    "trickle" (a valid body sent one byte every `trickle_interval` seconds), "echo_auth" (an HTML page that
+    quotes the request's Authorization header, as some proxies do);
   permanent: "garbage" (text nothing can parse), "length" (cut mid-item, finish_reason "length");
   reject_response_format=True: 400 to any request carrying response_format.
 
-`hits` counts every request per key, `served` every 200 answer per key (key =
-SHA-256 of the canonical request body); `GET /_double/stats` returns both.
-Run standalone: `python tests/llm_double.py --latency 0.2` prints `PORT <n>`.
+`hits` counts every request per key, `served` every complete, well-formed 200 answer per key, `faulted`
+every broken 200 answer per key (key = SHA-256 of the canonical request body); `GET /_double/stats`
+returns them. Run standalone: `python tests/llm_double.py --latency 0.2` prints `PORT <n>`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 EN = {
@@ -58,6 +64,24 @@ ZH = {
 }
 
 
+TRANSIENT = ("429", "500", "slow", "html", "bytes", "truncated", "no_choices", "null_content", "empty_content",
+             "trickle", "echo_auth")
+BROKEN_200 = ("html", "bytes", "truncated", "no_choices", "null_content", "empty_content", "trickle", "echo_auth")
+HTML_ERROR_PAGE = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
+                   "<p>The upstream server sent an invalid response. (test double proxy)</p></body></html>")
+GARBAGE_BYTES = b"\x00\xff\xfe\x89PNG\r\n\x1a\n garbage \xc3\x28 {\"choices\": [oops"
+
+
+@dataclass
+class Reply:
+    status: int
+    payload: dict | bytes  # a dict is sent as JSON
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    delivery: str | None = None  # None: at once; "truncated": half, then hang up; "trickle": a byte at a time
+    broken: bool = False  # a 200 that is not a usable chat completion
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the default backlog of 5 resets connections when many clients connect at once
@@ -72,15 +96,17 @@ class LLMDouble:
 
     def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, transient_times: int = 1,
                  retry_after: str = "0", slow_seconds: float = 2.0, reject_response_format: bool = False,
-                 port: int = 0):
+                 port: int = 0, trickle_interval: float = 1.0):
         self.latency = latency
         self.faults = faults or {}
         self.transient_times = transient_times
         self.retry_after = retry_after
         self.slow_seconds = slow_seconds
         self.reject_response_format = reject_response_format
+        self.trickle_interval = trickle_interval
         self.hits: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
+        self.faulted: Counter[str] = Counter()
         self.statuses: Counter[str] = Counter()
         self.active = 0  # requests being answered right now
         self._lock = threading.Lock()
@@ -101,44 +127,60 @@ class LLMDouble:
                 if self.path.rstrip("/") == "/_double/stats":
                     with double._lock:
                         doc = {"hits": dict(double.hits), "served": dict(double.served),
-                               "statuses": dict(double.statuses)}
-                    self._send(200, doc)
+                               "faulted": dict(double.faulted), "statuses": dict(double.statuses)}
+                    self._send(Reply(200, doc))
                 else:
-                    self._send(404, {"error": {"message": "not found"}})
+                    self._send(Reply(404, {"error": {"message": "not found"}}))
 
             def do_POST(self):
                 try:
                     length = int(self.headers.get("Content-Length") or 0)
-                    body = json.loads(self.rfile.read(length) or b"{}")
-                except (ConnectionError, ValueError):  # the client went away (killed) mid-request
+                    data = self.rfile.read(length)
+                    if len(data) < length:
+                        raise ConnectionError("the body was cut short")
+                    body = json.loads(data or b"{}")
+                except (ConnectionError, ValueError):  # the client went away (killed, cancelled) mid-request
                     self.close_connection = True
                     return
                 if not self.path.endswith("/chat/completions"):
-                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+                    self._send(Reply(404, {"error": {"message": f"no route {self.path}"}}))
                     return
                 with double._lock:
                     double.active += 1
                 try:
-                    status, doc, headers = double.answer(body)
-                    if self._send(status, doc, headers) and status == 200:
+                    reply = double.answer(body, dict(self.headers))
+                    if self._send(reply) and reply.status == 200:
                         with double._lock:
-                            double.served[request_key(body)] += 1
+                            (double.faulted if reply.broken else double.served)[request_key(body)] += 1
                 finally:
                     with double._lock:
                         double.active -= 1
 
-            def _send(self, status, doc, headers=None):
-                data = json.dumps(doc, ensure_ascii=False).encode()
+            def _send(self, reply: "Reply") -> bool:
+                data = reply.payload if isinstance(reply.payload, bytes) else \
+                    json.dumps(reply.payload, ensure_ascii=False).encode()
                 try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_response(reply.status)
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
+                    for k, v in reply.headers.items():
                         self.send_header(k, v)
                     self.end_headers()
+                    if reply.delivery == "truncated":  # promise the whole body, send half, hang up
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return True
+                    if reply.delivery == "trickle":
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(double.trickle_interval)
+                        return True
                     self.wfile.write(data)
                     return True
                 except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
                     return False
 
         self.server = _Server(("127.0.0.1", port), Handler)
@@ -167,7 +209,7 @@ class LLMDouble:
         return sum(self.hits.values())
 
     # -- answering --------------------------------------------------------------------------------
-    def answer(self, body: dict) -> tuple[int, dict, dict]:
+    def answer(self, body: dict, headers: dict[str, str] | None = None) -> "Reply":
         key = request_key(body)
         with self._lock:
             self.hits[key] += 1
@@ -177,11 +219,12 @@ class LLMDouble:
         if self.reject_response_format and "response_format" in body:
             return self._status(400, "response_format is not supported by this server")
         fault = self._fault(key)
-        if fault in ("429", "500", "slow") and attempt <= self.transient_times:
-            if fault == "429":
-                return self._status(429, "rate limited (test double)", {"Retry-After": self.retry_after})
-            if fault == "500":
-                return self._status(500, "internal error (test double)")
+        transient = fault if fault in TRANSIENT and attempt <= self.transient_times else None
+        if transient == "429":
+            return self._status(429, "rate limited (test double)", {"Retry-After": self.retry_after})
+        if transient == "500":
+            return self._status(500, "internal error (test double)")
+        if transient == "slow":
             time.sleep(self.slow_seconds)
         rng = random.Random(key)
         text, finish = self.compose(body, rng), "stop"
@@ -192,18 +235,37 @@ class LLMDouble:
         with self._lock:
             self.statuses["200"] += 1
         prompt = "".join(m.get("content", "") for m in body.get("messages", []))
-        return 200, {
+        doc = {
             "id": "chatcmpl-double-" + key[:12], "object": "chat.completion", "created": 0,
             "model": body.get("model", "double"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
             "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
                       "total_tokens": len(prompt) // 4 + len(text) // 4 + 2},
-        }, {}
+        }
+        return self._broken(transient, doc, headers or {}) if transient in BROKEN_200 else Reply(200, doc)
 
-    def _status(self, status: int, message: str, headers: dict | None = None) -> tuple[int, dict, dict]:
+    @staticmethod
+    def _broken(fault: str, doc: dict, headers: dict[str, str]) -> "Reply":
+        if fault == "html":
+            return Reply(200, HTML_ERROR_PAGE.encode(), content_type="text/html", broken=True)
+        if fault == "echo_auth":
+            auth = next((v for k, v in headers.items() if k.lower() == "authorization"), "")
+            page = HTML_ERROR_PAGE.replace("</body>", f"<pre>Authorization: {auth}</pre></body>")
+            return Reply(200, page.encode(), content_type="text/html", broken=True)
+        if fault == "bytes":
+            return Reply(200, GARBAGE_BYTES, broken=True)
+        if fault == "no_choices":
+            return Reply(200, {**doc, "choices": []}, broken=True)
+        if fault in ("null_content", "empty_content"):
+            choice = doc["choices"][0]
+            message = {**choice["message"], "content": None if fault == "null_content" else ""}
+            return Reply(200, {**doc, "choices": [{**choice, "message": message}]}, broken=True)
+        return Reply(200, doc, delivery=fault, broken=True)  # truncated, trickle
+
+    def _status(self, status: int, message: str, headers: dict | None = None) -> "Reply":
         with self._lock:
             self.statuses[str(status)] += 1
-        return status, {"error": {"message": message, "type": "test_double", "code": status}}, headers or {}
+        return Reply(status, {"error": {"message": message, "type": "test_double", "code": status}}, headers or {})
 
     def _fault(self, key: str) -> str | None:
         x = int(key[:8], 16) / 0xFFFFFFFF
@@ -297,11 +359,12 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--latency", type=float, default=0.0)
     ap.add_argument("--reject-response-format", action="store_true")
-    ap.add_argument("--faults", default="", help="kind=rate,... e.g. 429=0.1,500=0.1")
+    ap.add_argument("--faults", default="", help="kind=rate,... e.g. 429=0.1,500=0.1,html=0.05")
+    ap.add_argument("--transient-times", type=int, default=1, help="attempts of a request a transient fault hits")
     args = ap.parse_args()
     faults = {k: float(v) for k, v in (p.split("=") for p in args.faults.split(",") if p)}
     double = LLMDouble(latency=args.latency, faults=faults, reject_response_format=args.reject_response_format,
-                       port=args.port)
+                       port=args.port, transient_times=args.transient_times)
     print(f"PORT {double.port}", flush=True)
     try:
         double.server.serve_forever()

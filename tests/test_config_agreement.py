@@ -15,12 +15,14 @@ from instructgen.cli import build_parser
 from instructgen.cli.options import cli_fields, flag_names
 from instructgen.curate.dedup import DedupConfig
 from instructgen.curate.filter import FilterConfig
+from instructgen.generate.config import GenerateConfig
 from instructgen.pipeline import config as pc
 
 # (command, the stage's config, its TOML section, keys the section adds)
 STAGES = [
     ("filter", FilterConfig, pc.Filter, {"enabled"}),
     ("dedup", DedupConfig, pc.Dedup, {"enabled"}),
+    ("generate", GenerateConfig, pc.Generate, {"enabled"}),
 ]
 
 
@@ -39,7 +41,7 @@ def test_every_field_is_a_flag_with_the_models_default(command, model, section, 
         assert action is not None and flag in action.option_strings, f"{command}: no {flag} for {name}"
         default = model.model_fields[name].get_default(call_default_factory=True)
         shown = ",".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
-        assert f"(default: {shown or 'none'})" in action.help or default is None, (flag, action.help)
+        assert f"(default: {shown or 'none'})" in action.help or default is None or action.required, (flag, action.help)
     # and nothing else configures the stage behind the model's back
     stage_flags = {a.dest for a in parser._actions if a.option_strings} - {"help"}
     assert set(cli_fields(model)) <= stage_flags
@@ -58,15 +60,21 @@ def test_the_toml_section_is_the_stage_config_plus_a_switch(command, model, sect
 def test_a_flag_and_a_toml_key_build_the_same_config(command, model, section, added, tmp_path):
     """Set every field to a non-default value through the flags and through TOML: the configs are equal."""
     values = {"filter": {"lang": "zh,en", "min_output_words": 3, "rules": "default,-language"},
-              "dedup": {"threshold": 0.8, "num_perm": 64, "shingle": "char:4", "keep": "longest", "exact": False}}[command]
+              "dedup": {"threshold": 0.8, "num_perm": 64, "shingle": "char:4", "keep": "longest", "exact": False},
+              "generate": {"num_instructions": 7, "mode": "self-instruct", "lang": "zh", "concurrency": 3,
+                           "max_retry_after": 5.0, "model": "m"}}[command]
     argv = []
     for name, value in values.items():
         flag = flag_names(model)[name]
         argv += [f"--{'no-' if value is False else ''}{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
-    args = subparser(command).parse_args(["in.jsonl", "-o", "out.jsonl", *argv])
+    positional = ["--seed-tasks", "s.jsonl"] if command == "generate" else ["in.jsonl"]
+    args = subparser(command).parse_args([*positional, "-o", "out.jsonl", *argv])
     from instructgen.cli.options import config_from_args
 
     from_cli = config_from_args(model, args)
+    if command == "generate":
+        values["seed_tasks"] = "s.jsonl"
+        from_cli = from_cli.model_copy(update={"seed_tasks": [tmp_path / "s.jsonl"]})
     toml_lines = []
     for name, value in values.items():
         if isinstance(value, bool):

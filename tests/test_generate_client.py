@@ -1,4 +1,5 @@
-"""The chat client against the local LLM test double: retries, faults, attempt cap, cache, rate limiter."""
+"""The chat client against the local LLM test double: retries, faults, attempt cap, cache, rate limiter;
+the retry policy's wait and what counts as a usable answer."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import sqlite3
 
 import pytest
 
+from types import SimpleNamespace
+
 from instructgen.errors import InstructgenError
-from instructgen.generate import client as client_mod
+from instructgen.generate import limits as limits_mod
 from instructgen.generate.cache import RequestCache
-from instructgen.generate.client import (ChatClient, ChatRequest, ClientConfig, RateLimiter, ResponseFormatRejected,
-                                         retry_after_seconds)
-from llm_double import LLMDouble
+from instructgen.generate.client import ChatClient, ChatRequest, scrub
+from instructgen.generate.config import ClientConfig
+from instructgen.generate.limits import RateLimiter
+from instructgen.generate.retry import (AttemptFailed, BadAnswer, ResponseFormatRejected, parse_completion,
+                                        retry_after_seconds, wait_retry_after)
+from llm_double import LLMDouble, Reply
 
 SECRET = "sk-test-DO-NOT-LEAK-1234567890"
 
@@ -24,7 +30,7 @@ def _request(n: int, **extra) -> ChatRequest:
 
 def _run(double: LLMDouble, requests: list[ChatRequest], cache=None, **cfg):
     async def go():
-        c = ChatClient(ClientConfig(base_url=double.base_url, model="double", backoff_base=0.01, **cfg), SECRET, cache)
+        c = ChatClient(ClientConfig(base_url=double.base_url, model="double", retry_backoff=0.01, **cfg), SECRET, cache)
         try:
             return await asyncio.gather(*(c.complete(r) for r in requests)), c
         finally:
@@ -82,8 +88,8 @@ def test_cache_replays_without_a_request_and_never_stores_the_key(tmp_path):
 
 def test_bad_key_is_a_one_line_error_without_the_key():
     class Refusing(LLMDouble):
-        def answer(self, body):
-            return 401, {"error": {"message": f"Incorrect API key provided: {SECRET}"}}, {}
+        def answer(self, body, headers=None):
+            return Reply(401, {"error": {"message": f"Incorrect API key provided: {SECRET}"}})
 
     with Refusing() as double:
         with pytest.raises(InstructgenError) as e:
@@ -106,8 +112,8 @@ def test_rate_limiter_paces_requests_on_a_fake_clock(monkeypatch):
         slept.append(seconds)
         now[0] += seconds
 
-    monkeypatch.setattr(client_mod.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(client_mod.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr(limits_mod.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(limits_mod.asyncio, "sleep", fake_sleep)
 
     async def go():
         limiter = RateLimiter(per_minute=60)  # one a second, bursts of 6
@@ -116,3 +122,54 @@ def test_rate_limiter_paces_requests_on_a_fake_clock(monkeypatch):
     asyncio.run(go())
     # 6 go at once, the other 10 wait one second each
     assert len(slept) == 10 and now[0] == pytest.approx(10.0)
+
+
+def _state(attempt: int, exc: BaseException) -> SimpleNamespace:
+    return SimpleNamespace(attempt_number=attempt, outcome=SimpleNamespace(exception=lambda: exc))
+
+
+def test_retry_after_is_honoured_up_to_the_cap_and_backoff_grows_to_its_own_cap():
+    wait = wait_retry_after(backoff=1.0, cap=ClientConfig().max_retry_after)
+    assert ClientConfig().max_retry_after == 120
+    assert wait(_state(1, AttemptFailed("429", "x", retry_after=86400))) == 120  # a day, cut to the cap
+    assert wait(_state(1, AttemptFailed("429", "x", retry_after=5))) >= 5
+    no_hint = [wait(_state(n, AttemptFailed("500", "x"))) for n in range(1, 12) for _ in range(20)]
+    assert all(0 <= w <= 60 for w in no_hint) and max(no_hint[-20:]) > 1  # full jitter, capped at 60
+    assert wait_retry_after(backoff=0.0, cap=0.5)(_state(3, AttemptFailed("429", "x", retry_after=9))) == 0.5
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"<!DOCTYPE html><html><body>502 Bad Gateway</body></html>", "an HTML page"),
+    (b"\x00\xff garbage", "not JSON"),
+    (b'{"choices": [{"message": {"content": "ok"', "not JSON"),  # truncated
+    (b'{"choices": []}', "no choices"),
+    (b'{"error": {"message": "upstream"}}', "no choices"),
+    (b'{"choices": [{"message": {"role": "assistant", "content": null}}]}', "null content"),
+    (b'{"choices": [{"message": {"content": null, "refusal": "I cannot"}}]}', "refused: I cannot"),
+    (b'{"choices": [{"message": {"content": "  "}}]}', "empty content"),
+    (b'[1, 2]', "no choices"),
+])
+def test_bad_200_bodies_are_bad_answers_with_their_raw_text(body, why):
+    with pytest.raises(BadAnswer) as e:
+        parse_completion(body)
+    assert e.value.kind == f"bad answer: {why}" and e.value.raw == body.decode("utf-8", "replace")
+
+
+def test_a_usable_completion_is_read_with_its_usage():
+    done = parse_completion(b'{"choices": [{"message": {"content": "Hi"}, "finish_reason": "length"}], '
+                            b'"usage": {"prompt_tokens": 3, "completion_tokens": 1}}')
+    assert (done.text, done.finish_reason, done.prompt_tokens, done.completion_tokens) == ("Hi", "length", 3, 1)
+    assert parse_completion(b'{"choices": [{"message": {"content": "Hi"}}], "usage": null}').prompt_tokens == 0
+
+
+def test_scrub_removes_the_key_bearer_tokens_and_key_shapes():
+    text = f"key {SECRET} | Authorization: Bearer abc.def-123 | other sk-proj-ABCDEFGHIJKLMNOP here"
+    clean = scrub(text, SECRET)
+    assert SECRET not in clean and "abc.def-123" not in clean and "ABCDEFGHIJKLMNOP" not in clean
+    assert clean.startswith("key *** | Authorization: Bearer *** | other sk-*** here")
+
+
+def test_time_queued_for_a_concurrency_slot_does_not_count_against_a_request():
+    with LLMDouble(latency=0.3) as double:  # one at a time: the last waits ~0.9 s for its slot
+        results, c = _run(double, [_request(i) for i in range(4)], concurrency=1, max_request_seconds=0.6)
+    assert all(r.ok and r.attempts == 1 for r in results) and c.usage.errors == {}

@@ -19,7 +19,8 @@ from conftest import REPO
 from instructgen.cli import main as cli_main
 from instructgen.errors import InstructgenError
 from instructgen.generate.filters import instruction_problem
-from instructgen.generate.run import GenerateConfig, generate, resolve_api_key
+from instructgen.generate.config import GenerateConfig
+from instructgen.generate.run import generate, resolve_api_key
 from instructgen.generate.similarity import rouge_l
 from instructgen.runlog import RunLog
 from llm_double import LLMDouble
@@ -31,7 +32,7 @@ SECRET = "sk-test-NEVER-PRINT-THIS-0987654321"
 
 def _config(double: LLMDouble, tmp_path: Path, **kw) -> GenerateConfig:
     base = dict(seed_tasks=[SEEDS[kw.pop("lang", "en")]], lang="en", num_instructions=40, base_url=double.base_url,
-                model="double", concurrency=6, retry_backoff=0.01, progress=False, cache_dir=str(tmp_path / "cache"))
+                model="double", concurrency=6, retry_backoff=0.01, cache_dir=str(tmp_path / "cache"))
     base.update(kw)
     if "lang" not in kw:
         base["lang"] = "zh" if base["seed_tasks"][0] == SEEDS["zh"] else "en"

@@ -1,4 +1,8 @@
-"""`instructgen generate`: Self-Instruct / Alpaca generation against any OpenAI-compatible chat endpoint."""
+"""`instructgen generate`: Self-Instruct / Alpaca generation against any OpenAI-compatible chat endpoint.
+
+The flags come from `generate.config.GenerateConfig` (the [generate] section of a pipeline config) through
+`cli.options.add_options`; only the output paths, --prices and --progress are this command's own.
+"""
 
 from __future__ import annotations
 
@@ -18,17 +22,25 @@ EXAMPLES = """\
   instructgen generate --seed-tasks seeds.jsonl -n 200 -o gen.jsonl --requests-per-minute 500 \\
       --tokens-per-minute 200000 --prices prices.json     prices.json: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}
 
-Interrupted (Ctrl-C, kill -9)? Run the same command again: answers already
-received are replayed from the cache (OUT.cache/, or --cache-dir) and only
-missing requests are sent; with the same --seed the result is the same.
+Interrupted? The first Ctrl-C stops sending and waits (--interrupt-wait) for the
+requests in flight so their answers are cached; a second one aborts. After that
+or a kill -9, run the same command again: cached answers are replayed, only
+missing requests are sent, and with the same --seed the result is the same.
+A 429/5xx, a timeout, a dropped connection or a 200 answer that is not a chat
+completion (an HTML page, garbage, no choices, null content) is retried with
+backoff and jitter; Retry-After is honoured up to --max-retry-after.
 Written beside the output: OUT.rejects.jsonl (dropped candidates with reason),
-OUT.failures.jsonl (failed requests, unparsable answers, raw text kept),
-OUT.stats.json (counts, tokens, cost).
+OUT.failures.jsonl (failed requests with the raw answer, unparsable answers),
+OUT.stats.json (counts, tokens, cost), OUT.cache/ (the request cache).
+Exit status 1 when fewer instructions than asked were kept because requests
+failed or the request budget ran out (the records kept are written; the
+message names the cause); 0 when -n was reached or --max-requests stopped it.
 """
 
 
 def register(sub) -> None:
-    from ..formats import names
+    from ..generate.config import ClientConfig, GenerateConfig
+    from .options import add_options
 
     p = command_parser(
         sub, "generate", help="generate instruction data from seed tasks (Self-Instruct / Alpaca)",
@@ -39,65 +51,44 @@ def register(sub) -> None:
         "--similarity-threshold (exact; CJK scored by character).",
         examples=EXAMPLES,
     )
-    p.add_argument("--seed-tasks", required=True, nargs="+", metavar="FILE",
-                   help="Self-Instruct seed file (instruction, instances, is_classification) or any format convert reads")
-    p.add_argument("-n", "--num-instructions", type=int, required=True, metavar="N", help="instructions to keep")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.jsonl, .json, .parquet, -)")
-    p.add_argument("--mode", choices=("alpaca", "self-instruct"), default="alpaca")
-    p.add_argument("--lang", choices=("en", "zh"), default="en", help="prompt language and filters (default en)")
-    p.add_argument("--model", default="gpt-4o-mini")
-    p.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
-                   help="environment variable holding the API key (not needed for a local --base-url)")
-    p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once (default 16)")
-    p.add_argument("--requests-per-minute", type=float, metavar="R", help="client-side request rate limit")
-    p.add_argument("--tokens-per-minute", type=float, metavar="T", help="client-side token rate limit")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-tokens", type=int, default=3072)
-    p.add_argument("--similarity-threshold", type=float, default=0.7, metavar="F")
-    p.add_argument("--seed", type=int, default=0, help="fixes sampling of examples and per-request seeds")
-    p.add_argument("--cache-dir", metavar="DIR", help="request cache (default OUT.cache beside the output)")
-    p.add_argument("--format", default="alpaca", metavar="FORMAT", choices=names(writable_only=True),
-                   help="output format (default alpaca): " + ", ".join(names(writable_only=True)))
-    p.add_argument("--response-format", choices=("auto", "json", "text"), default="auto",
-                   help="auto: ask for JSON, fall back to numbered text if the endpoint answers 400 (default)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before a retry")
-    p.add_argument("--max-attempts", type=int, default=6, help="attempts per request, retries included")
-    p.add_argument("--retry-backoff", type=float, default=1.0, metavar="S",
-                   help="first retry delay in seconds, doubled per attempt with jitter (Retry-After is honoured)")
-    p.add_argument("--max-requests", type=int, metavar="K", help="stop after K (bootstrap) requests")
-    p.add_argument("--prices", metavar="FILE",
-                   help='JSON price table in USD per 1M tokens: {"MODEL" or "*": {"prompt": x, "completion": y}}')
-    p.add_argument("--rejects", metavar="PATH", help="dropped candidates (default OUT.rejects.jsonl)")
-    p.add_argument("--stats", metavar="PATH", help="stats.json (default OUT.stats.json)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto")
+    what = p.add_argument_group("what to generate (the [generate] section of a pipeline config)")
+    add_options(what, GenerateConfig, exclude=tuple(ClientConfig.model_fields))
+    _require(what, "seed_tasks")
+    add_options(p.add_argument_group("endpoint, limits and retries (also in the [generate] section)"), ClientConfig)
+    files = p.add_argument_group("files")
+    files.add_argument("-o", "--output", required=True, metavar="OUT", help="output file (.jsonl, .json, .parquet, -)")
+    files.add_argument("--rejects", metavar="PATH", help="dropped candidates (default: OUT.rejects.jsonl)")
+    files.add_argument("--failures", metavar="PATH", help="failed requests and unparsable answers, raw text kept "
+                       "(default: OUT.failures.jsonl)")
+    files.add_argument("--stats", metavar="PATH", help="stats.json (default: OUT.stats.json)")
+    files.add_argument("--prices", metavar="FILE",
+                       help='JSON price table in USD per 1M tokens: {"MODEL" or "*": {"prompt": x, "completion": y}}')
+    files.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
+                       help="progress bar on stderr (auto: when it is a terminal)")
     p.set_defaults(func=run)
+
+
+def _require(group, dest: str) -> None:
+    for action in group._group_actions:
+        if action.dest == dest:
+            action.required = True
+            action.help = action.help.split(" (default:")[0]
 
 
 def run(args) -> int:
     from ..errors import InstructgenError
-    from ..generate.run import GenerateConfig, generate, sibling
+    from ..generate.config import GenerateConfig
+    from ..generate.run import generate, plan_outputs
     from ..runlog import RunLog, write_stats
+    from .options import config_from_args
 
-    prices = None
-    if args.prices:
-        try:
-            prices = json.loads(Path(args.prices).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise InstructgenError(f"--prices: cannot read {args.prices} as JSON: {e}") from None
-    config = GenerateConfig(
-        seed_tasks=args.seed_tasks, num_instructions=args.num_instructions, mode=args.mode, lang=args.lang,
-        model=args.model, base_url=args.base_url, api_key_env=args.api_key_env, concurrency=args.concurrency,
-        requests_per_minute=args.requests_per_minute, tokens_per_minute=args.tokens_per_minute,
-        temperature=args.temperature, top_p=args.top_p, max_tokens=args.max_tokens,
-        similarity_threshold=args.similarity_threshold, seed=args.seed, cache_dir=args.cache_dir, format=args.format,
-        response_format=args.response_format, timeout=args.timeout, max_attempts=args.max_attempts,
-        retry_backoff=args.retry_backoff, max_requests=args.max_requests, prices=prices,
-        progress={"auto": None, "always": True, "never": False}[args.progress],
-    )
-    log = RunLog("generate", args.rejects or sibling(args.output, "rejects.jsonl"))
-    result = generate(config, args.output, log)
+    config = config_from_args(GenerateConfig, args)
+    paths = plan_outputs(config, args.output, rejects=args.rejects, failures=args.failures, stats=args.stats,
+                         default_stats=True, other_inputs={"--prices": args.prices} if args.prices else None)
+    prices = _prices(args.prices) if args.prices else None
+    progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    result = generate(config, paths.out, RunLog("generate", paths.rejects), failures_path=paths.failures,
+                      prices=prices, progress=progress)
     for lg in result.logs:
         lg.print_summary()
     u = result.usage
@@ -107,12 +98,24 @@ def run(args) -> int:
           f"{u['completion_tokens']} completion{cost}", file=sys.stderr)
     if result.failures_path:
         print(f"failed requests and unparsable answers are in {result.failures_path}", file=sys.stderr)
-    if args.output != "-":
-        print(f"wrote {result.records_written} records ({result.instructions_kept} instructions) to {args.output}",
+    if paths.out != "-":
+        print(f"wrote {result.records_written} records ({result.instructions_kept} instructions) to {paths.out}",
               file=sys.stderr)
-    write_stats(args.stats or sibling(args.output, "stats.json"), result.logs, generate=result.stats())
-    if result.instructions_kept < config.num_instructions:
-        print(f"warning: kept {result.instructions_kept} of {config.num_instructions} instructions before "
-              "stopping (--max-requests reached); rerun with a larger --max-requests to continue from the cache",
+    write_stats(paths.stats, result.logs, generate=result.stats())
+    shortfall = result.shortfall()
+    if shortfall and result.failed:
+        raise InstructgenError(f"{shortfall}; once that is fixed, rerun the same command (the answers received "
+                               "so far are replayed from the cache)")
+    if shortfall:
+        print(f"warning: {shortfall}; rerun with a larger --max-requests to continue from the cache",
               file=sys.stderr)
     return 0
+
+
+def _prices(path: str) -> dict:
+    from ..errors import InstructgenError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise InstructgenError(f"--prices: cannot read {path} as JSON: {e}") from None

@@ -25,9 +25,11 @@ def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str
 
 
 class RequestCache:
+    FILE = "requests.sqlite"  # inside the cache folder (with SQLite's -wal and -shm files beside it)
+
     def __init__(self, directory: str | os.PathLike):
         Path(directory).mkdir(parents=True, exist_ok=True)
-        self.path = str(Path(directory) / "requests.sqlite")
+        self.path = str(Path(directory) / self.FILE)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")

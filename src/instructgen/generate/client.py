@@ -1,41 +1,40 @@
-"""The chat client: async `openai`, bounded concurrency, client-side rate limits, sane retries, a cache.
+"""The chat client: async `openai`, bounded concurrency, client-side rate limits, one retry policy, a cache.
 
     client = ChatClient(ClientConfig(base_url=..., model=..., concurrency=16), api_key, cache)
     result = await client.complete(ChatRequest(messages, {"temperature": 1.0, "seed": 7}))
 
 `complete` never raises for a request that finally failed: the `ChatResult`
-carries the error and the request is recorded in `client.failures`. It raises
+carries the error and the request is recorded in `client.failures` (with the
+last raw answer, secrets scrubbed). Only a usable answer is cached. It raises
 `ResponseFormatRejected` when the endpoint answers 400 to `response_format`
 (the caller falls back to the plain-text prompt) and `InstructgenError` for
-errors no retry can fix (bad key, unknown model). Retries: 429, 5xx,
-timeouts and connection errors, exponential backoff with full jitter, at
-least the server's `Retry-After`, at most `max_attempts` attempts.
+errors no retry can fix (bad key, unknown model). Retries: `retry.policy`.
+
+`stop(reason)` ends the run's sending: no new attempt starts, retry waits end,
+requests already in flight finish and are cached. The client stops itself
+after `max_failures_in_a_row` requests in a row failed for good.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import random
+import ipaddress
+import os
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from ..errors import InstructgenError
 from .cache import RequestCache, request_key
+from .config import ClientConfig
+from .limits import RateLimiter, estimate_tokens
+from .retry import AttemptFailed, Completion, RequestRefused, Stopped, classify, parse_completion, policy
 
-
-@dataclass(slots=True)
-class ClientConfig:
-    model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    concurrency: int = 16
-    requests_per_minute: float | None = None
-    tokens_per_minute: float | None = None
-    timeout: float = 120.0
-    max_attempts: int = 6
-    backoff_base: float = 1.0
-    backoff_cap: float = 60.0
+LOCAL_PLACEHOLDER_KEY = "not-needed"
+FAILING = "failing"  # stop reason: too many requests in a row failed for good
+INTERRUPTED = "interrupted"  # stop reason: Ctrl-C
 
 
 @dataclass(slots=True)
@@ -56,6 +55,9 @@ class ChatResult:
     cached: bool = False
     attempts: int = 0
     error: str | None = None
+    interrupted: bool = False  # not sent (or not retried) because the run is stopping: not a failure
+    started: float | None = None  # monotonic time of the first send
+    deadline: float | None = None  # no wait may end past it: started + max_request_seconds
 
     @property
     def ok(self) -> bool:
@@ -65,16 +67,20 @@ class ChatResult:
 @dataclass(slots=True)
 class Usage:
     requests_sent: int = 0  # HTTP requests, retries included
-    responses: int = 0  # answers received from the endpoint
+    responses: int = 0  # usable answers received from the endpoint
     cache_hits: int = 0
     retries: int = 0
-    failures: int = 0
+    failures: int = 0  # requests that failed for good
+    interrupted: int = 0  # requests not sent or not finished because the run stopped
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
     cached_completion_tokens: int = 0
+    waited_seconds: float = 0.0  # time spent waiting before retries (backoff and Retry-After)
+    longest_wait: float = 0.0
     in_flight: int = 0
-    errors: dict[str, int] = field(default_factory=dict)  # error kind -> count (retried or not)
+    errors: dict[str, int] = field(default_factory=dict)  # error kind -> attempts that failed with it
+    causes: dict[str, int] = field(default_factory=dict)  # error kind -> requests that failed for good with it
 
     def cost(self, prices: dict[str, Any] | None, model: str) -> float | None:
         """USD for the tokens paid in this run; prices: {model: {"prompt": usd_per_1M, "completion": ...}}."""
@@ -88,62 +94,16 @@ class Usage:
         return {k: getattr(self, k) for k in self.__slots__ if k != "in_flight"}
 
 
-class ResponseFormatRejected(Exception):
-    """The endpoint answered 400 to a request with `response_format`."""
-
-
-class RateLimiter:
-    """A leaky bucket: at most `per_minute` units a minute, bursts of up to a tenth of that."""
-
-    def __init__(self, per_minute: float):
-        self.rate = per_minute / 60.0
-        self.capacity = max(1.0, per_minute / 10.0)
-        self.level = 0.0
-        self.last = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def acquire(self, amount: float = 1.0) -> None:
-        amount = min(amount, self.capacity)  # one oversized request must still pass, alone
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.level = max(0.0, self.level - (now - self.last) * self.rate)
-                self.last = now
-                if self.level + amount <= self.capacity:
-                    self.level += amount
-                    return
-                await asyncio.sleep((self.level + amount - self.capacity) / self.rate)
-
-
-def estimate_tokens(messages: list[dict[str, str]], max_tokens: int | None) -> int:
-    """A cheap upper-ish estimate for TPM budgeting: ~4 characters a token, 1 per CJK character."""
-    chars = sum(len(m.get("content") or "") for m in messages)
-    cjk = sum(1 for m in messages for ch in (m.get("content") or "") if "\u3400" <= ch <= "\u9fff")
-    return (chars - cjk) // 4 + cjk + 8 * len(messages) + (max_tokens or 1024)
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return float(value) / 1000.0
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+def scrub(text: str, secret: str | None) -> str:
+    """`text` without the API key, bearer tokens or anything shaped like an OpenAI key."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    text = re.sub(r"(?i)(bearer\s+)[^\s\"'<>]+", r"\1***", text)
+    return re.sub(r"\bsk-[A-Za-z0-9_\-]{8,}", "sk-***", text)
 
 
 class ChatClient:
-    def __init__(self, config: ClientConfig, api_key: str, cache: RequestCache | None = None,
-                 jitter_seed: int | None = None):
+    def __init__(self, config: ClientConfig, api_key: str, cache: RequestCache | None = None):
         from openai import AsyncOpenAI
 
         self.config = config
@@ -151,115 +111,185 @@ class ChatClient:
         self.cache = cache
         self.usage = Usage()
         self.failures: list[dict[str, Any]] = []
-        self._openai = AsyncOpenAI(api_key=api_key, base_url=config.base_url, timeout=config.timeout,
-                                   max_retries=0)
-        self._slots = asyncio.Semaphore(max(1, config.concurrency))
+        self.stop_reason: str | None = None
+        self.failures_in_a_row = 0
+        # the SDK's own retries are off: one policy (retry.policy) for every error, bad 200 answers included
+        self._openai = AsyncOpenAI(api_key=api_key, base_url=config.base_url, timeout=config.timeout, max_retries=0)
+        self._stopped = asyncio.Event()
+        self._slots = asyncio.Semaphore(config.concurrency)
         self._rpm = RateLimiter(config.requests_per_minute) if config.requests_per_minute else None
         self._tpm = RateLimiter(config.tokens_per_minute) if config.tokens_per_minute else None
-        self._jitter = random.Random(jitter_seed)  # timing only; never affects what is generated
 
+    # -- stopping -----------------------------------------------------------------------------
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self, reason: str) -> None:
+        if not self.stopped:
+            self.stop_reason = reason
+            self._stopped.set()
+
+    # -- requests -----------------------------------------------------------------------------
     def key_of(self, request: ChatRequest) -> str:
         return request_key(self.config.model, request.messages, request.params)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         key = self.key_of(request)
-        if self.cache is not None:
-            hit = self.cache.get(key)
-            if hit is not None:
-                self.usage.cache_hits += 1
-                self.usage.cached_prompt_tokens += hit.get("prompt_tokens", 0)
-                self.usage.cached_completion_tokens += hit.get("completion_tokens", 0)
-                return ChatResult(request, key, hit["text"], hit.get("finish_reason"), hit.get("prompt_tokens", 0),
-                                  hit.get("completion_tokens", 0), cached=True)
+        hit = self._cached(key)
+        if hit is not None:
+            return ChatResult(request, key, hit["text"], hit.get("finish_reason"), hit.get("prompt_tokens", 0),
+                              hit.get("completion_tokens", 0), cached=True)
         result = ChatResult(request, key)
-        async with self._slots:
-            self.usage.in_flight += 1
-            try:
-                await self._attempts(request, result)
-            finally:
-                self.usage.in_flight -= 1
-        if result.ok:
-            if self.cache is not None:
-                self.cache.put(key, {"text": result.text, "finish_reason": result.finish_reason,
-                                     "prompt_tokens": result.prompt_tokens,
-                                     "completion_tokens": result.completion_tokens})
-        else:
-            self.usage.failures += 1
-            self.failures.append({"key": key, "tag": request.tag, "error": result.error, "attempts": result.attempts,
-                                  "messages": request.messages, "params": request.params})
+        try:
+            done = await policy(self.config, self._stopped, self._sleep, self._before_sleep,
+                                lambda: result.deadline)(self._attempt, request, result)
+        except Stopped:
+            return self._interrupted(result)
+        except (AttemptFailed, RequestRefused) as e:
+            if self.stopped and isinstance(e, AttemptFailed):  # stopped while retrying: not a failure of its own
+                return self._interrupted(result)
+            self._failed(result, e)
+            return result
+        self._succeeded(result, done)
         return result
 
-    async def _attempts(self, request: ChatRequest, result: ChatResult) -> None:
-        import openai
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        """A usable cached answer; an empty one (cached by an older version) counts as a miss."""
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is None or not isinstance(hit.get("text"), str) or not hit["text"].strip():
+            return None
+        self.usage.cache_hits += 1
+        self.usage.cached_prompt_tokens += hit.get("prompt_tokens", 0)
+        self.usage.cached_completion_tokens += hit.get("completion_tokens", 0)
+        return hit
 
-        cfg = self.config
-        for attempt in range(1, cfg.max_attempts + 1):
-            result.attempts = attempt
-            if self._rpm:
-                await self._rpm.acquire(1)
-            if self._tpm:
-                await self._tpm.acquire(estimate_tokens(request.messages, request.params.get("max_tokens")))
+    async def _attempt(self, request: ChatRequest, result: ChatResult) -> Completion:
+        if self.stopped:
+            raise Stopped()
+        result.attempts += 1
+        async with self._slots:
+            await self._pace(request)
+            if self.stopped:
+                raise Stopped()
+            now = time.monotonic()
+            if result.deadline is None:  # the request's total time runs from its first send
+                result.started, result.deadline = now, now + self.config.max_request_seconds
             self.usage.requests_sent += 1
-            wait_at_least = 0.0
+            self.usage.in_flight += 1
             try:
-                response = await self._openai.chat.completions.create(
-                    model=cfg.model, messages=request.messages, **request.params)
-            except openai.BadRequestError as e:
-                if "response_format" in request.params:
-                    raise ResponseFormatRejected(self._scrub(str(e))) from None
-                self._count("400")
-                result.error = f"400 bad request: {self._scrub(str(e))}"
-                return
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as e:
-                raise InstructgenError(
-                    f"the endpoint refused the API key (HTTP {e.status_code}); check the key in the variable "
-                    "named by --api-key-env") from None
-            except openai.NotFoundError as e:
-                raise InstructgenError(f"the endpoint answered 404 for model {cfg.model!r}: {self._scrub(str(e))}; "
-                                       "check --model and --base-url") from None
-            except openai.APIStatusError as e:
-                kind = str(e.status_code)
-                self._count(kind)
-                if e.status_code != 429 and e.status_code < 500:
-                    result.error = f"HTTP {e.status_code}: {self._scrub(str(e))}"
-                    return
-                result.error = f"HTTP {e.status_code}: {self._scrub(str(e))}"
-                wait_at_least = retry_after_seconds(e.response.headers) or 0.0
-            except openai.APITimeoutError:
-                self._count("timeout")
-                result.error = f"timed out after {cfg.timeout:g} s"
-            except openai.APIConnectionError as e:
-                self._count("connection")
-                result.error = f"connection error: {self._scrub(str(e))}"
-            else:
-                self._take(response, result)
-                return
-            if attempt == cfg.max_attempts:
-                result.error = f"gave up after {attempt} attempts; last error: {result.error}"
-                return
-            self.usage.retries += 1
-            backoff = self._jitter.uniform(0, min(cfg.backoff_cap, cfg.backoff_base * 2 ** (attempt - 1)))
-            await asyncio.sleep(max(wait_at_least, backoff))
+                # httpx's read timeout restarts with every byte: only an overall deadline stops a trickling body
+                async with asyncio.timeout(max(0.01, min(self.config.timeout, result.deadline - now))):
+                    raw = await self._openai.chat.completions.with_raw_response.create(
+                        model=self.config.model, messages=request.messages, **request.params)
+                    body = raw.content
+            except Exception as e:  # noqa: BLE001 - classify() sorts them; anything unknown is re-raised
+                error = classify(e, request.params, self.config.model, self._scrub)
+                if isinstance(error, AttemptFailed):
+                    self._count(error.kind)
+                raise error from None
+            finally:
+                self.usage.in_flight -= 1
+        try:
+            return parse_completion(body)
+        except AttemptFailed as e:
+            e.raw = self._scrub(e.raw or "")
+            self._count(e.kind)
+            raise
 
-    def _take(self, response: Any, result: ChatResult) -> None:
+    async def _pace(self, request: ChatRequest) -> None:
+        if self.stopped:
+            raise Stopped()
+        if self._rpm:
+            await self._rpm.acquire(1)
+        if self._tpm:
+            await self._tpm.acquire(estimate_tokens(request.messages, request.params.get("max_tokens")))
+
+    async def _sleep(self, seconds: float) -> None:
+        """A retry wait that ends early when the run stops."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def _before_sleep(self, state: Any) -> None:
+        self.usage.retries += 1
+        self.usage.waited_seconds += state.upcoming_sleep
+        self.usage.longest_wait = max(self.usage.longest_wait, state.upcoming_sleep)
+
+    def _succeeded(self, result: ChatResult, done: Completion) -> None:
+        self.failures_in_a_row = 0
         self.usage.responses += 1
-        result.error = None
-        choice = response.choices[0] if response.choices else None
-        result.text = (choice.message.content or "") if choice else ""
-        result.finish_reason = choice.finish_reason if choice else None
-        if response.usage is not None:
-            result.prompt_tokens = response.usage.prompt_tokens or 0
-            result.completion_tokens = response.usage.completion_tokens or 0
-        self.usage.prompt_tokens += result.prompt_tokens
-        self.usage.completion_tokens += result.completion_tokens
+        result.text, result.finish_reason = done.text, done.finish_reason
+        result.prompt_tokens, result.completion_tokens = done.prompt_tokens, done.completion_tokens
+        self.usage.prompt_tokens += done.prompt_tokens
+        self.usage.completion_tokens += done.completion_tokens
+        if self.cache is not None:
+            self.cache.put(result.key, {"text": done.text, "finish_reason": done.finish_reason,
+                                        "prompt_tokens": done.prompt_tokens,
+                                        "completion_tokens": done.completion_tokens})
+
+    def _interrupted(self, result: ChatResult) -> ChatResult:
+        result.error, result.interrupted = "not finished: the run is stopping", True
+        self.usage.interrupted += 1
+        return result
+
+    def _failed(self, result: ChatResult, error: AttemptFailed | RequestRefused) -> None:
+        cfg = self.config
+        elapsed = time.monotonic() - (result.started or time.monotonic())
+        if isinstance(error, RequestRefused):
+            result.error = error.message
+        elif result.attempts < cfg.max_attempts:
+            result.error = (f"gave up after {_attempts(result.attempts)} and {elapsed:.0f} s: the next wait would pass "
+                            f"--max-request-seconds {cfg.max_request_seconds:g}; last error: {error.message}")
+        else:
+            result.error = f"gave up after {_attempts(result.attempts)}; last error: {error.message}"
+        self.usage.failures += 1
+        self.usage.causes[error.kind] = self.usage.causes.get(error.kind, 0) + 1
+        entry = {"kind": "request failed", "tag": result.request.tag, "cause": error.kind, "error": result.error,
+                 "attempts": result.attempts, "key": result.key, "messages": result.request.messages}
+        if error.raw:
+            entry["raw"] = error.raw
+        self.failures.append(entry)
+        self.failures_in_a_row += 1
+        if self.failures_in_a_row >= cfg.max_failures_in_a_row:
+            self.stop(FAILING)
 
     def _count(self, kind: str) -> None:
         self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
 
     def _scrub(self, text: str) -> str:
-        if self._api_key and len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "***")
-        return text[:500]
+        return scrub(text, self._api_key)
 
     async def aclose(self) -> None:
         await self._openai.close()
+
+
+def _attempts(n: int) -> str:
+    return f"{n} attempt{'s' if n != 1 else ''}"
+
+
+# -- the API key ---------------------------------------------------------------------------------
+
+def is_local(base_url: str | None) -> bool:
+    if not base_url:
+        return False
+    host = urlparse(base_url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback or ipaddress.ip_address(host).is_private
+    except ValueError:
+        return False
+
+
+def resolve_api_key(config: ClientConfig) -> str:
+    """The key from the named variable; a placeholder for local endpoints; never echoed anywhere."""
+    key = os.environ.get(config.api_key_env, "").strip()
+    if key:
+        return key
+    if is_local(config.base_url):
+        return LOCAL_PLACEHOLDER_KEY
+    where = f"for {config.base_url}" if config.base_url else "for the OpenAI API"
+    raise InstructgenError(f"no API key {where}: set the environment variable {config.api_key_env} "
+                           "(or name another one with --api-key-env)")

@@ -20,8 +20,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-LANGS = ("en", "zh")
-MODES = ("alpaca", "self-instruct")
 TRUNCATED = "truncated last item (finish_reason=length)"
 
 _WORDS = {

@@ -215,12 +215,3 @@ def _elements(ids: list[int]) -> list[tuple[int, int]]:
         out.append((tok, k))
     return out
 
-
-def brute_force_most_similar(pool: list[str], text: str, threshold: float) -> float:
-    """The highest ROUGE-L F1 of `text` against every entry (the reference the index must agree with)."""
-    tokens = tokenize(text)
-    best = 0.0
-    for other in pool:
-        tb = tokenize(other)
-        best = max(best, fmeasure(lcs_length(tokens, tb), len(tokens), len(tb)))
-    return best

@@ -31,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..curate.dedup import DedupConfig
 from ..curate.filter import FilterConfig
 from ..errors import InstructgenError
+from ..generate.config import GenerateConfig
 
 RUNNER_KINDS = ("threads", "processes", "dask", "ray")
 DEFAULT_RUNNER = "threads"
@@ -69,31 +70,15 @@ class Source(_Section):
         return str(self.path) if self.path is not None else f"hub:{self.dataset}"
 
 
-class Generate(_Section):
-    """Self-Instruct generation against any OpenAI-compatible endpoint (off unless enabled)."""
+class Generate(GenerateConfig):
+    """[generate]: the generate stage's config (`instructgen generate`'s flags) plus a switch; off unless enabled."""
 
     enabled: bool = False
-    seed_tasks: Path | None = None
-    num_instructions: int = Field(100, gt=0)
-    mode: Literal["alpaca", "self-instruct"] = "alpaca"
-    lang: Literal["en", "zh"] = "en"
-    model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = Field(8, gt=0)
-    requests_per_minute: int | None = Field(None, gt=0)
-    tokens_per_minute: int | None = Field(None, gt=0)
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = Field(3072, gt=0)
-    similarity_threshold: float = Field(0.7, gt=0, le=1)
-    seed: int = 0
-    cache_dir: Path | None = None
 
     @model_validator(mode="after")
     def _needs_seeds(self) -> "Generate":
-        if self.enabled and self.seed_tasks is None:
-            raise ValueError("generation is enabled: set `seed_tasks` (a seed file, e.g. data/seeds/en.jsonl)")
+        if self.enabled and not self.seed_tasks:
+            raise ValueError("generation is enabled: set `seed_tasks` (a seed file, e.g. seeds/seed_tasks_en.jsonl)")
         return self
 
 
@@ -158,7 +143,7 @@ class PipelineConfig(_Section):
         data = self.model_copy(deep=True)
         for s in data.sources:
             s.path = fix(s.path)
-        data.generate.seed_tasks = fix(data.generate.seed_tasks)
+        data.generate.seed_tasks = [fix(p) for p in data.generate.seed_tasks]
         data.generate.cache_dir = fix(data.generate.cache_dir)
         data.dedup.against = [fix(p) for p in data.dedup.against]
         data.pipeline.output_dir = fix(data.pipeline.output_dir)
@@ -278,8 +263,8 @@ def input_files(cfg: PipelineConfig) -> list[tuple[tuple, Path]]:
     """Every local file the config reads, with the location of its key: ((section, index, key), path)."""
     files: list[tuple[tuple, Path]] = [(("sources", i, "path"), s.path) for i, s in enumerate(cfg.sources)
                                        if s.path is not None]
-    if cfg.generate.enabled and cfg.generate.seed_tasks is not None:
-        files.append((("generate", "seed_tasks"), cfg.generate.seed_tasks))
+    if cfg.generate.enabled:
+        files += [(("generate", "seed_tasks", i), p) for i, p in enumerate(cfg.generate.seed_tasks)]
     if cfg.dedup.enabled:
         files += [(("dedup", "against", i), p) for i, p in enumerate(cfg.dedup.against)]
     return files

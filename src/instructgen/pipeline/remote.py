@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..runlog import RunLog
-from .layout import OutputLayout
 from .config import Generate, Publish
+from .layout import OutputLayout
 from .stages import Batch
 
 
@@ -47,34 +49,34 @@ class Generated:
 
 
 def generation_key(config: Generate) -> str:
-    """Same settings + same seed files = the same generated data (concurrency and cache place aside)."""
-    h = hashlib.sha256(config.model_dump_json(exclude={"cache_dir", "concurrency", "enabled"}).encode())
-    if config.seed_tasks is not None and Path(config.seed_tasks).is_file():
-        h.update(hashlib.sha256(Path(config.seed_tasks).read_bytes()).digest())
+    """Same generation settings + same seed files = the same generated data (how fast it runs aside)."""
+    settings = config.model_dump(mode="json", exclude={"enabled", "cache_dir", "concurrency", "requests_per_minute",
+                                                        "tokens_per_minute", "interrupt_wait"})
+    h = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS))
+    for seeds in config.seed_tasks:
+        if Path(seeds).is_file():
+            h.update(hashlib.sha256(Path(seeds).read_bytes()).digest())
     return h.hexdigest()[:24]
 
 
 def generate_source(config: Generate, cache_root: str) -> Generated:
     """Generate into CACHE_ROOT/generate-KEY/ (kept between runs, so an unchanged rerun can reuse it);
-    answers already paid for are replayed from the request cache."""
-    from ..generate.run import GenerateConfig, generate
+    answers already paid for are replayed from the request cache. Fewer records than asked because requests
+    failed is an error (the step fails, naming the cause)."""
+    from ..errors import InstructgenError
+    from ..generate.config import GenerateConfig
+    from ..generate.run import generate
 
     folder = Path(cache_root) / f"generate-{generation_key(config)}"
-    out_path = str(folder / "generated.jsonl")
-    gconf = GenerateConfig(
-        seed_tasks=[str(config.seed_tasks)], num_instructions=config.num_instructions, mode=config.mode,
-        lang=config.lang, model=config.model, base_url=config.base_url, api_key_env=config.api_key_env,
-        concurrency=config.concurrency, requests_per_minute=config.requests_per_minute,
-        tokens_per_minute=config.tokens_per_minute, temperature=config.temperature, top_p=config.top_p,
-        max_tokens=config.max_tokens, similarity_threshold=config.similarity_threshold, seed=config.seed,
-        cache_dir=str(config.cache_dir) if config.cache_dir else str(Path(cache_root) / "requests"),
-        progress=False,
-    )
+    stage_config = GenerateConfig(**{**config.model_dump(exclude={"enabled"}),
+                                     "cache_dir": config.cache_dir or Path(cache_root) / "requests"})
     log = RunLog("generate", folder / "rejects.jsonl")
     try:
-        result = generate(gconf, out_path, log)
+        result = generate(stage_config, folder / "generated.jsonl", log, failures_path=folder / "failures.jsonl")
     finally:
         log.close()
+    if result.failed:
+        raise InstructgenError(f"generation: {result.shortfall()}")
     summary = result.stats()
     print(f"generated {result.records_written} records ({result.requests} requests answered, "
           f"{summary['usage'].get('cache_hits', 0)} from the request cache, {result.failures} failed)")

@@ -4,6 +4,12 @@ Both send requests concurrently but process answers strictly in request
 order, so the diversity filter sees candidates in the same order on every run
 with the same seed, and a resumed run (answers replayed from the cache) makes
 exactly the same decisions as an uninterrupted one.
+
+A loop ends when enough instructions are kept (`stop_reason` "done"), when its
+request budget is spent ("max-requests" when `--max-requests` set it,
+"request-budget" otherwise), or when the client stops ("failing": too many
+requests in a row failed; "interrupted": Ctrl-C). A stopped client answers
+at once, so the loop then only waits for the requests already in flight.
 """
 
 from __future__ import annotations
@@ -11,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections import Counter
 from functools import partial
 from typing import Any, Callable
 
@@ -21,29 +26,49 @@ from ..formats.base import single_turn
 from ..io import RowWriter
 from ..runlog import RunLog
 from . import self_instruct as si
-from .client import ChatClient, ChatRequest, ChatResult, ResponseFormatRejected
+from .client import ChatClient, ChatRequest, ChatResult
+from .config import GenerateConfig
 from .filters import instruction_problem, output_problem
+from .retry import ResponseFormatRejected
 from .similarity import RougeLIndex
 
 SURPLUS = "beyond --num-instructions"
 CAPABILITY_KEY = "capability:response_format_rejected:"
+DONE, MAX_REQUESTS, REQUEST_BUDGET = "done", "max-requests", "request-budget"
+
+
+def request_seed(run_seed: int, *parts: Any) -> int:
+    """The `seed` sent with one request: fixed by the run's seed and the request's place in the run."""
+    return random.Random(f"{run_seed}:" + ":".join(map(str, parts))).randrange(2**31)
+
+
+async def cancel_all(tasks: Any) -> None:
+    tasks = list(tasks)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class _Run:
-    def __init__(self, config: Any, seeds: list[si.SeedTask], client: ChatClient, writer: RowWriter, log: RunLog,
-                 failures: Any):
+    def __init__(self, config: GenerateConfig, seeds: list[si.SeedTask], client: ChatClient, writer: RowWriter,
+                 log: RunLog, failures: Any, instruction_rejects: str | None = None):
         self.config = config
         self.seeds = seeds
         self.client = client
         self.writer = writer
         self.log = log
         self.failures = failures
-        self.progress: Any = None
+        self.instruction_rejects = instruction_rejects
+        self.on_answer: Callable[[], None] | None = None  # progress display
         self.index = RougeLIndex(config.similarity_threshold)
         for s in seeds:
             self.index.add(s.instruction)
         self.kept_instructions = 0
         self.answered = 0
+        self.unparsable_answers = 0
+        self.lost_instructions = 0  # kept, but no record: their instances request failed (self-instruct)
+        self.requests_limit = 0
+        self.stop_reason: str | None = None
         self.form = "text" if config.response_format == "text" else "json"
         self._settled = asyncio.Event()
         self._probing = False
@@ -54,8 +79,6 @@ class _Run:
 
     # -- requests -----------------------------------------------------------------------------
     def params(self, form: str, *seed_parts: Any) -> dict[str, Any]:
-        from .run import request_seed
-
         c = self.config
         p: dict[str, Any] = {"temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
                              "seed": request_seed(c.seed, *seed_parts)}
@@ -88,10 +111,10 @@ class _Run:
             if self.client.cache is not None:
                 self.client.cache.put(self._capability_key(), {"text": "", "rejected": True})
             result = await self.client.complete(build(form))
-        self.answered += 1
+        self.answered += result.ok
         self.log.info["response_form"] = form
-        if self.progress:
-            self.progress.update()
+        if self.on_answer:
+            self.on_answer()
         return result, form
 
     def _capability_key(self) -> str:
@@ -103,6 +126,7 @@ class _Run:
         log.drop(origin, reason, raw, kind=kind, **details)
 
     def unparsable(self, log: RunLog, origin: str, result: ChatResult) -> None:
+        self.unparsable_answers += 1
         self.drop(log, origin, "unparsable response", result.text, finish_reason=result.finish_reason)
         self.failures.write({"kind": "unparsable response", "origin": origin, "tag": result.request.tag,
                              "finish_reason": result.finish_reason, "raw": result.text})
@@ -128,20 +152,30 @@ class _Run:
 
     def describe(self) -> str:
         u = self.client.usage
-        reasons: Counter = Counter()
         logs = [lg for lg in (getattr(self, "instruction_log", None), self.log) if lg is not None]
-        for lg in logs:
-            for (kind, reason), n in lg.reasons.items():
-                reasons[reason.split(":")[0]] += n
-        top = ", ".join(f"{r} {n}" for r, n in reasons.most_common(3))
-        rate = self.answered / self.progress.elapsed() if self.progress else 0.0
-        return (f"generate: {u.in_flight} in flight | {self.answered} answered ({u.cache_hits} cached) | "
-                f"kept {self.kept_instructions} | dropped {sum(reasons.values())}"
-                f"{' (' + top + ')' if top else ''} | failed {u.failures} | "
-                f"tokens {u.prompt_tokens + u.completion_tokens} | {rate:.1f} req/s")
+        dropped = sum(sum(lg.dropped.values()) for lg in logs)
+        return (f"{u.in_flight} in flight, {self.answered} answered ({u.cache_hits} cached), dropped {dropped}, "
+                f"failed {u.failures}, tokens {u.prompt_tokens + u.completion_tokens}")
 
-    def default_max_requests(self, per_request: int) -> int:
-        return self.config.max_requests or 10 + 4 * math.ceil(self.config.num_instructions / per_request)
+    def request_limit(self, per_request: int) -> int:
+        c = self.config
+        self.requests_limit = c.max_requests or 10 + 4 * math.ceil(c.num_instructions / per_request)
+        return self.requests_limit
+
+    def why_stopped(self) -> str:
+        if self.client.stop_reason:
+            return self.client.stop_reason
+        if self.kept_instructions >= self.config.num_instructions:
+            return DONE
+        return MAX_REQUESTS if self.config.max_requests else REQUEST_BUDGET
+
+    async def settle(self, tasks: Any) -> None:
+        """After the loop: a stopped run waits for the requests in flight (their answers get cached); a finished
+        run cancels what it no longer needs."""
+        if self.client.stopped:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        else:
+            await cancel_all(tasks)
 
 
 class AlpacaRun(_Run):
@@ -156,11 +190,11 @@ class AlpacaRun(_Run):
 
     async def run(self) -> None:
         c = self.config
-        limit = self.default_max_requests(c.tasks_per_request)
+        limit = self.request_limit(c.tasks_per_request)
         pending: dict[int, asyncio.Task] = {}
         k = next_k = 0
         try:
-            while self.kept_instructions < c.num_instructions and k < limit:
+            while self.kept_instructions < c.num_instructions and k < limit and not self.client.stopped:
                 done = max(k, 1)
                 per_request = max(0.5, self.kept_instructions / done if k else c.tasks_per_request / 2)
                 want = max(1, min(c.concurrency, math.ceil((c.num_instructions - self.kept_instructions) / per_request)))
@@ -170,10 +204,11 @@ class AlpacaRun(_Run):
                 result, form = await pending.pop(k)
                 self.absorb(k, result, form)
                 k += 1
-        finally:
-            for task in pending.values():
-                task.cancel()
-            await asyncio.gather(*pending.values(), return_exceptions=True)
+        except BaseException:
+            await cancel_all(pending.values())
+            raise
+        await self.settle(pending.values())
+        self.stop_reason = self.why_stopped()
         self.log.info["requests_planned"] = k
 
     def absorb(self, k: int, result: ChatResult, form: str) -> None:
@@ -210,8 +245,7 @@ class SelfInstructRun(_Run):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        rejects = self.log.rejects_path
-        self.instruction_log = RunLog("generate-instructions", rejects and _instruction_rejects(rejects))
+        self.instruction_log = RunLog("generate-instructions", self.instruction_rejects)
         self.machine: list[str] = []
         clf = [s for s in self.seeds if s.is_classification][:6]
         other = [s for s in self.seeds if not s.is_classification][:6]
@@ -229,11 +263,11 @@ class SelfInstructRun(_Run):
 
     async def run(self) -> None:
         c = self.config
-        limit = self.default_max_requests(self.bootstrap_count)
+        limit = self.request_limit(self.bootstrap_count)
         chains: list[asyncio.Task] = []
         written = sent = r = 0
         try:
-            while self.kept_instructions < c.num_instructions and sent < limit:
+            while self.kept_instructions < c.num_instructions and sent < limit and not self.client.stopped:
                 need = math.ceil((c.num_instructions - self.kept_instructions) / (self.bootstrap_count / 2))
                 batch = max(1, min(c.concurrency, need, limit - sent))
                 snapshot = list(self.machine)
@@ -245,13 +279,13 @@ class SelfInstructRun(_Run):
                 sent += batch
                 r += 1
                 written = self._write_done(chains, written)
-            for task in chains[written:]:
+            for task in chains[written:]:  # a stopped client answers at once: only requests in flight are waited for
                 await task
             self._write_done(chains, written)
-        finally:
-            for task in chains:
-                task.cancel()
-            await asyncio.gather(*chains, return_exceptions=True)
+        except BaseException:
+            await cancel_all(chains)
+            raise
+        self.stop_reason = self.why_stopped()
         self.log.info["unclear_classification_answers"] = self.unclear_classifications
         self.instruction_log.info["bootstrap_requests"] = sent
 
@@ -308,6 +342,7 @@ class SelfInstructRun(_Run):
             si.user_message(si.instances_prompt(instruction, examples, is_clf, c.lang, form)),
             self.params(form, "instances", instruction), tag=f"instances {idx}"))
         if not result.ok:
+            self.lost_instructions += not result.interrupted
             return []
         parsed = (si.parse_instances_json if form == "json" else si.parse_instances_text)(
             result.text, result.finish_reason)
@@ -323,7 +358,3 @@ class SelfInstructRun(_Run):
         tag = "classification" if is_clf else "generation"
         return [(instruction, inp, out, f"{origin} ({tag}) instance {n}") for n, (inp, out) in enumerate(kept)]
 
-
-def _instruction_rejects(rejects_path: str) -> str:
-    stem = rejects_path[:-len(".jsonl")] if rejects_path.endswith(".jsonl") else rejects_path
-    return stem + ".instructions.jsonl"

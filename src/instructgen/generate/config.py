@@ -1,0 +1,94 @@
+"""The generate stage's settings: ONE pydantic model, used as the `[generate]` TOML section, as the source of
+`instructgen generate`'s flags (through `cli.options.add_options`) and as the library argument.
+
+    ClientConfig     the endpoint, concurrency, rate limits, timeout and retry policy (what `ChatClient` takes)
+    GenerateConfig   ClientConfig + what to generate (seeds, count, mode, language, sampling, filter, output)
+
+Each field is defined once, with its one default and a description (the flag's help). Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+class ClientConfig(BaseModel):
+    """How to talk to the endpoint: one retry policy for every request (tenacity), one overall deadline each."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field("gpt-4o-mini", description="model name sent to the endpoint")
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1; "
+                                 "none: the OpenAI API", json_schema_extra={"metavar": "URL"})
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key (not needed "
+                             "for a local --base-url); the key is never printed, cached or written",
+                             json_schema_extra={"metavar": "VAR"})
+    concurrency: int = Field(16, ge=1, description="HTTP requests in flight at once")
+    requests_per_minute: float | None = Field(None, gt=0, description="client-side request rate limit",
+                                              json_schema_extra={"metavar": "R"})
+    tokens_per_minute: float | None = Field(None, gt=0, description="client-side token rate limit (estimated)",
+                                            json_schema_extra={"metavar": "T"})
+    timeout: float = Field(120.0, gt=0, description="seconds one attempt may take, the whole answer included (a "
+                           "body that trickles in is cut off at this deadline too); then it is retried",
+                           json_schema_extra={"metavar": "S"})
+    max_attempts: int = Field(6, ge=1, description="attempts per request, retries included (429, 5xx, timeouts, "
+                              "connection errors and answers that are not a usable chat completion)")
+    retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubled per attempt, "
+                                 "capped at 60, full jitter", json_schema_extra={"metavar": "S"})
+    max_retry_after: float = Field(120.0, ge=0, description="longest Retry-After the endpoint may impose before a "
+                                   "retry (longer ones are cut to this)", json_schema_extra={"metavar": "S"})
+    max_request_seconds: float = Field(600.0, gt=0, description="total time one request may take, all attempts "
+                                       "and waits included; then it is recorded as failed",
+                                       json_schema_extra={"metavar": "S"})
+    max_failures_in_a_row: int = Field(8, ge=1, description="stop the run after this many requests in a row "
+                                       "failed for good (endpoint down, every answer bad)")
+
+
+class GenerateConfig(ClientConfig):
+    """The generate stage: the [generate] section of a pipeline config and `instructgen generate`'s flags."""
+
+    seed_tasks: list[Path] = Field(default_factory=list, description="Self-Instruct seed files (instruction, "
+                                   "instances, is_classification) or any format convert reads",
+                                   json_schema_extra={"nargs": "+", "metavar": "FILE"})
+    num_instructions: int = Field(100, ge=1, description="instructions to keep",
+                                  json_schema_extra={"flag": ("-n",)})
+    mode: Literal["alpaca", "self-instruct"] = Field("alpaca", description="alpaca: one request asks for "
+                                                     "--tasks-per-request tasks; self-instruct: bootstrap, "
+                                                     "classify, instances, clean-up")
+    lang: Literal["en", "zh"] = Field("en", description="prompt language and filters")
+    temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature")
+    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
+    max_tokens: int = Field(3072, ge=1, description="completion tokens per request")
+    similarity_threshold: float = Field(0.7, ge=0, le=1, description="keep a new instruction only if its ROUGE-L "
+                                        "against every kept one is at most this", json_schema_extra={"metavar": "F"})
+    seed: int = Field(0, description="fixes the sampling of examples and the per-request seeds")
+    tasks_per_request: int = Field(20, ge=1, description="alpaca mode: tasks asked for in one request")
+    examples_per_request: int = Field(3, ge=1, description="alpaca mode: seed tasks shown in one request")
+    response_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="auto: ask for JSON, fall back to numbered text if the endpoint answers 400")
+    max_requests: int | None = Field(None, ge=1, description="stop after this many (bootstrap) requests; "
+                                     "none: 10 + 4 x what -n needs", json_schema_extra={"metavar": "K"})
+    cache_dir: Path | None = Field(None, description="request cache folder; none: OUT.cache beside "
+                                   "the output",
+                                   json_schema_extra={"metavar": "DIR"})
+    format: str = Field("alpaca", description="output format (any writable one, see `instructgen formats`)",
+                        json_schema_extra={"metavar": "FORMAT"})
+    interrupt_wait: float = Field(60.0, ge=0, description="on the first Ctrl-C, seconds to wait for the requests "
+                                  "in flight so their answers are cached (a second Ctrl-C aborts at once)",
+                                  json_schema_extra={"metavar": "S"})
+
+    @field_validator("seed_tasks", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return [value] if isinstance(value, (str, Path)) else value
+
+    @field_validator("format")
+    @classmethod
+    def _writable(cls, value: str) -> str:
+        from ..formats import names
+
+        if value not in names(writable_only=True):
+            raise ValueError(f"unknown output format {value!r}; choose one of: {', '.join(names(writable_only=True))}")
+        return value
