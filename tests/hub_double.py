@@ -397,9 +397,13 @@ def _make_handler(hub: HubDouble):
                 "createdAt": "2026-01-01T00:00:00.000Z", "lastModified": "2026-01-01T00:00:00.000Z",
                 "cardData": card, "siblings": [{"rfilename": p} for p in sorted(files)],
             }
-            if self.query.get("blobs"):
+            if self.query.get("blobs"):  # the Hub's sibling shape: blobId, size, lfs {sha256, size, pointerSize}
                 for s in info["siblings"]:
-                    s.update(self._entry(s["rfilename"], files[s["rfilename"]]))
+                    entry = self._entry(s["rfilename"], files[s["rfilename"]])
+                    s.update(blobId=entry["oid"], size=entry["size"])
+                    if "lfs" in entry:
+                        s["lfs"] = {"sha256": entry["lfs"]["oid"], "size": entry["size"],
+                                    "pointerSize": entry["lfs"]["pointerSize"]}
             self._send_json(200, info)
 
         def _refs(self, ns: str, name: str) -> None:

@@ -381,6 +381,7 @@ def test_push_in_process_replaces_stale_shards_and_keeps_other_splits_and_config
     """push() called as a library function (as the Prefect flow does), endpoint passed explicitly."""
     from huggingface_hub import constants
 
+    from instructgen.hub import PublishConfig
     from instructgen.hub import push as push_records
     from instructgen.record import from_pairs
 
@@ -395,20 +396,21 @@ def test_push_in_process_replaces_stale_shards_and_keeps_other_splits_and_config
         meta = yaml.safe_load(hub.file_bytes("tester/shards", "README.md").decode().split("---\n")[1])
         return {c["config_name"]: [d["split"] for d in c["data_files"]] for c in meta["configs"]}
 
-    kwargs = dict(formats=["alpaca"], endpoint=hub.endpoint, shard_rows=2)
-    first = push_records(records, "tester/shards", **kwargs)
+    alpaca = PublishConfig(repo="tester/shards", formats=["alpaca"], shard_rows=2)
+    first = push_records(records, alpaca, endpoint=hub.endpoint)
     assert first.changed and {f"alpaca/train-0000{i}-of-00003.parquet" for i in range(3)} <= remote_files()
-    second = push_records(records[:3], "tester/shards", **kwargs)
+    second = push_records(records[:3], alpaca, endpoint=hub.endpoint)
     assert second.changed and hub.commits("tester/shards")[second.commit_sha]["parent"] == first.commit_sha
     assert remote_files() == {".gitattributes", "README.md", "alpaca/train-00000-of-00002.parquet",
                               "alpaca/train-00001-of-00002.parquet"}
-    test = push_records(records[3:], "tester/shards", split="test", **kwargs)
+    test = push_records(records[3:], alpaca.model_copy(update={"split": "test"}), endpoint=hub.endpoint)
     assert "alpaca/test-00000-of-00001.parquet" in remote_files() and "alpaca/train-00001-of-00002.parquet" in \
         remote_files()
     assert card_configs() == {"alpaca": ["test", "train"]}
-    other = push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint)
+    openai = PublishConfig(repo="tester/shards", formats=["openai"])
+    other = push_records(records, openai, endpoint=hub.endpoint)
     assert card_configs() == {"openai": ["train"], "alpaca": ["test", "train"]}
-    assert not push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint).changed
+    assert not push_records(records, openai, endpoint=hub.endpoint).changed
     assert hub.head("tester/shards") == other.commit_sha != test.commit_sha
 
 
