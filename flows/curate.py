@@ -46,7 +46,7 @@ def download_task(dataset: str, revision: str | None, out_path: str) -> tuple[di
     """A published dataset at a pinned revision, as OpenAI-format JSONL (keeps turns, system prompts, tools)."""
     from instructgen.hub import download
 
-    result = download(dataset, out_path, revision=revision, to_format="openai", retries=0)
+    result = download(dataset, out_path, revision=revision, to_format="openai")
     result.log.stage = f"download:{dataset}"
     return ({"name": dataset, "repo": result.repo_id, "revision": result.revision, "license": result.license,
              "records": result.log.n_out, "path": out_path}, result.log)

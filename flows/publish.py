@@ -40,15 +40,16 @@ def publish_task(records: Batch | list[str], config: Publish, formats: list[str]
 
     # records a Hub format cannot hold are dropped there: they go to rejects/ beside the Hub folder
     rejects_dir = Path(dry_run_dir).parent / "rejects"
-    kwargs = dict(formats=formats, config_name=config.config_name, split=config.split, stats=stats,
-                  pretty_name=None, tags=["instructgen"], rejects_dir=rejects_dir)
+    publish = hub.PublishConfig(repo=config.repo, formats=formats, config_name=config.config_name,
+                                split=config.split, private=config.private, create_pr=config.create_pr,
+                                token_env=config.token_env, tags=["instructgen"])
+    card = hub.CardInfo.from_stats(stats)
     if config.dry_run:
-        folder = hub.write_hub_folder(records, dry_run_dir, repo_id=config.repo, **kwargs)
+        folder = hub.write_hub_folder(records, dry_run_dir, publish, card, rejects_dir=rejects_dir)
         print(f"Hub dry run for {config.repo}: {len(folder.files)} files in {dry_run_dir}")
         return {"repo": config.repo, "dry_run_dir": str(Path(dry_run_dir).resolve()), "files": folder.files,
                 "stages": _counted(folder.logs)}
-    result = hub.push(records, config.repo, private=config.private, create_pr=config.create_pr,
-                      token_env=config.token_env, retries=0, **kwargs)
+    result = hub.push(records, publish, card, rejects_dir=rejects_dir)
     if result.changed:
         print(f"pushed {config.repo}: {result.url}")
     else:
