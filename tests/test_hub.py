@@ -420,3 +420,20 @@ def test_config_names_follow_the_formats_or_the_given_name():
     assert config_names(["moss", "sharegpt"], None) == {"moss": "moss", "sharegpt": "sharegpt"}
     assert config_names(["moss"], "zh") == {"moss": "zh"}
     assert config_names(["moss", "alpaca"], "zh") == {"moss": "zh-moss", "alpaca": "zh-alpaca"}
+
+
+def test_hub_modules_import_in_one_direction_and_no_private_names():
+    """hub/__init__ lists its modules so that each imports only from those after it: no circle."""
+    import ast
+
+    import instructgen.hub as hub
+
+    order = ["publish", "fetch", "folder", "card", "archive", "files", "parquet", "registry", "config", "http"]
+    folder = Path(hub.__file__).parent
+    assert sorted(order) == sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    for name in order:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                assert order.index(node.module) > order.index(name), f"{name} imports {node.module}"
+                assert not [a.name for a in node.names if a.name.startswith("_")], f"{name}: private import"

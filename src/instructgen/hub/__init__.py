@@ -1,33 +1,45 @@
 """Publish to and download from the Hugging Face Hub, through `huggingface_hub` and Parquet.
 
-    push(records_or_paths, config: PublishConfig, card: CardInfo | None = None, *, dry_run_dir=None,
-         rejects_dir=None, read_options=None, dump_options=None, endpoint=None, progress=False) -> PushResult
-    write_hub_folder(records_or_paths, out_dir, config, card=None, *, read_options=None, dump_options=None,
-                     rejects_dir=None, progress=False, layout=None) -> HubFolder
-    download(name_or_repo, out, options: DownloadOptions | None = None, *, stats_path=None, rejects_path=None,
-             endpoint=None, **option_fields) -> DownloadResult
-    published() -> dict[str, PublishedSet];  find_published(name) -> PublishedSet | None
-    resolve_token(token_env="HF_TOKEN", required=True) -> str | None
+    push              records -> one Parquet config per format + a dataset card, committing only what changed
+    write_hub_folder  the same folder, written locally (push --dry-run)
+    download          a published set (registry name or OWNER/REPO) at a pinned revision -> records
+    PublishConfig, DownloadOptions   the stage settings (CLI flags, TOML sections, library arguments)
+    CardInfo, SourceInfo             what the card says beyond the data
+    published, find_published        the registry of well-known sets
+    resolve_token, HubError, RetryPolicy, HUB_RETRY
 
-Modules: config (the stage settings), card (the dataset card), folder (the Hub-shaped folder),
-push, download, files (which remote files, name checks), archive (hostile archives), parquet,
-registry, http (the token, errors, the one retry policy). Each imports only from those below it;
-nothing here imports Prefect. The token comes only from $token_env or the Hub's login cache and
-never reaches an output, a card or an error. HF_ENDPOINT is read by huggingface_hub at import.
+Modules, each importing only from those after it: publish (push), fetch (download), folder,
+card, archive, files, parquet, registry, config, http. Names are loaded on first use, so
+`instructgen --help` does not pay for huggingface_hub, pyarrow or YAML. Nothing here imports
+Prefect. The token comes only from $token_env or the Hub's login cache and never reaches an
+output, a card or an error. HF_ENDPOINT is read by huggingface_hub at import.
 """
 
 from __future__ import annotations
 
-from .card import CardInfo, ConfigCard, SourceInfo, render_card
-from .config import DownloadOptions, PublishConfig, config_names
-from .download import DownloadResult, download
-from .folder import HubFolder, Layout, plan_paths, write_hub_folder
-from .http import HUB_RETRY, HubError, RetryPolicy, resolve_token
-from .push import PushResult, push
-from .registry import PublishedSet, find_published, published
+import importlib
+from typing import Any
 
-__all__ = [
-    "CardInfo", "ConfigCard", "DownloadOptions", "DownloadResult", "HUB_RETRY", "HubError", "HubFolder", "Layout",
-    "PublishConfig", "PublishedSet", "PushResult", "RetryPolicy", "SourceInfo", "config_names", "download",
-    "find_published", "plan_paths", "published", "push", "render_card", "resolve_token", "write_hub_folder",
-]
+_HOME = {
+    "push": "publish", "PushResult": "publish",
+    "download": "fetch", "DownloadResult": "fetch",
+    "write_hub_folder": "folder", "HubFolder": "folder", "Layout": "folder", "plan_paths": "folder",
+    "CardInfo": "card", "ConfigCard": "card", "SourceInfo": "card", "render_card": "card",
+    "PublishConfig": "config", "DownloadOptions": "config", "config_names": "config",
+    "PublishedSet": "registry", "published": "registry", "find_published": "registry",
+    "resolve_token": "http", "HubError": "http", "RetryPolicy": "http", "HUB_RETRY": "http",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

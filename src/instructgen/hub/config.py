@@ -52,7 +52,8 @@ class PublishConfig(BaseModel):
     create_pr: bool = Field(False, description="open a pull request instead of committing to main")
     token_env: str = Field("HF_TOKEN", description="environment variable with the token",
                            json_schema_extra={"metavar": "VAR"})
-    license: str | None = Field(None, description="licence id for the card; when unset, the one in --stats, else 'unknown'")
+    license: str | None = Field(None, description="licence id for the card; when unset, the one in --stats, "
+                                "else 'unknown'")
     languages: tuple[str, ...] = Field((), description="language codes for the card; when unset, guessed from "
                                        "the script of the text", json_schema_extra={"cli": False})
     pretty_name: str | None = Field(None, description="title of the card; when unset, the repo name")

@@ -140,7 +140,8 @@ class RetryPolicy:
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential_jitter(initial=self.first_wait, max=self.max_wait, jitter=self.first_wait),
+            wait=tenacity.wait_exponential(multiplier=self.first_wait, max=self.max_wait)
+                 + tenacity.wait_random(0, self.first_wait),
             retry=tenacity.retry_if_exception(transient),
             before_sleep=announce,
             reraise=True,
@@ -195,7 +196,8 @@ class hub_errors:  # noqa: N801 - used as a `with` block
         if raised(EntryNotFoundError):
             return f"{self.repo_id}: a file is missing at this revision ({detail})"
         if status == 404 or raised(RepositoryNotFoundError):
-            return f"dataset repo {self.repo_id} not found on {endpoint} (or it is private and the token cannot read it)"
+            return (f"dataset repo {self.repo_id} not found on {endpoint} (or it is private and the token cannot "
+                    f"read it)")
         if status == 403:
             return f"no {self.access} access to {self.repo_id} with this token (403 Forbidden)"
         return f"Hub error on {self.repo_id}: {detail}"

@@ -1,4 +1,4 @@
-"""`push`: publish records as one Parquet config per format, committing only what changed.
+"""`push` (hub.push): publish records as one Parquet config per format, committing only what changed.
 
     push(records_or_paths, config, card=None, *, dry_run_dir=None, rejects_dir=None, read_options=None,
          dump_options=None, endpoint=None, progress=False) -> PushResult

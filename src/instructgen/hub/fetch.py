@@ -1,4 +1,4 @@
-"""`download`: a published instruction set (registry name or OWNER/REPO) at a pinned revision -> records.
+"""`download` (hub.download): a published set (registry name or OWNER/REPO) at a pinned revision -> records.
 
     download(name_or_repo, out, options=None, *, stats_path=None, rejects_path=None, endpoint=None,
              **option_fields) -> DownloadResult
@@ -54,7 +54,8 @@ def download(name_or_repo: str, out: str | os.PathLike, options: DownloadOptions
              stats_path: str | os.PathLike | None = None, rejects_path: str | os.PathLike | None = None,
              endpoint: str | None = None, **option_fields: Any) -> DownloadResult:
     """Fetch a published set at a pinned revision and convert it to records in options.to_format at `out`."""
-    options = options or DownloadOptions(**option_fields)
+    if option_fields or options is None:  # keywords add to (and override) the options given
+        options = DownloadOptions(**{**(options.model_dump() if options else {}), **option_fields})
     out, rejects_path, stats_path = _plan(out, rejects_path, stats_path)
     entry = find_published(name_or_repo)
     repo_id = entry.repo if entry else name_or_repo
