@@ -437,3 +437,36 @@ def test_hub_modules_import_in_one_direction_and_no_private_names():
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 assert order.index(node.module) > order.index(name), f"{name} imports {node.module}"
                 assert not [a.name for a in node.names if a.name.startswith("_")], f"{name}: private import"
+
+
+def test_every_push_flag_of_before_still_works_and_builds_the_publish_config():
+    from instructgen.cli import build_parser
+    from instructgen.cli.options import config_from_args
+    from instructgen.hub import PublishConfig
+
+    args = build_parser().parse_args([
+        "push", "a.jsonl", "b.jsonl", "--repo", "me/set", "--formats", "moss,alpaca", "--config-name", "zh",
+        "--split", "test", "--from", "alpaca", "--private", "--create-pr", "--token-env", "MY_TOKEN",
+        "--dry-run", "dir", "--stats", "s.json", "--license", "mit", "--language", "zh", "--language", "en",
+        "--pretty-name", "Zh set", "--tag", "a", "--tag", "b", "--message", "msg", "--rejects-dir", "rej",
+    ])
+    config = config_from_args(PublishConfig, args, languages=args.languages, tags=args.tags)
+    assert config == PublishConfig(repo="me/set", formats=("moss", "alpaca"), config_name="zh", split="test",
+                                   private=True, create_pr=True, token_env="MY_TOKEN", license="mit",
+                                   languages=("zh", "en"), pretty_name="Zh set", tags=("a", "b"), message="msg")
+    assert config.config_names() == {"moss": "zh-moss", "alpaca": "zh-alpaca"}
+    assert (args.inputs, args.from_format, args.dry_run, args.stats, args.rejects_dir) == (
+        ["a.jsonl", "b.jsonl"], "alpaca", "dir", "s.json", "rej")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--formats", "nope"], "--formats: unknown format 'nope'"),
+    (["--repo", "no-owner"], "--repo: String should match pattern"),
+    (["--split", "a/b"], "--split: String should match pattern"),
+])
+def test_a_bad_push_setting_is_one_line_naming_its_flag(hub, inputs, tmp_path, argv, message):
+    env = hub_env(tmp_path, hub.endpoint)
+    repo = [] if "--repo" in argv else ["--repo", "tester/bad"]
+    r = cli(env, "push", *inputs, *repo, *argv, cwd=tmp_path)
+    assert r.returncode == 1 and message in r.err and "Traceback" not in r.err, r.err
+    assert not hub.requests

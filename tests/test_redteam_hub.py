@@ -18,6 +18,8 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hub_double import HubDouble
 from test_hub import ALPACA, TOKEN, cli, commit_of, hub_env, ok, push, rows
@@ -144,6 +146,34 @@ def test_tar_member_names_that_leave_the_folder_are_refused(hub, env, tmp_path, 
     hub.publish("evil/tar-names", {"data.tar": tarred(tar_member(name, jsonl(ALPACA)), compression="")})
     refused(cli(env, "download", "evil/tar-names", "-o", tmp_path / "out.jsonl"), "refusing the archive")
     assert not (tmp_path / "out.jsonl").exists() and not Path("/tmp/abs.jsonl.jsonl").exists()
+
+
+_SEGMENT = st.sampled_from(["..", ".", "", "a", "b.jsonl", "c.parquet", "d.json.gz", "\\", "C:", "~", "x\\..\\y.jsonl"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(st.lists(_SEGMENT, min_size=1, max_size=4).map("/".join), min_size=1, max_size=4, unique=True),
+       as_tar=st.booleans())
+def test_no_member_name_reaches_outside_the_private_folder(tmp_path_factory, names, as_tar):
+    """Whatever the member names, staging either refuses the archive or writes only inside its own folder."""
+    from instructgen.errors import InstructgenError
+    from instructgen.hub.archive import Stager
+
+    root = tmp_path_factory.mktemp("stage")
+    data = jsonl(ALPACA[:1])
+    payload = {n: gzip.compress(data) if n.endswith(".gz") else data for n in names}
+    archive = root / ("data.tar" if as_tar else "data.zip")
+    archive.write_bytes(tarred(*(tar_member(n, b) for n, b in payload.items()), compression="") if as_tar
+                        else zipped(payload))
+    private = root / "private"
+    try:
+        staged = Stager(private, 10**7).stage(archive.name, str(archive))
+    except InstructgenError:
+        staged = []
+    for item in staged:
+        assert Path(item.path).resolve().is_relative_to(private.resolve())
+    assert sorted(p.relative_to(root).parts[0] for p in root.rglob("*") if p.is_file()) == \
+        [archive.name] + ["private"] * len([p for p in private.rglob("*") if p.is_file()])
 
 
 def test_a_plain_tar_with_dot_slash_names_is_read(hub, env, tmp_path):

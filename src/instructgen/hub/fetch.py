@@ -19,7 +19,6 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator
 
 from .. import formats as format_registry
@@ -33,7 +32,7 @@ from .archive import Stager, Staged, size_text
 from .config import REPO_PATTERN, DownloadOptions
 from .files import choose_files, safe_remote_name
 from .http import HUB_RETRY, Hub, hub_client, hub_errors, resolve_token
-from .registry import PublishedSet, find_published, published
+from .registry import find_published, published
 
 
 @dataclass(slots=True)
@@ -164,4 +163,4 @@ def _check_writable(fmt: str) -> None:
                                f"{', '.join(format_registry.names(writable_only=True))}")
 
 
-__all__ = ["DownloadResult", "download", "PublishedSet"]
+__all__ = ["DownloadResult", "download"]

@@ -36,7 +36,7 @@ class PushResult:
     url: str  # the repo page, or the commit / PR page when a commit was made
     head: str | None = None  # the commit that now holds the data (on main, or the PR ref)
     pr_url: str | None = None
-    folder: HubFolder | None = None
+    folder: HubFolder | None = None  # what was built (counts, configs); its files outlive only a dry run
     recovered: bool = False  # the Hub's answer to the commit was lost; the commit was found on the Hub
 
 
@@ -45,9 +45,9 @@ def push(records_or_paths: Records, config: PublishConfig, card: CardInfo | None
          read_options: ReadOptions | None = None, dump_options: DumpOptions | None = None,
          endpoint: str | None = None, progress: bool = False) -> PushResult:
     """Publish the records as one Parquet config per format; a no-op when the Hub already has them."""
-    io = dict(read_options=read_options, dump_options=dump_options, rejects_dir=rejects_dir, progress=progress)
+    how = dict(read_options=read_options, dump_options=dump_options, rejects_dir=rejects_dir, progress=progress)
     if dry_run_dir is not None:
-        folder = write_hub_folder(records_or_paths, dry_run_dir, config, card, **io)
+        folder = write_hub_folder(records_or_paths, dry_run_dir, config, card, **how)
         return PushResult(None, False, str(Path(dry_run_dir).resolve()), folder=folder)
     plan_paths(records_or_paths, config, None, rejects_dir)
     hub = hub_client(resolve_token(config.token_env), endpoint, config.token_env)
@@ -61,7 +61,7 @@ def push(records_or_paths: Records, config: PublishConfig, card: CardInfo | None
                     [{k: v for k, v in c.items() if k != "default"} for c in remote.configs
                      if c.get("config_name") not in names.values()])
     with tempfile.TemporaryDirectory(prefix="instructgen-hub-") as tmp:
-        folder = write_hub_folder(records_or_paths, Path(tmp) / "folder", config, card, layout=layout, **io)
+        folder = write_hub_folder(records_or_paths, Path(tmp) / "folder", config, card, layout=layout, **how)
         refuse_token_in_files(folder, hub)
         with hub_errors(hub, config.repo, access="write"):
             return Committer(hub, config, folder, remote, repo_url).run()
