@@ -136,8 +136,10 @@ def _source(s: dict[str, Any], base_dir: str | os.PathLike | None) -> SourceInfo
     if s.get("repo"):
         return SourceInfo.dataset(str(s["repo"]), s.get("revision"), license=s.get("license"), records=records)
     if s.get("path"):
-        return SourceInfo.local(str(s["path"]), base_dir, license=s.get("license"), records=records,
-                                sha256=s.get("sha256"))
+        path = Path(os.path.expanduser(str(s["path"])))
+        if not path.is_absolute() and base_dir is not None:  # relative to the stats file, not to the cwd
+            path = Path(base_dir) / path
+        return SourceInfo.local(path, base_dir, license=s.get("license"), records=records, sha256=s.get("sha256"))
     return SourceInfo(public_text(str(s.get("name") or "?")), s.get("revision"), s.get("sha256"), s.get("license"),
                       records)
 
