@@ -470,3 +470,27 @@ def test_a_bad_push_setting_is_one_line_naming_its_flag(hub, inputs, tmp_path, a
     r = cli(env, "push", *inputs, *repo, *argv, cwd=tmp_path)
     assert r.returncode == 1 and message in r.err and "Traceback" not in r.err, r.err
     assert not hub.requests
+
+
+def test_card_sources_are_public_names_with_checksums(tmp_path):
+    import hashlib
+
+    from instructgen.hub import CardInfo
+
+    (tmp_path / "data").mkdir()
+    local = tmp_path / "data" / "a.jsonl"
+    local.write_bytes(b'{"instruction": "x", "output": "y"}\n')
+    info = CardInfo.from_stats({"sources": [
+        {"path": "data/a.jsonl"},  # relative to the stats file's folder
+        {"path": str(local)},
+        {"path": "/somewhere/else/b.jsonl", "sha256": "f" * 64, "records": 2},
+        {"path": "../outside.jsonl"},
+        {"repo": "tatsu-lab/alpaca", "revision": "abc", "path": str(local)},
+    ]}, base_dir=tmp_path)
+    sha = hashlib.sha256(local.read_bytes()).hexdigest()
+    assert [(s.name, s.revision, s.sha256) for s in info.sources] == [
+        ("data/a.jsonl", None, sha), ("data/a.jsonl", None, sha), ("b.jsonl", None, "f" * 64),
+        ("outside.jsonl", None, None), ("tatsu-lab/alpaca", "abc", None)]
+    # without a base folder, a relative name is already public; an absolute one keeps its file name only
+    plain = CardInfo.from_stats({"sources": [{"path": "data/a.jsonl"}, {"path": str(local)}]})
+    assert [s.name for s in plain.sources] == ["data/a.jsonl", "a.jsonl"]

@@ -153,8 +153,12 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def public_name(path: str | os.PathLike, base_dir: str | os.PathLike | None = None) -> str:
-    """A path as it may be published: relative to base_dir when inside it, else the file name alone."""
-    p = Path(os.path.abspath(os.path.expanduser(str(path))))
+    """A path as it may be published: relative to base_dir when inside it, else the file name alone
+    (a relative path without '..' is already public and kept)."""
+    given = Path(os.path.expanduser(str(path)))
+    if not given.is_absolute() and ".." not in given.parts and base_dir is None:
+        return given.as_posix()
+    p = Path(os.path.abspath(given))
     if base_dir is not None:
         base = Path(os.path.abspath(os.path.expanduser(str(base_dir))))
         if p.is_relative_to(base):
