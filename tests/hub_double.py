@@ -24,8 +24,11 @@ writes and private repos; an unknown token is a 401 "Invalid credentials".
 Objects are stored on disk under `root/objects`, repo state under
 `root/repos`. `inject(route, ...)` makes the next matching requests fail
 (an HTTP status, a dropped connection, or a body cut in half) to test retries and resumption;
-routes are the names in ROUTES (GET of a file is "resolve", HEAD "resolve_head").
-`requests` logs every call as (method, route, path, status).
+with `lost=True` the request is carried out first and only its answer is replaced by the failure
+(a commit that landed but whose response never arrived). Routes are the names in ROUTES (GET of a
+file is "resolve", HEAD "resolve_head"). `requests` logs every call as (method, route, path, status).
+`publish(repo_id, files, owner)` puts files in a repo directly, as a hostile third party would
+publish them (any names, any bytes).
 
 Run it by hand: python tests/hub_double.py --root /tmp/hub --token hf_x --port 8765
 """
@@ -65,6 +68,7 @@ class Fault:
     status: int | str | None  # an HTTP status; None: drop the connection; "truncate": send half the body, then close
     times: int  # how many requests fail
     after: int  # how many matching requests pass first
+    lost: bool = False  # carry the request out, then fail instead of answering
     seen: int = 0
     fired: int = 0
 
@@ -103,8 +107,9 @@ class HubDouble:
         self.stop()
 
     # -- test helpers -----------------------------------------------------------------------------
-    def inject(self, route: str, status: int | str | None = 500, times: int = 1, after: int = 0) -> Fault:
-        fault = Fault(route, status, times, after)
+    def inject(self, route: str, status: int | str | None = 500, times: int = 1, after: int = 0,
+               lost: bool = False) -> Fault:
+        fault = Fault(route, status, times, after, lost)
         with self.lock:
             self.faults.append(fault)
         return fault
@@ -122,6 +127,18 @@ class HubDouble:
 
     def requests_of(self, route: str) -> list[tuple[str, str, str, int]]:
         return [r for r in self.requests if r[1] == route]
+
+    def publish(self, repo_id: str, files: dict[str, bytes], owner: str | None = None, private: bool = False) -> str:
+        """A repo holding exactly `files` (names taken as given) in one commit on main; returns its SHA."""
+        with self.lock:
+            state = {"owner": owner or repo_id.split("/")[0], "private": private, "refs": {}, "commits": {}, "prs": 0}
+            entries = {".gitattributes": {"sha256": self._store(GITATTRIBUTES), "size": len(GITATTRIBUTES),
+                                          "lfs": False}}
+            for path, data in files.items():
+                entries[path] = {"sha256": self._store(data), "size": len(data), "lfs": path.endswith(LFS_SUFFIXES)}
+            state["refs"]["main"] = self._new_commit(state, None, entries, "publish")
+            self._save(repo_id, state)
+            return state["refs"]["main"]
 
     # -- storage ----------------------------------------------------------------------------------
     def _repo_file(self, repo_id: str) -> Path:
@@ -236,10 +253,12 @@ def _make_handler(hub: HubDouble):
             try:
                 if route == "unknown":
                     raise _HttpError(404, f"the hub double does not serve {method} {url.path}")
-                self.truncate = False
+                self.truncate, self.lost = False, None
                 injected = self._fault(route)
                 if injected == "truncate":
                     self.truncate = True
+                elif isinstance(injected, Fault):
+                    self.lost = injected  # carried out below; _send replaces the answer
                 elif injected is not None:
                     status = injected  # 0: the connection was dropped
                     return
@@ -252,8 +271,9 @@ def _make_handler(hub: HubDouble):
                 with hub.lock:
                     hub.requests.append((method, route, url.path, status))
 
-        def _fault(self, route: str) -> int | str | None:
-            """Answer with an injected failure when one is due: its status (0: dropped), else None."""
+        def _fault(self, route: str) -> int | str | Fault | None:
+            """Answer with an injected failure when one is due: its status (0: dropped), else None; a `lost`
+            fault is returned as is, to replace the answer once the request has been carried out."""
             with hub.lock:
                 for fault in hub.faults:
                     if fault.route != route or fault.fired >= fault.times:
@@ -265,6 +285,11 @@ def _make_handler(hub: HubDouble):
                     break
                 else:
                     return None
+            if fault.lost:
+                return fault
+            return self._fail(fault, route)
+
+        def _fail(self, fault: Fault, route: str) -> int | str:
             if fault.status == "truncate":
                 return "truncate"
             if fault.status is None:
@@ -304,6 +329,10 @@ def _make_handler(hub: HubDouble):
             return user
 
         def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+            if getattr(self, "lost", None) is not None:  # the work is done; the answer is lost
+                fault, self.lost = self.lost, None
+                self._fail(fault, "lost answer")
+                return
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -397,9 +426,13 @@ def _make_handler(hub: HubDouble):
                 "createdAt": "2026-01-01T00:00:00.000Z", "lastModified": "2026-01-01T00:00:00.000Z",
                 "cardData": card, "siblings": [{"rfilename": p} for p in sorted(files)],
             }
-            if self.query.get("blobs"):
+            if self.query.get("blobs"):  # the Hub's sibling shape: blobId, size, lfs {sha256, size, pointerSize}
                 for s in info["siblings"]:
-                    s.update(self._entry(s["rfilename"], files[s["rfilename"]]))
+                    entry = self._entry(s["rfilename"], files[s["rfilename"]])
+                    s.update(blobId=entry["oid"], size=entry["size"])
+                    if "lfs" in entry:
+                        s["lfs"] = {"sha256": entry["lfs"]["oid"], "size": entry["size"],
+                                    "pointerSize": entry["lfs"]["pointerSize"]}
             self._send_json(200, info)
 
         def _refs(self, ns: str, name: str) -> None:

@@ -381,6 +381,7 @@ def test_push_in_process_replaces_stale_shards_and_keeps_other_splits_and_config
     """push() called as a library function (as the Prefect flow does), endpoint passed explicitly."""
     from huggingface_hub import constants
 
+    from instructgen.hub import PublishConfig
     from instructgen.hub import push as push_records
     from instructgen.record import from_pairs
 
@@ -395,20 +396,21 @@ def test_push_in_process_replaces_stale_shards_and_keeps_other_splits_and_config
         meta = yaml.safe_load(hub.file_bytes("tester/shards", "README.md").decode().split("---\n")[1])
         return {c["config_name"]: [d["split"] for d in c["data_files"]] for c in meta["configs"]}
 
-    kwargs = dict(formats=["alpaca"], endpoint=hub.endpoint, shard_rows=2)
-    first = push_records(records, "tester/shards", **kwargs)
+    alpaca = PublishConfig(repo="tester/shards", formats=["alpaca"], shard_rows=2)
+    first = push_records(records, alpaca, endpoint=hub.endpoint)
     assert first.changed and {f"alpaca/train-0000{i}-of-00003.parquet" for i in range(3)} <= remote_files()
-    second = push_records(records[:3], "tester/shards", **kwargs)
+    second = push_records(records[:3], alpaca, endpoint=hub.endpoint)
     assert second.changed and hub.commits("tester/shards")[second.commit_sha]["parent"] == first.commit_sha
     assert remote_files() == {".gitattributes", "README.md", "alpaca/train-00000-of-00002.parquet",
                               "alpaca/train-00001-of-00002.parquet"}
-    test = push_records(records[3:], "tester/shards", split="test", **kwargs)
+    test = push_records(records[3:], alpaca.model_copy(update={"split": "test"}), endpoint=hub.endpoint)
     assert "alpaca/test-00000-of-00001.parquet" in remote_files() and "alpaca/train-00001-of-00002.parquet" in \
         remote_files()
     assert card_configs() == {"alpaca": ["test", "train"]}
-    other = push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint)
+    openai = PublishConfig(repo="tester/shards", formats=["openai"])
+    other = push_records(records, openai, endpoint=hub.endpoint)
     assert card_configs() == {"openai": ["train"], "alpaca": ["test", "train"]}
-    assert not push_records(records, "tester/shards", formats=["openai"], endpoint=hub.endpoint).changed
+    assert not push_records(records, openai, endpoint=hub.endpoint).changed
     assert hub.head("tester/shards") == other.commit_sha != test.commit_sha
 
 
@@ -418,3 +420,77 @@ def test_config_names_follow_the_formats_or_the_given_name():
     assert config_names(["moss", "sharegpt"], None) == {"moss": "moss", "sharegpt": "sharegpt"}
     assert config_names(["moss"], "zh") == {"moss": "zh"}
     assert config_names(["moss", "alpaca"], "zh") == {"moss": "zh-moss", "alpaca": "zh-alpaca"}
+
+
+def test_hub_modules_import_in_one_direction_and_no_private_names():
+    """hub/__init__ lists its modules so that each imports only from those after it: no circle."""
+    import ast
+
+    import instructgen.hub as hub
+
+    order = ["publish", "fetch", "folder", "card", "archive", "files", "parquet", "registry", "config", "http"]
+    folder = Path(hub.__file__).parent
+    assert sorted(order) == sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    for name in order:
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                assert order.index(node.module) > order.index(name), f"{name} imports {node.module}"
+                assert not [a.name for a in node.names if a.name.startswith("_")], f"{name}: private import"
+
+
+def test_every_push_flag_of_before_still_works_and_builds_the_publish_config():
+    from instructgen.cli import build_parser
+    from instructgen.cli.options import config_from_args
+    from instructgen.hub import PublishConfig
+
+    args = build_parser().parse_args([
+        "push", "a.jsonl", "b.jsonl", "--repo", "me/set", "--formats", "moss,alpaca", "--config-name", "zh",
+        "--split", "test", "--from", "alpaca", "--private", "--create-pr", "--token-env", "MY_TOKEN",
+        "--dry-run", "dir", "--stats", "s.json", "--license", "mit", "--language", "zh", "--language", "en",
+        "--pretty-name", "Zh set", "--tag", "a", "--tag", "b", "--message", "msg", "--rejects-dir", "rej",
+    ])
+    config = config_from_args(PublishConfig, args, languages=args.languages, tags=args.tags)
+    assert config == PublishConfig(repo="me/set", formats=("moss", "alpaca"), config_name="zh", split="test",
+                                   private=True, create_pr=True, token_env="MY_TOKEN", license="mit",
+                                   languages=("zh", "en"), pretty_name="Zh set", tags=("a", "b"), message="msg")
+    assert config.config_names() == {"moss": "zh-moss", "alpaca": "zh-alpaca"}
+    assert (args.inputs, args.from_format, args.dry_run, args.stats, args.rejects_dir) == (
+        ["a.jsonl", "b.jsonl"], "alpaca", "dir", "s.json", "rej")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--formats", "nope"], "--formats: unknown format 'nope'"),
+    (["--repo", "no-owner"], "--repo: String should match pattern"),
+    (["--split", "a/b"], "--split: String should match pattern"),
+])
+def test_a_bad_push_setting_is_one_line_naming_its_flag(hub, inputs, tmp_path, argv, message):
+    env = hub_env(tmp_path, hub.endpoint)
+    repo = [] if "--repo" in argv else ["--repo", "tester/bad"]
+    r = cli(env, "push", *inputs, *repo, *argv, cwd=tmp_path)
+    assert r.returncode == 1 and message in r.err and "Traceback" not in r.err, r.err
+    assert not hub.requests
+
+
+def test_card_sources_are_public_names_with_checksums(tmp_path):
+    import hashlib
+
+    from instructgen.hub import CardInfo
+
+    (tmp_path / "data").mkdir()
+    local = tmp_path / "data" / "a.jsonl"
+    local.write_bytes(b'{"instruction": "x", "output": "y"}\n')
+    info = CardInfo.from_stats({"sources": [
+        {"path": "data/a.jsonl"},  # relative to the stats file's folder
+        {"path": str(local)},
+        {"path": "/somewhere/else/b.jsonl", "sha256": "f" * 64, "records": 2},
+        {"path": "../outside.jsonl"},
+        {"repo": "tatsu-lab/alpaca", "revision": "abc", "path": str(local)},
+    ]}, base_dir=tmp_path)
+    sha = hashlib.sha256(local.read_bytes()).hexdigest()
+    assert [(s.name, s.revision, s.sha256) for s in info.sources] == [
+        ("data/a.jsonl", None, sha), ("data/a.jsonl", None, sha), ("b.jsonl", None, "f" * 64),
+        ("outside.jsonl", None, None), ("tatsu-lab/alpaca", "abc", None)]
+    # without a base folder, a relative name is already public; an absolute one keeps its file name only
+    plain = CardInfo.from_stats({"sources": [{"path": "data/a.jsonl"}, {"path": str(local)}]})
+    assert [s.name for s in plain.sources] == ["data/a.jsonl", "a.jsonl"]

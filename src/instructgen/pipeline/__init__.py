@@ -91,8 +91,8 @@ def run(config: PipelineConfig, layout: OutputLayout, steps: Steps | None = None
     hub = None
     if config.publish.enabled:
         card_stats = summary.card_stats(config, stage_rows, published, generation)
-        hub = steps.call("publish", remote.publish_records, batch, config.publish, config.pipeline.formats,
-                         card_stats, str(layout.hub), str(layout.root / "rejects"))
+        hub = steps.call("publish", remote.publish_records, batch, config.publish, card_stats, str(layout.hub),
+                         str(layout.root / "rejects"))
         stage_rows += [summary.public_stage(s, layout) for s in hub.pop("stages", [])]
         if hub.get("dry_run_dir"):
             hub["dry_run_dir"] = layout.public(hub["dry_run_dir"])

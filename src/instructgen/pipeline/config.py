@@ -32,6 +32,7 @@ from ..curate.dedup import DedupConfig
 from ..curate.filter import FilterConfig
 from ..errors import InstructgenError
 from ..generate.config import GenerateConfig
+from ..hub.config import REPO_PATTERN, PublishConfig
 
 RUNNER_KINDS = ("threads", "processes", "dask", "ray")
 DEFAULT_RUNNER = "threads"
@@ -94,15 +95,13 @@ class Dedup(DedupConfig):
     enabled: bool = True
 
 
-class Publish(_Section):
+class Publish(PublishConfig):
+    """[publish]: the publish stage's config (`instructgen push`'s flags) plus switches; `formats` defaults to
+    the pipeline's formats."""
+
     enabled: bool = False
-    repo: str = Field("your-name/instructgen-example", pattern=r"^[\w.-]+/[\w.-]+$")
-    dry_run: bool = True
-    private: bool = False
-    create_pr: bool = False
-    config_name: str | None = None
-    split: str = "train"
-    token_env: str = "HF_TOKEN"
+    dry_run: bool = True  # write OUTPUT/hub/ (the exact Hub folder) instead of pushing
+    repo: str = Field("your-name/instructgen-example", pattern=REPO_PATTERN, description="the dataset repo")
 
 
 class Settings(_Section):
@@ -133,6 +132,8 @@ class PipelineConfig(_Section):
     def _has_input(self) -> "PipelineConfig":
         if not self.sources and not self.generate.enabled:
             raise ValueError("nothing to do: add a [[sources]] entry or enable [generate]")
+        if "formats" not in self.publish.model_fields_set:
+            self.publish.formats = tuple(self.pipeline.formats)
         return self
 
     def resolved(self, base: Path) -> "PipelineConfig":

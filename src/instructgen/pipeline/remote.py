@@ -30,7 +30,7 @@ class Downloaded:
 def download_source(dataset: str, revision: str | None, out_path: str) -> Downloaded:
     from ..hub import download
 
-    result = download(dataset, out_path, revision=revision, to_format="openai", retries=0)
+    result = download(dataset, out_path, revision=revision, to_format="openai")
     result.log.stage = f"download:{dataset}"
     info = {"name": dataset, "repo": result.repo_id, "revision": result.revision, "license": result.license,
             "records": result.log.n_out}
@@ -99,20 +99,20 @@ def copy_generated(generated: Generated, layout: OutputLayout) -> None:
             shutil.copyfile(entry, target)
 
 
-def publish_records(batch: Batch, config: Publish, formats: list[str], card_stats: dict[str, Any],
-                    hub_dir: str, rejects_dir: str) -> dict[str, Any]:
+def publish_records(batch: Batch, config: Publish, card_stats: dict[str, Any], hub_dir: str,
+                    rejects_dir: str) -> dict[str, Any]:
     """Curated records -> the Hub (or, for a dry run, the Hub-shaped folder), one config per format."""
     from .. import hub
 
-    kwargs = dict(formats=formats, config_name=config.config_name, split=config.split, stats=card_stats,
-                  pretty_name=None, tags=["instructgen"], rejects_dir=rejects_dir)
+    publish = hub.PublishConfig(**{**config.model_dump(exclude={"enabled", "dry_run"}),
+                                   "tags": (*config.tags, "instructgen")})
+    card = hub.CardInfo.from_stats(card_stats)
     if config.dry_run:
-        folder = hub.write_hub_folder(batch.records, hub_dir, repo_id=config.repo, **kwargs)
+        folder = hub.write_hub_folder(batch.records, hub_dir, publish, card, rejects_dir=rejects_dir)
         print(f"Hub dry run for {config.repo}: {len(folder.files)} files")
         return {"repo": config.repo, "dry_run_dir": hub_dir, "files": folder.files,
                 "stages": [log.to_dict() for log in folder.logs]}
-    result = hub.push(batch.records, config.repo, private=config.private, create_pr=config.create_pr,
-                      token_env=config.token_env, retries=0, **kwargs)
+    result = hub.push(batch.records, publish, card, rejects_dir=rejects_dir)
     print(f"pushed {config.repo}: {result.url}" if result.changed else
           f"{config.repo} already holds this data: no new commit")
     return {"repo": config.repo, "commit_url": result.url if result.changed else None,

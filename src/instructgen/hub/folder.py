@@ -1,0 +1,183 @@
+"""The Hub-shaped folder: <config>/<split>-0000i-of-0000n.parquet per output format + README.md (the card).
+
+    write_hub_folder(records_or_paths, out_dir, config, card=None, *, read_options=None, dump_options=None,
+                     rejects_dir=None, progress=False, layout=None) -> HubFolder
+
+This is `push --dry-run DIR`, and what `push` uploads; `datasets.load_dataset(DIR, "<config>")`
+reads it. The folder is written beside `out_dir` first and moved in when complete; a shard of
+the same config and split left in `out_dir` by an earlier run (which `datasets` would load with
+the new ones) is an error, never deleted: this run did not create it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from ..convert import ReadOptions, read_records, write_records
+from ..errors import InstructgenError
+from ..formats.base import DumpOptions
+from ..io import RowWriter, write_text_atomic
+from ..paths import OutputPlan
+from ..record import Conversation
+from ..runlog import RunLog
+from .card import CardInfo, ConfigCard, render_card
+from .config import PublishConfig
+from .parquet import detect_languages, spool_to_parquet
+
+Records = Sequence[str | os.PathLike] | Iterable[Conversation]
+
+
+def shard_pattern(config: str, split: str) -> re.Pattern:
+    return re.compile(rf"{re.escape(config)}/{re.escape(split)}-\d{{5}}-of-\d{{5}}\.parquet")
+
+
+@dataclass(slots=True)
+class Layout:
+    """What the remote repo already holds beside this push: our configs' other splits, other configs."""
+
+    other_splits: dict[str, list[str]] = field(default_factory=dict)  # config -> splits not pushed now
+    other_configs: list[dict[str, Any]] = field(default_factory=list)  # card `configs` entries kept as they are
+
+
+@dataclass(slots=True)
+class HubFolder:
+    path: Path
+    configs: list[ConfigCard]
+    files: list[str]  # paths inside the folder, README.md included
+    logs: list[RunLog] = field(default_factory=list)
+    card: CardInfo = field(default_factory=CardInfo)
+
+
+def is_paths(records_or_paths: Records) -> bool:
+    return isinstance(records_or_paths, (str, os.PathLike)) or (
+        isinstance(records_or_paths, (list, tuple))
+        and all(isinstance(i, (str, os.PathLike)) for i in records_or_paths))
+
+
+def plan_paths(records_or_paths: Records, config: PublishConfig, out_dir: str | os.PathLike | None,
+               rejects_dir: str | os.PathLike | None, more_inputs: dict[str, str] | None = None) -> dict[str, str]:
+    """Check every path push writes against every input, before anything is opened; the rejects file of
+    each step ("read", then one per format) is returned, renamed if its default name is taken."""
+    plan = OutputPlan()
+    if is_paths(records_or_paths):
+        items = [records_or_paths] if isinstance(records_or_paths, (str, os.PathLike)) else records_or_paths
+        plan.read_all(items)
+    for label, path in (more_inputs or {}).items():
+        plan.read(path, label)
+    if out_dir is not None:
+        plan.write_folder(out_dir, "--dry-run")
+    rejects = {}
+    if rejects_dir is not None:
+        for step in ("read", *config.formats):
+            rejects[step] = plan.write(Path(rejects_dir) / f"push-{step}.jsonl",  # rejects/<stage>.jsonl
+                                       f"the {step} rejects file in --rejects-dir", chosen=False)
+    plan.check()
+    return rejects
+
+
+def write_hub_folder(records_or_paths: Records, out_dir: str | os.PathLike, config: PublishConfig,
+                     card: CardInfo | None = None, *, read_options: ReadOptions | None = None,
+                     dump_options: DumpOptions | None = None, rejects_dir: str | os.PathLike | None = None,
+                     progress: bool = False, layout: Layout | None = None) -> HubFolder:
+    """Convert the records to every format of `config` and write the folder at out_dir."""
+    rejects = plan_paths(records_or_paths, config, out_dir, rejects_dir)
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        folder = _build(records_or_paths, building, config, card or CardInfo(), rejects, read_options,
+                        dump_options, progress, layout or Layout())
+        _move_in(folder, out, config)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)  # made by this run, emptied by _move_in on success
+    folder.path = out
+    return folder
+
+
+def _build(records_or_paths: Records, out: Path, config: PublishConfig, card: CardInfo, rejects: dict[str, str],
+           read_options: ReadOptions | None, dump_options: DumpOptions | None, progress: bool,
+           layout: Layout) -> HubFolder:
+    names = config.config_names()
+    read_log = RunLog("push:read", rejects.get("read"))
+    logs = {f: RunLog(f"push:{f}", rejects.get(f)) for f in config.formats}
+    with tempfile.TemporaryDirectory(prefix="instructgen-push-") as spool_dir:
+        spools = {f: Path(spool_dir) / f"{f}.jsonl" for f in config.formats}
+        _spool(_records(records_or_paths, read_log, read_options), spools, logs, read_log,
+               dump_options or DumpOptions(), progress)
+        if read_log.n_out == 0:
+            raise InstructgenError("no record to push" + (f" (all {read_log.n_in} were rejected; see "
+                                                          f"{read_log.rejects_path})" if read_log.n_in else ""))
+        cards, files = [], []
+        for fmt in config.formats:
+            if logs[fmt].n_out == 0:
+                top = logs[fmt].reasons.most_common(1)
+                raise InstructgenError(f"no record could be written as {fmt}" + (f": {top[0][0][1]}" if top else ""))
+            name = names[fmt]
+            written, schema, examples = spool_to_parquet(spools[fmt], out / name, config.split, config.shard_rows)
+            files += [f"{name}/{w}" for w in written]
+            splits = sorted({config.split, *layout.other_splits.get(name, [])})
+            cards.append(ConfigCard(name, fmt, logs[fmt].n_out, schema, examples, splits))
+        languages = card.languages or tuple(config.languages) or tuple(detect_languages(spools[config.formats[0]]))
+    info = card.with_choices(config.pretty_name, config.license, languages, config.tags)
+    write_text_atomic(out / "README.md", render_card(config.repo, cards, info, layout.other_configs))
+    return HubFolder(out, cards, sorted(files) + ["README.md"], [read_log, *logs.values()], info)
+
+
+def _spool(records: Iterable[Conversation], spools: dict[str, Path], logs: dict[str, RunLog], read_log: RunLog,
+           opts: DumpOptions, progress: bool) -> None:
+    writers = {f: RowWriter(path) for f, path in spools.items()}
+    if progress:
+        from tqdm import tqdm
+
+        records = tqdm(records, unit=" rec", desc="push", file=sys.stderr, mininterval=0.5)
+    try:
+        for conv in records:
+            read_log.emitted()
+            for fmt, writer in writers.items():
+                logs[fmt].took_in()
+                write_records((conv,), writer, fmt, logs[fmt], opts)
+        for w in writers.values():
+            w.close()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    finally:
+        for log in [read_log, *logs.values()]:
+            log.close()
+
+
+def _records(records_or_paths: Records, log: RunLog, read_options: ReadOptions | None) -> Iterable[Conversation]:
+    if is_paths(records_or_paths):
+        items = [records_or_paths] if isinstance(records_or_paths, (str, os.PathLike)) else records_or_paths
+        return read_records([str(i) for i in items], log, read_options or ReadOptions())
+    return _counted(records_or_paths, log)
+
+
+def _counted(records: Iterable[Conversation], log: RunLog) -> Iterable[Conversation]:
+    for conv in records:
+        log.took_in()
+        yield conv
+
+
+def _move_in(folder: HubFolder, out: Path, config: PublishConfig) -> None:
+    """Move the finished files into `out`, after making sure no shard of an earlier run would mix in."""
+    ours = [shard_pattern(c, config.split) for c in config.config_names().values()]
+    if out.is_dir():
+        stale = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*.parquet")
+                       if any(r.fullmatch(p.relative_to(out).as_posix()) for r in ours)
+                       and p.relative_to(out).as_posix() not in folder.files)
+        if stale:
+            raise InstructgenError(f"{out} already holds {', '.join(stale)} from an earlier run, which would be "
+                                   f"loaded with the new shards; remove it or write to another folder")
+    for name in folder.files:
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(folder.path / name, target)
