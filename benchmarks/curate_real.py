@@ -189,12 +189,21 @@ def as_text(conv: Conversation) -> list[dict]:
     return msgs
 
 
-def dump(out_dir: Path, s: RealSet, records: list[Conversation], run: FilterRun, sample: int, seed: int) -> None:
+def _failing_turn(conv: Conversation, config: FilterConfig) -> int | None:
+    from instructgen.curate import filter as F
+
+    judge = getattr(F, "judge_record", None)
+    return judge(conv, config).turn + 1 if judge else None
+
+
+def dump(out_dir: Path, s: RealSet, records: list[Conversation], run: FilterRun, sample: int, seed: int,
+         config: FilterConfig) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     by_origin = {c.origin: c for c in records}
     with open(out_dir / f"{s.name}.drops.jsonl", "w", encoding="utf-8") as fh:
         for origin, rule, detail in run.drops + run.truncated:
             fh.write(json.dumps({"set": s.name, "origin": origin, "rule": rule, "detail": detail,
+                                 "turn": _failing_turn(by_origin[origin], config),
                                  "messages": as_text(by_origin[origin])}, ensure_ascii=False) + "\n")
     kept = random.Random(seed).sample(run.kept, min(sample, len(run.kept)))
     with open(out_dir / f"{s.name}.kept.jsonl", "w", encoding="utf-8") as fh:
@@ -270,10 +279,11 @@ def main() -> None:
     for s in chosen:
         records = load_set(s, root)
         records_by_set[s.name] = [_copy(c) for c in records]
-        run = run_filter(records, FilterConfig(lang=s.lang))
+        config = FilterConfig(lang=s.lang)
+        run = run_filter(records, config)
         results.append((s, run, score(s.name, run, judged)))
         if args.dump:
-            dump(args.dump, s, records_by_set[s.name], run, args.kept_sample, args.seed)
+            dump(args.dump, s, records_by_set[s.name], run, args.kept_sample, args.seed, config)
     report(results)
     throughput(results)
     if args.save_drops:
