@@ -3,7 +3,8 @@
 Sets (read from ../shared/data, or $INSTRUCTGEN_SHARED/data; never copied into the repo): GSM8K and GPTeacher
 Toolformer (real/), LLaMA-Factory's alpaca en/zh demos, glaive tool calls and DPO en/zh demos (the chosen
 conversation), MOSS-003 (the sample and the plugin files), FastChat's ShareGPT dummy set, Firefly, AdvertiseGen,
-Dolly, BELLE and the OpenAI sample. Each set is filtered with the default rules and `--lang` = its language(s).
+Dolly, BELLE and the OpenAI sample; held out (not read while the rules were written): the Self-Instruct seed
+tasks (en) and BELLE's Chinese seed tasks (first instance each). Each set is filtered with the default rules and `--lang` = its language(s).
 
 Records are loaded here, by format, and named `<file>#<n>` (n = 1-based record number in the file), so the
 judgements do not depend on how the reader numbers lines.
@@ -11,8 +12,13 @@ judgements do not depend on how the reader numbers lines.
 Judgements: benchmarks/judgements/filter.jsonl, one JSON object a line, written by reading the records:
     {"set", "origin", "rule", "verdict", "why"}
     verdict tp | fp   a drop (or a cut, rule = "truncated:<rule>") by `rule` that is right | wrong
-    verdict ok | fn   a KEPT record read for misses: right to keep | should have gone (rule = the rule that should
-                      have caught it, or "-" when no rule could)
+    verdict ok | fn   a KEPT record read for misses (a fixed-seed sample per set): right to keep | should have gone
+                      (rule = the rule that should have caught it, or "-" when no rule could); a read counts while
+                      the record is still kept whole
+Judging standard (what a curator of SFT data wants gone): tp when the turn is a non-answer, needs content the
+model cannot see, is corrupted, loops, or is in the wrong language for its task; fp when a good turn goes (a scoped
+answer, a decline of an action a text model cannot take, an honest answer about the assistant, a safety refusal of
+a harmful request, structure such as parallel steps, material in another language, code).
 Per set the benchmark prints: in, dropped per rule, truncated, judged drops, false positives, FP rate and
 the drops nobody has judged yet (judge them: `--dump DIR` writes every drop and a sample of kept records with
 their text, for reading). A rule's FP rate = judged wrong / judged, over its drops in the current run.
@@ -57,7 +63,7 @@ def shared_root() -> Path:
 class RealSet:
     name: str
     files: tuple[str, ...]  # globs under data/
-    fmt: str  # the format to parse with ("dpo": sharegpt conversation + chosen)
+    fmt: str  # the format to parse with ("dpo": sharegpt conversation + chosen; "seed": Self-Instruct seed task)
     lang: tuple[str, ...]
 
 
@@ -78,6 +84,9 @@ SETS = [
     RealSet("belle", ("formats/belle_instruction_readme_examples.jsonl",), "alpaca", ("zh",)),
     RealSet("belle_conv", ("formats/belle_conversations_readme_examples.jsonl",), "sharegpt", ("zh",)),
     RealSet("openai", ("formats/openai_finetuning_messages_sample.jsonl",), "openai", ("en",)),
+    # held out: never looked at while the rules were written; read afterwards
+    RealSet("seeds_en", ("seeds/self_instruct_seed_tasks.jsonl",), "seed", ("en",)),
+    RealSet("seeds_zh", ("seeds/belle_zh_seed_tasks.jsonl",), "seed", ("zh",)),
 ]
 
 
@@ -96,13 +105,23 @@ def _dpo_chosen(row: dict) -> dict:
     return {"conversations": [*row["conversations"], row["chosen"]]}
 
 
+def _seed_task(row: dict) -> dict:
+    """A Self-Instruct seed task as an alpaca row: its instruction and first instance."""
+    first = row["instances"][0]
+    return {"instruction": row["instruction"], "input": first["input"], "output": first["output"]}
+
+
+_ADAPT = {"dpo": ("sharegpt", _dpo_chosen), "seed": ("alpaca", _seed_task)}
+
+
 def load_set(s: RealSet, root: Path) -> list[Conversation]:
     paths = sorted(p for pattern in s.files for p in glob.glob(str(root / "data" / pattern)))
-    parse = formats.get("sharegpt" if s.fmt == "dpo" else s.fmt).parse
+    fmt, adapt = _ADAPT.get(s.fmt, (s.fmt, lambda row: row))
+    parse = formats.get(fmt).parse
     out = []
     for path in map(Path, paths):
         for n, row in enumerate(_rows(path), 1):
-            conv = parse(_dpo_chosen(row) if s.fmt == "dpo" else row)
+            conv = parse(adapt(row))
             conv.origin = f"{path.name}#{n}"
             out.append(conv)
     return out
@@ -121,6 +140,7 @@ class FilterRun:
     drops: list[tuple[str, str, str]]  # origin, rule, detail
     truncated: list[tuple[str, str, str]]  # origin, "truncated:<rule>", detail
     seconds: float
+    sizes: dict[str, int]  # origin -> messages in the record as read
 
 
 def _cut_reason(conv: Conversation, config: FilterConfig) -> tuple[str, str]:
@@ -145,39 +165,43 @@ def run_filter(records: list[Conversation], config: FilterConfig) -> FilterRun:
     drops = [(e["origin"], e["reason"], str(e.get("detail", ""))) for e in log.entries or []]
     truncated = [(c.origin, *_cut_reason(originals[c.origin], config)) for c in kept
                  if len(c.messages) < sizes[c.origin][0]]
-    return FilterRun(len(records), kept, drops, truncated, seconds)
+    return FilterRun(len(records), kept, drops, truncated, seconds, {o: n for o, (n, _) in sizes.items()})
 
 
 # -- judgements ---------------------------------------------------------------------------------------
 
-def load_judgements(path: Path = JUDGEMENTS) -> dict[tuple[str, str, str], dict]:
-    found: dict[tuple[str, str, str], dict] = {}
+def load_judgements(path: Path = JUDGEMENTS) -> tuple[dict, dict]:
+    """(drops, reads): drop judgements by (set, origin, rule) and kept-record reads by (set, origin)."""
+    drops: dict[tuple[str, str, str], dict] = {}
+    reads: dict[tuple[str, str], dict] = {}
     if path.exists():
-        for k, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 j = json.loads(line)
-                found[(j["set"], j["origin"], j["rule"])] = j
-    return found
+                if j["verdict"] in ("tp", "fp"):
+                    drops[(j["set"], j["origin"], j["rule"])] = j
+                else:
+                    reads[(j["set"], j["origin"])] = j
+    return drops, reads
 
 
-def score(set_name: str, run: FilterRun, judged: dict) -> dict:
-    """Per rule: dropped, judged, false positives; plus the unjudged drops."""
+def score(set_name: str, run: FilterRun, judged: tuple[dict, dict]) -> dict:
+    """Per rule: dropped, judged, false positives; the unjudged drops; kept records read and missed."""
+    drops, reads = judged
     by_rule: dict[str, Counter] = defaultdict(Counter)
     unjudged = []
     for origin, rule, _ in run.drops + run.truncated:
         c = by_rule[rule]
         c["dropped"] += 1
-        j = judged.get((set_name, origin, rule))
+        j = drops.get((set_name, origin, rule))
         if j is None:
             unjudged.append((origin, rule))
             continue
         c["judged"] += 1
         c["fp"] += j["verdict"] == "fp"
-    kept_reads = [j for (s, _, _), j in judged.items() if s == set_name and j["verdict"] in ("ok", "fn")]
-    kept_origins = {c.origin for c in run.kept}
-    fn = [j for j in kept_reads if j["verdict"] == "fn" and j["origin"] in kept_origins]
-    read = [j for j in kept_reads if j["origin"] in kept_origins]
-    return {"rules": by_rule, "unjudged": unjudged, "kept_read": len(read), "fn": fn}
+    kept_origins = {c.origin for c in run.kept if len(c.messages) == run.sizes[c.origin]}  # kept whole
+    read = [j for (s, o), j in reads.items() if s == set_name and o in kept_origins]
+    return {"rules": by_rule, "unjudged": unjudged, "kept_read": len(read), "fn": [j for j in read if j["verdict"] == "fn"]}
 
 
 # -- reading aids -------------------------------------------------------------------------------------

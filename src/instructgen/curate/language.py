@@ -42,13 +42,16 @@ _URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")
 _CALL = re.compile(r"\b[A-Za-z_][\w.]*\([^()\n]*\)")  # wikipedia('Albert Einstein'), f(x)
 _CODE_LINE = re.compile(
     r"^(?: {4}|\t)|^\s*(?:def |class |import |from \S+ import |return\b|raise |#include|function\b|var |let |const |public "
-    r"|private |static |(?:if|elif|else|for|while|try|except|with)\b.*:\s*(?:#.*)?$|if\s*\(|for\s*\(|while\s*\(|print\("
+    r"|private |static |(?:if|elif|else|for|while|try|except|with)\b.*[:：]\s*(?:#.*)?$|if\s*\(|for\s*\(|while\s*\(|print\("
     r"|console\.|System\.|SELECT |INSERT |UPDATE |<[/!?]?\w+[^>]*>|[{}\[\]]|//|/\*)"
     r"|[;{}]\s*$|^\s*[\w.\[\]\"']+\s*[-+*/]?=\s*\S|\)\s*(?:\{|;\s*$)|\(\)|=>|->|::|==|!=|&&|\|\|"
 )
+_WORDLIKE = re.compile(r"[\"'(\[“‘]?[^\W\d_]+(?:[-'’][^\W\d_]+)*[.,;:!?\"')\]”’：，。]*$")
 _MATH_LINE = re.compile(r"=|^[\s\d.,:;()+\-*/^%$×÷<>≤≥√π]+$")
 _TABLE_LINE = re.compile(r"^\s*\|")
-_SPECIAL = "{}[]();=<>/|#*:"  # a line without any of these (nor indented) is prose: the code test is costly
+_SPECIAL = "{}[]();=<>/|#*:："  # a line without any of these (nor indented, nor a keyword) is prose: the code test is costly
+_CODE_STARTS = ("def ", "class ", "return", "import ", "from ", "if ", "elif ", "else", "for ", "while ", "try", "except",
+                "with ", "raise ", "print", "var ", "let ", "const ", "function", "public ", "private ", "#include")
 _LETTER = re.compile(r"[^\W\d_]")
 _TRANSLATION = re.compile(
     r"(?i)translat|\blanguages?\b|\b(?:in|into|to|using) (?:english|chinese|mandarin|cantonese|french|german|spanish|japanese"
@@ -67,9 +70,16 @@ def candidates(langs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _mostly_words(line: str) -> bool:
+    tokens = line.split()
+    return sum(1 for tok in tokens if _WORDLIKE.match(tok)) * 2 >= len(tokens)
+
+
 def natural_text(text: str, limit: int = 0) -> str:
     """The text less code, equations, table rows, URLs and e-mail addresses (line by line); with a limit,
     only about that many characters of it (what a detector reads)."""
+    if "\u00a0" in text:
+        text = text.replace("\u00a0", " ")  # no-break spaces (code pasted from the web)
     if "```" in text:
         text = _FENCE.sub("\n", text)
     if "`" in text:
@@ -82,11 +92,13 @@ def natural_text(text: str, limit: int = 0) -> str:
     for line in text.splitlines():
         if not line.strip():
             continue
-        if (line.startswith(("    ", "\t")) or any(c in line for c in _SPECIAL)) and (
+        if (line.startswith(("    ", "\t")) or line.lstrip().startswith(_CODE_STARTS) or any(c in line for c in _SPECIAL)) and (
                 _TABLE_LINE.match(line) or _CODE_LINE.search(line)):
             continue
         if _MATH_LINE.search(line) and (line.isascii() or not _HAN.search(line)) and len(_LETTER.findall(line)) < 40:
             continue  # an equation with a few words around it ("Let H = Hezekiah's age")
+        if not _HAN.search(line) and not _mostly_words(line):
+            continue  # data: a FEN position, identifiers, :type annotations, number lists
         keep.append(line)
         size += len(line)
         if limit and size >= limit:

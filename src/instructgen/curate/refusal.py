@@ -44,7 +44,7 @@ _INABILITY_EN = (
     r"|do not have access|don't have access|have no access|do not possess|don't possess|lack the ability"
     r"|do not have (?:personal|real-time|current|up-to-date|any personal|physical|a physical|eyes|senses|feelings|emotions|opinions|memories)"
     r"|don't have (?:personal|real-time|current|up-to-date|any personal|physical|a physical|eyes|senses|feelings|emotions|opinions|memories))"
-    r"|\bit is not (?:appropriate|possible|ethical) for me to\b|\bi(?:'m| am) (?:sorry|afraid),? (?:but )?(?:i|as an?|that|this)\b"
+    r"|\bit is not (?:appropriate|possible|ethical) for me to\b|\bi(?:'m| am) (?:sorry|afraid),? (?:but )?(?:i|as an?|that|this|you (?:need|have|did not|didn't|haven't))\b"
     r"|\b(?:unfortunately|sorry),? (?:i|as an?)\b|\bi apologi[sz]e,? but\b|\bbeyond my (?:capabilities|abilities|scope)\b"
     r"|\bnot within my (?:capabilities|abilities)\b|\bmy knowledge cut-?off\b"
 )
@@ -102,11 +102,13 @@ _ABOUT_YOU_EN = (
     r"|feeling|emotion|architecture|knowledge|response|nature)|\b(?:introduce|describe|tell (?:me|us) (?:a little |more )?about) yourself\b"
     r"|\bare you (?:a |an |human|real|alive|conscious|sentient|self-aware|able|capable|trained|programmed)"
     r"|\bdo you (?:have (?:feelings|emotions|a body|consciousness|a name|memory|memories|access)|feel|dream|sleep|learn|remember)"
-    r"|\bhow (?:do|does|did|were) (?:you|moss)\b|\bcan you (?:see|hear|feel|learn|remember|browse|access)\b|\bmoss\b"
+    r"|\bhow (?:do|does|did|were) (?:you|moss)\b|\bcan you (?:see|hear|feel|learn|remember|browse|access)\b"
+    r"|\b(?:what|who|how) (?:is|are|does|did|was|were) moss\b|\bmoss'?s? (?:capabilit|function|abilit|training|advantage|develop|compare)"
 )
 _ABOUT_YOU_ZH = (
     r"你是谁|你叫什么|你的名字|介绍(?:一下)?(?:你|您)自己|你是(?:人|机器|真人|ai|人工智能|什么)|你有(?:没有)?(?:感情|情感|意识|身体|思想|自我|情绪|名字)"
-    r"|你(?:能|会|可以)做(?:什么|哪些)|你的(?:训练|回复|能力|原理|模型|开发|创造|局限|功能|对话)|moss|你是(?:如何|怎么)|你(?:看到|看见|听到)"
+    r"|你(?:能|会|可以)做(?:什么|哪些)|你的(?:训练|回复|能力|原理|模型|开发|创造|局限|功能|对话)|你是(?:如何|怎么)|你(?:看到|看见|听到)"
+    r"|moss(?:是|有|能|具备|相对|在什么|的(?:功能|能力|开发|训练|优势|发展))"
     r"|你有多少|你(?:能|会)(?:不能)?(?:看|听|感觉|学习|记住)|(?:你|您)做了什么"
 )
 

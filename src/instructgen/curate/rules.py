@@ -13,7 +13,8 @@ reading what they dropped on real sets: benchmarks/curate_real.py):
     empty_output      no assistant text and no tool call, or a placeholder ("N/A", "none", "无", ...)
     echo              output equal to the prompt, or to the input unless the task may leave it as it is
                       (sort, order, correct, proofread: "already in order" is a right answer)
-    garbled           U+FFFD, control characters, mojibake (UTF-8 read as Latin-1/GBK), in prompt or output
+    garbled           U+FFFD, control characters, mojibake (UTF-8 read as Latin-1/GBK), <UNK> placeholders, in
+                      prompt or output
     length            too long (any turn); too short only for a one-turn record (a dialogue's "Hi" or
                       "Thanks!" is a turn, not a defect); words, or CJK characters and words for CJK text
     refusal           a non-answer: the turn is an AI disclaimer or a refusal with nothing else in it
@@ -213,6 +214,7 @@ def merged(t: Turn, cfg: FilterConfig) -> str | None:
 # -- garbled -----------------------------------------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_UNK = re.compile(r"<UNK>|\[UNK\]|<\|unk\|>")  # a tokenizer's unknown token left in text: the characters are lost
 _MOJIBAKE = re.compile(
     r"[ÃÂâÅÆÐÑ][\u0080-\u00bf\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]"
     r"|锟斤拷|烫烫烫|屯屯屯|ï¼|ã€"
@@ -221,6 +223,8 @@ _MOJIBAKE = re.compile(
 
 def garbled(t: Turn, cfg: FilterConfig) -> str | None:
     for part, text in (("prompt", t.prompt), ("output", t.output)):
+        if "UNK" in text and _UNK.search(text):
+            return f"garbled {part} (unknown-token placeholder {_UNK.search(text).group(0)})"
         if text.isascii():
             if _CONTROL.search(text):
                 return f"garbled {part} (control character)"
