@@ -78,8 +78,16 @@ def script_language(text: str) -> str | None:
     return "zh" if han else ("ja" if kana else "ko")
 
 
+_LETTER_RUN = re.compile(r"[^\W\d_]+")
+
+
 def has_letters(text: str, minimum: int = MIN_LETTERS) -> bool:
-    return len(_LETTER.findall(text[:MAX_CHARS])) >= minimum
+    seen = 0
+    for run in _LETTER_RUN.finditer(text, 0, MAX_CHARS):
+        seen += len(run.group(0))
+        if seen >= minimum:
+            return True
+    return False
 
 
 class LangdetectDetector:
@@ -176,7 +184,7 @@ def _ascii_words(text: str) -> list[str] | None:
 def plain_ascii(text: str) -> bool:
     """Mostly ASCII words, with at most one function word of French, German, Spanish, ... among them."""
     words = _ascii_words(text[:MAX_CHARS])
-    return words is not None and sum(w in FOREIGN_WORDS for w in words) <= 1
+    return words is not None and sum(map(FOREIGN_WORDS.__contains__, words)) <= 1
 
 
 def looks_english(text: str) -> bool:
@@ -185,8 +193,8 @@ def looks_english(text: str) -> bool:
     words = _ascii_words(text[:MAX_CHARS])
     if words is None or len(words) < MIN_MODEL_WORDS:
         return False
-    hits = sum(w in ENGLISH_WORDS for w in words)
-    foreign = sum(w in FOREIGN_WORDS for w in words)
+    hits = sum(map(ENGLISH_WORDS.__contains__, words))
+    foreign = sum(map(FOREIGN_WORDS.__contains__, words))
     return hits >= 2 and hits >= MIN_ENGLISH_SHARE * len(words) and foreign <= max(1, hits // 8)
 
 

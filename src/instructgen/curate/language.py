@@ -46,10 +46,10 @@ _CODE_LINE = re.compile(
     r"|console\.|System\.|SELECT |INSERT |UPDATE |<[/!?]?\w+[^>]*>|[{}\[\]]|//|/\*)"
     r"|[;{}]\s*$|^\s*[\w.\[\]\"']+\s*[-+*/]?=\s*\S|\)\s*(?:\{|;\s*$)|\(\)|=>|->|::|==|!=|&&|\|\|"
 )
-_WORDLIKE = re.compile(r"[\"'(\[“‘]?[^\W\d_]+(?:[-'’][^\W\d_]+)*[.,;:!?\"')\]”’：，。]*$")
-_MATH_LINE = re.compile(r"=|^[\s\d.,:;()+\-*/^%$×÷<>≤≥√π]+$")
+_WORDLIKE = re.compile(r"(?<!\S)[\"'(\[“‘]?[^\W\d_]+(?:[-'’][^\W\d_]+)*[.,;:!?\"')\]”’：，。]*(?!\S)")
 _TABLE_LINE = re.compile(r"^\s*\|")
-_SPECIAL = "{}[]();=<>/|#*:："  # a line without any of these (nor indented, nor a keyword) is prose: the code test is costly
+_SPECIAL = re.compile(r"[{}\[\]();=<>/|#*:：]")  # a line without any (nor indented, nor a keyword) is prose
+_DIGIT = re.compile(r"\d")
 _CODE_STARTS = ("def ", "class ", "return", "import ", "from ", "if ", "elif ", "else", "for ", "while ", "try", "except",
                 "with ", "raise ", "print", "var ", "let ", "const ", "function", "public ", "private ", "#include")
 _LETTER = re.compile(r"[^\W\d_]")
@@ -71,8 +71,7 @@ def candidates(langs: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _mostly_words(line: str) -> bool:
-    tokens = line.split()
-    return sum(1 for tok in tokens if _WORDLIKE.match(tok)) * 2 >= len(tokens)
+    return len(_WORDLIKE.findall(line)) * 2 >= len(line.split())
 
 
 def natural_text(text: str, limit: int = 0) -> str:
@@ -88,15 +87,18 @@ def natural_text(text: str, limit: int = 0) -> str:
         text = _URL.sub(" ", text)
     if "(" in text:
         text = _CALL.sub(" ", text)
+    if not _SPECIAL.search(text) and "    " not in text and "\t" not in text and not _DIGIT.search(text):
+        return text[:limit] if limit else text  # plain prose: nothing to take out
     keep, size = [], 0
     for line in text.splitlines():
-        if not line.strip():
+        stripped = line.strip()
+        if not stripped:
             continue
-        if (line.startswith(("    ", "\t")) or line.lstrip().startswith(_CODE_STARTS) or any(c in line for c in _SPECIAL)) and (
-                _TABLE_LINE.match(line) or _CODE_LINE.search(line)):
-            continue
-        if _MATH_LINE.search(line) and (line.isascii() or not _HAN.search(line)) and len(_LETTER.findall(line)) < 40:
+        if "=" in line and not _HAN.search(line) and len(_LETTER.findall(line)) < 40:
             continue  # an equation with a few words around it ("Let H = Hezekiah's age")
+        if line.startswith(("    ", "\t")) or stripped.startswith(_CODE_STARTS) or (
+                _SPECIAL.search(line) and (_TABLE_LINE.match(line) or _CODE_LINE.search(line))):
+            continue
         if not _HAN.search(line) and not _mostly_words(line):
             continue  # data: a FEN position, identifiers, :type annotations, number lists
         keep.append(line)
@@ -149,9 +151,10 @@ def _share_allowed(text: str, allowed: tuple[str, ...], det: Detector) -> float:
     return ok / decided if decided else 1.0
 
 
-def _prompt_not_allowed(text: str, ranked: list, allowed: tuple[str, ...], det: Detector) -> str | None:
+def _prompt_not_allowed(instruction: str, ranked: list, allowed: tuple[str, ...], det: Detector) -> str | None:
     if not ranked or _allowed(ranked, allowed):
         return None
+    text = natural_text(instruction)
     paragraphs = [p for p in re.split(r"\n\s*\n|\n(?=\S)", text) if p.strip()]
     if len(paragraphs) > 1 and any(_allowed(det.ranked(p), allowed) for p in paragraphs):
         return None  # a passage or example in another language, with the task in an allowed one
@@ -180,7 +183,7 @@ def language(t: Turn, cfg: FilterConfig) -> str | None:
     prompt = natural_text(t.instruction, MAX_CHARS)
     ranked_in = det.ranked(prompt)
     if cfg.lang:
-        found = _prompt_not_allowed(natural_text(t.instruction), ranked_in, cfg.lang, det)
+        found = _prompt_not_allowed(t.instruction, ranked_in, cfg.lang, det)
         if found:
             return f"instruction language not allowed ({found})"
     if task_lang:
