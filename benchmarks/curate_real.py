@@ -279,6 +279,21 @@ def report(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
         print(f"  {rule:<24} {c['dropped']:>5} {c['judged']:>5} {c['fp']:>4}   {_rate(c['fp'], c['judged'])}")
 
 
+def before_table(path: Path) -> None:
+    """The per-set and per-rule table of saved drop lists, scored against today's judgements."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    judged = load_judgements()
+    results = []
+    for s in SETS:
+        if s.name in saved:
+            entry = saved[s.name]
+            run = FilterRun(entry["in"], [], [(o, r, "") for o, r in entry["drops"]], [], entry["seconds"], {})
+            results.append((s, run, score(s.name, run, judged)))
+    print(f"drop lists of {path.name} (kept counts are not saved: 'out' and kept reads read 0)")
+    report(results)
+    throughput(results)
+
+
 def throughput(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
     print("\nfilter throughput per set (one process, this machine; noisy, shared cores)")
     for s, run, _ in results:
@@ -292,7 +307,13 @@ def main() -> None:
     ap.add_argument("--kept-sample", type=int, default=40, help="kept records per set in the dump (default 40)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kept sample (default 0)")
     ap.add_argument("--save-drops", type=Path, help="write the drop lists (set -> rule -> origins) as JSON")
+    ap.add_argument("--before", type=Path, nargs="?", const=HERE / "judgements" / "filter_before.json",
+                    help="print the table for drop lists saved by --save-drops (default: the base commit's, "
+                         "judgements/filter_before.json) instead of running the filter")
     args = ap.parse_args()
+    if args.before:
+        before_table(args.before)
+        return
 
     root = shared_root()
     if not (root / "data").is_dir():

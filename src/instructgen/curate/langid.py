@@ -2,8 +2,9 @@
 
     get_detector(name: str = "script+langdetect", languages: Sequence[str] = ()) -> Detector
         name: "script+langdetect" (default), "langdetect" (alone), "lingua" (restricted to
-        `languages` when given, which makes it unable to name anything else), "script" (no
-        statistical step: Latin-script text is "latin").
+        `languages` when given, which makes it unable to name anything else; the filter passes the
+        requested languages plus their confusable ones, curate.language.candidates), "script+lingua",
+        "script" (no statistical step: Latin-script text is "latin").
     Detector.detect(text: str) -> str | None
         an ISO 639-1 code ("en", "zh", "ja", "ko", ...), or None when the text has too few
         letters to tell (numbers, code, a single word).
@@ -15,12 +16,14 @@
         zh / ja / ko from Han, kana and hangul counts; None for other scripts.
 
 Script first: Han/kana/hangul ratios settle Chinese, Japanese and Korean before any statistical
-model (langdetect calls about a fifth of short Chinese instructions Korean); plain ASCII text where
-a fifth or more of the words are English-only function words ("the", "of", "is", "what", ...)
-and none is a French/German/Spanish/Italian/Portuguese/Dutch function word is English; Latin-script
-text under five words gets no opinion (langdetect calls "Write a poem" Romanian). Only what is left (other Latin-script text, short or unusual English) costs a model call
-(~2 ms with langdetect), which is what makes the filter fast; benchmarks/filter.py measures each
-detector's accuracy. Latin words count as
+model (langdetect calls about a fifth of short Chinese instructions Korean); ASCII text of five
+words or more where a quarter are common English words ("the", "of", "is", "how", "many", ...) and
+at most one is a French/German/Spanish/Italian/Portuguese/Dutch function word ("da Vinci") is
+English; Latin-script text under five words gets no opinion (langdetect calls "Write a poem"
+Romanian); single letters are not words (variables: "若a+b=6，则a+b+c=多少？" is Chinese). Only
+what is left (other Latin-script text, unusual English) costs a model call (~2 ms with
+langdetect, ~50 us with lingua restricted to the candidates), which is what makes the filter fast;
+benchmarks/filter.py measures each detector on generated and on real records. Latin words count as
 units against CJK characters, so "请解释 machine learning 的原理" is Chinese and "The word 你好
 means hello" is English. langdetect is seeded (DetectorFactory.seed = 0; unseeded it relabels
 about 11 % of short texts between runs) and sees at most MAX_CHARS characters.
@@ -42,7 +45,6 @@ _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
 # words of another script, two letters or more (single letters are variables: "若a+b=6，则a+b+c=多少？" is Chinese)
 _OTHER_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]{2,}")
-_LETTER = re.compile(r"[^\W\d_]")
 
 
 class Detector(Protocol):
