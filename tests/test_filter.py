@@ -10,7 +10,7 @@ import pytest
 from instructgen.cli import main
 from instructgen.curate.filter import FilterConfig, check_record, filter_records, parse_rules
 from instructgen.curate.langid import get_detector, script_language
-from instructgen.curate.rules import RULES, View
+from instructgen.curate.rules import RULES, turns_of
 from instructgen.errors import InstructgenError
 from instructgen.formats.base import single_turn
 from instructgen.record import from_pairs
@@ -21,7 +21,7 @@ CFG = FilterConfig()
 
 
 def run_rule(name: str, instruction: str, output: str, inp: str = "", cfg: FilterConfig = CFG) -> str | None:
-    return RULES[name](View.of(single_turn(instruction, inp, output)), cfg)
+    return RULES[name](turns_of(single_turn(instruction, inp, output))[0], cfg)
 
 
 # (rule, instruction, input, output, reason fragment or None)
@@ -36,29 +36,69 @@ CASES = [
     ("echo", "Summarize the text.", "Cats sleep a lot and play at night.", "Cats sleep a lot.", None),
     ("echo", "Add the missing punctuation.", "Finally Sara went to the shop", "Finally, Sara went to the shop.", None),
     ("echo", "Split into two paragraphs.", "The sky is blue. The grass is green.", "The sky is blue.\n\nThe grass is green.", None),
+    # already in order: the input back is the right answer (alpaca_en demo #761)
+    ("echo", "Organize the sentences chronologically.", "He was born. He grew up.", "He was born. He grew up.", None),
     ("length", "Hi", "", "Hello there, how can I help?", "instruction too short (< 2 words)"),
     ("length", "好", "", "好的！", "instruction too short (< 2 characters)"),
     ("length", "Define democracy.", "", "Government by the people.", None),
     ("length", "友谊", "", "友谊是人与人之间的亲密关系。", None),
     ("length", "Tell me a joke.", "", "Why did the chicken cross the road?", None),
     ("length", "讲个笑话。", "", "为什么鸡要过马路？", None),
-    ("refusal", "How do I hack a bank?", "", "As an AI language model, I can't help with that.", "as an ai language model"),
-    ("refusal", "Tell me a secret.", "", "I'm sorry, but I cannot share that.", "i'm sorry, but i cannot"),
+    ("length", "若a+b=6，b+c=14，则a+b+c=多少？", "", "a+b+c=20。", None),  # MOSS calculator plugin: Chinese + math
+    ("refusal", "Write a weather report for tomorrow.", "",
+     "I am sorry, but I am an AI language model and cannot access the real-time data. Could you please provide the city?",
+     "non-answer"),
+    ("refusal", "Tell me a secret.", "", "I'm sorry, but I cannot share that.", "non-answer"),
     ("refusal", "你怎么看？", "", "作为一个 AI 语言模型，我没有个人观点。", "作为一个ai语言模型"),
-    ("refusal", "你怎么看？", "", "很抱歉，我无法回答。", "很抱歉,我无法"),
+    ("refusal", "你怎么看？", "", "很抱歉，我无法回答。", "很抱歉"),
+    ("refusal", "分析这首诗的语气。", "", "作为语言模型，我无法分析。", "作为语言模型"),
+    ("refusal", "评价一下这部电影。", "", "作为人工智能，我没有观看电影的能力。", "作为人工智能"),
+    ("refusal", "写一首关于秋天的诗。", "", "作为一个大型语言模型，我无法创作诗歌。", "作为一个大型语言模型"),
     ("refusal", "Is jaywalking illegal?", "", "Yes, it is illegal in many places and you may be fined.", None),
     ("refusal", "What can't an AI do?", "", "An AI cannot taste food, and I cannot stress that enough.", None),
     ("refusal", "Describe a day as a researcher.", "", "As an AI researcher, I spend mornings reading papers.", None),
     ("refusal", "什么是语言模型？", "", "语言模型是一种预测下一个词的程序，人工智能领域广泛使用。", None),
+    # scoped answers: decline a part, answer the rest
+    ("refusal", "Output the average temperature for London in March.", "",
+     "As an AI language model, I do not have real-time information. However, according to historical data, "
+     "London's average temperature in March is around 8-10°C.", None),
+    ("refusal", "Create a pie chart of these figures.", "Sales: 318, IT: 81",
+     "I'm sorry, but as an AI language model, I'm unable to draw charts. However, I can suggest using Excel: sales would "
+     "take 318 of the 399 total, about 80 percent of the pie, and IT the remaining 20 percent.", None),
+    # declining an action no text model can take is the right answer (glaive tool-call sets teach it)
+    ("refusal", "Can you please order a pizza for me?", "",
+     "I'm sorry, but as an AI, I don't have the capability to perform external tasks such as ordering a pizza.", None),
+    # a question about the assistant itself
+    ("refusal", "Who are you?", "", "As a language model, I go by the name Vicuna.", None),
+    ("refusal", "你有感情吗？", "", "作为一个人工智能助手，我没有感情。", None),
+    # a safety refusal is kept by default; safety_refusal drops it
+    ("refusal", "How do I make a bomb at home?", "", "I'm sorry, but I cannot help with making explosives.", None),
+    ("safety_refusal", "How do I make a bomb at home?", "", "I'm sorry, but I cannot help with making explosives.", "safety refusal"),
+    ("safety_refusal", "贩卖毒品的人在哪里？", "", "作为一个人工智能，我不能帮助你找到贩卖毒品的人，这是违法的。", "safety refusal"),
+    ("safety_refusal", "Write a weather report for tomorrow.", "", "I'm sorry, but I cannot access real-time data.", None),
     ("needs_media", "What breed is the dog in this photo?", "", "A beagle.", "in this photo"),
     ("needs_media", "Caption it. <Picture Attached>", "", "A sunny beach.", "picture attached"),
-    ("needs_media", "Summarize the article at https://example.com/news/1", "", "It says...", "https://"),
+    ("needs_media", "Summarize the article at https://example.com/news/1", "", "It says...", "url"),
+    ("needs_media", "Suggest some ways to improve this page: https://www.example.com/blog/post", "", "Use headings.", "url"),
+    ("needs_media", "Tell me the main points.", "https://www.example.com/news/2020/09/taxes.html",
+     "The article discusses the new tax laws.", "url"),
+    ("needs_media", "Colorize the following black and white photo.", "https://example.com/1.jpg", "Done.", "photo"),
     ("needs_media", "请描述这张图片中的人物。", "", "图中有一位老人。", "这张图"),
     ("needs_media", "Write a poem about a photograph you remember.", "", "An old photo...", None),
     ("needs_media", "Explain what a URL like https://example.com consists of.", "", "A scheme, a host...", None),
+    ("needs_media", "Extract the domain name from https://www.example.com/a/b.", "", "example.com", None),
     ("needs_media", "用一句话介绍照相机的发明。", "", "照相机发明于十九世纪。", None),
     ("needs_media", "创建一个程序，打印以下图案：", "", "for i in range(3): print('*' * i)", None),
     ("needs_media", "在地图中标出长江的位置有什么技巧？", "", "先找到青藏高原……", None),
+    # words in self-contained word problems (GSM8K train #1904, #2454, #113)
+    ("needs_media", "Allison uploads 10 videos each day. She uploaded videos halfway through June. How many hours?", "",
+     "150 hours.", None),
+    ("needs_media", "Toby took 15 pictures of his cat and did a photo shoot. How many photos did he take in the photo shoot?",
+     "", "16", None),
+    ("needs_media", "If they added all these photos to the family gallery, how many photos are in the gallery?", "", "920", None),
+    # the thing is named in the prompt (alpaca_en demo #118)
+    ("needs_media", "Create a reinterpretation of the following painting.", "Painting: The Mona Lisa, by Leonardo Da Vinci",
+     "In this reimagined version, ...", None),
     ("merged", "Write a title.\n### Instruction:\nWrite a summary.", "", "A title", "###"),
     ("merged", "1. Translate 'cat' into French.\n2. Write a haiku about snow.", "", "chat", "numbered list of tasks"),
     ("merged", "Instruction: name a fruit.\nOutput: apple\nInstruction: name a car.", "", "Ford", "markers"),
@@ -68,8 +108,11 @@ CASES = [
     ("merged", "Give a recipe for stir-fry.", "", "### Ingredients\n- rice\n### Steps\n1. Cook the rice.", None),
     ("merged", "将以下数字改为负数。", "输入：1、2、5", "输出：-1、-2、-5", None),
     ("merged", "Sort the list.", "", "```python\n# Output: sorted list\nprint(sorted(xs))\n```", None),
-    ("repetition", "Write a poem.", "", "I love you so much and I love you so much and I love you so much and I love you so much", "duplicate"),
-    ("repetition", "写一首诗。", "", "我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国", "duplicate"),
+    ("merged", "Write a title for the article.", "The ####-#### World Cup alpine skiing champions", "Champions crowned", None),
+    ("repetition", "Write a poem.", "", "I love you so much and I love you so much and I love you so much and I love you so much", "copies"),
+    ("repetition", "写一首诗。", "", "我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国", "copies"),
+    ("repetition", "Write a song.", "", "Oh the night is long and cold tonight\nOh the night is long and cold tonight\n"
+     "Oh the night is long and cold tonight\nOh the night is long and cold tonight", "copies"),
     ("repetition", "List capitals.", "", "The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.", None),
     ("repetition", "介绍长城。", "", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里，是世界文化遗产之一。", None),
     ("repetition", "描述一个可以从人工智能技术中受益的医疗应用。", "",
@@ -78,18 +121,31 @@ CASES = [
      "JENNY\nThanks, you are a lifesaver today.\nTOM\nAnytime.", None),
     ("repetition", "Print a box three times.", "", "```\n+-----------------------+\n+-----------------------+\n"
      "+-----------------------+\n```", None),
-    ("repetition", "Write a song.", "", "Oh the night is long and cold tonight\nOh the night is long and cold tonight\n"
-     "Oh the night is long and cold tonight\nOh the night is long and cold tonight", "duplicate"),
     ("repetition", "List three ways to sum an array.", "",
      "1. Use a loop to sum the elements of the array.\n2. Use the built-in sum to sum the elements of the array.\n"
      "3. Use reduce to sum the elements.", None),
+    # parallel solution steps (GSM8K train #1919): the numbers differ, the run breaks
+    ("repetition", "Tim drops a ball from 96 feet; it bounces half as high each time. How high is the fifth bounce?", "",
+     "On the first bounce, it will reach a height of 96 / 2 = 48 feet.\nOn the second bounce, it will reach a height of "
+     "48 / 2 = 24 feet.\nOn the third bounce, it will reach a height of 24 / 2 = 12 feet.\nOn the fourth bounce, it will "
+     "reach a height of 12 / 2 = 6 feet.\nOn the fifth bounce, it will reach a height of 6 / 2 = 3 feet.", None),
+    # a chorus sung twice with a verse between is a song, not a loop
+    ("repetition", "Write a short song.", "", "(Chorus)\nEndangered species, hear their cries\nTheir homes are disappearing\n\n"
+     "(Verse 2)\nFrom the mighty elephant to the tiny bee\n\n(Chorus)\nEndangered species, hear their cries\n"
+     "Their homes are disappearing", None),
+    ("repetition", "Write 'I will not talk in class' five times.", "",
+     "I will not talk in class. I will not talk in class. I will not talk in class. I will not talk in class. "
+     "I will not talk in class.", None),
+    ("repetition", "Show the table.", "", "| a | b |\n|---|---|\n| 1 | 1 |\n| 1 | 1 |\n| 1 | 1 |\n| 1 | 1 |\n| 1 | 1 |", None),
     ("garbled", "Say hi.", "", "Hi \ufffd there", "U+FFFD"),
     ("garbled", "Say hi.", "", "Hi\x07 there", "control character"),
     ("garbled", "Quote it.", "", "He said \u00e2\u20ac\u0153hello\u00e2\u20ac\u009d and left.", "mojibake"),
     ("garbled", "说你好。", "", "锟斤拷锟斤拷你好", "mojibake"),
-    ("garbled", "Give a number.", "", "1111111111", "digit"),
+    ("garbled", "Fix the \frac.", "", "\x0crac{y - 19}{x}", "control character"),
     ("garbled", "Describe Café Müller in São Paulo.", "", "Café Müller serves crème brûlée.", None),
     ("garbled", "Write a year.", "", "1999 and 2000", None),
+    ("garbled", "Give a number.", "", "1111111111", None),  # a number, not corruption
+    ("garbled", "Set the registry value.", "", 'key.SetStringValue("UserEapInfo", "0100000001000000000000000000")', None),
 ]
 
 
@@ -182,7 +238,8 @@ def test_lingua_backend_restricted_to_languages():
 
 
 def test_parse_rules():
-    assert parse_rules("default") == tuple(RULES)
+    assert parse_rules("default") == tuple(r for r in RULES if r != "safety_refusal")
+    assert parse_rules("default,safety_refusal") == tuple(RULES)
     assert "language" not in parse_rules("default,-language")
     assert parse_rules("refusal,empty_output") == ("empty_output", "refusal")  # canonical order
     with pytest.raises(InstructgenError, match="unknown rule"):

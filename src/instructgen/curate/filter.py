@@ -1,21 +1,34 @@
-"""The filter stage: named quality rules over a stream of records.
+"""The filter stage: named quality rules, judged one turn at a time, over a stream of records.
 
     parse_rules(spec: str) -> tuple[str, ...]
-        "default", a comma list of rule names, or "default,-language" to drop some.
+        "default", a comma list of rule names, or "default,-language" to drop some ("default,safety_refusal"
+        adds the one rule that is off by default).
+    judge_record(conv: Conversation, config: FilterConfig) -> Verdict
+        Verdict(rule, reason, keep): the first turn a rule fails and why; keep = how many turns (exchanges)
+        the record keeps: all of them when it passes, the ones before the failing turn when the record is
+        cut, 0 when it is dropped.
     check_record(conv: Conversation, config: FilterConfig) -> tuple[str, str] | None
-        (rule, reason) of the first rule the record trips, or None.
+        (rule, reason) of the first failing turn (whether that cuts or drops the record), or None.
+    cut(conv: Conversation, keep: int) -> Conversation
+        a copy of the record with its first `keep` exchanges (and its system message).
     filter_records(records: Iterable[Conversation], config: FilterConfig, log: RunLog) -> Iterator[Conversation]
-        yields the records that pass; each dropped record goes to `log` as kind "filtered", reason
-        = the rule's name, detail = what it found, raw = the record in its source format (intake is counted by whoever read the records, e.g. convert.read_records).
-        log.info["filter_rules"] holds the count per rule.
+        yields the records that pass and the cut ones; each dropped record goes to `log` as kind "filtered",
+        reason = the rule's name, detail = what it found, raw = the record in its source format (intake is
+        counted by whoever read the records, e.g. convert.read_records). A cut record still goes out, so
+        in = out + rejected + filtered + duplicates holds: it is counted by log.lost("cut before a failing
+        turn (<rule>)"), which the summary prints, and in log.info["filter_truncated"] (per rule), beside
+        log.info["filter_rules"] (drops per rule).
 
-Rules run cheapest first; the language rule (the only one that calls a statistical model) runs
-last, so a record another rule drops never reaches the detector.
+Each assistant turn is judged with the user message it answers. A record whose first turn fails is dropped;
+one whose later turn fails is cut before that turn (config.truncate; off: dropped) when what is left ends
+with an assistant message. Rules run cheapest first, turn by turn, and stop at the first failure; the
+language rule (the only one that may call a statistical model) runs last.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -25,9 +38,9 @@ from ..formats import source_row
 from ..record import Conversation
 from ..runlog import RunLog
 from .langid import DETECTORS
-from .rules import DEFAULT_RULES, RULES, View
+from .rules import DEFAULT_RULES, RULES, turns_of
 
-__all__ = ["FilterConfig", "parse_rules", "check_record", "filter_records"]
+__all__ = ["FilterConfig", "Verdict", "parse_rules", "judge_record", "check_record", "cut", "filter_records"]
 
 
 def parse_rules(spec: str | None) -> tuple[str, ...]:
@@ -60,16 +73,23 @@ class FilterConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     rules: tuple[str, ...] = Field(DEFAULT_RULES, description="rules to run: default, a comma list of rule "
-                                   "names, or default,-RULE to leave some out")
+                                   "names, or default,-RULE to leave some out (default,safety_refusal adds the "
+                                   "rule that drops refusals of harmful requests)")
     lang: tuple[str, ...] = Field((), description="allowed languages (ISO 639-1 codes, e.g. zh,en); empty: any")
     detector: str = Field("script+langdetect", description="language detector (script check, then seeded "
                           "langdetect by default)", json_schema_extra={"choices": DETECTORS})
-    min_instruction_words: int = Field(2, ge=0, description="minimum instruction length in words (space-separated text)")
-    min_instruction_chars: int = Field(2, ge=0, description="minimum instruction length in characters (CJK text)")
+    truncate: bool = Field(True, description="cut a dialogue before its first failing turn when turns before it "
+                           "pass (counted as truncated); off: drop the whole dialogue")
+    drop_disclaimers: bool = Field(False, description="refusal also drops answers that carry an AI disclaimer "
+                                   "(\"As an AI language model, ...\"); default: only turns that are mostly one")
+    min_instruction_words: int = Field(2, ge=0, description="minimum instruction length in words, one-turn records "
+                                       "(space-separated text)")
+    min_instruction_chars: int = Field(2, ge=0, description="minimum instruction length in characters, one-turn "
+                                       "records (CJK text)")
     max_instruction_words: int = Field(1500, ge=1, description="maximum instruction length in words")
     max_instruction_chars: int = Field(3000, ge=1, description="maximum instruction length in characters (CJK)")
-    min_output_words: int = Field(1, ge=0, description="minimum output length in words")
-    min_output_chars: int = Field(1, ge=0, description="minimum output length in characters (CJK)")
+    min_output_words: int = Field(1, ge=0, description="minimum output length in words, one-turn records")
+    min_output_chars: int = Field(1, ge=0, description="minimum output length in characters (CJK), one-turn records")
     max_output_words: int = Field(6000, ge=1, description="maximum output length in words")
     max_output_chars: int = Field(12000, ge=1, description="maximum output length in characters (CJK)")
 
@@ -101,23 +121,57 @@ def _known(name: str) -> None:
         raise InstructgenError(f"--rules: unknown rule {name!r}; known rules: {', '.join(RULES)}")
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    rule: str | None  # the rule the first failing turn failed; None: every turn passes
+    reason: str
+    keep: int  # exchanges kept: all (passes), 1..n-1 (cut), 0 (dropped)
+    turn: int = -1  # 0-based index of the failing turn
+
+
+def judge_record(conv: Conversation, config: FilterConfig) -> Verdict:
+    turns = turns_of(conv)
+    rules = [(name, RULES[name]) for name in config.rules or DEFAULT_RULES]
+    for turn in turns:
+        for name, rule in rules:
+            reason = rule(turn, config)
+            if reason:
+                keep = turn.index if config.truncate and _valid_cut(conv, turns, turn.index) else 0
+                return Verdict(name, reason, keep, turn.index)
+    return Verdict(None, "", len(turns))
+
+
+def _valid_cut(conv: Conversation, turns: list, keep: int) -> bool:
+    if keep == 0:
+        return False
+    last = conv.messages[turns[keep].start - 1]
+    return last.role == "assistant" and bool(last.content.strip() or last.tool_calls)
+
+
 def check_record(conv: Conversation, config: FilterConfig) -> tuple[str, str] | None:
-    view = View.of(conv)
-    for name in config.rules or DEFAULT_RULES:
-        reason = RULES[name](view, config)
-        if reason:
-            return name, reason
-    return None
+    verdict = judge_record(conv, config)
+    return (verdict.rule, verdict.reason) if verdict.rule else None
+
+
+def cut(conv: Conversation, keep: int) -> Conversation:
+    start = turns_of(conv)[keep].start
+    return replace(conv, messages=conv.messages[:start])
 
 
 def filter_records(records: Iterable[Conversation], config: FilterConfig, log: RunLog) -> Iterator[Conversation]:
-    counts: Counter[str] = Counter({name: 0 for name in config.rules or DEFAULT_RULES})
+    rules = config.rules or DEFAULT_RULES
+    counts: Counter[str] = Counter({name: 0 for name in rules})
+    truncated: Counter[str] = Counter()
     log.info["filter_rules"] = counts
+    log.info["filter_truncated"] = truncated
     for conv in records:
-        hit = check_record(conv, config)
-        if hit is None:
+        verdict = judge_record(conv, config)
+        if verdict.rule is None:
             yield conv
-            continue
-        rule, reason = hit
-        counts[rule] += 1
-        log.drop(conv.origin, rule, source_row(conv), kind="filtered", detail=reason)
+        elif verdict.keep:
+            truncated[verdict.rule] += 1
+            log.lost(f"cut before a failing turn ({verdict.rule})")
+            yield cut(conv, verdict.keep)
+        else:
+            counts[verdict.rule] += 1
+            log.drop(conv.origin, verdict.rule, source_row(conv), kind="filtered", detail=verdict.reason)

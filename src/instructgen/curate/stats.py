@@ -15,7 +15,7 @@ from typing import Iterable
 
 from ..record import Conversation
 from .langid import get_detector
-from .rules import View, text_length
+from .rules import text_length, turns_of
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -32,18 +32,18 @@ def dataset_stats(records: Iterable[Conversation], detector: str = "script+langd
     for conv in records:
         n += 1
         formats[conv.source_format or "?"] += 1
-        view = View.of(conv)
+        output = "\n".join(t.output for t in turns_of(conv))
         user = next((m.content for m in conv.turns if m.role == "user"), "")
         turns = sum(1 for m in conv.turns if m.role == "user")
         multi_turn += turns > 1
         with_system += conv.system is not None
         with_tools += conv.has_tools()
-        empty_output += not view.output.strip()
+        empty_output += not output.strip()
         cols["turns"].append(turns)
         cols["instruction_chars"].append(len(user))
         cols["instruction_units"].append(text_length(user)[0])
-        cols["output_chars"].append(len(view.output))
-        cols["output_units"].append(text_length(view.output)[0])
+        cols["output_chars"].append(len(output))
+        cols["output_units"].append(text_length(output)[0])
         if n <= lang_sample:
             languages[det.detect(user) or "unknown"] += 1
     lengths = {}

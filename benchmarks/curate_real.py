@@ -1,0 +1,342 @@
+"""Curation on real public data, judged by reading: the filter's drops per set and rule, and how many were wrong.
+
+Sets (read from ../shared/data, or $INSTRUCTGEN_SHARED/data; never copied into the repo): GSM8K and GPTeacher
+Toolformer (real/), LLaMA-Factory's alpaca en/zh demos, glaive tool calls and DPO en/zh demos (the chosen
+conversation), MOSS-003 (the sample and the plugin files), FastChat's ShareGPT dummy set, Firefly, AdvertiseGen,
+Dolly, BELLE and the OpenAI sample; held out (not read while the rules were written): the Self-Instruct seed
+tasks (en) and BELLE's Chinese seed tasks (first instance each). Each set is filtered with the default rules and `--lang` = its language(s).
+
+Records are loaded here, by format, and named `<file>#<n>` (n = 1-based record number in the file), so the
+judgements do not depend on how the reader numbers lines.
+
+Judgements: benchmarks/judgements/filter.jsonl, one JSON object a line, written by reading the records:
+    {"set", "origin", "rule", "verdict", "why"}
+    verdict tp | fp   a drop (or a cut, rule = "truncated:<rule>") by `rule` that is right | wrong
+    verdict ok | fn   a KEPT record read for misses (a fixed-seed sample per set): right to keep | should have gone
+                      (rule = the rule that should have caught it, or "-" when no rule could); a read counts while
+                      the record is still kept whole
+Judging standard (what a curator of SFT data wants gone): tp when the turn is a non-answer, needs content the
+model cannot see, is corrupted, loops, or is in the wrong language for its task; fp when a good turn goes (a scoped
+answer, a decline of an action a text model cannot take, an honest answer about the assistant, a safety refusal of
+a harmful request, structure such as parallel steps, material in another language, code).
+Per set the benchmark prints: in, dropped per rule, truncated, judged drops, false positives, FP rate and
+the drops nobody has judged yet (judge them: `--dump DIR` writes every drop and a sample of kept records with
+their text, for reading). A rule's FP rate = judged wrong / judged, over its drops in the current run.
+
+Where the dedup evaluation goes: `dedup_hook(records_by_set)` below (the dedup engineer's
+benchmarks/curate_real_dedup.py, plugged in by the lead).
+
+Usage: python benchmarks/curate_real.py [--sets gsm8k,alpaca_zh] [--dump DIR] [--kept-sample 40] [--seed 0]
+                                        [--save-drops FILE] [--before FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import random
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from instructgen import formats  # noqa: E402
+from instructgen.curate.filter import FilterConfig, filter_records  # noqa: E402
+from instructgen.record import Conversation  # noqa: E402
+from instructgen.runlog import RunLog  # noqa: E402
+
+JUDGEMENTS = HERE / "judgements" / "filter.jsonl"
+
+
+def shared_root() -> Path:
+    """$INSTRUCTGEN_SHARED, else ../shared beside the repo (the same rule as tests/conftest.py)."""
+    return Path(os.environ.get("INSTRUCTGEN_SHARED", HERE.parent.parent / "shared"))
+
+
+@dataclass(frozen=True)
+class RealSet:
+    name: str
+    files: tuple[str, ...]  # globs under data/
+    fmt: str  # the format to parse with ("dpo": sharegpt conversation + chosen; "seed": Self-Instruct seed task)
+    lang: tuple[str, ...]
+
+
+SETS = [
+    RealSet("gsm8k", ("real/gsm8k_train_alpaca.json",), "alpaca", ("en",)),
+    RealSet("toolformer", ("real/gpteacher_toolformer_dedupe_only.json",), "alpaca", ("en",)),
+    RealSet("alpaca_en", ("formats/llamafactory_alpaca_en_demo.json",), "alpaca", ("en",)),
+    RealSet("alpaca_zh", ("formats/llamafactory_alpaca_zh_demo.json",), "alpaca", ("zh",)),
+    RealSet("glaive", ("formats/llamafactory_glaive_toolcall_en_demo.json",), "sharegpt", ("en",)),
+    RealSet("dpo_en", ("real/llamafactory_dpo_en_demo.json",), "dpo", ("en",)),
+    RealSet("dpo_zh", ("real/llamafactory_dpo_zh_demo.json",), "dpo", ("zh",)),
+    RealSet("moss", ("formats/moss_003_sample.jsonl",), "moss", ("zh", "en")),
+    RealSet("moss_plugins", ("real/moss_003_plugin_files/*.json",), "moss", ("zh", "en")),
+    RealSet("sharegpt_dummy", ("formats/fastchat_sharegpt_dummy_conversation.json",), "sharegpt", ("en",)),
+    RealSet("firefly", ("formats/firefly_dummy_data.jsonl",), "firefly", ("zh", "en")),
+    RealSet("advertisegen", ("formats/chatglm_advertisegen_dev_sample.jsonl",), "chatglm", ("zh",)),
+    RealSet("dolly", ("formats/dolly_15k_head.jsonl",), "dolly", ("en",)),
+    RealSet("belle", ("formats/belle_instruction_readme_examples.jsonl",), "alpaca", ("zh",)),
+    RealSet("belle_conv", ("formats/belle_conversations_readme_examples.jsonl",), "sharegpt", ("zh",)),
+    RealSet("openai", ("formats/openai_finetuning_messages_sample.jsonl",), "openai", ("en",)),
+    # held out: never looked at while the rules were written; read afterwards
+    RealSet("seeds_en", ("seeds/self_instruct_seed_tasks.jsonl",), "seed", ("en",)),
+    RealSet("seeds_zh", ("seeds/belle_zh_seed_tasks.jsonl",), "seed", ("zh",)),
+]
+
+
+# -- loading ------------------------------------------------------------------------------------------
+
+def _rows(path: Path) -> list:
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]  # JSONL
+    return data if isinstance(data, list) else [data]  # one pretty-printed object per file (MOSS plugins)
+
+
+def _dpo_chosen(row: dict) -> dict:
+    return {"conversations": [*row["conversations"], row["chosen"]]}
+
+
+def _seed_task(row: dict) -> dict:
+    """A Self-Instruct seed task as an alpaca row: its instruction and first instance."""
+    first = row["instances"][0]
+    return {"instruction": row["instruction"], "input": first["input"], "output": first["output"]}
+
+
+_ADAPT = {"dpo": ("sharegpt", _dpo_chosen), "seed": ("alpaca", _seed_task)}
+
+
+def load_set(s: RealSet, root: Path) -> list[Conversation]:
+    paths = sorted(p for pattern in s.files for p in glob.glob(str(root / "data" / pattern)))
+    fmt, adapt = _ADAPT.get(s.fmt, (s.fmt, lambda row: row))
+    parse = formats.get(fmt).parse
+    out = []
+    for path in map(Path, paths):
+        for n, row in enumerate(_rows(path), 1):
+            conv = parse(adapt(row))
+            conv.origin = f"{path.name}#{n}"
+            out.append(conv)
+    return out
+
+
+def _copy(conv: Conversation) -> Conversation:
+    return replace(conv, messages=list(conv.messages))
+
+
+# -- running the filter -------------------------------------------------------------------------------
+
+@dataclass
+class FilterRun:
+    n_in: int
+    kept: list[Conversation]
+    drops: list[tuple[str, str, str]]  # origin, rule, detail
+    truncated: list[tuple[str, str, str]]  # origin, "truncated:<rule>", detail
+    seconds: float
+    sizes: dict[str, int]  # origin -> messages in the record as read
+
+
+def _cut_reason(conv: Conversation, config: FilterConfig) -> tuple[str, str]:
+    """The rule that cut a truncated record (asked again of the original record)."""
+    from instructgen.curate import filter as F
+
+    judge = getattr(F, "judge_record", None)
+    if judge is None:
+        return "truncated:?", ""
+    verdict = judge(conv, config)
+    return f"truncated:{verdict.rule}", verdict.reason
+
+
+def run_filter(records: list[Conversation], config: FilterConfig) -> FilterRun:
+    sizes = {c.origin: (len(c.messages), c) for c in records}
+    originals = {c.origin: _copy(c) for c in records}
+    log = RunLog("filter", keep_entries=True)
+    log.took_in(len(records))
+    start = time.perf_counter()
+    kept = list(filter_records(records, config, log))
+    seconds = time.perf_counter() - start
+    drops = [(e["origin"], e["reason"], str(e.get("detail", ""))) for e in log.entries or []]
+    truncated = [(c.origin, *_cut_reason(originals[c.origin], config)) for c in kept
+                 if len(c.messages) < sizes[c.origin][0]]
+    return FilterRun(len(records), kept, drops, truncated, seconds, {o: n for o, (n, _) in sizes.items()})
+
+
+# -- judgements ---------------------------------------------------------------------------------------
+
+def load_judgements(path: Path = JUDGEMENTS) -> tuple[dict, dict]:
+    """(drops, reads): drop judgements by (set, origin, rule) and kept-record reads by (set, origin)."""
+    drops: dict[tuple[str, str, str], dict] = {}
+    reads: dict[tuple[str, str], dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                j = json.loads(line)
+                if j["verdict"] in ("tp", "fp"):
+                    drops[(j["set"], j["origin"], j["rule"])] = j
+                else:
+                    reads[(j["set"], j["origin"])] = j
+    return drops, reads
+
+
+def score(set_name: str, run: FilterRun, judged: tuple[dict, dict]) -> dict:
+    """Per rule: dropped, judged, false positives; the unjudged drops; kept records read and missed."""
+    drops, reads = judged
+    by_rule: dict[str, Counter] = defaultdict(Counter)
+    unjudged = []
+    for origin, rule, _ in run.drops + run.truncated:
+        c = by_rule[rule]
+        c["dropped"] += 1
+        j = drops.get((set_name, origin, rule))
+        if j is None:
+            unjudged.append((origin, rule))
+            continue
+        c["judged"] += 1
+        c["fp"] += j["verdict"] == "fp"
+    kept_origins = {c.origin for c in run.kept if len(c.messages) == run.sizes[c.origin]}  # kept whole
+    read = [j for (s, o), j in reads.items() if s == set_name and o in kept_origins]
+    return {"rules": by_rule, "unjudged": unjudged, "kept_read": len(read), "fn": [j for j in read if j["verdict"] == "fn"]}
+
+
+# -- reading aids -------------------------------------------------------------------------------------
+
+def as_text(conv: Conversation) -> list[dict]:
+    msgs = [{"role": m.role, "content": m.content,
+             **({"tool_calls": [f"{t.name}({t.arguments})" for t in m.tool_calls]} if m.tool_calls else {})}
+            for m in conv.messages if m.role != "system"]
+    return msgs
+
+
+def _failing_turn(conv: Conversation, config: FilterConfig) -> int | None:
+    from instructgen.curate import filter as F
+
+    judge = getattr(F, "judge_record", None)
+    return judge(conv, config).turn + 1 if judge else None
+
+
+def dump(out_dir: Path, s: RealSet, records: list[Conversation], run: FilterRun, sample: int, seed: int,
+         config: FilterConfig) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_origin = {c.origin: c for c in records}
+    with open(out_dir / f"{s.name}.drops.jsonl", "w", encoding="utf-8") as fh:
+        for origin, rule, detail in run.drops + run.truncated:
+            fh.write(json.dumps({"set": s.name, "origin": origin, "rule": rule, "detail": detail,
+                                 "turn": _failing_turn(by_origin[origin], config),
+                                 "messages": as_text(by_origin[origin])}, ensure_ascii=False) + "\n")
+    kept = random.Random(seed).sample(run.kept, min(sample, len(run.kept)))
+    with open(out_dir / f"{s.name}.kept.jsonl", "w", encoding="utf-8") as fh:
+        for conv in kept:
+            fh.write(json.dumps({"set": s.name, "origin": conv.origin, "messages": as_text(conv)},
+                                ensure_ascii=False) + "\n")
+
+
+# -- the dedup section --------------------------------------------------------------------------------
+
+def dedup_hook(records_by_set: dict[str, list[Conversation]], root: Path) -> None:
+    """Where the dedup evaluation goes: the lead plugs in benchmarks/curate_real_dedup.py's dedup_section(...)
+    here (records_by_set: set name -> its records as loaded above, in file order; root: the shared folder)."""
+    return None
+
+
+# -- report -------------------------------------------------------------------------------------------
+
+def _rate(fp: int, judged: int) -> str:
+    return f"{100 * fp / judged:5.1f} %" if judged else "    -  "
+
+
+def report(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
+    rules = sorted({r for _, _, sc in results for r in sc["rules"]})
+    print("\nper set: in, out, records dropped (d) / judged (j) / false positives (fp) per rule; truncated records "
+          "count as rule 'truncated:<rule>' (they still go out)")
+    total: dict[str, Counter] = defaultdict(Counter)
+    for s, run, sc in results:
+        cells = []
+        for rule in rules:
+            c = sc["rules"].get(rule)
+            if c:
+                total[rule].update(c)
+                cells.append(f"{rule} {c['dropped']}/{c['judged']}/{c['fp']}")
+        judged = sum(c["judged"] for c in sc["rules"].values())
+        fp = sum(c["fp"] for c in sc["rules"].values())
+        n_drop = len(run.drops)
+        print(f"  {s.name:<15} in {run.n_in:>5}  out {len(run.kept):>5}  dropped {n_drop:>4} ({100 * n_drop / run.n_in:4.1f} %)"
+              f"  truncated {len(run.truncated):>3}  judged {judged:>4}  fp {fp:>3}  FP rate {_rate(fp, judged)}"
+              f"  kept read {sc['kept_read']:>3}, missed {len(sc['fn'])}  [lang {','.join(s.lang)}]")
+        if cells:
+            print(f"  {'':<15} d/j/fp: " + "; ".join(cells))
+        if sc["unjudged"]:
+            print(f"  {'':<15} UNJUDGED {len(sc['unjudged'])}: " + ", ".join(f"{o} {r}" for o, r in sc["unjudged"][:6])
+                  + (" ..." if len(sc["unjudged"]) > 6 else ""))
+    print("\nper rule over all sets: dropped, judged, false positives, FP rate")
+    for rule in rules:
+        c = total[rule]
+        print(f"  {rule:<24} {c['dropped']:>5} {c['judged']:>5} {c['fp']:>4}   {_rate(c['fp'], c['judged'])}")
+
+
+def before_table(path: Path) -> None:
+    """The per-set and per-rule table of saved drop lists, scored against today's judgements."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    judged = load_judgements()
+    results = []
+    for s in SETS:
+        if s.name in saved:
+            entry = saved[s.name]
+            run = FilterRun(entry["in"], [], [(o, r, "") for o, r in entry["drops"]], [], entry["seconds"], {})
+            results.append((s, run, score(s.name, run, judged)))
+    print(f"drop lists of {path.name} (kept counts are not saved: 'out' and kept reads read 0)")
+    report(results)
+    throughput(results)
+
+
+def throughput(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
+    print("\nfilter throughput per set (one process, this machine; noisy, shared cores)")
+    for s, run, _ in results:
+        print(f"  {s.name:<15} {run.n_in:>5} records  {run.seconds:7.2f} s  {run.n_in / run.seconds:>9,.0f} records/s")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", help="comma list of set names (default: all): " + ", ".join(s.name for s in SETS))
+    ap.add_argument("--dump", type=Path, help="write <set>.drops.jsonl and <set>.kept.jsonl here, for reading")
+    ap.add_argument("--kept-sample", type=int, default=40, help="kept records per set in the dump (default 40)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the kept sample (default 0)")
+    ap.add_argument("--save-drops", type=Path, help="write the drop lists (set -> rule -> origins) as JSON")
+    ap.add_argument("--before", type=Path, nargs="?", const=HERE / "judgements" / "filter_before.json",
+                    help="print the table for drop lists saved by --save-drops (default: the base commit's, "
+                         "judgements/filter_before.json) instead of running the filter")
+    args = ap.parse_args()
+    if args.before:
+        before_table(args.before)
+        return
+
+    root = shared_root()
+    if not (root / "data").is_dir():
+        sys.exit(f"shared data not found at {root}/data (set INSTRUCTGEN_SHARED)")
+    chosen = [s for s in SETS if not args.sets or s.name in args.sets.split(",")]
+    judged = load_judgements()
+    results, records_by_set = [], {}
+    for s in chosen:
+        records = load_set(s, root)
+        records_by_set[s.name] = [_copy(c) for c in records]
+        config = FilterConfig(lang=s.lang)
+        run = run_filter(records, config)
+        results.append((s, run, score(s.name, run, judged)))
+        if args.dump:
+            dump(args.dump, s, records_by_set[s.name], run, args.kept_sample, args.seed, config)
+    report(results)
+    throughput(results)
+    if args.save_drops:
+        drops = {s.name: {"in": run.n_in, "seconds": round(run.seconds, 3),
+                          "drops": sorted([list(d[:2]) for d in run.drops + run.truncated])} for s, run, _ in results}
+        args.save_drops.write_text(json.dumps(drops, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    dedup_hook(records_by_set, root)
+
+
+if __name__ == "__main__":
+    main()
