@@ -7,14 +7,16 @@ defaults (or the settings given) and every merge (removed record -> the record i
 looked up in benchmarks/judgements/dedup_pairs.jsonl, where each pair was judged by reading both
 records: `same-task` (a duplicate: removing it loses nothing) or `different-task` (a false merge).
 
-    precision   same-task / judged, over the merges this run makes. All merges are judged where a
-                set has at most SAMPLE of them, else a fixed-seed sample of SAMPLE; merges that
-                should be judged but are not yet are counted as `unjudged` (--missing FILE writes
-                them with both records, for reading).
+    precision   same-task / judged, over the merges this run makes that have a judgement. All
+                merges are to be judged where a set has at most SAMPLE of them, else a fixed sample
+                of SAMPLE (lowest pair hash, so it is stable when a rule changes a few merges);
+                those not judged yet are counted as `unjudged` (--missing FILE writes them with both
+                texts, for reading). Pairs judged for an earlier run that this run still merges
+                count too: they are random draws from the same merges.
     copies      recall on known copies: up to COPIES records per set (among those the run keeps) get a copy with one small,
                 meaning-preserving edit (spacing, punctuation, a filler word, a one-letter typo, a
                 dropped article), appended to the set; found = the copy lands in its original's cluster.
-    read dups   recall on true duplicates found by reading: same-task judgements the run still merges.
+    read dups   recall on true duplicates found by reading: same-task pairs the run puts in one cluster.
 
 Usage: python benchmarks/curate_real_dedup.py [--sets gsm8k,toolformer] [--threshold 0.7] [--fields ...]
        [--shingle ...] [--missing missing.jsonl]
@@ -24,6 +26,7 @@ Usage: python benchmarks/curate_real_dedup.py [--sets gsm8k,toolformer] [--thres
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -140,12 +143,17 @@ def merges(records: list[Conversation], config: DedupConfig) -> list[dict[str, A
         return [json.loads(line) for line in open(path, encoding="utf-8")]
 
 
+def _rank(set_name: str, row: dict[str, Any]) -> bytes:
+    pair = "|".join(sorted((row["origin"], row["duplicate_of"])))
+    return hashlib.blake2b(f"{set_name}|{pair}".encode(), digest_size=8).digest()
+
+
 def to_judge(set_name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every merge where there are at most SAMPLE, else a fixed-seed sample of SAMPLE."""
+    """Every merge where there are at most SAMPLE, else the SAMPLE merges of lowest pair hash: a fixed
+    sample that keeps its judged pairs when a rule change adds or removes a few merges."""
     if len(rows) <= SAMPLE:
         return rows
-    ordered = sorted(rows, key=lambda r: (r["origin"], r["duplicate_of"]))
-    return random.Random(f"dedup:{set_name}").sample(ordered, SAMPLE)
+    return sorted(rows, key=lambda r: _rank(set_name, r))[:SAMPLE]
 
 
 # -- known copies ----------------------------------------------------------------------------------
@@ -246,10 +254,8 @@ def known_copies(set_name: str, records: list[Conversation], removed: set[str] =
     return out
 
 
-def copy_recall(records: list[Conversation], copies: list[tuple[int, str, Conversation]], config: DedupConfig
-                ) -> tuple[int, Counter, Counter]:
-    """(copies found, made per edit kind, found per edit kind): found = in the original's cluster."""
-    rows = merges(records + [c for _, _, c in copies], config)
+def _roots(rows: list[dict[str, Any]]) -> Callable[[str], str]:
+    """origin -> the kept record of its cluster, following removed -> duplicate_of links."""
     parent = {r["origin"]: r["duplicate_of"] for r in rows}
 
     def root(origin: str) -> str:
@@ -257,6 +263,13 @@ def copy_recall(records: list[Conversation], copies: list[tuple[int, str, Conver
             origin = parent[origin]
         return origin
 
+    return root
+
+
+def copy_recall(records: list[Conversation], copies: list[tuple[int, str, Conversation]], config: DedupConfig
+                ) -> tuple[int, Counter, Counter]:
+    """(copies found, made per edit kind, found per edit kind): found = in the original's cluster."""
+    root = _roots(merges(records + [c for _, _, c in copies], config))
     made, found = Counter(), Counter()
     for k, kind, copy in copies:
         made[kind] += 1
@@ -269,10 +282,10 @@ def copy_recall(records: list[Conversation], copies: list[tuple[int, str, Conver
 def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, judgements: dict) -> dict[str, Any]:
     rows = merges(records, config)
     want = to_judge(set_name, rows)
-    verdicts = [judgements[pair_key(set_name, r["origin"], r["duplicate_of"])]["verdict"]
-                for r in want if pair_key(set_name, r["origin"], r["duplicate_of"]) in judgements]
-    merged = {pair_key(set_name, r["origin"], r["duplicate_of"]) for r in rows}
-    known = [key for key, j in judgements.items() if key[0] == set_name and j["verdict"] == "same-task"]
+    verdicts = [judgements[key]["verdict"] for r in rows
+                if (key := pair_key(set_name, r["origin"], r["duplicate_of"])) in judgements]
+    root = _roots(rows)
+    known = [j for key, j in judgements.items() if key[0] == set_name and j["verdict"] == "same-task"]
     copies = known_copies(set_name, records, {r["origin"] for r in rows})
     found, made, found_by = copy_recall(records, copies, config)
     return {
@@ -282,7 +295,7 @@ def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, ju
         "unjudged": [r for r in want if pair_key(set_name, r["origin"], r["duplicate_of"]) not in judgements],
         "sampled": len(rows) > SAMPLE,
         "copies": len(copies), "copies_found": found, "copies_made_by": made, "copies_found_by": found_by,
-        "read_dups": len(known), "read_dups_found": sum(k in merged for k in known),
+        "read_dups": len(known), "read_dups_found": sum(root(j["origin"]) == root(j["duplicate_of"]) for j in known),
     }
 
 
@@ -303,8 +316,8 @@ def print_table(results: list[dict[str, Any]], out: Callable[[str], None] = prin
     for r in results:
         made.update(r["copies_made_by"])
         found.update(r["copies_found_by"])
-    out("  * a fixed-seed sample of the merges is judged (all merges where there are at most "
-        f"{SAMPLE}); precision = same-task / judged")
+    out(f"  * more than {SAMPLE} merges: a fixed sample of {SAMPLE} is judged (all merges otherwise); judged = merges "
+        "of this run with a judgement, precision = same-task / judged")
     out("  known copies found per edit: " + ", ".join(f"{k} {found[k]}/{made[k]}" for k in EDITS if made[k]))
 
 

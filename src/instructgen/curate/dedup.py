@@ -183,11 +183,11 @@ def tool_calls_text(conv: Conversation) -> str:
     return "\n".join(f"{t.name}({_canonical_arguments(t.arguments)})" for m in conv.messages for t in m.tool_calls)
 
 
-def _part_texts(conv: Conversation, name: str) -> list[str]:
+def _part_texts(conv: Conversation, name: str, with_tools: bool = True) -> list[str]:
     turns = conv.turns
     first_user = next((m.content for m in turns if m.role == "user"), "")
     if name == "prompt":
-        tools = [json.dumps(conv.tools, ensure_ascii=False, sort_keys=True)] if conv.tools else []
+        tools = [json.dumps(conv.tools, ensure_ascii=False, sort_keys=True)] if conv.tools and with_tools else []
         return tools + [m.content for m in turns if m.role in ("user", "tool")]
     if name in ("response", "output"):
         return [t for m in turns if m.role == "assistant" for t in ([m.content] if m.content else []) + _tool_call_text(m)]
@@ -202,9 +202,9 @@ def _part_texts(conv: Conversation, name: str) -> list[str]:
     return [conv.system or ""]  # system
 
 
-def dedup_parts(conv: Conversation, parts: Sequence[str]) -> tuple[str, ...]:
-    """One text per compared part (see parse_fields)."""
-    return tuple("\n".join(t for name in part.split("+") for t in _part_texts(conv, name)) for part in parts)
+def dedup_parts(conv: Conversation, parts: Sequence[str], tools: bool = True) -> tuple[str, ...]:
+    """One text per compared part (see parse_fields); `tools=False` leaves out the tool definitions."""
+    return tuple("\n".join(t for name in part.split("+") for t in _part_texts(conv, name, tools)) for part in parts)
 
 
 def dedup_text(conv: Conversation, fields: str | Sequence[str] = "prompt,response") -> str:
@@ -216,7 +216,7 @@ class Sketches:
     keys: np.ndarray  # uint64[n] exact-duplicate key (hash of every part's normalised text)
     sigs: np.ndarray  # uint16[n, parts, num_perm] low 16 bits of each part's MinHash values
     lengths: np.ndarray  # uint32[n] characters of the texts (for --keep longest)
-    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share: their numbers and tool calls
+    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share (anchor_text), 0 for nothing
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -268,21 +268,24 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def _anchor_keys(rows: list[tuple[str, ...]], calls: Sequence[str] | None, config: DedupConfig) -> np.ndarray:
-    """uint32[n]: what near duplicates must share (identifiers, tool calls); 0 when a record has none."""
-    out = np.zeros(len(rows), dtype=np.uint32)
-    use_calls = bool(config.tool_calls and calls)
-    if not rows or not (config.identifiers or use_calls):
-        return out
-    ids = [identifiers("\n".join(r)) for r in rows] if config.identifiers else [""] * len(rows)
-    for k, found in enumerate(ids):
-        call = calls[k] if use_calls else ""
-        if found or call:
-            out[k] = _stable_hash(found + "\x00" + call) & 0xFFFFFFFF
-    return out
+def anchor_text(conv: Conversation, config: DedupConfig) -> str:
+    """What near duplicates of `conv` must share, as text: the identifiers of its compared messages
+    (tool definitions left out: their wording is schema, not task) and its tool calls."""
+    found = ""
+    if config.identifiers:
+        found = identifiers("\n".join(dedup_parts(conv, parse_fields(config.fields), tools=False)))
+    calls = tool_calls_text(conv) if config.tool_calls else ""
+    return found + ("\x00" + calls if calls else "")
 
 
-def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, calls: Sequence[str] | None = None) -> Sketches:
+def _anchor_keys(anchors: Sequence[str]) -> np.ndarray:
+    """uint32[n] hashes of the anchor texts; 0 for an empty one."""
+    return np.fromiter((_stable_hash(a) & 0xFFFFFFFF if a else 0 for a in anchors), dtype=np.uint32,
+                       count=len(anchors))
+
+
+def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
+                  ) -> Sketches:
     parts = [(r,) if isinstance(r, str) else tuple(r) for r in rows]
     n_parts = len(parts[0]) if parts else 1
     if any(len(p) != n_parts for p in parts):
@@ -293,34 +296,37 @@ def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, call
         part_keys, sigs[:, p] = _sketch_part([r[p] for r in parts], config, p)
         keys = mix64(keys) ^ part_keys if p else part_keys  # ordered: (a, b) and (b, a) differ
     lengths = np.fromiter((sum(map(len, r)) for r in parts), dtype=np.uint32, count=len(parts))
-    return Sketches(keys, sigs, lengths, _anchor_keys(parts, calls, config))
+    if anchors is None:  # plain texts: their own identifiers
+        anchors = [identifiers("\n".join(r)) if config.identifiers else "" for r in parts]
+    return Sketches(keys, sigs, lengths, _anchor_keys(anchors))
 
 
-def sketch(texts: Sequence[str | Sequence[str]], config: DedupConfig, calls: Sequence[str] | None = None) -> Sketches:
-    """Sketches of records given as their parts' texts (a str is one part); `calls`: each record's
-    tool_calls_text, which near duplicates must share (with config.tool_calls)."""
+def sketch(texts: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
+           ) -> Sketches:
+    """Sketches of records given as their parts' texts (a str is one part); `anchors`: each record's
+    anchor_text (default: the identifiers of the texts)."""
     if not len(texts):
         return _sketch_batch([], config)
-    return Sketches.concat([_sketch_batch(texts[s:s + BATCH], config, calls[s:s + BATCH] if calls else None)
+    return Sketches.concat([_sketch_batch(texts[s:s + BATCH], config, anchors[s:s + BATCH] if anchors else None)
                             for s in range(0, len(texts), BATCH)])
 
 
-def sketch_parallel(texts: Sequence[str | Sequence[str]], config: DedupConfig, calls: Sequence[str] | None = None
+def sketch_parallel(texts: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
                     ) -> Sketches:
     """`sketch` over contiguous shards in worker processes; the same result as one process."""
     workers = config.workers or ((os.cpu_count() or 1) if len(texts) >= PARALLEL_MIN else 1)
     if workers <= 1 or len(texts) < 2 * BATCH:
-        return sketch(texts, config, calls)
+        return sketch(texts, config, anchors)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     step = -(-len(texts) // (workers * 4))  # a few shards per worker evens out the load
     starts = range(0, len(texts), step)
     shards = [list(texts[s:s + step]) for s in starts]
-    call_shards = [list(calls[s:s + step]) if calls else None for s in starts]
+    anchor_shards = [list(anchors[s:s + step]) if anchors else None for s in starts]
     # spawn, not fork: polars' thread pool does not survive a fork
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        return Sketches.concat(list(pool.map(sketch, shards, [config] * len(shards), call_shards)))
+        return Sketches.concat(list(pool.map(sketch, shards, [config] * len(shards), anchor_shards)))
 
 
 def signatures(texts: Sequence[str | Sequence[str]], config: DedupConfig | None = None) -> np.ndarray:
@@ -393,8 +399,7 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
 def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sketches:
     """Exact keys and MinHash signatures of records: a pure function of each record (shards sketch anywhere)."""
     parts = parse_fields(config.fields)
-    calls = [tool_calls_text(c) for c in records] if config.tool_calls else None
-    return sketch_parallel([dedup_parts(c, parts) for c in records], config, calls)
+    return sketch_parallel([dedup_parts(c, parts) for c in records], config, [anchor_text(c, config) for c in records])
 
 
 def review_row(removed: Conversation, kept: Conversation, config: DedupConfig, clusters: Clusters, k: int,
