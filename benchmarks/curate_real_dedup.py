@@ -43,6 +43,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from instructgen import formats  # noqa: E402
 from instructgen.convert import ReadOptions, read_records  # noqa: E402
 from instructgen.curate.dedup import DedupConfig, dedup_records  # noqa: E402
+from instructgen.curate.text import QUOTED  # noqa: E402
 from instructgen.formats.base import single_turn  # noqa: E402
 from instructgen.record import Conversation  # noqa: E402
 from instructgen.runlog import RunLog  # noqa: E402
@@ -162,7 +163,7 @@ CJK = re.compile(r"[\u3400-\u9fff]")
 ARTICLE = re.compile(r"\b(the|a|an) ", re.IGNORECASE)
 TYPO_WORD = re.compile(r"\b[A-Za-z]{6,}\b")
 URL = re.compile(r"(?:https?://|www\.)\S+")
-QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|\u201c[^\u201d\n]*\u201d|\u300a[^\u300b\n]*\u300b")
+
 
 
 def _edit_spacing(text: str, rng: random.Random) -> str | None:
@@ -189,7 +190,7 @@ def _edit_filler(text: str, rng: random.Random) -> str | None:
 def _edit_typo(text: str, rng: random.Random) -> str | None:
     """Two letters swapped in a word of 6+ letters (not inside a URL or quotes: that changes the address
     or the literal the task is about)."""
-    urls = [m.span() for m in URL.finditer(text)] + [m.span() for m in QUOTED.finditer(text)]
+    urls = [m.span() for m in URL.finditer(text)] + [m.span() for m in QUOTED.finditer(text)]  # as dedup sees them
     words = [m for m in TYPO_WORD.finditer(text) if not any(a <= m.start() < b for a, b in urls)]
     if not words:
         return None

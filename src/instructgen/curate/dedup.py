@@ -26,7 +26,7 @@ its own, and two records are near duplicates only when EVERY part reaches the th
 calls) are thus each near-identical: records that share a long tool description, reading passage or
 template but ask or answer something else are not merged. `+` joins several parts into one
 (`instruction+input`); `--fields instruction` compares prompts only. The exact key covers every
-part, tool names and arguments included.
+part, tool names and arguments included, and the identifiers below.
 
 What near duplicates must share besides (`--identifiers`, `--tool-calls`, both on): the numbers of the
 record with their sign, its URLs and quoted literals (text.identifiers: "square root of 256" is not
@@ -108,7 +108,7 @@ class DedupConfig(BaseModel):
                               "URLs and quoted literals: records that differ in one are different tasks")
     tool_calls: bool = Field(True, description="near duplicates must make the same tool calls (names and arguments)")
     exact: bool = Field(True, description="remove exact duplicates (same parts up to NFKC, case, spacing, "
-                        "punctuation; tool names and arguments included)")
+                        "punctuation; tool names and arguments included; the same identifiers)")
     near: bool = Field(True, description="remove near duplicates (MinHash/LSH, verified)")
     against: list[Path] = Field(default_factory=list, description="reference files: records duplicating them are "
                                 "dropped; the references are never changed", json_schema_extra={"nargs": "+",
@@ -298,7 +298,11 @@ def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anch
     lengths = np.fromiter((sum(map(len, r)) for r in parts), dtype=np.uint32, count=len(parts))
     if anchors is None:  # plain texts: their own identifiers
         anchors = [identifiers("\n".join(r)) if config.identifiers else "" for r in parts]
-    return Sketches(keys, sigs, lengths, _anchor_keys(anchors))
+    anchor_keys = _anchor_keys(anchors)
+    # exact copies share them too: the token key alone cannot tell "x - 1" from "x + 1"
+    has = anchor_keys != 0
+    keys[has] = mix64(keys[has] ^ anchor_keys[has].astype(np.uint64))
+    return Sketches(keys, sigs, lengths, anchor_keys)
 
 
 def sketch(texts: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None

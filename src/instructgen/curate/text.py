@@ -187,4 +187,5 @@ def identifiers(text: str) -> str:
     if not MAY_HOLD.search(text):
         return ""
     quoted = ["q:" + LITERAL_NOISE.sub(" ", "".join(m)).strip().casefold() for m in QUOTED.findall(text)]
-    return " ".join(sorted(_signed_numbers(text) + URL.findall(text) + quoted))
+    urls = [u.rstrip("/") for u in URL.findall(text)]  # https://x.org/ is https://x.org
+    return " ".join(sorted(_signed_numbers(text) + urls + quoted))
