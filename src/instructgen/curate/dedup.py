@@ -74,7 +74,7 @@ from ..record import Conversation
 from ..runlog import RunLog
 from . import lsh
 from .minhash import minhash, ngram_range_hashes
-from .text import char_ids, compact_diff, identifiers, mix64, normalize_batch, sequence_keys, token_ids
+from .text import char_ids, compact_diff, identifiers_batch, mix64, normalize_batch, sequence_keys, token_ids
 
 PARTS = ("prompt", "response", "all", "instruction", "input", "output", "user", "system")
 BATCH = 20_000
@@ -95,7 +95,7 @@ class DedupConfig(BaseModel):
                              "every compared part must reach it")
     num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (2 bytes each per record and part)")
     shingle: str = Field("auto", description="auto (= word:1-2: words / Han characters and neighbouring pairs, so "
-                         "order and numbers count), word:N, word:A-B (A- to B-grams) or char:N",
+                         "word order counts), word:N, word:A-B (A- to B-grams) or char:N",
                          json_schema_extra={"metavar": "auto|word:N|word:A-B|char:N"})
     fields: str = Field("prompt,response", description="what to compare: a comma list of parts, each compared on "
                         "its own (a near duplicate needs every part near-identical); join parts into one with +. "
@@ -216,7 +216,7 @@ class Sketches:
     keys: np.ndarray  # uint64[n] exact-duplicate key (hash of every part's normalised text)
     sigs: np.ndarray  # uint16[n, parts, num_perm] low 16 bits of each part's MinHash values
     lengths: np.ndarray  # uint32[n] characters of the texts (for --keep longest)
-    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share (anchor_text), 0 for nothing
+    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share (anchor_texts), 0 for nothing
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -268,14 +268,14 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def anchor_text(conv: Conversation, config: DedupConfig) -> str:
-    """What near duplicates of `conv` must share, as text: the identifiers of its compared messages
+def anchor_texts(records: Sequence[Conversation], config: DedupConfig) -> list[str]:
+    """What near duplicates must share, as text per record: the identifiers of its compared messages
     (tool definitions left out: their wording is schema, not task) and its tool calls."""
-    found = ""
-    if config.identifiers:
-        found = identifiers("\n".join(dedup_parts(conv, parse_fields(config.fields), tools=False)))
-    calls = tool_calls_text(conv) if config.tool_calls else ""
-    return found + ("\x00" + calls if calls else "")
+    parts = parse_fields(config.fields)
+    found = identifiers_batch(["\n".join(dedup_parts(c, parts, tools=False)) for c in records]) \
+        if config.identifiers else [""] * len(records)
+    calls = [tool_calls_text(c) if config.tool_calls else "" for c in records]
+    return [f + ("\x00" + c if c else "") for f, c in zip(found, calls)]
 
 
 def _anchor_keys(anchors: Sequence[str]) -> np.ndarray:
@@ -297,7 +297,7 @@ def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anch
         keys = mix64(keys) ^ part_keys if p else part_keys  # ordered: (a, b) and (b, a) differ
     lengths = np.fromiter((sum(map(len, r)) for r in parts), dtype=np.uint32, count=len(parts))
     if anchors is None:  # plain texts: their own identifiers
-        anchors = [identifiers("\n".join(r)) if config.identifiers else "" for r in parts]
+        anchors = identifiers_batch(["\n".join(r) for r in parts]) if config.identifiers else [""] * len(parts)
     anchor_keys = _anchor_keys(anchors)
     # exact copies share them too: the token key alone cannot tell "x - 1" from "x + 1"
     has = anchor_keys != 0
@@ -308,7 +308,7 @@ def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anch
 def sketch(texts: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
            ) -> Sketches:
     """Sketches of records given as their parts' texts (a str is one part); `anchors`: each record's
-    anchor_text (default: the identifiers of the texts)."""
+    anchor_texts entry (default: the identifiers of the texts)."""
     if not len(texts):
         return _sketch_batch([], config)
     return Sketches.concat([_sketch_batch(texts[s:s + BATCH], config, anchors[s:s + BATCH] if anchors else None)
@@ -403,7 +403,7 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
 def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sketches:
     """Exact keys and MinHash signatures of records: a pure function of each record (shards sketch anywhere)."""
     parts = parse_fields(config.fields)
-    return sketch_parallel([dedup_parts(c, parts) for c in records], config, [anchor_text(c, config) for c in records])
+    return sketch_parallel([dedup_parts(c, parts) for c in records], config, anchor_texts(records, config))
 
 
 def review_row(removed: Conversation, kept: Conversation, config: DedupConfig, clusters: Clusters, k: int,
