@@ -157,6 +157,9 @@ def test_keep_longest():
     cfg = DedupConfig(keep="longest", threshold=0.6)
     c = cluster([sketch(texts, cfg)], cfg)
     assert c.dup_of.tolist() == [1, -1]
+    # an empty record is the shortest, not the longest (lengths are unsigned: no wrap-around)
+    c = cluster([sketch(["", "  "], cfg)], cfg)
+    assert c.dup_of.tolist() == [1, -1]
 
 
 def test_verification_bound_is_exact():

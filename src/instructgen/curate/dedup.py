@@ -16,7 +16,8 @@ Plain functions (no Prefect) for the CLI and the pipeline:
     drop_duplicates(records, clusters, config, log, reference=()) -> (kept, clusters.jsonl rows)
         applies the decisions: removed records go to `log` as kind "duplicates" (their intake is
         counted by whoever read them), kept ones are returned in input order.
-    review_row(removed, kept, config, clusters, k, reference=False) -> dict   one clusters.jsonl row
+    review_row(removed, kept, config, *, stage, similarity, part_similarity=None, reference=False,
+               kept_origin=None) -> dict     one clusters.jsonl row (whole texts, a word diff)
     dedup_records(records, config, log, against=None, clusters_path=None) -> kept
         the whole stage in one process (sketch, cluster, drop).
 
@@ -344,7 +345,7 @@ def _priority(sk: Sketches, config: DedupConfig, n_reference: int) -> np.ndarray
     n = len(sk)
     if config.keep == "longest" and n > n_reference:
         rest = np.arange(n_reference, n)
-        return np.concatenate((np.arange(n_reference), rest[np.lexsort((rest, -sk.lengths[rest]))]))
+        return np.concatenate((np.arange(n_reference), rest[np.lexsort((rest, -sk.lengths[rest].astype(np.int64)))]))
     return np.arange(n)
 
 
@@ -406,19 +407,21 @@ def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sket
     return sketch_parallel([dedup_parts(c, parts) for c in records], config, anchor_texts(records, config))
 
 
-def review_row(removed: Conversation, kept: Conversation, config: DedupConfig, clusters: Clusters, k: int,
-               reference: bool = False) -> dict[str, Any]:
-    """One clusters.jsonl row: the removed record, the one it duplicates, each part's similarity, whole
-    texts and a compact word diff (kept -> removed) so a person can judge the pair."""
+def review_row(removed: Conversation, kept: Conversation | None, config: DedupConfig, *, stage: str,
+               similarity: float, part_similarity: Sequence[float] | None = None, reference: bool = False,
+               kept_origin: str | None = None) -> dict[str, Any]:
+    """One clusters.jsonl row: the removed record, the one it duplicates, each part's similarity, both
+    whole texts and a compact word diff (kept -> removed) so a person can judge the pair. `kept` may be
+    None when only its origin is known (then no kept text and no diff)."""
     parts = parse_fields(config.fields)
-    mine, theirs = dedup_parts(removed, parts), dedup_parts(kept, parts)
-    stage = "exact" if clusters.stage[k] == EXACT else "near"
-    per_part = clusters.part_similarity[k] if clusters.part_similarity is not None else [clusters.similarity[k]] * len(parts)
-    return {"origin": removed.origin, "duplicate_of": kept.origin, "similarity": round(float(clusters.similarity[k]), 4),
-            "stage": stage, "reference": reference,
-            "parts": {p: round(float(v), 4) for p, v in zip(parts, per_part)},
-            "diff": {p: compact_diff(b, a) for p, a, b in zip(parts, mine, theirs)},
-            "text": dict(zip(parts, mine)), "kept_text": dict(zip(parts, theirs))}
+    mine = dedup_parts(removed, parts)
+    theirs = dedup_parts(kept, parts) if kept is not None else None
+    each = part_similarity if part_similarity is not None else [similarity] * len(parts)
+    return {"origin": removed.origin, "duplicate_of": kept_origin or (kept.origin if kept is not None else ""),
+            "similarity": round(float(similarity), 4), "stage": stage, "reference": reference,
+            "parts": {p: round(float(v), 4) for p, v in zip(parts, each)},
+            "diff": {p: compact_diff(b, a) for p, a, b in zip(parts, mine, theirs)} if theirs else None,
+            "text": dict(zip(parts, mine)), "kept_text": dict(zip(parts, theirs)) if theirs else None}
 
 
 def drop_duplicates(
@@ -436,8 +439,10 @@ def drop_duplicates(
             kept.append(conv)
             continue
         of_reference = parent < len(reference)
-        row = review_row(conv, everything[parent], config, clusters, k, of_reference)
-        row["duplicate_of"] = row["duplicate_of"] or f"record {parent}"
+        row = review_row(conv, everything[parent], config, stage="exact" if clusters.stage[k] == EXACT else "near",
+                         similarity=clusters.similarity[k], reference=of_reference,
+                         part_similarity=None if clusters.part_similarity is None else clusters.part_similarity[k],
+                         kept_origin=everything[parent].origin or f"record {parent}")
         reason = f"{row['stage']} duplicate" + (" of reference" if of_reference else "")
         log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=row["duplicate_of"],
                  similarity=row["similarity"])
