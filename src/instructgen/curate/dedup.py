@@ -271,12 +271,18 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def anchor_texts(records: Sequence[Conversation], config: DedupConfig) -> list[str]:
+def anchor_texts(records: Sequence[Conversation], config: DedupConfig,
+                 parts_texts: Sequence[Sequence[str]] | None = None) -> list[str]:
     """What near duplicates must share, as text per record: the identifiers of its compared messages
-    (tool definitions left out: their wording is schema, not task) and its tool calls."""
+    (tool definitions left out: their wording is schema, not task) and its tool calls. `parts_texts`:
+    the records' dedup_parts, when already made (reused for records without tool definitions)."""
     parts = parse_fields(config.fields)
-    found = identifiers_batch(["\n".join(dedup_parts(c, parts, tools=False)) for c in records]) \
-        if config.identifiers else [""] * len(records)
+    if config.identifiers:
+        texts = ["\n".join(dedup_parts(c, parts, tools=False) if c.tools or parts_texts is None else parts_texts[k])
+                 for k, c in enumerate(records)]
+        found = identifiers_batch(texts)
+    else:
+        found = [""] * len(records)
     calls = [tool_calls_text(c) if config.tool_calls else "" for c in records]
     return [f + ("\x00" + c if c else "") for f, c in zip(found, calls)]
 
@@ -406,7 +412,8 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
 def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sketches:
     """Exact keys and MinHash signatures of records: a pure function of each record (shards sketch anywhere)."""
     parts = parse_fields(config.fields)
-    return sketch_parallel([dedup_parts(c, parts) for c in records], config, anchor_texts(records, config))
+    texts = [dedup_parts(c, parts) for c in records]
+    return sketch_parallel(texts, config, anchor_texts(records, config, texts))
 
 
 def review_row(removed: Conversation, kept: Conversation | None, config: DedupConfig, *, stage: str,

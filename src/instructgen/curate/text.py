@@ -159,56 +159,44 @@ def compact_diff(a: str, b: str, context: int = 4) -> str:
 
 # identifiers: what a task is about, literally. A number not glued to a letter ("w12", "mp3" are words),
 # with the sign written before it ("x - 1" and "x + 1" differ; so do 256 and 625); a URL; a quoted literal.
-DIGITS = re.compile(r"\d+")
+# (polars regex) a run of digits with the sign before it, or one glued to a letter (matched to be dropped)
+NUMBER_OR_WORD = r"[-+\u2212]?\s*\d+|\p{L}\d+"
 URL = re.compile(r"(?:https?://|www\.)[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{}.,;:!?]")
 # straight or curly quotes not glued to a letter on the outside (so "Einstein's" holds no quote), CJK brackets
-QUOTED = re.compile(r"(?<!\w)'([^'\n]{1,200})'(?!\w)|\"([^\"\n]{1,200})\"|\u201c([^\u201d\n]{1,200})\u201d"
+# (the lookahead lets the engine skip every other position quickly: 4x faster on tool-call text)
+QUOTED = re.compile(r"(?=['\"\u201c\u2018\u300c\u300e\u300a])(?:"
+                    r"(?<!\w)'([^'\n]{1,200})'(?!\w)|\"([^\"\n]{1,200})\"|\u201c([^\u201d\n]{1,200})\u201d"
                     r"|(?<!\w)\u2018([^\u2019\n]{1,200})\u2019(?!\w)|\u300c([^\u300d\n]{1,200})\u300d"
-                    r"|\u300e([^\u300f\n]{1,200})\u300f|\u300a([^\u300b\n]{1,200})\u300b")
-HAS_QUOTE = re.compile(r"['\"\u201c\u2018\u300c\u300e\u300a]")
-# the same before NFKC (polars regex): also what NFKC turns into a digit, quote or URL
-# (superscripts, circled numbers, fractions, full-width quotes and letters)
-MAY_HOLD_RAW = r"[\d\p{No}'\"\u201c\u2018\u300c\u300e\u300a\uff02\uff07]|https?://|www\.|[ｗＷ]{3}|[ｈＨ][ｔＴ]{2}[ｐＰ]"
+                    r"|\u300e([^\u300f\n]{1,200})\u300f|\u300a([^\u300b\n]{1,200})\u300b)")
+URL_OR_QUOTE = r"https?://|www\.|['\"\u201c\u2018\u300c\u300e\u300a]"  # (polars regex) worth a look
 LITERAL_NOISE = re.compile(r"[\W_]+")
-SIGNS = {"+": "+", "-": "-", "\u2212": "-"}
 
 
-def _signed_numbers(text: str) -> list[str]:
-    """Runs of digits not glued to a letter or digit before them ("mp3", "w12" are words), each with
-    the + or - written before it, spaces skipped ("x - 1" and "x-1" alike)."""
-    out = []
-    for m in DIGITS.finditer(text):
-        k = m.start() - 1
-        if k >= 0 and text[k].isalpha():
-            continue
-        while k >= 0 and text[k].isspace():
-            k -= 1
-        out.append((SIGNS.get(text[k], "") if k >= 0 else "") + m.group())
-    return out
+def _literals(text: str) -> list[str]:
+    urls = [u.rstrip("/") for u in URL.findall(text)]  # https://x.org/ is https://x.org
+    return urls + ["q:" + LITERAL_NOISE.sub(" ", "".join(m)).strip().casefold() for m in QUOTED.findall(text)]
 
 
 def identifiers_batch(texts: Sequence[str]) -> list[str]:
-    """`identifiers` of many texts; those without a digit, quote or URL (before or after NFKC) are
-    skipped in one vectorised pass."""
+    """The identifiers of each text: its numbers (with the + or - written before them, spaces
+    skipped, every occurrence), URLs and quoted literals, sorted, as one string ('' when none).
+    Near duplicates must have the same. Numbers are found in one vectorised pass; URLs and quotes
+    in Python, only in the texts that hold a quote or a URL."""
     import polars as pl
 
     if not texts:
         return []
-    may = pl.Series(list(texts), dtype=pl.String).str.contains(MAY_HOLD_RAW).fill_null(False)
-    out = [""] * len(texts)
-    for k in may.arg_true().to_list():
-        out[k] = identifiers(texts[k])
+    normed = pl.Series(list(texts), dtype=pl.String).str.normalize("NFKC")
+    numbers = normed.str.extract_all(NUMBER_OR_WORD).list.eval(
+        pl.element().filter(~pl.element().str.contains(r"^\p{L}")).str.replace_all(r"\s", "")
+        .str.replace("\u2212", "-")).to_list()
+    look = normed.str.contains(URL_OR_QUOTE).fill_null(False).to_list()
+    out = []
+    for nums, text, maybe in zip(numbers, normed.to_list(), look):
+        found = (nums or []) + (_literals(text) if maybe else [])
+        out.append(" ".join(sorted(found)))
     return out
 
 
 def identifiers(text: str) -> str:
-    """The numbers (with sign, every occurrence), URLs and quoted literals of a text, sorted, as one
-    string: near duplicates must have the same ('' when there are none)."""
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
-    found = _signed_numbers(text)
-    if "www." in text or "http" in text:
-        found += [u.rstrip("/") for u in URL.findall(text)]  # https://x.org/ is https://x.org
-    if HAS_QUOTE.search(text):
-        found += ["q:" + LITERAL_NOISE.sub(" ", "".join(m)).strip().casefold() for m in QUOTED.findall(text)]
-    return " ".join(sorted(found))
+    return identifiers_batch([text])[0]
