@@ -7,12 +7,11 @@ defaults (or the settings given) and every merge (removed record -> the record i
 looked up in benchmarks/judgements/dedup_pairs.jsonl, where each pair was judged by reading both
 records: `same-task` (a duplicate: removing it loses nothing) or `different-task` (a false merge).
 
-    precision   same-task / judged, over the merges this run makes that have a judgement. All
-                merges are to be judged where a set has at most SAMPLE of them, else a fixed sample
-                of SAMPLE (lowest pair hash, so it is stable when a rule changes a few merges);
-                those not judged yet are counted as `unjudged` (--missing FILE writes them with both
-                texts, for reading). Pairs judged for an earlier run that this run still merges
-                count too: they are random draws from the same merges.
+    precision   same-task / judged over the pairs to judge: every merge where a set has at most
+                SAMPLE of them, else a fixed sample of SAMPLE (lowest pair hash, so it stays put when
+                a rule changes a few merges). Those not judged yet are `unjudged` (--missing FILE
+                writes them with both texts, for reading). `all judged` adds the pairs judged for
+                other runs that this run also merges (not a uniform sample: a second opinion).
     copies      recall on known copies: up to COPIES records per set (among those the run keeps) get a copy with one small,
                 meaning-preserving edit (spacing, punctuation, a filler word, a one-letter typo, a
                 dropped article), appended to the set; found = the copy lands in its original's cluster.
@@ -43,7 +42,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 from instructgen import formats  # noqa: E402
 from instructgen.convert import ReadOptions, read_records  # noqa: E402
 from instructgen.curate.dedup import DedupConfig, dedup_records  # noqa: E402
-from instructgen.curate.text import QUOTED  # noqa: E402
+try:  # where dedup sees a quoted literal (older versions of instructgen: an approximation)
+    from instructgen.curate.text import QUOTED  # noqa: E402
+except ImportError:
+    QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,200}'(?!\w)|\"[^\"\n]{1,200}\"")
 from instructgen.formats.base import single_turn  # noqa: E402
 from instructgen.record import Conversation  # noqa: E402
 from instructgen.runlog import RunLog  # noqa: E402
@@ -283,8 +285,10 @@ def copy_recall(records: list[Conversation], copies: list[tuple[int, str, Conver
 def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, judgements: dict) -> dict[str, Any]:
     rows = merges(records, config)
     want = to_judge(set_name, rows)
-    verdicts = [judgements[key]["verdict"] for r in rows
+    verdicts = [judgements[key]["verdict"] for r in want
                 if (key := pair_key(set_name, r["origin"], r["duplicate_of"])) in judgements]
+    every = [judgements[key]["verdict"] for r in rows
+             if (key := pair_key(set_name, r["origin"], r["duplicate_of"])) in judgements]
     root = _roots(rows)
     known = [j for key, j in judgements.items() if key[0] == set_name and j["verdict"] == "same-task"]
     copies = known_copies(set_name, records, {r["origin"] for r in rows})
@@ -293,6 +297,7 @@ def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, ju
         "set": set_name, "records": len(records),
         "exact": sum(r["stage"] == "exact" for r in rows), "near": sum(r["stage"] == "near" for r in rows),
         "judged": len(verdicts), "same": verdicts.count("same-task"), "to_judge": len(want),
+        "judged_any": len(every), "same_any": every.count("same-task"),
         "unjudged": [r for r in want if pair_key(set_name, r["origin"], r["duplicate_of"]) not in judgements],
         "sampled": len(rows) > SAMPLE,
         "copies": len(copies), "copies_found": found, "copies_made_by": made, "copies_found_by": found_by,
@@ -306,19 +311,20 @@ def _ratio(a: int, b: int) -> str:
 
 def print_table(results: list[dict[str, Any]], out: Callable[[str], None] = print) -> None:
     out(f"{'set':<13}{'records':>8}{'exact':>7}{'near':>6}{'judged':>9}{'precision':>10}{'unjudged':>9}"
-        f"{'copies':>10}{'recall':>8}{'read dups':>10}{'recall':>8}")
+        f"{'all judged':>15}{'copies':>10}{'recall':>8}{'read dups':>10}{'recall':>8}")
     for r in results:
         judged = f"{r['judged']}{'*' if r['sampled'] else ''}"
+        every = f"{_ratio(r['same_any'], r['judged_any'])} ({r['judged_any']})" if r["judged_any"] else "-"
         out(f"{r['set']:<13}{r['records']:>8}{r['exact']:>7}{r['near']:>6}{judged:>9}"
-            f"{_ratio(r['same'], r['judged']):>10}{len(r['unjudged']):>9}"
+            f"{_ratio(r['same'], r['judged']):>10}{len(r['unjudged']):>9}{every:>15}"
             f"{r['copies_found']:>5}/{r['copies']:<4}{_ratio(r['copies_found'], r['copies']):>8}"
             f"{r['read_dups_found']:>5}/{r['read_dups']:<4}{_ratio(r['read_dups_found'], r['read_dups']):>8}")
     made, found = Counter(), Counter()
     for r in results:
         made.update(r["copies_made_by"])
         found.update(r["copies_found_by"])
-    out(f"  * more than {SAMPLE} merges: a fixed sample of {SAMPLE} is judged (all merges otherwise); judged = merges "
-        "of this run with a judgement, precision = same-task / judged")
+    out(f"  * more than {SAMPLE} merges: a fixed sample of {SAMPLE} is judged (all merges otherwise); "
+        "precision = same-task / judged; all judged = over every judged pair this run merges (n)")
     out("  known copies found per edit: " + ", ".join(f"{k} {found[k]}/{made[k]}" for k in EDITS if made[k]))
 
 
