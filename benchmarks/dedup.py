@@ -6,11 +6,15 @@ edit levels (exact; case/punctuation only; 3, 6, 10, 20 % of tokens substituted,
 deleted, at least one edit). The true cluster of every record is known.
 
 Compared in one process on the same data:
-  ours        instructgen.curate.dedup (auto shingles, numpy MinHash, sort banding, verified greedy)
+  ours        instructgen.curate.dedup (auto shingles = words/Han characters and neighbouring pairs,
+              numpy MinHash kept to 16 bits, sort banding, verified keep-first greedy; numbers, URLs
+              and quoted literals must match). The records here are single instructions: one part.
   datasketch  plain MinHashLSH: lowercase whitespace words, 5-grams, MinHash.bulk, threshold 0.7,
               query-then-insert keep-first (the usual pipeline; records with < 5 words get no shingle)
   text-dedup  text-dedup's method rewritten in its style: regex \\W split, 5-grams, sha1 per shingle,
               per-record numpy permutations (a*h+b mod 2^61-1), byte band keys, union-find
+
+Real records, judged by reading: benchmarks/curate_real_dedup.py.
 
 Usage: python benchmarks/dedup.py [--n 100000] [--big 1000000] [--skip-baselines]
 """

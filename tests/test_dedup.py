@@ -13,7 +13,8 @@ from pydantic import ValidationError
 from instructgen.cli import main
 from instructgen.curate import lsh
 from instructgen.curate.dedup import (
-    EXACT, NEAR, DedupConfig, Sketches, cluster, dedup_records, dedup_text, signatures, sketch,
+    EXACT, NEAR, DedupConfig, Sketches, cluster, dedup_parts, dedup_records, dedup_text, parse_fields, signatures,
+    sketch,
 )
 from instructgen.curate.minhash import minhash, shingle_hashes
 from instructgen.curate.text import token_ids
@@ -90,7 +91,7 @@ def test_exact_duplicates_up_to_case_punctuation_whitespace_and_width():
 def test_near_duplicates_found_in_english_and_chinese():
     texts = [
         "Explain how a refrigerator keeps food cold, using an example about summer picnics for children.",
-        "Explain how a refrigerator keeps food cold, using one example about summer picnics for young children.",
+        "Explain how a refrigerator keeps food cold, using one example about summer picnics for children.",
         "请用小学生能听懂的话解释冰箱的工作原理，并举一个关于夏天野餐的例子。",
         "请用小学生能听懂的话解释冰箱的工作原理，再举一个关于夏日野餐的例子。",
         "Compare the climate of deserts and rainforests in a table with three columns.",
@@ -107,7 +108,7 @@ def test_chinese_without_spaces_is_not_one_token():
     assert decide(texts).tolist() == [-1, 0]
 
 
-def test_long_records_use_3_grams():
+def test_long_records_are_not_merged_by_topic():
     import random
 
     rng = random.Random(0)
@@ -156,6 +157,9 @@ def test_keep_longest():
     cfg = DedupConfig(keep="longest", threshold=0.6)
     c = cluster([sketch(texts, cfg)], cfg)
     assert c.dup_of.tolist() == [1, -1]
+    # an empty record is the shortest, not the longest (lengths are unsigned: no wrap-around)
+    c = cluster([sketch(["", "  "], cfg)], cfg)
+    assert c.dup_of.tolist() == [1, -1]
 
 
 def test_verification_bound_is_exact():
@@ -175,9 +179,12 @@ def test_fields_select_conversation_parts():
     assert dedup_text(c, "all") == "q1\na1\nq2\na2"
     assert dedup_text(c, "instruction") == "q1"
     assert dedup_text(c, "output") == "a1\na2"
-    assert dedup_text(c, "instruction,system") == "q1\nbe nice"
+    assert dedup_parts(c, parse_fields("prompt,response")) == ("q1\nq2", "a1\na2")
+    assert dedup_parts(c, parse_fields("instruction+system, output")) == ("q1\nbe nice", "a1\na2")
     with pytest.raises(InstructgenError, match="--fields"):
         dedup_text(c, "answer")
+    with pytest.raises(InstructgenError, match="--fields"):
+        parse_fields("prompt+answer")
 
 
 def test_bad_settings_are_explained():
@@ -185,6 +192,10 @@ def test_bad_settings_are_explained():
         DedupConfig(threshold=1.5)
     with pytest.raises(ValidationError, match="shingle"):
         DedupConfig(shingle="bytes:3")
+    with pytest.raises(ValidationError, match="shingle"):
+        DedupConfig(shingle="char:1-2")
+    with pytest.raises(ValidationError, match="fields"):
+        DedupConfig(fields="prompt,,answer")
     with pytest.raises(ValidationError, match="nothing to do"):
         DedupConfig(exact=False, near=False)
 

@@ -2,44 +2,65 @@
 
 Plain functions (no Prefect) for the CLI and the pipeline:
 
-    dedup_text(conv: Conversation, fields: str = "all") -> str
-    sketch(texts: Sequence[str], config: DedupConfig) -> Sketches
-        per-record exact keys, MinHash signatures and lengths; a pure function of each text,
-        so shards can be sketched anywhere and concatenated: `Sketches.concat(shards)`.
-    sketch_parallel(texts, config) -> Sketches       the same, over shards in worker processes
-    signatures(texts: Sequence[str], config: DedupConfig | None = None) -> np.ndarray  # uint32[n, num_perm]
-    cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 0) -> Clusters
+    dedup_parts(conv, parts) -> tuple[str, ...]      the texts compared, one per part of `--fields`
+    dedup_text(conv, fields="prompt,response") -> str  the same parts joined (for display)
+    sketch(texts: Sequence[str | Sequence[str]], config) -> Sketches
+        per-record exact keys, MinHash signatures (one per part) and lengths; a pure function of each
+        record, so shards can be sketched anywhere and concatenated: `Sketches.concat(shards)`. A plain
+        string is one part.
+    sketch_records(records, config) -> Sketches     the same, of records (their `--fields` parts)
+    sketch_parallel(texts, config) -> Sketches       `sketch` over shards in worker processes
+    cluster(shards: Sequence[Sketches], config, n_reference=0) -> Clusters
         decisions over the concatenated shards (the first n_reference rows are a reference set that
         is never removed); the same result whatever the sharding, because it only sees the rows.
-    sketch_records(records, config) -> Sketches     the same, of records (their `fields` text)
     drop_duplicates(records, clusters, config, log, reference=()) -> (kept, clusters.jsonl rows)
         applies the decisions: removed records go to `log` as kind "duplicates" (their intake is
         counted by whoever read them), kept ones are returned in input order.
+    review_row(removed, kept, config, *, stage, similarity, part_similarity=None, reference=False,
+               kept_origin=None) -> dict     one clusters.jsonl row (whole texts, a word diff)
     dedup_records(records, config, log, against=None, clusters_path=None) -> kept
-        the whole stage in one process (sketch, cluster, drop); the pipeline runs the same three
-        steps with sketching spread over shards.
+        the whole stage in one process (sketch, cluster, drop).
 
-Shingling (`--shingle`): tokens are chosen per script: each Han/kana character is a token (Chinese
-has no spaces; whitespace or \\W tokens would only find exact copies), every other run of letters
-and digits is a word. `auto` uses them as unigrams for records of up to 64 tokens and as 3-grams
-beyond: on short instruction text an n-gram shingle lets one edited token change n shingles, which
-sinks the Jaccard of a 10 %-edited copy below 0.7 (benchmarks/dedup.py measures word:1-3 and
-char:3-5 side by side); on long text, bags of words overlap by topic alone. The price on short
-text: template siblings that differ in one or two slot words ("pros and cons of X for Y") look
-alike; raise --threshold or use --shingle char:4 where that matters. `word:N` and `char:N` force
-one scheme for every record. Each record is shingled on its own, so the choice never depends on
-the batch.
+What is compared (`--fields`, default `prompt,response`): each comma-separated part is compared on
+its own, and two records are near duplicates only when EVERY part reaches the threshold. The prompt
+(tool definitions, user messages, tool results) and the response (assistant messages with their tool
+calls) are thus each near-identical: records that share a long tool description, reading passage or
+template but ask or answer something else are not merged. `+` joins several parts into one
+(`instruction+input`); `--fields instruction` compares prompts only. The exact key covers every
+part, tool names and arguments included, and the identifiers below.
 
-Memory: the index keeps 4 * num_perm + 16 bytes per record (uint32 signature, uint64 exact key,
-int64 length): 528 bytes a record at 128 permutations, 528 MB for a million records. Clustering
-adds, transiently, a 16-bit copy of the signatures for verification (2 * num_perm bytes), an
-8-byte hash and sort order per record for one band at a time, and the candidate pairs (16 bytes
-each; about 5 per record on the template-heavy benchmark set).
+What near duplicates must share besides (`--identifiers`, `--tool-calls`, both on): the numbers of the
+record with their sign, its URLs and quoted literals (text.identifiers: "square root of 256" is not
+"of 625", "x - 1" not "x + 1", wikipedia('Battle of Hastings') not wikipedia('Battle of Gettysburg'))
+and its tool calls, names and canonical JSON arguments. These are what a task is about; MinHash
+cannot weigh them, since one changed token moves a Jaccard estimate little.
+
+Shingles (`--shingle auto` = `word:1-2`): tokens are chosen per script (each Han/kana character is a
+token, every other run of letters and digits is a word, numbers included) and a record's shingles are
+its tokens plus every pair of neighbouring tokens. Word order therefore counts ("Kendra made more
+than Mari" is not "Mari made more than Kendra"), while one edited token changes only three shingles,
+so a 10 %-edited copy of a short instruction stays near 0.75 (benchmarks/dedup.py). The same scheme
+at every length: no boundary where a copy and its original are shingled differently. `word:N`,
+`word:A-B` and `char:N` force another scheme.
+
+LSH: a band is the same rows of every part, so a pair collides only where all parts agree, with
+probability (product of the parts' similarities) ** rows; bands and rows are optimised for
+threshold ** parts, weighing a missed pair 4 times a needless candidate (all are verified).
+
+Memory: the index keeps 2 * num_perm * parts + 16 bytes per record (uint16 MinHash values, uint64
+exact key, uint32 length, uint32 hash of identifiers and tool calls): 528 bytes a record at 128
+permutations and two parts (as the single 32-bit signature before), 528 MB for a million records.
+Values are kept to their low 16 bits: a chance match of two different minima (1 in 65536 a column)
+moves an estimate by < 0.00002 and a band of several columns practically never collides by chance.
+Clustering adds, transiently, an 8-byte hash and sort order per record for one band at a time and
+the candidate pairs (16 bytes each; on the template-heavy synthetic set 3 a record at 100k records,
+8 at 400k: they grow with the size of template buckets, up to bucket_cap per band).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,14 +75,17 @@ from ..formats.base import split_instruction
 from ..record import Conversation
 from ..runlog import RunLog
 from . import lsh
-from .minhash import minhash, shingle_hashes
-from .text import char_ids, normalize_batch, sequence_keys, token_ids
+from .minhash import minhash, ngram_range_hashes
+from .text import char_ids, compact_diff, identifiers_batch, mix64, normalize_batch, sequence_keys, token_ids
 
-FIELDS = ("all", "instruction", "input", "output", "user", "system")
-AUTO_LONG_TOKENS = 64
-AUTO_LONG_N = 3
+PARTS = ("prompt", "response", "all", "instruction", "input", "output", "user", "system")
 BATCH = 20_000
 PARALLEL_MIN = 200_000
+PART_SEED_STEP = 1_000_003  # each part gets its own permutations, so parts collide independently
+# LSH banding weighs a missed pair 4 times a needless candidate: every candidate is verified anyway
+# (~0.1 us), and datasketch's default (0.3, 0.7) misses 4 in 10 pairs right at the threshold; heavier
+# weights (0.1, 0.9) find a little more but hold 2.3x the candidate pairs in memory (benchmarks/dedup.py)
+BAND_WEIGHTS = (0.2, 0.8)
 KEPT, EXACT, NEAR = 0, 1, 2
 
 
@@ -70,16 +94,24 @@ class DedupConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: float = Field(0.7, gt=0, lt=1, description="estimated Jaccard similarity that counts as a duplicate")
-    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (4 bytes each per record)")
-    shingle: str = Field("auto", description="auto: words / Han characters as tokens, unigrams up to 64 tokens "
-                         "and 3-grams beyond; or word:N / char:N", json_schema_extra={"metavar": "auto|word:N|char:N"})
-    fields: str = Field("all", description="what to compare, a comma list of: all (every non-system message), "
-                        "instruction (first user message), input, output (assistant messages), user, system",
-                        json_schema_extra={"metavar": "PARTS"})
+    threshold: float = Field(0.7, gt=0, lt=1, description="estimated Jaccard similarity that counts as a duplicate; "
+                             "every compared part must reach it")
+    num_perm: int = Field(128, ge=8, le=1024, description="MinHash permutations (2 bytes each per record and part)")
+    shingle: str = Field("auto", description="auto (= word:1-2: words / Han characters and neighbouring pairs, so "
+                         "word order counts), word:N, word:A-B (A- to B-grams) or char:N",
+                         json_schema_extra={"metavar": "auto|word:N|word:A-B|char:N"})
+    fields: str = Field("prompt,response", description="what to compare: a comma list of parts, each compared on "
+                        "its own (a near duplicate needs every part near-identical); join parts into one with +. "
+                        "Parts: prompt (tool definitions, user messages, tool results), response (assistant "
+                        "messages and tool calls), all (every non-system message), instruction (first user "
+                        "message), input, output, user, system", json_schema_extra={"metavar": "PARTS"})
     keep: Literal["first", "longest"] = Field("first", description="which record of a cluster stays")
     seed: int = Field(1, description="MinHash seed")
-    exact: bool = Field(True, description="remove exact duplicates (same text up to NFKC, case, spacing, punctuation)")
+    identifiers: bool = Field(True, description="near duplicates must contain the same numbers (with their sign), "
+                              "URLs and quoted literals: records that differ in one are different tasks")
+    tool_calls: bool = Field(True, description="near duplicates must make the same tool calls (names and arguments)")
+    exact: bool = Field(True, description="remove exact duplicates (same parts up to NFKC, case, spacing, "
+                        "punctuation; tool names and arguments included; the same identifiers)")
     near: bool = Field(True, description="remove near duplicates (MinHash/LSH, verified)")
     against: list[Path] = Field(default_factory=list, description="reference files: records duplicating them are "
                                 "dropped; the references are never changed", json_schema_extra={"nargs": "+",
@@ -115,69 +147,101 @@ class DedupConfig(BaseModel):
 
 
 def parse_fields(spec: str) -> tuple[str, ...]:
-    parts = tuple(p.strip() for p in spec.split(",") if p.strip())
-    bad = [p for p in parts if p not in FIELDS]
+    """The compared parts of a --fields value: 'prompt,response' -> ('prompt', 'response');
+    'instruction+input,output' -> ('instruction+input', 'output')."""
+    parts = tuple("+".join(n.strip() for n in p.split("+")) for p in spec.split(",") if p.strip())
+    bad = [n for p in parts for n in p.split("+") if n not in PARTS]
     if bad or not parts:
-        raise InstructgenError(f"--fields: unknown part {', '.join(bad) or '(none)'}; use a comma list of {', '.join(FIELDS)}")
+        raise InstructgenError(f"--fields: unknown part {', '.join(repr(b) for b in bad) or '(none)'}; use a comma "
+                               f"list (+ joins parts into one) of {', '.join(PARTS)}")
     return parts
 
 
-def shingle_plan(spec: str) -> tuple[str, int]:
-    """('word', 0) for auto (n chosen per record by length), else the kind and size asked for."""
+def shingle_plan(spec: str) -> tuple[str, int, int]:
+    """(kind, smallest n, largest n): auto is ('word', 1, 2)."""
     if spec == "auto":
-        return ("word", 0)
+        return ("word", 1, 2)
     kind, _, n = spec.partition(":")
-    if kind not in ("word", "char") or not n.isdigit() or not 1 <= int(n) <= 16:
-        raise InstructgenError(f"--shingle must be auto, word:N or char:N with N in 1..16, got {spec!r}")
-    return (kind, int(n))
+    lo, _, hi = n.partition("-")
+    hi = hi or lo
+    if kind in ("word", "char") and lo.isdigit() and hi.isdigit() and 1 <= int(lo) <= int(hi) <= 16 \
+            and (kind == "word" or lo == hi):
+        return (kind, int(lo), int(hi))
+    raise InstructgenError(f"--shingle must be auto, word:N, word:A-B or char:N with 1 <= A <= B <= 16, got {spec!r}")
 
 
-def dedup_text(conv: Conversation, fields: str | Sequence[str] = "all") -> str:
-    parts = parse_fields(fields) if isinstance(fields, str) else tuple(fields)
+def _tool_call_text(m) -> list[str]:
+    return [f"{t.name} {t.arguments}" for t in m.tool_calls]
+
+
+def _canonical_arguments(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        return arguments.strip()
+
+
+def tool_calls_text(conv: Conversation) -> str:
+    """Every tool call of the record, in order, with its arguments in canonical JSON ('' without calls)."""
+    return "\n".join(f"{t.name}({_canonical_arguments(t.arguments)})" for m in conv.messages for t in m.tool_calls)
+
+
+def _part_texts(conv: Conversation, name: str, with_tools: bool = True) -> list[str]:
     turns = conv.turns
-    out: list[str] = []
-    for part in parts:
-        if part == "all":
-            out += [m.content for m in turns]
-        elif part == "instruction":
-            out += [next((m.content for m in turns if m.role == "user"), "")]
-        elif part == "input":
-            first_user = next((m.content for m in turns if m.role == "user"), "")
-            out += [split_instruction(conv, first_user)[1]]
-        elif part == "output":
-            out += [m.content for m in turns if m.role == "assistant"]
-        elif part == "user":
-            out += [m.content for m in turns if m.role == "user"]
-        elif part == "system":
-            out += [conv.system or ""]
-    return "\n".join(out)
+    first_user = next((m.content for m in turns if m.role == "user"), "")
+    if name == "prompt":
+        tools = [json.dumps(conv.tools, ensure_ascii=False, sort_keys=True)] if conv.tools and with_tools else []
+        return tools + [m.content for m in turns if m.role in ("user", "tool")]
+    if name in ("response", "output"):
+        return [t for m in turns if m.role == "assistant" for t in ([m.content] if m.content else []) + _tool_call_text(m)]
+    if name == "all":
+        return [t for m in turns for t in [m.content, *_tool_call_text(m)]]
+    if name == "instruction":
+        return [first_user]
+    if name == "input":
+        return [split_instruction(conv, first_user)[1]]
+    if name == "user":
+        return [m.content for m in turns if m.role == "user"]
+    return [conv.system or ""]  # system
+
+
+def dedup_parts(conv: Conversation, parts: Sequence[str], tools: bool = True) -> tuple[str, ...]:
+    """One text per compared part (see parse_fields); `tools=False` leaves out the tool definitions."""
+    return tuple("\n".join(t for name in part.split("+") for t in _part_texts(conv, name, tools)) for part in parts)
+
+
+def dedup_text(conv: Conversation, fields: str | Sequence[str] = "prompt,response") -> str:
+    return "\n".join(dedup_parts(conv, parse_fields(fields) if isinstance(fields, str) else tuple(fields)))
 
 
 @dataclass(slots=True)
 class Sketches:
-    keys: np.ndarray  # uint64[n] exact-duplicate key (hash of the normalised text)
-    sigs: np.ndarray  # uint32[n, num_perm]
-    lengths: np.ndarray  # int64[n] characters of the text (for --keep longest)
+    keys: np.ndarray  # uint64[n] exact-duplicate key (hash of every part's normalised text)
+    sigs: np.ndarray  # uint16[n, parts, num_perm] low 16 bits of each part's MinHash values
+    lengths: np.ndarray  # uint32[n] characters of the texts (for --keep longest)
+    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share (anchor_texts), 0 for nothing
 
     def __len__(self) -> int:
         return len(self.keys)
 
     @staticmethod
     def concat(shards: Sequence["Sketches"]) -> "Sketches":
+        shards = [s for s in shards if len(s)] or list(shards[:1])
         if not shards:
-            return Sketches(np.empty(0, np.uint64), np.empty((0, 0), np.uint32), np.empty(0, np.int64))
+            return Sketches(np.empty(0, np.uint64), np.empty((0, 0, 0), np.uint16), np.empty(0, np.uint32),
+                            np.empty(0, np.uint32))
         if len(shards) == 1:
             return shards[0]
-        return Sketches(np.concatenate([s.keys for s in shards]), np.concatenate([s.sigs for s in shards]),
-                        np.concatenate([s.lengths for s in shards]))
+        return Sketches(*(np.concatenate([getattr(s, f) for s in shards]) for f in ("keys", "sigs", "lengths", "anchors")))
 
 
 @dataclass(slots=True)
 class Clusters:
     dup_of: np.ndarray  # int64[n]: -1 kept, else the index of the kept record it duplicates
-    similarity: np.ndarray  # float32[n]: estimated Jaccard to that record (1.0 for exact copies)
+    similarity: np.ndarray  # float32[n]: estimated Jaccard to that record, the least over parts (1.0 for exact)
     stage: np.ndarray  # int8[n]: KEPT, EXACT or NEAR
     info: dict = field(default_factory=dict)
+    part_similarity: np.ndarray | None = None  # float32[n, parts]: each part's estimate
 
 
 def _fallback_keys(texts: Sequence[str]) -> np.ndarray:
@@ -188,94 +252,150 @@ def _fallback_keys(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
-def _select(ids: np.ndarray, lens: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return ids[np.repeat(mask, lens)], lens[mask]
-
-
-def _sketch_batch(texts: Sequence[str], config: DedupConfig) -> Sketches:
-    kind, n = shingle_plan(config.shingle)
+def _sketch_part(texts: list[str], config: DedupConfig, part: int) -> tuple[np.ndarray, np.ndarray]:
+    """(exact keys uint64[n], MinHash values uint16[n, num_perm]) of one part."""
+    kind, lo, hi = shingle_plan(config.shingle)
     words, word_lens = token_ids(texts)
     keys = sequence_keys(words, word_lens)
     empty = word_lens == 0
     if empty.any():
         keys[empty] = _fallback_keys([texts[k] for k in np.flatnonzero(empty)])
     ids, lens = (words, word_lens) if kind == "word" else char_ids(normalize_batch(texts))
-    sigs = np.empty((len(texts), config.num_perm), dtype=np.uint32)
-    if n:
-        groups = [(np.ones(len(texts), dtype=bool), n)]
-    else:  # auto: unigrams for short text, AUTO_LONG_N-grams past AUTO_LONG_TOKENS tokens
-        long = lens > AUTO_LONG_TOKENS
-        groups = [(~long, 1), (long, AUTO_LONG_N)]
-    for mask, size in groups:
-        if not mask.any():
-            continue
-        sel_ids, sel_lens = _select(ids, lens, mask)
-        # a record with no letters or digits shingles as its own exact key, not as "empty"
-        hashes, counts = shingle_hashes(sel_ids, sel_lens, size, empty_ids=keys[mask][sel_lens == 0])
-        sigs[mask] = minhash(hashes, counts, config.num_perm, config.seed)
-    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-    return Sketches(keys, sigs, lengths)
+    # a record with no letters or digits shingles as its own exact key, not as "empty"
+    hashes, counts = ngram_range_hashes(ids, lens, lo, hi, empty_ids=keys[lens == 0])
+    sigs = minhash(hashes, counts, config.num_perm, config.seed + PART_SEED_STEP * part)
+    return keys, sigs.astype(np.uint16)
 
 
-def sketch(texts: Sequence[str], config: DedupConfig) -> Sketches:
-    return Sketches.concat([_sketch_batch(texts[s:s + BATCH], config) for s in range(0, len(texts), BATCH)]) \
-        if len(texts) else _sketch_batch([], config)
+def _stable_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-def sketch_parallel(texts: Sequence[str], config: DedupConfig) -> Sketches:
+def anchor_texts(records: Sequence[Conversation], config: DedupConfig,
+                 parts_texts: Sequence[Sequence[str]] | None = None) -> list[str]:
+    """What near duplicates must share, as text per record: the identifiers of its compared messages
+    (tool definitions left out: their wording is schema, not task) and its tool calls. `parts_texts`:
+    the records' dedup_parts, when already made (reused for records without tool definitions)."""
+    parts = parse_fields(config.fields)
+    if config.identifiers:
+        texts = ["\n".join(dedup_parts(c, parts, tools=False) if c.tools or parts_texts is None else parts_texts[k])
+                 for k, c in enumerate(records)]
+        found = identifiers_batch(texts)
+    else:
+        found = [""] * len(records)
+    calls = [tool_calls_text(c) if config.tool_calls else "" for c in records]
+    return [f + ("\x00" + c if c else "") for f, c in zip(found, calls)]
+
+
+def _anchor_keys(anchors: Sequence[str]) -> np.ndarray:
+    """uint32[n] hashes of the anchor texts; 0 for an empty one."""
+    return np.fromiter((_stable_hash(a) & 0xFFFFFFFF if a else 0 for a in anchors), dtype=np.uint32,
+                       count=len(anchors))
+
+
+def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
+                  ) -> Sketches:
+    parts = [(r,) if isinstance(r, str) else tuple(r) for r in rows]
+    n_parts = len(parts[0]) if parts else 1
+    if any(len(p) != n_parts for p in parts):
+        raise ValueError("every record needs the same number of parts")
+    keys = np.zeros(len(parts), dtype=np.uint64)
+    sigs = np.empty((len(parts), n_parts, config.num_perm), dtype=np.uint16)
+    for p in range(n_parts if parts else 0):
+        part_keys, sigs[:, p] = _sketch_part([r[p] for r in parts], config, p)
+        keys = mix64(keys) ^ part_keys if p else part_keys  # ordered: (a, b) and (b, a) differ
+    lengths = np.fromiter((sum(map(len, r)) for r in parts), dtype=np.uint32, count=len(parts))
+    if anchors is None:  # plain texts: their own identifiers
+        anchors = identifiers_batch(["\n".join(r) for r in parts]) if config.identifiers else [""] * len(parts)
+    anchor_keys = _anchor_keys(anchors)
+    # exact copies share them too: the token key alone cannot tell "x - 1" from "x + 1"
+    has = anchor_keys != 0
+    keys[has] = mix64(keys[has] ^ anchor_keys[has].astype(np.uint64))
+    return Sketches(keys, sigs, lengths, anchor_keys)
+
+
+def sketch(texts: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
+           ) -> Sketches:
+    """Sketches of records given as their parts' texts (a str is one part); `anchors`: each record's
+    anchor_texts entry (default: the identifiers of the texts)."""
+    if not len(texts):
+        return _sketch_batch([], config)
+    return Sketches.concat([_sketch_batch(texts[s:s + BATCH], config, anchors[s:s + BATCH] if anchors else None)
+                            for s in range(0, len(texts), BATCH)])
+
+
+def sketch_parallel(texts: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
+                    ) -> Sketches:
     """`sketch` over contiguous shards in worker processes; the same result as one process."""
     workers = config.workers or ((os.cpu_count() or 1) if len(texts) >= PARALLEL_MIN else 1)
     if workers <= 1 or len(texts) < 2 * BATCH:
-        return sketch(texts, config)
+        return sketch(texts, config, anchors)
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     step = -(-len(texts) // (workers * 4))  # a few shards per worker evens out the load
-    shards = [list(texts[s:s + step]) for s in range(0, len(texts), step)]
+    starts = range(0, len(texts), step)
+    shards = [list(texts[s:s + step]) for s in starts]
+    anchor_shards = [list(anchors[s:s + step]) if anchors else None for s in starts]
     # spawn, not fork: polars' thread pool does not survive a fork
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        return Sketches.concat(list(pool.map(sketch, shards, [config] * len(shards))))
+        return Sketches.concat(list(pool.map(sketch, shards, [config] * len(shards), anchor_shards)))
 
 
-def signatures(texts: Sequence[str], config: DedupConfig | None = None) -> np.ndarray:
+def signatures(texts: Sequence[str | Sequence[str]], config: DedupConfig | None = None) -> np.ndarray:
+    """uint16[n, parts, num_perm]."""
     return sketch(list(texts), config or DedupConfig()).sigs
+
+
+def _priority(sk: Sketches, config: DedupConfig, n_reference: int) -> np.ndarray:
+    """Row order of the decisions: the reference first (always kept), then input rows in input order
+    or longest first."""
+    n = len(sk)
+    if config.keep == "longest" and n > n_reference:
+        rest = np.arange(n_reference, n)
+        return np.concatenate((np.arange(n_reference), rest[np.lexsort((rest, -sk.lengths[rest].astype(np.int64)))]))
+    return np.arange(n)
+
+
+def _exact(sk: Sketches, prio: np.ndarray, config: DedupConfig, n_reference: int) -> tuple[np.ndarray, np.ndarray]:
+    """(removed rows, the row each duplicates)."""
+    n = len(sk)
+    keys = sk.keys[prio]
+    order = np.argsort(keys, kind="stable")
+    ks = keys[order]
+    new = np.r_[True, ks[1:] != ks[:-1]]
+    head = np.empty(n, dtype=np.int64)  # per priority position: position of the first row with its key
+    head[order] = order[np.flatnonzero(new)[np.cumsum(new) - 1]]
+    pos = np.arange(n)
+    is_dup = (head != pos) & (pos >= n_reference)
+    if n_reference and config.against_only:
+        is_dup &= head < n_reference
+    return prio[is_dup], prio[head[is_dup]]
 
 
 def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 0) -> Clusters:
     sk = Sketches.concat(list(shards))
     n = len(sk)
-    # priority: the reference first (always kept), then input rows in input order or longest first
-    prio = np.arange(n)
-    if config.keep == "longest" and n > n_reference:
-        rest = np.arange(n_reference, n)
-        prio = np.concatenate((np.arange(n_reference), rest[np.lexsort((rest, -sk.lengths[rest]))]))
+    n_parts = sk.sigs.shape[1] if n else 1
+    prio = _priority(sk, config, n_reference)
     dup_of = np.full(n, -1, dtype=np.int64)
     sim = np.zeros(n, dtype=np.float32)
+    part_sim = np.zeros((n, n_parts), dtype=np.float32)
     stage = np.zeros(n, dtype=np.int8)
     if config.exact and n:
-        keys = sk.keys[prio]
-        order = np.argsort(keys, kind="stable")
-        ks = keys[order]
-        new = np.r_[True, ks[1:] != ks[:-1]]
-        head = np.empty(n, dtype=np.int64)  # per priority position: position of the first row with its key
-        head[order] = order[np.flatnonzero(new)[np.cumsum(new) - 1]]
-        pos = np.arange(n)
-        is_dup = (head != pos) & (pos >= n_reference)
-        if n_reference and config.against_only:
-            is_dup &= head < n_reference
-        dup_of[prio[is_dup]] = prio[head[is_dup]]
-        sim[prio[is_dup]] = 1.0
-        stage[prio[is_dup]] = EXACT
+        removed, of = _exact(sk, prio, config, n_reference)
+        dup_of[removed], sim[removed], part_sim[removed], stage[removed] = of, 1.0, 1.0, EXACT
     info: dict = {}
     if config.near and n:
         alive = prio[dup_of[prio] == -1]  # surviving rows, in priority order
         sigs = sk.sigs[alive]
-        bands, rows = lsh.band_params(config.threshold, sigs.shape[1])
+        # a band collides when every part agrees on its rows: with independent permutations per part
+        # that happens with probability (product of the parts' similarities) ** rows
+        bands, rows = lsh.band_params(config.threshold ** n_parts, sigs.shape[2], *BAND_WEIGHTS)
         i, j = lsh.candidate_pairs(sigs, bands, rows, config.bucket_cap)
-        # verify on the low 16 bits of each value: half the memory traffic, and a chance match
-        # (1 in 65536 a column) moves an estimate by less than 0.00002
-        s = lsh.estimated_jaccard(sigs.astype(np.uint16), i, j, config.threshold)
-        ok = s >= config.threshold
+        each = lsh.verify_parts(sigs, i, j, config.threshold)
+        s = each.min(axis=1)
+        ok = (s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]])
         n_ref_alive = int(np.count_nonzero(alive < n_reference)) if n_reference else 0
         parent, best = lsh.greedy(len(alive), i[ok], j[ok], s[ok], protected=n_ref_alive,
                                   only_protected_parents=config.against_only and n_reference > 0)
@@ -283,14 +403,34 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         dup_of[alive[removed]] = alive[parent[removed]]
         sim[alive[removed]] = best[removed]
         stage[alive[removed]] = NEAR
-        info = {"bands": bands, "rows": rows, "candidate_pairs": int(len(i)), "verified_pairs": int(ok.sum())}
-    return Clusters(dup_of, sim, stage, info)
+        part_sim[alive[removed]] = lsh.verify_parts(sigs, parent[removed], np.flatnonzero(removed))
+        info = {"bands": bands, "rows": rows, "parts": n_parts, "candidate_pairs": int(len(i)),
+                "verified_pairs": int(ok.sum())}
+    return Clusters(dup_of, sim, stage, info, part_sim)
 
 
 def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sketches:
     """Exact keys and MinHash signatures of records: a pure function of each record (shards sketch anywhere)."""
-    fields = parse_fields(config.fields)
-    return sketch_parallel([dedup_text(c, fields) for c in records], config)
+    parts = parse_fields(config.fields)
+    texts = [dedup_parts(c, parts) for c in records]
+    return sketch_parallel(texts, config, anchor_texts(records, config, texts))
+
+
+def review_row(removed: Conversation, kept: Conversation | None, config: DedupConfig, *, stage: str,
+               similarity: float, part_similarity: Sequence[float] | None = None, reference: bool = False,
+               kept_origin: str | None = None) -> dict[str, Any]:
+    """One clusters.jsonl row: the removed record, the one it duplicates, each part's similarity, both
+    whole texts and a compact word diff (kept -> removed) so a person can judge the pair. `kept` may be
+    None when only its origin is known (then no kept text and no diff)."""
+    parts = parse_fields(config.fields)
+    mine = dedup_parts(removed, parts)
+    theirs = dedup_parts(kept, parts) if kept is not None else None
+    each = part_similarity if part_similarity is not None else [similarity] * len(parts)
+    return {"origin": removed.origin, "duplicate_of": kept_origin or (kept.origin if kept is not None else ""),
+            "similarity": round(float(similarity), 4), "stage": stage, "reference": reference,
+            "parts": {p: round(float(v), 4) for p, v in zip(parts, each)},
+            "diff": {p: compact_diff(b, a) for p, a, b in zip(parts, mine, theirs)} if theirs else None,
+            "text": dict(zip(parts, mine)), "kept_text": dict(zip(parts, theirs)) if theirs else None}
 
 
 def drop_duplicates(
@@ -299,7 +439,6 @@ def drop_duplicates(
 ) -> tuple[list[Conversation], list[dict[str, Any]]]:
     """Apply clustering decisions made over reference + records: (kept records in order, clusters.jsonl rows).
     Removed records go to `log` as kind "duplicates" (their intake was counted by whoever read them)."""
-    fields = parse_fields(config.fields)
     everything = [*reference, *records]
     kept: list[Conversation] = []
     audit: list[dict[str, Any]] = []
@@ -309,14 +448,14 @@ def drop_duplicates(
             kept.append(conv)
             continue
         of_reference = parent < len(reference)
-        how = "exact" if clusters.stage[k] == EXACT else "near"
-        reason = f"{how} duplicate" + (" of reference" if of_reference else "")
-        similarity = round(float(clusters.similarity[k]), 4)
-        target = everything[parent].origin or f"record {parent}"
-        log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=target, similarity=similarity)
-        audit.append({"origin": conv.origin, "duplicate_of": target, "similarity": similarity, "stage": how,
-                      "reference": of_reference, "text": dedup_text(conv, fields)[:200],
-                      "kept_text": dedup_text(everything[parent], fields)[:200]})
+        row = review_row(conv, everything[parent], config, stage="exact" if clusters.stage[k] == EXACT else "near",
+                         similarity=clusters.similarity[k], reference=of_reference,
+                         part_similarity=None if clusters.part_similarity is None else clusters.part_similarity[k],
+                         kept_origin=everything[parent].origin or f"record {parent}")
+        reason = f"{row['stage']} duplicate" + (" of reference" if of_reference else "")
+        log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=row["duplicate_of"],
+                 similarity=row["similarity"])
+        audit.append(row)
     log.info["dedup"] = {"threshold": config.threshold, "num_perm": config.num_perm, "shingle": config.shingle,
                          "fields": config.fields, "keep": config.keep, "reference_records": len(reference),
                          **clusters.info}

@@ -5,12 +5,15 @@
         false negative areas; tests check it picks what datasketch.lsh._optimal_param picks).
         False negatives weigh more because every candidate is verified afterwards: a false
         positive candidate costs a comparison, a false negative costs a missed duplicate.
-    candidate_pairs(sigs: uint32[n, P], bands, rows, cap=64) -> (i: int64[m], j: int64[m]), i < j
-        Records sharing a band bucket. Per band, rows are sorted by band hash (no hash tables);
+    candidate_pairs(sigs: uint[n, P] or uint[n, parts, P], bands, rows, cap=64) -> (i: int64[m], j: int64[m]), i < j
+        Records sharing a band bucket; with several parts a band is the same rows of every part, so a
+        pair collides only where all parts agree. Per band, rows are sorted by band hash (no hash tables);
         each member of a bucket is paired with the first `cap` members before it, which bounds
         the work on huge template buckets while keeping the earliest (kept) records reachable.
     estimated_jaccard(sigs, i, j, threshold=0) -> float32[m]   share of equal MinHash values
         (0 for pairs that provably cannot reach the threshold).
+    verify_parts(sigs: uint[n, parts, P], i, j, threshold=0) -> float32[m, parts]
+        the same per part; a pair stops being verified at the first part that cannot reach the threshold.
     greedy(n, i, j, sim, protected=0, only_protected_parents=False) -> (dup_of: int64[n], sim: float32[n])
         Records in index order; a record is a duplicate of the most similar *kept* earlier record
         it has a verified pair with. A removed record never makes another one a duplicate, so
@@ -46,9 +49,9 @@ def band_params(threshold: float, num_perm: int, fp_weight: float = 0.3, fn_weig
 
 
 def band_hashes(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
-    cols = sigs[:, band * rows:(band + 1) * rows].astype(np.uint64)
+    cols = sigs[..., band * rows:(band + 1) * rows].reshape(len(sigs), -1).astype(np.uint64)
     h = np.full(len(sigs), np.uint64(band + 1), dtype=np.uint64)
-    for c in range(rows):
+    for c in range(cols.shape[1]):
         h = mix64(h ^ cols[:, c])
     return h
 
@@ -103,6 +106,16 @@ def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold:
         chunk = np.zeros(len(a), dtype=np.float32)
         chunk[alive] = (first[alive] + rest) / num_perm
         out[s:s + PAIR_CHUNK] = chunk
+    return out
+
+
+def verify_parts(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    out = np.zeros((len(i), sigs.shape[1]), dtype=np.float32)
+    alive = np.arange(len(i))
+    for p in range(sigs.shape[1]):
+        s = estimated_jaccard(sigs[:, p], i[alive], j[alive], threshold)
+        out[alive, p] = s
+        alive = alive[s >= threshold]
     return out
 
 

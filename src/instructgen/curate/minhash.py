@@ -4,6 +4,10 @@
         Rolling n-gram hashes straight from token ids (no shingle strings). A record with fewer
         than n tokens yields one shingle (all its tokens); an empty record yields one constant
         shingle (or its entry of `empty_ids`). So every record has at least one shingle and none is dropped for being short.
+    ngram_range_hashes(ids, lens, lo, hi) -> (hashes, counts)
+        The union of lo..hi-grams per record (1..2: every word and every pair of neighbours, so order
+        counts while one edited token changes only three shingles). The lo-grams follow the rule
+        above; a record shorter than a larger n gets no n-gram of that size (its lo-grams cover it).
     minhash(hashes, counts, num_perm, seed) -> uint32[n, num_perm]
         Multiply-shift permutations h -> (a*h + b mod 2^64) >> 32 with odd a, min per record.
         Classic k-permutation MinHash (not one-permutation/Rho, which collapses on records
@@ -58,6 +62,29 @@ def shingle_hashes(
         h += np.where(pos + j < end_of, padded[pos + j], np.uint64(0)) * _POS_MULT[j]
     counts = np.maximum(lens - n + 1, 1)
     return mix64(h), counts
+
+
+def ngram_range_hashes(
+    ids: np.ndarray, lens: np.ndarray, lo: int, hi: int, empty_ids: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    hashes, counts = shingle_hashes(ids, lens, lo, empty_ids)
+    if hi == lo:
+        return hashes, counts
+    lens = np.asarray(lens, dtype=np.int64)
+    n_rec = len(lens)
+    parts, owners, totals = [hashes], [np.repeat(np.arange(n_rec), counts)], counts.copy()
+    for n in range(lo + 1, hi + 1):
+        long = lens >= n
+        if not long.any():
+            break
+        keep = np.repeat(long, lens)
+        h, c = shingle_hashes(np.asarray(ids, dtype=np.uint64)[keep], lens[long], n)
+        parts.append(h)
+        owners.append(np.repeat(np.flatnonzero(long), c))
+        totals[long] += c
+    # each record's shingles contiguous, in record order (a stable merge of already sorted runs)
+    order = np.argsort(np.concatenate(owners), kind="stable")
+    return np.concatenate(parts)[order], totals
 
 
 def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -14,13 +14,23 @@
     char_ids(normed) -> (ids: uint64[T], lens: int64[n])
         Every character (spaces included) as a token: its code point, spread by a 64-bit mixer.
 
+    identifiers(text) -> str, identifiers_batch(texts) -> list[str]
+        What a text names literally, which near duplicates must share: its numbers (with the sign
+        written before them; not digits inside a word like "mp3"), URLs and quoted literals
+        ('ls -lt', "good morning", 《红楼梦》), sorted, as one string ('' when there are none).
+    compact_diff(a, b, context=4) -> str
+        What changes from a to b, word by word (each Han/kana character a word): "… kept words
+        [-removed-]{+added+} kept words …"; "" when the texts are identical. For review files.
+
 The work happens in C/Rust over the batch (one NFKC call on the joined batch, polars regexes),
 never token by token in Python, except hashing each *distinct* token once.
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
 import unicodedata
 from typing import Sequence
 
@@ -118,3 +128,75 @@ def char_ids(normed: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     lens = np.fromiter((len(t) for t in normed), dtype=np.int64, count=len(normed))
     codes = np.frombuffer("".join(normed).encode("utf-32-le"), dtype=np.uint32)
     return mix64(codes), lens
+
+
+_DIFF_TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|[^\W\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]+|\s+|.",
+                         re.DOTALL)
+
+
+def compact_diff(a: str, b: str, context: int = 4) -> str:
+    if a == b:
+        return ""
+    ta, tb = _DIFF_TOKEN.findall(a), _DIFF_TOKEN.findall(b)
+    out: list[str] = []
+    ops = difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes()
+    for k, (tag, i1, i2, j1, j2) in enumerate(ops):
+        if tag == "equal":
+            same = ta[i1:i2]
+            head = same[:context * 2] if k else []  # context after the previous change
+            tail = same[-context * 2:] if k < len(ops) - 1 else []  # context before the next one
+            if len(same) > len(head) + len(tail):
+                out += [*head, " … " if k and k < len(ops) - 1 else "… " if not k else " …", *tail]
+            else:
+                out += same
+            continue
+        if i2 > i1:
+            out.append("[-" + "".join(ta[i1:i2]) + "-]")
+        if j2 > j1:
+            out.append("{+" + "".join(tb[j1:j2]) + "+}")
+    return "".join(out)
+
+
+# identifiers: what a task is about, literally. A number not glued to a letter ("w12", "mp3" are words),
+# with the sign written before it ("x - 1" and "x + 1" differ; so do 256 and 625); a URL; a quoted literal.
+# (polars regex) a run of digits with the sign before it, or one glued to a letter (matched to be dropped)
+NUMBER_OR_WORD = r"[-+\u2212]?\s*\d+|\p{L}\d+"
+URL = re.compile(r"(?:https?://|www\.)[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{}.,;:!?]")
+# straight or curly quotes not glued to a letter on the outside (so "Einstein's" holds no quote), CJK brackets
+# (the lookahead lets the engine skip every other position quickly: 4x faster on tool-call text)
+QUOTED = re.compile(r"(?=['\"\u201c\u2018\u300c\u300e\u300a])(?:"
+                    r"(?<!\w)'([^'\n]{1,200})'(?!\w)|\"([^\"\n]{1,200})\"|\u201c([^\u201d\n]{1,200})\u201d"
+                    r"|(?<!\w)\u2018([^\u2019\n]{1,200})\u2019(?!\w)|\u300c([^\u300d\n]{1,200})\u300d"
+                    r"|\u300e([^\u300f\n]{1,200})\u300f|\u300a([^\u300b\n]{1,200})\u300b)")
+URL_OR_QUOTE = r"https?://|www\.|['\"\u201c\u2018\u300c\u300e\u300a]"  # (polars regex) worth a look
+LITERAL_NOISE = re.compile(r"[\W_]+")
+
+
+def _literals(text: str) -> list[str]:
+    urls = [u.rstrip("/") for u in URL.findall(text)]  # https://x.org/ is https://x.org
+    return urls + ["q:" + LITERAL_NOISE.sub(" ", "".join(m)).strip().casefold() for m in QUOTED.findall(text)]
+
+
+def identifiers_batch(texts: Sequence[str]) -> list[str]:
+    """The identifiers of each text: its numbers (with the + or - written before them, spaces
+    skipped, every occurrence), URLs and quoted literals, sorted, as one string ('' when none).
+    Near duplicates must have the same. Numbers are found in one vectorised pass; URLs and quotes
+    in Python, only in the texts that hold a quote or a URL."""
+    import polars as pl
+
+    if not texts:
+        return []
+    normed = pl.Series(list(texts), dtype=pl.String).str.normalize("NFKC")
+    numbers = normed.str.extract_all(NUMBER_OR_WORD).list.eval(
+        pl.element().filter(~pl.element().str.contains(r"^\p{L}")).str.replace_all(r"\s", "")
+        .str.replace("\u2212", "-")).to_list()
+    look = normed.str.contains(URL_OR_QUOTE).fill_null(False).to_list()
+    out = []
+    for nums, text, maybe in zip(numbers, normed.to_list(), look):
+        found = (nums or []) + (_literals(text) if maybe else [])
+        out.append(" ".join(sorted(found)))
+    return out
+
+
+def identifiers(text: str) -> str:
+    return identifiers_batch([text])[0]
