@@ -22,33 +22,27 @@ runs (killed, crashed) left beside it. Parquet column typing is in `parquet.py`.
 
 from __future__ import annotations
 
-import codecs
 import errno
 import gzip
 import io as _io
-import json
 import os
-import re
-import socket
 import sys
-import tempfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Iterable, Iterator, NoReturn
 
 import orjson
 
 from .errors import InstructgenError
+from .tempfiles import finish_temp, remove_stale_temps, temp_beside, temp_name, unlink_quietly
+
+__all__ = ["Row", "RowWriter", "kind_of", "read_rows", "rows_from_lines", "decode_row", "open_source", "write_rows",
+           "write_text_atomic", "temp_beside", "temp_name", "remove_stale_temps", "finish_temp", "MAX_ROW_BYTES",
+           "MAX_NESTING"]
 
 STDIO = "-"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK  # mkstemp creates 0600 files; outputs get the mode any new file would
 MAX_ROW_BYTES = 64 << 20  # a single record larger than this is rejected, not decoded
 MAX_NESTING = 100  # deeper records are rejected: orjson cannot write past ~255 levels, and formats wrap values deeper
-MAX_ARRAY_ELEMENT_CHARS = 4 * MAX_ROW_BYTES  # an array element unfinished after this stops the array
-ARRAY_CHUNK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 50_000
 _BOM = b"\xef\xbb\xbf"
 _BLANK = b" \t\r\n"
@@ -92,16 +86,21 @@ def read_rows(path: str | os.PathLike) -> Iterator[Row]:
         raise InstructgenError(f"{name}: no such file")
     with open_source(name) as source:
         head, line = _skip_blank_start(source.stream)
+        if not head and source.cut is not None:
+            yield Row(None, f"{name}:{line}", None, cut_message(source.cut))
+            return
         if not head:
             raise InstructgenError(f"{name}: the file is empty (no record in it)" if line == 1
                                    else f"{name}: the file holds only blank lines (no record in it)")
         if head == b"[" and name.lower().endswith((".json", ".json.gz")):
-            yield from _ArrayReader(source, name, line).rows()
+            from .json_array import ArrayReader
+
+            yield from ArrayReader(source, name, line).rows()
         else:  # JSONL, and also .json files that are really one object per line (BELLE ships those)
             yield from _read_jsonl(source, name, line)
 
 
-class _Source(_io.RawIOBase):
+class Source(_io.RawIOBase):
     """A file (plain or gzip) whose decompression errors end the stream instead of raising.
 
     `cut` then says why it ended early; everything decompressed before the cut is still read."""
@@ -129,17 +128,17 @@ class _Source(_io.RawIOBase):
         self.raw_file.close()
         super().close()
 
-    def __enter__(self) -> "_Source":
+    def __enter__(self) -> "Source":
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
-def open_source(name: str) -> _Source:
+def open_source(name: str) -> Source:
     """A file's bytes through `.stream` (buffered); for .gz, a truncated or corrupt stream ends
     early with the reason in `.cut` instead of raising."""
-    return _Source(name)
+    return Source(name)
 
 
 def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
@@ -161,7 +160,7 @@ def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
         stream.read(blank)
 
 
-def _read_jsonl(source: _Source, name: str, start: int) -> Iterator[Row]:
+def _read_jsonl(source: Source, name: str, start: int) -> Iterator[Row]:
     partial: list[bytes] = []
     count = [start - 1]
 
@@ -175,10 +174,10 @@ def _read_jsonl(source: _Source, name: str, start: int) -> Iterator[Row]:
 
     yield from rows_from_lines(complete_lines(), name, start)
     if source.cut is not None:
-        yield Row(None, f"{name}:{count[0] + 1}", partial[0] if partial else None, _cut_message(source.cut))
+        yield Row(None, f"{name}:{count[0] + 1}", partial[0] if partial else None, cut_message(source.cut))
 
 
-def _cut_message(cut: str) -> str:
+def cut_message(cut: str) -> str:
     return (f"the compressed file ends here ({cut}): it is truncated or corrupt, e.g. a partial download; "
             "the lines before were read, nothing after this point can be")
 
@@ -247,142 +246,6 @@ def _depth(value: Any) -> int:
             return deepest
         stack.extend((child, d + 1) for child in v)
     return deepest
-
-
-_FIND_END = json.JSONDecoder(strict=False).raw_decode  # finds where an element ends; orjson decodes it
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|["\[\]{}]')
-_NOT_BLANK = re.compile(r"[^ \t\r\n]")
-
-
-class _ArrayReader:
-    """The elements of a JSON array, read in chunks; each element decoded on its own (`decode_row`)."""
-
-    def __init__(self, source: _Source, name: str, line: int):
-        self.source, self.name, self.line = source, name, line
-        self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")  # bad bytes survive to the reject
-        self.text, self.pos, self.eof = "", 0, False
-        self.count = 0
-
-    def rows(self) -> Iterator[Row]:
-        self.next_char()
-        self.pos += 1  # the "[" that read_rows saw
-        if self.next_char() == "]":
-            yield from self.after_end()
-            return
-        while True:
-            row, readable = self.element()
-            yield row
-            if not readable:
-                return
-            self.count += 1
-            c = self.next_char()
-            if c == ",":
-                self.pos += 1
-                if self.next_char() != "]":
-                    continue
-                c = "]"  # a trailing comma: harmless, accepted
-            if c == "]":
-                yield from self.after_end()
-            else:
-                yield self.stop("malformed JSON: expected ',' or ']' after an array element" if c
-                                else "the array is not closed: the file ends after it")
-            return
-
-    def element(self) -> tuple[Row, bool]:
-        """(the row of the element at pos, whether reading can go on after it)."""
-        if not self.next_char():
-            return self.stop("the array is not closed: the file ends here"), False
-        origin = f"{self.name}:{self.line}"
-        while True:
-            try:
-                _, stop = _FIND_END(self.text, self.pos)
-                if stop == len(self.text) and self.more():  # a number may go on in the next chunk
-                    continue
-            except json.JSONDecodeError as e:
-                if self.maybe_unfinished(e) and self.more():
-                    continue
-                return self.stop(f"malformed JSON: {e.msg}"), False
-            except RecursionError:  # nested too deep for Python's scanner: find the end by tokens
-                stop = _end_of_value(self.text, self.pos)
-                if stop is None:
-                    if self.more():
-                        continue
-                    return self.stop("malformed JSON: an unfinished, deeply nested element"), False
-            break
-        piece = self.text[self.pos:stop]
-        self.line += self.text.count("\n", self.pos, stop)
-        self.pos = stop
-        return _decode_piece(piece, origin), True
-
-    def maybe_unfinished(self, e: json.JSONDecodeError) -> bool:
-        return e.msg.startswith("Unterminated string") or e.pos >= len(self.text) - 6
-
-    def more(self) -> bool:
-        """Read the next chunk into the buffer; False at the end, or when one element grows past the limit."""
-        if self.eof or len(self.text) - self.pos > MAX_ARRAY_ELEMENT_CHARS:
-            return False
-        chunk = self.source.stream.read(ARRAY_CHUNK_BYTES)
-        self.eof = not chunk
-        self.text = self.text[self.pos:] + self.decoder.decode(chunk, final=self.eof)
-        self.pos = 0
-        return True
-
-    def next_char(self) -> str:
-        """The next non-blank character ('' at the end), counting the lines skipped."""
-        while True:
-            m = _NOT_BLANK.search(self.text, self.pos)
-            end = m.start() if m else len(self.text)
-            self.line += self.text.count("\n", self.pos, end)
-            self.pos = end
-            if m:
-                return self.text[end]
-            if not self.more():
-                return ""
-
-    def stop(self, why: str) -> Row:
-        if self.source.cut is not None:
-            why = _cut_message(self.source.cut)
-        elif len(self.text) - self.pos > MAX_ARRAY_ELEMENT_CHARS:
-            why = (f"an array element over {MAX_ARRAY_ELEMENT_CHARS >> 20} MiB, or unreadable JSON that hides "
-                   "where it ends")
-        raw = self.text[self.pos:self.pos + 200].encode("utf-8", "surrogateescape")
-        return Row(None, f"{self.name}:{self.line}", raw,
-                   f"{why}; cannot read the array past it ({self.count} elements before it were read)")
-
-    def after_end(self) -> Iterator[Row]:
-        self.pos += 1  # the "]"
-        if self.next_char() or self.source.cut is not None:
-            yield self.stop("malformed JSON: more data after the closing ']' of the array")
-
-
-def _decode_piece(piece: str, origin: str) -> Row:
-    """decode_row for an array element's text (faster on the common case: no re-encoding)."""
-    if len(piece) <= MAX_ROW_BYTES // 4:
-        try:
-            value = orjson.loads(piece)
-        except orjson.JSONDecodeError:
-            pass
-        else:
-            if piece.count("[") + piece.count("{") <= MAX_NESTING:
-                return Row(value, origin, piece)
-    return decode_row(piece.encode("utf-8", "surrogateescape"), origin)  # invalid bytes come back as they were
-
-
-def _end_of_value(text: str, pos: int) -> int | None:
-    """Where the array or object starting at pos ends, by matching brackets outside strings (None: not in text)."""
-    depth = 0
-    for m in _TOKEN.finditer(text, pos):
-        c = text[m.start()]
-        if c == '"':
-            if m.end() - m.start() == 1:  # an unterminated string
-                return None
-        elif c in "[{":
-            depth += 1
-        else:
-            depth -= 1
-            if depth == 0:
-                return m.end()
-    return None
 
 
 def _read_parquet(name: str) -> Iterator[Row]:
@@ -501,6 +364,9 @@ class RowWriter:
             finish_temp(self._tmp, self.path)
         except OSError as e:
             self._fail(e)
+        except BaseException:
+            self.abort()
+            raise
         self._tmp = None
 
     def abort(self) -> None:
@@ -512,7 +378,7 @@ class RowWriter:
                 pass
         for part in [self._tmp, *self._parquet_parts]:
             if part:
-                _unlink_quietly(part)
+                unlink_quietly(part)
         self._tmp, self._parquet_parts = None, []
 
     def _fail(self, e: OSError) -> NoReturn:
@@ -546,10 +412,10 @@ class RowWriter:
 
         from .parquet import PARQUET_OPTIONS, ROW_GROUP_ROWS
 
-        if self._parquet_rows or not self._parquet_parts:
-            last = self._plan.observe(self._parquet_rows)
-        else:
-            last = None
+        if self.count and not any(self._parquet_rows) and not self._parquet_parts and not self._plan.columns:
+            raise InstructgenError(f"{self.path}: Parquet cannot store rows that have no field at all "
+                                   f"({self.count} rows); write .jsonl instead")
+        last = self._plan.observe(self._parquet_rows) if self._parquet_rows or not self._parquet_parts else None
         with pq.ParquetWriter(self._tmp, self._plan.schema(), **PARQUET_OPTIONS) as out:
             for part in self._parquet_parts:
                 out.write_table(self._plan.conform(pq.read_table(part)), row_group_size=ROW_GROUP_ROWS)
@@ -564,7 +430,7 @@ def _why(e: OSError) -> str:
     if e.errno == errno.ENOSPC or "No space left" in str(e):
         return "no space left on the device"
     if e.errno == errno.EFBIG or "File too large" in str(e):
-        return "file too large (a file size limit, e.g. ulimit -f, or the file system's)"
+        return "file too large for a file size limit, e.g. ulimit -f, or for the file system"
     return e.strerror or str(e)
 
 
@@ -574,87 +440,6 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Any]) -> int:
     return w.count
 
 
-# -- temporary files -------------------------------------------------------------------------------
-
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
-_MINE: set[str] = set()  # temporaries this process created (its pid may be a dead run's, reused)
-
-
-def _owner() -> str:
-    return f"{_HOST}-{os.getpid()}"
-
-
-def temp_beside(path: str | os.PathLike) -> str:
-    """A new empty temporary file `.NAME.HOST-PID.RANDOM.tmp` beside `path` (same folder, so the final
-    rename is atomic). Stale temporaries of dead runs beside `path` are removed first."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_owner()}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    _MINE.add(tmp)
-    return tmp
-
-
-def temp_name(path: str | os.PathLike, label: str) -> str:
-    """The name (not created) of a temporary beside `path` for one piece of this run, e.g. a worker's
-    part file: `.NAME.HOST-PID.LABEL.tmp`. `remove_stale_temps(path)` removes it once this process is gone."""
-    target = Path(path)
-    name = str(target.parent / f".{target.name}.{_owner()}.{re.sub(r'[^A-Za-z0-9_-]', '_', label)}.tmp")
-    _MINE.add(name)
-    return name
-
-
-def remove_stale_temps(path: str | os.PathLike) -> list[str]:
-    """Remove the temporaries beside `path` (`.NAME.HOST-PID.*.tmp`, from `temp_beside`/`temp_name`)
-    left by runs on this host whose process is gone (killed with kill -9, crashed). A temporary of a
-    live process is never touched, nor one from another host. Returns the paths removed."""
-    target = Path(path)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(_HOST)}-(\d+)\.[^/]*\.tmp")
-    try:
-        names = os.listdir(target.parent)
-    except OSError:
-        return []
-    removed = []
-    for name in names:
-        m = pattern.fullmatch(name)
-        if not m:
-            continue
-        full = str(target.parent / name)
-        pid = int(m.group(1))
-        if pid == os.getpid() and full in _MINE or pid != os.getpid() and _alive(pid):
-            continue
-        if _unlink_quietly(full):
-            removed.append(full)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
-def _unlink_quietly(path: str) -> bool:
-    _MINE.discard(path)
-    try:
-        os.unlink(path)
-        return True
-    except FileNotFoundError:
-        return False
-
-
-def finish_temp(tmp: str, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the mode a new file would have and move it to `path`."""
-    os.chmod(tmp, _FILE_MODE)
-    os.replace(tmp, path)
-    _MINE.discard(tmp)
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     tmp = temp_beside(path)
     try:
@@ -662,8 +447,8 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             fh.write(text)
         finish_temp(tmp, path)
     except OSError as e:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise InstructgenError(f"{path}: cannot write ({_why(e)}); the partial file was removed") from e
     except BaseException:
-        _unlink_quietly(tmp)
+        unlink_quietly(tmp)
         raise

@@ -30,6 +30,7 @@ PARQUET_OPTIONS = dict(compression="snappy", use_dictionary=True, write_statisti
                        store_schema=True)
 ROW_GROUP_ROWS = 10_000
 METADATA_KEY = b"instructgen"
+_ROWS_ONLY = "__instructgen_rows_without_fields__"
 
 
 @dataclass(slots=True)
@@ -61,7 +62,9 @@ class ColumnPlan:
             values = [row.get(name) for row in rows]
             arrays.append(self._observe_column(col, values))
             names.append(name)
-        return pa.Table.from_arrays(arrays, names=names) if names else pa.table({})
+        if not names:  # rows without fields so far: keep their count (conform fills them with nulls)
+            return pa.table({_ROWS_ONLY: pa.nulls(len(rows))})
+        return pa.Table.from_arrays(arrays, names=names)
 
     def _observe_column(self, col: _Column, values: list[Any]):
         import pyarrow as pa
