@@ -109,6 +109,25 @@ class Source(_io.RawIOBase):
         self.raw_file = gzip.open(name, "rb") if name.lower().endswith(".gz") else open(name, "rb")
         self.cut: str | None = None
         self.stream = _io.BufferedReader(self, buffer_size=1 << 16)
+        self.line = 0  # complete lines read by complete_lines()
+        self.partial: bytes | None = None  # the line a cut went through, as far as it got
+
+    def complete_lines(self, first: int = 1) -> Iterator[bytes]:
+        """The lines of the stream, the first being line `first`; at a cut, the line it went
+        through is held back for `cut_row` (it is part of the cut, not a record)."""
+        self.line = first - 1
+        for line in self.stream:
+            if self.cut is not None and not line.endswith(b"\n"):
+                self.partial = line
+                return
+            self.line += 1
+            yield line
+
+    def cut_row(self, name: str) -> Row | None:
+        """After `complete_lines`: one reject for a truncated or corrupt compressed file, or None."""
+        if self.cut is None:
+            return None
+        return Row(None, f"{name}:{self.line + 1}", self.partial, cut_message(self.cut))
 
     def readable(self) -> bool:
         return True
@@ -161,20 +180,10 @@ def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
 
 
 def _read_jsonl(source: Source, name: str, start: int) -> Iterator[Row]:
-    partial: list[bytes] = []
-    count = [start - 1]
-
-    def complete_lines() -> Iterator[bytes]:
-        for line in source.stream:
-            if source.cut is not None and not line.endswith(b"\n"):
-                partial.append(line)  # the line the cut went through: part of the cut's reject
-                return
-            count[0] += 1
-            yield line
-
-    yield from rows_from_lines(complete_lines(), name, start)
-    if source.cut is not None:
-        yield Row(None, f"{name}:{count[0] + 1}", partial[0] if partial else None, cut_message(source.cut))
+    yield from rows_from_lines(source.complete_lines(start), name, start)
+    cut = source.cut_row(name)
+    if cut is not None:
+        yield cut
 
 
 def cut_message(cut: str) -> str:
