@@ -336,18 +336,22 @@ def dead_pid() -> int:
 def test_stale_temporaries_of_dead_runs_go_live_ones_stay(tmp_path):
     out = tmp_path / "o.jsonl"
     host = tempfiles._HOST
-    stale = tmp_path / f".o.jsonl.{host}-{dead_pid()}.abc123.tmp"
-    stale_part = tmp_path / f".o.jsonl.{host}-{dead_pid()}.shard7.tmp"
+    (tmp_path / "elsewhere").mkdir()
+    stale = [tmp_path / f".o.jsonl.{host}-{dead_pid()}.abc123.tmp",  # an output
+             tmp_path / f".o.jsonl.{host}-{dead_pid()}.shard7.tmp",  # a worker's part
+             tmp_path / f".o.rejects.jsonl.{host}-{dead_pid()}.q_1.tmp"]  # another file of the same run
     with subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE) as live:
-        live_tmp = tmp_path / f".o.jsonl.{host}-{live.pid}.xyz.tmp"
-        other_host = tmp_path / f".o.jsonl.otherhost-{dead_pid()}.q.tmp"
-        other_target = tmp_path / f".p.jsonl.{host}-{dead_pid()}.q.tmp"
-        for f in (stale, stale_part, live_tmp, other_host, other_target):
+        kept = [tmp_path / f".o.jsonl.{host}-{live.pid}.xyz.tmp",  # a live process's
+                tmp_path / f".o.jsonl.otherhost-{dead_pid()}.q.tmp",  # another host's
+                tmp_path / "elsewhere" / f".o.jsonl.{host}-{dead_pid()}.q.tmp",  # another folder
+                tmp_path / f"o.jsonl.{host}-{dead_pid()}.q.tmp",  # not hidden: not ours
+                tmp_path / f".o.jsonl.{host}-{dead_pid()}.q.tmp.bak"]
+        for f in stale + kept:
             f.write_text("partial")
         mine = temp_beside(out)
-        assert sorted(remove_stale_temps(out)) == [] and os.path.exists(mine)
-        assert not stale.exists() and not stale_part.exists()
-        assert live_tmp.exists() and other_host.exists() and other_target.exists() and os.path.exists(mine)
+        assert all(not f.exists() for f in stale)
+        assert all(f.exists() for f in kept) and os.path.exists(mine)
+        assert remove_stale_temps(out) == [] and os.path.exists(mine)  # this process's own temporary stays
         live.stdin.close()
     os.unlink(mine)
 

@@ -2,8 +2,8 @@
 
 Every output is written to `.NAME.HOST-PID.RANDOM.tmp` beside it and renamed into place
 (atomic: same folder). A run killed with kill -9 cannot remove its temporaries; the next
-start that writes the same target does (`remove_stale_temps`, called by `temp_beside`): a
-temporary whose process is gone on this host. A temporary of a live process, or of another
+start that writes into the same folder does (`remove_stale_temps`, called by `temp_beside`):
+a temporary whose process is gone on this host. A temporary of a live process, or of another
 host sharing the folder, is never touched.
 """
 
@@ -48,13 +48,14 @@ def temp_name(path: str | os.PathLike, label: str) -> str:
 
 
 def remove_stale_temps(path: str | os.PathLike) -> list[str]:
-    """Remove the temporaries beside `path` (`.NAME.HOST-PID.*.tmp`, from `temp_beside`/`temp_name`)
-    left by runs on this host whose process is gone (killed with kill -9, crashed). A temporary of a
-    live process is never touched, nor one from another host. Returns the paths removed."""
-    target = Path(path)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(_HOST)}-(\d+)\.[^/]*\.tmp")
+    """Remove the temporaries in the folder of `path` (`.NAME.HOST-PID.*.tmp`, made by `temp_beside` or
+    `temp_name` for any NAME: an output, its rejects file, a Parquet part, a worker's shard) left by runs
+    on this host whose process is gone (killed with kill -9, crashed). A temporary of a live process is
+    never touched, nor one from another host, nor any other file. Returns the paths removed."""
+    folder = Path(path).parent
+    pattern = re.compile(rf"\..+\.{re.escape(_HOST)}-(\d+)\.[A-Za-z0-9_-]+\.tmp")
     try:
-        names = os.listdir(target.parent)
+        names = os.listdir(folder)
     except OSError:
         return []
     removed = []
@@ -62,7 +63,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[str]:
         m = pattern.fullmatch(name)
         if not m:
             continue
-        full = str(target.parent / name)
+        full = str(folder / name)
         pid = int(m.group(1))
         if pid == os.getpid() and full in _MINE or pid != os.getpid() and _alive(pid):
             continue
