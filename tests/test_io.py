@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import json
 import os
 import subprocess
@@ -246,6 +247,16 @@ def test_int_and_float_in_one_column_keep_their_types(tmp_path, monkeypatch):
     for batch in (1, 50_000):
         back, notes = parquet_round_trip(tmp_path, rows, batch, monkeypatch)
         assert canon(back) == canon(rows) and len(notes) == 1
+
+
+KINDS = [1, 1.5, True, "a", None, [1], ["a", 2], {"a": 1}, {"b": None}, [], {}, 2**63, -(2**63), 0.0, [[1.0], [2]]]
+
+
+@pytest.mark.parametrize("a, b", list(itertools.permutations(KINDS, 2)), ids=repr)
+def test_any_two_json_kinds_in_one_column_come_back_exactly(tmp_path, a, b):
+    rows = [{"k": "x", "v": a}, {"k": "y", "v": b}]
+    back, _ = parquet_round_trip(tmp_path, rows)
+    assert canon(back) == canon([{k: v for k, v in r.items() if v is not None} for r in rows])
 
 
 def test_batches_of_empty_lists_and_nulls_unify_natively(tmp_path, monkeypatch):

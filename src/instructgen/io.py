@@ -106,7 +106,8 @@ class Source(_io.RawIOBase):
     `cut` then says why it ended early; everything decompressed before the cut is still read."""
 
     def __init__(self, name: str):
-        self.raw_file = gzip.open(name, "rb") if name.lower().endswith(".gz") else open(name, "rb")
+        self.compressed = name.lower().endswith(".gz")
+        self.raw_file = gzip.open(name, "rb") if self.compressed else open(name, "rb")
         self.cut: str | None = None
         self.stream = _io.BufferedReader(self, buffer_size=1 << 16)
         self.line = 0  # complete lines read by complete_lines()
@@ -180,7 +181,8 @@ def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
 
 
 def _read_jsonl(source: Source, name: str, start: int) -> Iterator[Row]:
-    yield from rows_from_lines(source.complete_lines(start), name, start)
+    lines = source.complete_lines(start) if source.compressed else source.stream  # only a .gz can be cut
+    yield from rows_from_lines(lines, name, start)
     cut = source.cut_row(name)
     if cut is not None:
         yield cut

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import sys
 from typing import Iterator
 
 import orjson
@@ -26,6 +27,10 @@ _NEAR_END = 32  # an element or error this close to the end of the text read so 
 _FIND_END = json.JSONDecoder(strict=False).raw_decode  # finds where an element ends; orjson decodes it
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|["\[\]{}]')
 _NOT_BLANK = re.compile(r"[^ \t\r\n]")
+_SEPARATOR = re.compile(r"[ \t\r\n]*,[ \t\r\n]*")
+# Python's scanner recurses in C, guarded by the recursion limit; a program that raised the limit far
+# (some libraries do) would let a deeply nested element overflow the C stack: match brackets instead.
+_SAFE_RECURSION_LIMIT = 3000
 
 
 class ArrayReader:
@@ -36,57 +41,93 @@ class ArrayReader:
         self.decoder = codecs.getincrementaldecoder("utf-8")("surrogateescape")  # bad bytes survive to the reject
         self.text, self.pos, self.eof = "", 0, False
         self.count = 0
+        self.scanner_safe = sys.getrecursionlimit() <= _SAFE_RECURSION_LIMIT
 
     def rows(self) -> Iterator[Row]:
         self.next_char()
         self.pos += 1  # the "[" that read_rows saw
-        if self.next_char() == "]":
-            yield from self.after_end()
-            return
-        while True:
-            row, readable = self.element()
+        c = self.next_char()
+        while c and c != "]":
+            row = self.quick_element()
+            if row is None:  # at a chunk border, deep, or bad: the careful way
+                row, readable = self.element()
+                if not readable:
+                    yield row
+                    return
             yield row
-            if not readable:
-                return
             self.count += 1
+            m = _SEPARATOR.match(self.text, self.pos)
+            if m is not None and m.end() < len(self.text) and self.text[m.end()] != "]":  # the common case
+                self.line += self.text.count("\n", self.pos, m.end())
+                self.pos = m.end()
+                continue
             c = self.next_char()
             if c == ",":
                 self.pos += 1
-                if self.next_char() != "]":
-                    continue
-                c = "]"  # a trailing comma: harmless, accepted
-            if c == "]":
-                yield from self.after_end()
-            else:
+                c = self.next_char()  # "]" here is a trailing comma: harmless, accepted
+            elif c != "]":
                 yield self.stop("malformed JSON: expected ',' or ']' after an array element" if c
                                 else "the array is not closed: the file ends after it")
-            return
+                return
+        if c == "]":
+            yield from self.after_end()
+        else:
+            yield self.stop("the array is not closed: the file ends here")
+
+    def quick_element(self) -> Row | None:
+        """The element at pos when it is well inside the text read so far and decodes cleanly (most
+        elements; this path is the reader's speed), else None."""
+        text, pos = self.text, self.pos
+        if not self.scanner_safe and text[pos] in "[{":
+            return None
+        try:
+            stop = _FIND_END(text, pos)[1]
+        except (json.JSONDecodeError, RecursionError):
+            return None
+        if stop > len(text) - _NEAR_END:
+            return None
+        piece = text[pos:stop]
+        if len(piece) > MAX_ROW_BYTES // 4 or piece.count("[") + piece.count("{") > MAX_NESTING:
+            return None
+        try:
+            value = orjson.loads(piece)
+        except orjson.JSONDecodeError:
+            return None
+        row = Row(value, f"{self.name}:{self.line}", piece)
+        self.line += text.count("\n", pos, stop)
+        self.pos = stop
+        return row
 
     def element(self) -> tuple[Row, bool]:
-        """(the row of the element at pos, whether reading can go on after it)."""
-        if not self.next_char():
-            return self.stop("the array is not closed: the file ends here"), False
+        """(the row of the element at pos, which is not blank; whether reading can go on after it)."""
         origin = f"{self.name}:{self.line}"
         while True:
             try:
-                _, stop = _FIND_END(self.text, self.pos)
+                stop = self.find_end()
+                if stop is None:
+                    if self.more():
+                        continue
+                    return self.stop("malformed JSON: an unfinished, deeply nested element"), False
                 if stop > len(self.text) - _NEAR_END and self.more():  # "3.1" may be "3.14e-5" in the next chunk
                     continue
             except json.JSONDecodeError as e:
                 if self.maybe_unfinished(e) and self.more():
                     continue
                 return self.stop(f"malformed JSON: {e.msg}"), False
-            except RecursionError:  # nested too deep for Python's scanner: find the end by tokens
-                stop = _end_of_value(self.text, self.pos)
-                if stop is None:
-                    if self.more():
-                        continue
-                    return self.stop("malformed JSON: an unfinished, deeply nested element"), False
             break
         piece = self.text[self.pos:stop]
         self.line += self.text.count("\n", self.pos, stop)
         self.pos = stop
         return _decode_piece(piece, origin), True
+
+    def find_end(self) -> int | None:
+        """Where the element at pos ends (None: not within the text read so far)."""
+        if self.text[self.pos] in "[{" and not self.scanner_safe:
+            return _end_of_value(self.text, self.pos)  # Python's C scanner could overflow the C stack
+        try:
+            return _FIND_END(self.text, self.pos)[1]
+        except RecursionError:  # nested too deep for Python's scanner: find the end by tokens
+            return _end_of_value(self.text, self.pos)
 
     def maybe_unfinished(self, e: json.JSONDecodeError) -> bool:
         return e.msg.startswith("Unterminated string") or e.pos > len(self.text) - _NEAR_END

@@ -148,15 +148,31 @@ def exact_array(values: list[Any]):
         arr = pa.array(values)
     except (pa.ArrowException, OverflowError, TypeError, ValueError):
         return None
-    if _has_empty_struct(arr.type):
+    if _has_empty_struct(arr.type) or not _holds_exactly(values, arr.type):
         return None
-    if _may_change_values(arr.type):
-        try:
-            if orjson.dumps(arr.to_pylist()) != orjson.dumps(values):
-                return None
-        except TypeError:  # not JSON values (e.g. bytes from someone's Parquet): Arrow built it, trust it
-            pass
     return arr
+
+
+def _holds_exactly(values: list[Any], t) -> bool:
+    """Whether Arrow type t, inferred from these values, gives them back unchanged. Only two things
+    can change: a struct pads an object with the keys of the others (a key missing here comes back
+    as null), and a float column turns ints and booleans into floats (checked in a test over every pair
+    of JSON kinds). Key order is not kept (JSON objects have none)."""
+    import pyarrow as pa
+
+    if pa.types.is_struct(t):
+        names = {t.field(i).name for i in range(t.num_fields)}
+        present = [v for v in values if v is not None]
+        if any(not isinstance(v, dict) or v.keys() != names for v in present):
+            return False
+        return all(_holds_exactly([v[f.name] for v in present], f.type) for f in t if _may_change_values(f.type))
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        if not _may_change_values(t.value_type):
+            return True
+        return _holds_exactly([x for v in values if v is not None for x in v], t.value_type)
+    if pa.types.is_floating(t):  # Arrow turns ints and booleans among floats into floats
+        return all(type(v) is float for v in values if v is not None)
+    return True
 
 
 def json_array(values: list[Any]):
