@@ -1,42 +1,58 @@
 """Reading and writing rows: JSON arrays, JSONL (optionally .gz), Parquet, stdin/stdout.
 
 Readers stream `Row`s, each with the place it came from (`file:line`, or
-`file:row N` for Parquet) and its raw text, so a bad row can be reported and
-kept in a rejects file. A row that cannot even be decoded comes back with
-`error` set instead of raising: one bad line never stops a file.
+`file:row N` for Parquet) and its raw bytes, so a bad row can be reported and
+kept in a rejects file. A row that cannot be decoded comes back with `error`
+set instead of raising: one bad line, one bad array element, or the cut at the
+end of a truncated .gz costs one reject, never the file. JSON array elements
+and JSONL lines go through the same decoder (orjson), so both refuse the same
+things: invalid UTF-8, lone surrogate escapes, NaN/Infinity, numbers out of
+range, nesting deeper than `MAX_NESTING`, records over `MAX_ROW_BYTES`.
 
-Writers are atomic (a temporary file renamed into place on success) and
-pick the file type from the extension.
+JSON arrays are streamed in chunks, so memory follows the largest element, not
+the file; an element that is still unfinished after `MAX_ARRAY_ELEMENT_CHARS`
+characters (or a syntax error that hides where elements end) stops the array
+with one reject saying so. An empty or blank file is an error.
+
+Writers are atomic (a temporary file `.NAME.HOST-PID.RANDOM.tmp` renamed into
+place on success, removed on failure) and pick the file type from the
+extension. Starting to write a file first removes the temporaries that dead
+runs (killed, crashed) left beside it. Parquet column typing is in `parquet.py`.
 """
 
 from __future__ import annotations
 
+import errno
 import gzip
-import json
+import io as _io
 import os
 import sys
-import tempfile
+import zlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator, NoReturn
 
 import orjson
 
 from .errors import InstructgenError
+from .tempfiles import finish_temp, remove_stale_temps, temp_beside, temp_name, unlink_quietly
+
+__all__ = ["Row", "RowWriter", "kind_of", "read_rows", "rows_from_lines", "decode_row", "open_source", "write_rows",
+           "write_text_atomic", "temp_beside", "temp_name", "remove_stale_temps", "finish_temp", "MAX_ROW_BYTES",
+           "MAX_NESTING"]
 
 STDIO = "-"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK  # mkstemp creates 0600 files; outputs get the mode any new file would
 MAX_ROW_BYTES = 64 << 20  # a single record larger than this is rejected, not decoded
+MAX_NESTING = 100  # deeper records are rejected: orjson cannot write past ~255 levels, and formats wrap values deeper
 PARQUET_BATCH_ROWS = 50_000
+_BOM = b"\xef\xbb\xbf"
+_BLANK = b" \t\r\n"
 
 
 @dataclass(slots=True)
 class Row:
     data: Any  # the decoded JSON value, or None when `error` is set
     origin: str  # "path:line" / "path:row N"
-    raw: str | bytes | None = None  # what it was decoded from (bytes for JSONL lines, decoded only if needed)
+    raw: str | bytes | None = None  # what it was decoded from (bytes for JSONL lines and array elements)
     error: str | None = None  # why it could not be decoded
 
 
@@ -64,121 +80,200 @@ def read_rows(path: str | os.PathLike) -> Iterator[Row]:
         yield from _read_parquet(name)
         return
     if name == STDIO:
-        yield from _read_lines(sys.stdin.buffer, "<stdin>")
+        yield from rows_from_lines(sys.stdin.buffer, "<stdin>", 1)
         return
     if not os.path.exists(name):
         raise InstructgenError(f"{name}: no such file")
-    opener = gzip.open if kind == "jsonl.gz" else open
-    with opener(name, "rb") as fh:
-        head = _peek_first_char(fh)
-        if kind == "json" and head == b"[":
-            yield from _read_json_array(fh.read(), name)
+    with open_source(name) as source:
+        head, line = _skip_blank_start(source.stream)
+        if not head and source.cut is not None:
+            yield Row(None, f"{name}:{line}", None, cut_message(source.cut))
+            return
+        if not head:
+            raise InstructgenError(f"{name}: the file is empty (no record in it)" if line == 1
+                                   else f"{name}: the file holds only blank lines (no record in it)")
+        if head == b"[" and name.lower().endswith((".json", ".json.gz")):
+            from .json_array import ArrayReader
+
+            yield from ArrayReader(source, name, line).rows()
         else:  # JSONL, and also .json files that are really one object per line (BELLE ships those)
-            yield from _read_lines(fh, name)
+            yield from _read_jsonl(source, name, line)
 
 
-def _peek_first_char(fh: BinaryIO) -> bytes:
-    pos = fh.tell()
-    chunk = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
-    fh.seek(pos)
-    return chunk[:1]
+class Source(_io.RawIOBase):
+    """A file (plain or gzip) whose decompression errors end the stream instead of raising.
+
+    `cut` then says why it ended early; everything decompressed before the cut is still read."""
+
+    def __init__(self, name: str):
+        self.compressed = name.lower().endswith(".gz")
+        self.raw_file = gzip.open(name, "rb") if self.compressed else open(name, "rb")
+        self.cut: str | None = None
+        self.stream = _io.BufferedReader(self, buffer_size=1 << 16)
+        self.line = 0  # complete lines read by complete_lines()
+        self.partial: bytes | None = None  # the line a cut went through, as far as it got
+
+    def complete_lines(self, first: int = 1) -> Iterator[bytes]:
+        """The lines of the stream, the first being line `first`; at a cut, the line it went
+        through is held back for `cut_row` (it is part of the cut, not a record)."""
+        self.line = first - 1
+        for line in self.stream:
+            if self.cut is not None and not line.endswith(b"\n"):
+                self.partial = line
+                return
+            self.line += 1
+            yield line
+
+    def cut_row(self, name: str) -> Row | None:
+        """After `complete_lines`: one reject for a truncated or corrupt compressed file, or None."""
+        if self.cut is None:
+            return None
+        return Row(None, f"{name}:{self.line + 1}", self.partial, cut_message(self.cut))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.cut is not None:
+            return 0
+        try:
+            data = self.raw_file.read1(len(buffer))  # one read, so nothing already decompressed is lost
+        except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+            self.cut = str(e) or type(e).__name__
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw_file.close()
+        super().close()
+
+    def __enter__(self) -> "Source":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
-def _read_lines(fh: BinaryIO, name: str) -> Iterator[Row]:
-    return rows_from_lines(fh, name, 1)
+def open_source(name: str) -> Source:
+    """A file's bytes through `.stream` (buffered); for .gz, a truncated or corrupt stream ends
+    early with the reason in `.cut` instead of raising."""
+    return Source(name)
+
+
+def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
+    """Consume a BOM and blank space; (the first other byte or b'' at the end, its line number)."""
+    line = 1
+    chunk = stream.peek(3)
+    if chunk.startswith(_BOM):
+        stream.read(3)
+    while True:
+        chunk = stream.peek(1 << 16)
+        if not chunk:
+            return b"", line
+        blank = len(chunk) - len(chunk.lstrip(_BLANK))
+        line += chunk.count(b"\n", 0, blank)
+        if blank < len(chunk):
+            first = chunk[blank:blank + 1]
+            stream.read(blank)
+            return first, line
+        stream.read(blank)
+
+
+def _read_jsonl(source: Source, name: str, start: int) -> Iterator[Row]:
+    lines = source.complete_lines(start) if source.compressed else source.stream  # only a .gz can be cut
+    yield from rows_from_lines(lines, name, start)
+    cut = source.cut_row(name)
+    if cut is not None:
+        yield cut
+
+
+def cut_message(cut: str) -> str:
+    return (f"the compressed file ends here ({cut}): it is truncated or corrupt, e.g. a partial download; "
+            "the lines before were read, nothing after this point can be")
 
 
 def rows_from_lines(lines: Iterable[bytes], name: str, start: int) -> Iterator[Row]:
     """Rows of JSONL lines, the first of which is line `start` of file `name`."""
     for lineno, line in enumerate(lines, start):
-        if lineno == 1 and line.startswith(b"\xef\xbb\xbf"):
+        if lineno == 1 and line.startswith(_BOM):
             line = line[3:]
         if line.isspace():
             continue
-        origin = f"{name}:{lineno}"
-        if len(line) > MAX_ROW_BYTES:
-            yield Row(None, origin, line[:200].decode("utf-8", "replace") + "…",
-                      f"record is {len(line) >> 20} MiB, over the {MAX_ROW_BYTES >> 20} MiB limit for one record")
-            continue
         line = line.rstrip(b"\r\n")
-        try:
-            yield Row(orjson.loads(line), origin, line)
-        except orjson.JSONDecodeError as e:
-            yield Row(None, origin, line.decode("utf-8", "replace"), _decode_error(line, e))
+        if len(line) <= MAX_ROW_BYTES:  # the common case inline; decode_row says what is wrong with the others
+            try:
+                value = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                if line.count(b"[") + line.count(b"{") <= MAX_NESTING:
+                    yield Row(value, f"{name}:{lineno}", line)
+                    continue
+        yield decode_row(line, f"{name}:{lineno}")
 
 
-def _decode_error(line: bytes, e: orjson.JSONDecodeError) -> str:
+def decode_row(raw: bytes, origin: str) -> Row:
+    """One record from its JSON text: a Row with the value, or with `error` saying why not."""
+    if len(raw) > MAX_ROW_BYTES:
+        return Row(None, origin, raw[:200] + b"...",
+                   f"record is {len(raw) >> 20} MiB, over the {MAX_ROW_BYTES >> 20} MiB limit for one record")
     try:
-        line.decode("utf-8")
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        return Row(None, origin, raw, _decode_error(raw, e))
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and _depth(value) > MAX_NESTING:
+        return Row(None, origin, raw, _too_deep())
+    return Row(value, origin, raw)
+
+
+def _decode_error(raw: bytes, e: orjson.JSONDecodeError) -> str:
+    try:
+        raw.decode("utf-8")
     except UnicodeDecodeError as u:
-        return f"invalid UTF-8 at byte {u.start} of the line"
+        return f"invalid UTF-8 at byte {u.start} of the record"
+    if "surrogate" in e.msg:
+        return "a lone UTF-16 surrogate escape (\\ud800-\\udfff) in a string: not valid Unicode"
+    if "depth" in e.msg:
+        return _too_deep()
     return f"malformed JSON: {e}"
 
 
-def _read_json_array(data: bytes, name: str) -> Iterator[Row]:
-    """Decode a JSON array element by element, keeping each element's line number and raw text."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        yield Row(None, f"{name}:{line}", None, f"invalid UTF-8 at byte {e.start}; cannot read the array past it")
-        return
-    decoder = json.JSONDecoder(parse_constant=_reject_constant)
-    pos = text.index("[") + 1
-    line = text.count("\n", 0, pos) + 1
-    end = len(text)
-    while True:
-        start = _skip(text, pos)
-        if start < end and text[start] == "]":
-            return
-        line += text.count("\n", pos, start)
-        try:
-            value, stop = decoder.raw_decode(text, start)
-        except (json.JSONDecodeError, ValueError) as e:
-            yield Row(None, f"{name}:{line}", text[start:start + 200],
-                      f"malformed JSON: {e}; cannot read the array past it")
-            return
-        yield Row(value, f"{name}:{line}", text[start:stop])
-        line += text.count("\n", start, stop)
-        pos = _skip(text, stop)
-        if pos < end and text[pos] == ",":
-            pos += 1
-        elif pos < end and text[pos] == "]":
-            return
-        else:
-            yield Row(None, f"{name}:{line + text.count(chr(10), stop, pos)}", text[pos:pos + 200],
-                      "malformed JSON: expected ',' or ']' between array elements")
-            return
+def _too_deep() -> str:
+    return f"nested deeper than {MAX_NESTING} levels"
 
 
-def _skip(text: str, pos: int) -> int:
-    n = len(text)
-    while pos < n and text[pos] in " \t\r\n":
-        pos += 1
-    return pos
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            v = v.values()
+        elif not isinstance(v, list):
+            continue
+        deepest = max(deepest, d)
+        if deepest > MAX_NESTING:
+            return deepest
+        stack.extend((child, d + 1) for child in v)
+    return deepest
 
 
 def _read_parquet(name: str) -> Iterator[Row]:
-    import pyarrow.parquet as pq
+    import pyarrow as pa
+
+    from .parquet import iter_parquet
 
     if not os.path.exists(name):
         raise InstructgenError(f"{name}: no such file")
-    try:
-        pf = pq.ParquetFile(name)
-    except Exception as e:  # pyarrow raises several types for a file that is not Parquet
-        raise InstructgenError(f"{name}: not a readable Parquet file ({e})") from None
     index = 0
-    for batch in pf.iter_batches(batch_size=8192):
-        for row in batch.to_pylist():
-            index += 1
-            # Parquet cannot tell a missing field from a null one; absent is the common meaning
-            yield Row({k: v for k, v in row.items() if v is not None}, f"{name}:row {index}")
+    try:
+        for index, data, error in iter_parquet(name):
+            yield Row(data, f"{name}:row {index}", None, error)
+    except (OSError, ValueError, pa.ArrowException) as e:  # pyarrow raises several types for a bad file
+        if index == 0:
+            raise InstructgenError(f"{name}: not a readable Parquet file ({e})") from None
+        yield Row(None, f"{name}:row {index + 1}", None, f"unreadable Parquet data ({e}); cannot read the file past it")
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -191,39 +286,52 @@ class RowWriter:
     """Write rows to a file whose type follows its extension; '-' writes JSONL to stdout.
 
     Files are written to a temporary name beside the target and renamed on `close()`,
-    so a failed run never leaves a half-written output behind.
+    so a failed run never leaves a half-written output behind; a write that fails (full
+    disk, file size limit) removes the partial file and raises a one-line InstructgenError.
+    For Parquet, `notes` lists after `close()` the columns stored as JSON text, and why.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
         self.kind = kind_of(self.path)
         self.count = 0
+        self.notes: list[str] = []
         self._tmp: str | None = None
         self._parquet_rows: list[Any] = []
         self._parquet_parts: list[str] = []
+        self._plan = None
         if self.path == STDIO:
             self._fh: BinaryIO | None = sys.stdout.buffer
             return
         self._tmp = temp_beside(self.path)
-        if self.kind == "parquet":
-            self._fh = None
-        elif self.kind == "jsonl.gz":
-            self._fh = gzip.open(self._tmp, "wb", compresslevel=6)
-        else:
-            self._fh = open(self._tmp, "wb", buffering=1 << 20)
-            if self.kind == "json":
-                self._fh.write(b"[")
+        try:
+            if self.kind == "parquet":
+                from .parquet import ColumnPlan
+
+                self._fh = None
+                self._plan = ColumnPlan()
+            elif self.kind == "jsonl.gz":
+                self._fh = gzip.open(self._tmp, "wb", compresslevel=6)
+            else:
+                self._fh = open(self._tmp, "wb", buffering=1 << 20)
+                if self.kind == "json":
+                    self._fh.write(b"[")
+        except OSError as e:
+            self._fail(e)
 
     def write(self, row: Any) -> None:
-        if self.kind == "parquet":
-            self._parquet_rows.append(row)
-            if len(self._parquet_rows) >= PARQUET_BATCH_ROWS:
-                self._spill_parquet()
-        elif self.kind == "json":
-            self._fh.write(b"\n  " if self.count == 0 else b",\n  ")
-            self._fh.write(orjson.dumps(row))
-        else:
-            self._fh.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        try:
+            if self.kind == "parquet":
+                self._parquet_rows.append(row)
+                if len(self._parquet_rows) >= PARQUET_BATCH_ROWS:
+                    self._spill_parquet()
+            elif self.kind == "json":
+                self._fh.write(b"\n  " if self.count == 0 else b",\n  ")
+                self._fh.write(orjson.dumps(row))
+            else:
+                self._fh.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        except OSError as e:
+            self._fail(e)
         self.count += 1
 
     @property
@@ -234,16 +342,19 @@ class RowWriter:
     def append_jsonl(self, data: bytes | str, count: int) -> None:
         """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted)."""
         assert self.kind in ("jsonl", "jsonl.gz"), self.kind
-        if isinstance(data, bytes):
-            self._fh.write(data)
-        else:
-            self._fh.flush()
-            with open(data, "rb") as part:
-                size = os.fstat(part.fileno()).st_size
-                copied = 0
-                while copied < size:
-                    copied += os.sendfile(self._fh.fileno(), part.fileno(), copied, size - copied)
-            os.unlink(data)
+        try:
+            if isinstance(data, bytes):
+                self._fh.write(data)
+            else:
+                self._fh.flush()
+                with open(data, "rb") as part:
+                    size = os.fstat(part.fileno()).st_size
+                    copied = 0
+                    while copied < size:
+                        copied += os.sendfile(self._fh.fileno(), part.fileno(), copied, size - copied)
+                os.unlink(data)
+        except OSError as e:
+            self._fail(e)
         self.count += count
 
     def write_many(self, rows: Iterable[Any]) -> None:
@@ -254,21 +365,39 @@ class RowWriter:
         if self.path == STDIO:
             self._fh.flush()
             return
-        if self.kind == "parquet":
-            self._finish_parquet()
-        else:
-            if self.kind == "json":
-                self._fh.write(b"\n]\n" if self.count else b"]\n")
-            self._fh.close()
-        finish_temp(self._tmp, self.path)
+        try:
+            if self.kind == "parquet":
+                self._finish_parquet()
+            else:
+                if self.kind == "json":
+                    self._fh.write(b"\n]\n" if self.count else b"]\n")
+                self._fh.close()
+            finish_temp(self._tmp, self.path)
+        except OSError as e:
+            self._fail(e)
+        except BaseException:
+            self.abort()
+            raise
         self._tmp = None
 
     def abort(self) -> None:
+        """Remove whatever this writer wrote (the temporary file and Parquet parts); the target is untouched."""
         if self._fh is not None and self.path != STDIO:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:  # flushing into a full disk fails again; the file goes anyway
+                pass
         for part in [self._tmp, *self._parquet_parts]:
-            if part and os.path.exists(part):
-                os.unlink(part)
+            if part:
+                unlink_quietly(part)
+        self._tmp, self._parquet_parts = None, []
+
+    def _fail(self, e: OSError) -> NoReturn:
+        if self.path == STDIO:  # e.g. a closed pipe (`| head`), which the CLI ends quietly
+            raise e
+        self.abort()
+        raise InstructgenError(f"{self.path}: cannot write ({_why(e)}); the partial file was removed, "
+                               "nothing was written there") from e
 
     def __enter__(self) -> "RowWriter":
         return self
@@ -279,29 +408,41 @@ class RowWriter:
         else:
             self.abort()
 
-    # Parquet needs one schema for the whole file, and rows of one dataset may differ in
-    # optional fields: batches are spilled as parts and unified at the end.
+    # Parquet needs one schema for the whole file, decided over every row: batches are spilled
+    # as parts in their own exact types, and conformed to the final schema at the end.
     def _spill_parquet(self) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        part = f"{self._tmp}.part{len(self._parquet_parts)}"
-        pq.write_table(pa.Table.from_pylist(self._parquet_rows), part)
+        part = temp_beside(self.path)
         self._parquet_parts.append(part)
+        pq.write_table(self._plan.observe(self._parquet_rows), part)
         self._parquet_rows = []
 
     def _finish_parquet(self) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        tables = [pq.read_table(p) for p in self._parquet_parts]
-        if self._parquet_rows or not tables:
-            tables.append(pa.Table.from_pylist(self._parquet_rows))
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
-        pq.write_table(table, self._tmp)
-        for p in self._parquet_parts:
-            os.unlink(p)
-        self._parquet_parts = []
+        from .parquet import PARQUET_OPTIONS, ROW_GROUP_ROWS
+
+        if self.count and not any(self._parquet_rows) and not self._parquet_parts and not self._plan.columns:
+            raise InstructgenError(f"{self.path}: Parquet cannot store rows that have no field at all "
+                                   f"({self.count} rows); write .jsonl instead")
+        last = self._plan.observe(self._parquet_rows) if self._parquet_rows or not self._parquet_parts else None
+        with pq.ParquetWriter(self._tmp, self._plan.schema(), **PARQUET_OPTIONS) as out:
+            for part in self._parquet_parts:
+                out.write_table(self._plan.conform(pq.read_table(part)), row_group_size=ROW_GROUP_ROWS)
+                os.unlink(part)
+            if last is not None:
+                out.write_table(self._plan.conform(last), row_group_size=ROW_GROUP_ROWS)
+        self._parquet_parts, self._parquet_rows = [], []
+        self.notes = self._plan.notes()
+
+
+def _why(e: OSError) -> str:
+    if e.errno == errno.ENOSPC or "No space left" in str(e):
+        return "no space left on the device"
+    if e.errno == errno.EFBIG or "File too large" in str(e):
+        return "file too large for a file size limit, e.g. ulimit -f, or for the file system"
+    return e.strerror or str(e)
 
 
 def write_rows(path: str | os.PathLike, rows: Iterable[Any]) -> int:
@@ -310,27 +451,15 @@ def write_rows(path: str | os.PathLike, rows: Iterable[Any]) -> int:
     return w.count
 
 
-def temp_beside(path: str | os.PathLike) -> str:
-    """A new empty temporary file beside `path` (same folder, so the final rename is atomic)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    return tmp
-
-
-def finish_temp(tmp: str, path: str | os.PathLike) -> None:
-    """Give a finished temporary file the mode a new file would have and move it to `path`."""
-    os.chmod(tmp, _FILE_MODE)
-    os.replace(tmp, path)
-
-
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     tmp = temp_beside(path)
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         finish_temp(tmp, path)
+    except OSError as e:
+        unlink_quietly(tmp)
+        raise InstructgenError(f"{path}: cannot write ({_why(e)}); the partial file was removed") from e
     except BaseException:
-        os.unlink(tmp)
+        unlink_quietly(tmp)
         raise

@@ -52,7 +52,7 @@ class RunLog:
         """Count one dropped record and write it to the rejects file."""
         assert kind in DROP_KINDS, kind
         if isinstance(raw, bytes):
-            raw = raw.decode("utf-8", "replace")
+            raw = raw.decode("utf-8", "backslashreplace")  # invalid bytes kept, escaped as \xNN
         self.dropped[kind] += 1
         self.reasons[(kind, reason)] += 1
         entry = {"stage": self.stage, "kind": kind, "reason": reason, "origin": origin, **details, "raw": raw}

@@ -20,7 +20,7 @@ import orjson
 
 from . import formats
 from .formats.base import DumpOptions
-from .io import RowWriter, rows_from_lines
+from .io import RowWriter, open_source, rows_from_lines
 from .runlog import RunLog
 
 SHARD_LINES = 20_000
@@ -39,18 +39,18 @@ def worth_sharding(path: str, writer: RowWriter, read_opts) -> bool:
 
 def convert_file(path: str, spec_name: str, writer: RowWriter, to_format: str, log: RunLog,
                  read_opts, dump_opts: DumpOptions, workers: int, bar=None) -> None:
-    import gzip
-
-    opener = gzip.open if path.lower().endswith(".gz") else open
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     config = (spec_name, to_format, read_opts.columns, read_opts.strict, dump_opts)
-    with opener(path, "rb") as fh, ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        shards = _shards(fh, path, writer.spill_dir if writer.kind == "jsonl" else None)
+    with open_source(path) as source, ctx.Pool(workers, initializer=_init_worker, initargs=(config,)) as pool:
+        shards = _shards(source.complete_lines(), path, writer.spill_dir if writer.kind == "jsonl" else None)
         for part, n_in, n_out, entries, losses in pool.imap(_convert_shard, shards):
             writer.append_jsonl(part, n_out)
             log.absorb(n_in, n_out, entries, losses)
             if bar is not None:
                 bar.update(n_in)
+        if (cut := source.cut_row(path)) is not None:  # a truncated .gz: the lines before it were converted
+            log.took_in()
+            log.drop(cut.origin, cut.error, cut.raw)
 
 
 def _shards(fh, path: str, spill_dir: str | None):
