@@ -23,7 +23,7 @@ Per set the benchmark prints: in, dropped per rule, truncated, judged drops, fal
 the drops nobody has judged yet (judge them: `--dump DIR` writes every drop and a sample of kept records with
 their text, for reading). A rule's FP rate = judged wrong / judged, over its drops in the current run.
 
-Where the dedup evaluation goes: `dedup_hook(records_by_set)` below (the dedup engineer's
+The dedup evaluation: `dedup_report()` below (the dedup engineer's
 benchmarks/curate_real_dedup.py, plugged in by the lead).
 
 Usage: python benchmarks/curate_real.py [--sets gsm8k,alpaca_zh] [--dump DIR] [--kept-sample 40] [--seed 0]
@@ -238,10 +238,13 @@ def dump(out_dir: Path, s: RealSet, records: list[Conversation], run: FilterRun,
 
 # -- the dedup section --------------------------------------------------------------------------------
 
-def dedup_hook(records_by_set: dict[str, list[Conversation]], root: Path) -> None:
-    """Where the dedup evaluation goes: the lead plugs in benchmarks/curate_real_dedup.py's dedup_section(...)
-    here (records_by_set: set name -> its records as loaded above, in file order; root: the shared folder)."""
-    return None
+def dedup_report() -> None:
+    """The dedup half of the evaluation: benchmarks/curate_real_dedup.py (it loads the real sets its own way,
+    pairs judged in judgements/dedup_pairs.jsonl)."""
+    from curate_real_dedup import dedup_section
+
+    print()
+    dedup_section()
 
 
 # -- report -------------------------------------------------------------------------------------------
@@ -335,7 +338,7 @@ def main() -> None:
         drops = {s.name: {"in": run.n_in, "seconds": round(run.seconds, 3),
                           "drops": sorted([list(d[:2]) for d in run.drops + run.truncated])} for s, run, _ in results}
         args.save_drops.write_text(json.dumps(drops, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    dedup_hook(records_by_set, root)
+    dedup_report()
 
 
 if __name__ == "__main__":

@@ -374,3 +374,17 @@ def test_temp_name_is_cleaned_once_its_process_is_gone(tmp_path):
                           check=True).stdout.strip()
     assert os.path.exists(part) and part.endswith(".shard-3.tmp")
     assert remove_stale_temps(tmp_path / "o.jsonl") == [part] and not os.path.exists(part)
+
+
+def test_two_writers_beside_each_other_under_relative_names(tmp_path, monkeypatch):
+    """An output and its rejects file in the current folder: opening the second must not take the first's
+    temporary for a stale one (a relative name once did, and the output could not be written)."""
+    from instructgen.io import RowWriter, temp_beside
+
+    monkeypatch.chdir(tmp_path)
+    writer = RowWriter("out.jsonl")
+    writer.write({"a": 1})
+    other = temp_beside("out.rejects.jsonl")
+    writer.close()
+    assert (tmp_path / "out.jsonl").read_bytes() == b'{"a":1}\n'
+    assert os.path.exists(other)

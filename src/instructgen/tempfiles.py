@@ -34,7 +34,7 @@ def temp_beside(path: str | os.PathLike) -> str:
     remove_stale_temps(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{_owner()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    _MINE.add(tmp)
+    _MINE.add(os.path.abspath(tmp))
     return tmp
 
 
@@ -43,7 +43,7 @@ def temp_name(path: str | os.PathLike, label: str) -> str:
     part file: `.NAME.HOST-PID.LABEL.tmp`. `remove_stale_temps(path)` removes it once this process is gone."""
     target = Path(path)
     name = str(target.parent / f".{target.name}.{_owner()}.{re.sub(r'[^A-Za-z0-9_-]', '_', label)}.tmp")
-    _MINE.add(name)
+    _MINE.add(os.path.abspath(name))
     return name
 
 
@@ -65,7 +65,7 @@ def remove_stale_temps(path: str | os.PathLike) -> list[str]:
             continue
         full = str(folder / name)
         pid = int(m.group(1))
-        if pid == os.getpid() and full in _MINE or pid != os.getpid() and _alive(pid):
+        if pid == os.getpid() and os.path.abspath(full) in _MINE or pid != os.getpid() and _alive(pid):
             continue
         if unlink_quietly(full):
             removed.append(full)
@@ -83,7 +83,7 @@ def _alive(pid: int) -> bool:
 
 
 def unlink_quietly(path: str) -> bool:
-    _MINE.discard(path)
+    _MINE.discard(os.path.abspath(path))
     try:
         os.unlink(path)
         return True
