@@ -18,7 +18,7 @@ from typing import Iterator
 
 import orjson
 
-from .io import MAX_NESTING, MAX_ROW_BYTES, Row, Source, cut_message, decode_row
+from .rows import MAX_NESTING, MAX_ROW_BYTES, Row, Source, cut_message, decode_row
 
 MAX_ARRAY_ELEMENT_CHARS = 4 * MAX_ROW_BYTES  # an array element unfinished after this stops the array
 ARRAY_CHUNK_BYTES = 8 << 20

@@ -167,6 +167,7 @@ def run_dedup(args) -> int:
         to_format = _target_format(args, records)
         with RowWriter(args.output) as writer:
             write_records(kept, writer, to_format, log)
+        _parquet_notes(writer, log)
     finally:
         log.close()
     _finish(args, log, stats_path)
@@ -191,10 +192,19 @@ def run_filter(args) -> int:
         to_format = args.to or (first.source_format if first else args.from_format or "alpaca")
         with RowWriter(args.output) as writer:
             write_records(_same_format(filter_records(records, config, log), to_format, args.to), writer, to_format, log)
+        _parquet_notes(writer, log)
     finally:
         log.close()
     _finish(args, log, stats_path, sorted(log.info["filter_rules"].items(), key=lambda kv: -kv[1]))
     return 0
+
+
+def _parquet_notes(writer, log) -> None:
+    """Columns a Parquet output stores as JSON text (mixed types, free-form objects): said and recorded."""
+    for note in writer.notes:
+        print(note, file=sys.stderr)
+    if writer.notes:
+        log.info["parquet"] = list(writer.notes)
 
 
 def _peek(records):
