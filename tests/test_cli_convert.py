@@ -205,11 +205,11 @@ def test_help_teaches_with_examples():
     assert "examples:" in proc.stdout and "--to" in proc.stdout and "instructgen convert data.json --to moss" in proc.stdout
 
 
-def test_sharded_conversion_matches_the_serial_one(tmp_path, monkeypatch):
-    from instructgen import shards
+def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch):
+    from instructgen import convert_parallel
 
-    monkeypatch.setattr(shards, "MIN_BYTES", 0)
-    monkeypatch.setattr(shards, "SHARD_LINES", 7)
+    monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(convert_parallel, "BLOCK_LINES", 7)
     rows = [dict(r, instruction=f"{r['instruction']} #{i}") for i in range(20) for r in ALPACA]
     src = write_jsonl(tmp_path / "big.jsonl", rows, [line for line, _ in BAD_LINES])
     outputs = {}
@@ -220,6 +220,8 @@ def test_sharded_conversion_matches_the_serial_one(tmp_path, monkeypatch):
     assert outputs[1] == outputs[2]
     assert len(outputs[2][0].splitlines()) == len(rows)
     assert len(outputs[2][1].splitlines()) == len(BAD_LINES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["big.jsonl", "w1.jsonl", "w1.rejects.jsonl", "w2.jsonl", "w2.rejects.jsonl"])  # no part left behind
 
 
 def test_outputs_get_ordinary_file_permissions(tmp_path):

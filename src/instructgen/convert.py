@@ -12,10 +12,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
-from . import formats
+import orjson
+
+from . import convert_parallel, formats
 from .errors import BadRecord, CannotRepresent, InstructgenError
 from .formats.base import DumpOptions
-from .io import Row, RowWriter, read_rows
+from .io import Row, RowWriter, read_rows, rows_from_lines
 from .record import Conversation
 from .runlog import RunLog
 
@@ -157,19 +159,18 @@ def convert(
 ) -> None:
     """The whole stage: read every input, write one output, count everything in `log`.
 
-    With workers > 1, large JSONL inputs written to JSONL are converted in shards of lines by a
+    With workers > 1, large JSONL inputs written to JSONL are converted in blocks of lines by a
     process pool (same output, same order, same counts).
     """
-    from . import shards
-
     read_opts = read_opts or ReadOptions()
     dump_opts = dump_opts or DumpOptions()
     bar = _progress_bar() if progress else None
     with RowWriter(output) as writer:
         for path in inputs:
             spec, rows = open_source(path, log, read_opts)
-            if workers > 1 and shards.worth_sharding(path, writer, read_opts):
-                shards.convert_file(path, spec.name, writer, to_format, log, read_opts, dump_opts, workers, bar)
+            if workers > 1 and convert_parallel.worth_parallel(path, writer, read_opts.merge_turns):
+                config = (spec.name, to_format, read_opts.columns, read_opts.strict, dump_opts)
+                convert_parallel.convert_file(path, writer, log, convert_block, config, workers, bar)
                 continue
             records = records_of(rows, spec, log, read_opts)
             if bar is not None:
@@ -179,6 +180,29 @@ def convert(
         bar.close()
     if log.n_in and log.n_out == 0 and log.dropped["rejected"] == log.n_in:
         raise InstructgenError(f"no record could be read from {', '.join(inputs)}; see {log.rejects_path}")
+
+
+def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config) -> bytes:
+    """The JSONL of a block of JSONL lines (line `start` of file `name` first), counted in `log`:
+    what a worker of `convert_parallel` runs."""
+    spec_name, to_format, columns, strict, dump_opts = config
+    opts = ReadOptions(from_format=spec_name, columns=columns, strict=strict)
+    rows = rows_from_lines(lines, name, start)
+    if columns:
+        rows = rename_rows(rows, columns)
+    blob = _Blob()
+    write_records(parse_rows(rows, formats.get(spec_name), log, opts), blob, to_format, log, dump_opts, strict=strict)
+    return b"".join(blob.parts)
+
+
+class _Blob:
+    """A writer that serialises rows to JSONL bytes."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, row: Any) -> None:
+        self.parts.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
 
 
 def _progress_bar():

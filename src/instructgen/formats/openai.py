@@ -1,9 +1,8 @@
 """OpenAI chat fine-tuning: {messages: [{role, content, ...}], tools?}.
 
 The canonical record models tool calls the OpenAI way (an assistant message
-with `tool_calls`, answered by `tool` messages), so the helpers the other
-tool-calling formats share (sharegpt, chatglm3) live here too: tool lists,
-call arguments, call ids, and weights.
+with `tool_calls`, answered by `tool` messages); what the tool-calling formats
+share (tool lists, call arguments, call ids, weights) is in tools.py.
 
 Call ids: formats without ids (sharegpt, chatglm3) get none; when writing
 OpenAI, a call without an id is numbered `call_0`, `call_1`, ... and each tool
@@ -183,6 +182,3 @@ def _text_or_none(value: Any) -> str | None:
         return _text(value, "")
     except BadRecord:
         return None
-
-
-# -- helpers shared by the tool-calling formats -----------------------------------------------------
