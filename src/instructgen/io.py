@@ -73,6 +73,8 @@ def read_rows(path: str | os.PathLike) -> Iterator[Row]:
         head = _peek_first_char(fh)
         if kind == "json" and head == b"[":
             yield from _read_json_array(fh.read(), name)
+        elif kind == "json" and head == b"{" and not _first_line_is_json(fh):
+            yield _read_json_object(fh.read(), name)  # one pretty-printed object (MOSS ships SFT_data so)
         else:  # JSONL, and also .json files that are really one object per line (BELLE ships those)
             yield from _read_lines(fh, name)
 
@@ -82,6 +84,28 @@ def _peek_first_char(fh: BinaryIO) -> bytes:
     chunk = fh.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
     fh.seek(pos)
     return chunk[:1]
+
+
+def _first_line_is_json(fh: BinaryIO) -> bool:
+    pos = fh.tell()
+    line = fh.readline(MAX_ROW_BYTES)
+    fh.seek(pos)
+    try:
+        orjson.loads(line.removeprefix(b"\xef\xbb\xbf"))
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
+def _read_json_object(data: bytes, name: str) -> Row:
+    """The one row of a file holding one JSON object over several lines."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    line = data.count(b"\n", 0, data.find(b"{")) + 1
+    origin = f"{name}:{line}"
+    try:
+        return Row(orjson.loads(data), origin, data)
+    except orjson.JSONDecodeError as e:
+        return Row(None, origin, data[:200].decode("utf-8", "replace"), _decode_error(data, e))
 
 
 def _read_lines(fh: BinaryIO, name: str) -> Iterator[Row]:
