@@ -4,6 +4,16 @@
 preference layouts LLaMA-Factory's data/dataset_info.json declares: `ranking: true` (chosen and
 rejected columns) and `kto_tag` (a boolean `label` column). A record counts as read when
 LLaMA-Factory aligns it into a prompt of odd length and the response(s) its layout needs.
+
+Differences from lf_client.py, each toward what LLaMA-Factory itself does:
+- an openai file is read by LLaMA-Factory's OpenAI converter (`"formatting": "openai"` in
+  dataset_info.json), which turns an assistant message's `tool_calls` into a function turn and
+  merges consecutive tool results; lf_client.py reads it with the ShareGPT converter, which
+  knows neither (a call-only message has `"content": null`, parallel calls have several results);
+- JSONL lines end at "\n" only, as `datasets` reads them (str.splitlines() also splits inside
+  strings holding U+2028, which JSON writes raw);
+- a sharegpt file whose turns say `assistant` (BELLE) is read with that assistant tag, as its
+  dataset_info.json entry would declare it.
 """
 
 from __future__ import annotations
@@ -41,13 +51,10 @@ def lf_read(path: str | Path, formatting: str, *, ranking: bool = False, kto: bo
     assert client is not None, "LLaMA-Factory's converter is not available"
     client.WARN.clear()
     text = Path(path).read_text(encoding="utf-8-sig").strip()
-    # JSONL lines end at "\n" only, as `datasets` reads them (lf_client.py's str.splitlines() also splits
-    # inside strings holding U+2028, which JSON writes raw)
     rows = json.loads(text) if text.startswith("[") else [json.loads(line) for line in text.split("\n") if line.strip()]
     cols = set().union(*(r.keys() for r in rows)) if rows else set()
     rows = [{c: r.get(c) for c in cols} for r in rows]  # as `datasets` fills absent columns with None
-    attr = client.MODS["parser"].DatasetAttr("file", str(path),
-                                              formatting="sharegpt" if formatting == "openai" else formatting)
+    attr = client.MODS["parser"].DatasetAttr("file", str(path), formatting=formatting)
 
     def opt(c):
         return c if c in cols else None
@@ -56,6 +63,8 @@ def lf_read(path: str | Path, formatting: str, *, ranking: bool = False, kto: bo
         attr.history, attr.system = opt("history"), opt("system")
     elif formatting == "sharegpt":
         attr.messages, attr.system, attr.tools = "conversations", opt("system"), opt("tools")
+        if any(t.get("from") == "assistant" for r in rows for t in r.get("conversations") or []):
+            attr.assistant_tag = "assistant"
     else:
         attr.messages, attr.tools = "messages", opt("tools")
         attr.role_tag, attr.content_tag = "role", "content"

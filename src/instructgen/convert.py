@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -16,10 +17,14 @@ import orjson
 
 from . import convert_parallel, formats
 from .errors import BadRecord, CannotRepresent, InstructgenError
-from .formats.base import DumpOptions
+from .formats import moss
+from .formats.base import DumpOptions, extra_fields_fate
 from .io import Row, RowWriter, read_rows, rows_from_lines
 from .record import Conversation
 from .runlog import RunLog
+
+
+NOTES = "notes"  # log.info key: what the conversion did that is not a loss (fields moved to meta, ...), counted
 
 
 class StrictError(InstructgenError):
@@ -131,6 +136,7 @@ def write_records(
         writable = ", ".join(formats.names(writable_only=True))
         raise InstructgenError(f"{to_format} can be read but not written; write one of: {writable}")
     opts = opts or DumpOptions()
+    notes = log.info.setdefault(NOTES, Counter())
     for conv in records:
         losses: set[str] = set()
         try:
@@ -138,14 +144,24 @@ def write_records(
         except CannotRepresent as e:
             if strict:
                 raise StrictError(f"{conv.origin}: cannot write as {to_format}: {e.reason}") from None
-            log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", conv.to_dict())
+            log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", formats.source_row(conv))
             continue
         if not opts.keep_meta and conv.meta.get("moss_plugins") and "moss_plugins" not in spec.native_meta:
-            losses.add("MOSS inner thoughts/commands/results dropped")  # they travel only in the meta channel
+            losses.update(moss.plugin_meta_losses(conv))  # they travel only in the meta channel
+        fate, fields = extra_fields_fate(conv, to_format, opts)
+        for name in fields:
+            if fate == "dropped":
+                losses.add(f"field {name!r} dropped (--no-meta)")
+            elif fate == "meta":
+                notes[f"field {name!r} carried in meta"] += 1
         if losses and strict:
             raise StrictError(f"{conv.origin}: writing as {to_format} would lose information: {', '.join(sorted(losses))}")
         for what in losses:
             log.lost(what)
+        if spec.notes is not None:
+            notes.update(spec.notes(conv, opts))
+        if len(rows) > 1:
+            notes["records written as several rows (--turns explode)"] += 1
         columns = opts.columns or (conv.hints.get("columns") if conv.source_format == to_format else None)
         for row in rows:
             writer.write(_rename_out(row, columns) if columns else row)

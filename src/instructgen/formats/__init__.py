@@ -15,7 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import Ambiguous, InstructgenError
-from .base import DumpOptions, FormatSpec
+from .base import DumpOptions, FormatSpec, restore_preference
 
 if TYPE_CHECKING:
     from ..record import Conversation
@@ -36,15 +36,27 @@ def registry() -> dict[str, FormatSpec]:
             description=m.DESCRIPTION,
             example=m.EXAMPLE,
             detect=m.detect,
-            parse=m.parse,
+            parse=_restoring(m.parse),
             dump=m.dump if getattr(m, "WRITABLE", True) else None,
             refines=getattr(m, "REFINES", None),
             native_meta=frozenset(getattr(m, "NATIVE_META", ())),
+            preference=getattr(m, "PREFERENCE", False),
+            turns=tuple(getattr(m, "TURNS", ())),
+            notes=getattr(m, "notes", None),
         )
         if spec.name in specs:
             raise RuntimeError(f"format {spec.name!r} registered twice ({module_name})")
         specs[spec.name] = spec
     return specs
+
+
+def _restoring(parse):
+    """A record reads back the preference data a format without preference fields carried in meta."""
+    def parse_and_restore(row: dict) -> "Conversation":
+        return restore_preference(parse(row))
+
+    parse_and_restore.__doc__ = parse.__doc__
+    return parse_and_restore
 
 
 def names(writable_only: bool = False) -> list[str]:

@@ -14,26 +14,32 @@ plugins the three middle fields hold the literal `None`
 Canonical mapping: meta_instruction (002: prefix) -> system message, verbatim;
 each turn -> a user message (Human body) and an assistant message (MOSS body).
 
+A plugin turn (inner thoughts, commands, results) becomes an assistant message
+whose content is the inner thought and whose tool calls are the commands, then
+one tool message per result (moss_plugins.py: the plugin API is the tool);
+`tools` lists the plugins the meta instruction enables. So openai, sharegpt and
+chatglm3 hold MOSS plugin data as tool calls, and MOSS writes tool calls of its
+plugin APIs (one string argument) as commands. Other tool calls cannot be
+written as MOSS commands: they are dropped and counted ("tools dropped").
+
 What the canonical messages cannot hold travels in `conv.meta` (written back
 by MOSS as its own fields, and by every other format in its "meta" channel,
 so moss -> sharegpt/openai/... -> moss gives the same row):
 
 - `id`: conversation_id, with its JSON type (int or str);
 - `category`;
-- `moss_plugins`: one entry per turn whose Inner Thoughts / Commands /
-  Tool Responses are not exactly the plain `None` values:
-  `{"turn": 2, "Inner Thoughts": raw, "Commands": raw, "Tool Responses": raw}`,
-  raw values verbatim, tags and line layout included (byte-exact write-back);
+- `moss_plugins`: per turn, the raw plugin fields whose bytes the usual
+  rendering of its tool calls would not give back (`{"turn": 2, "Tool
+  Responses": raw}`), written back only while they still read as the same
+  calls and results; and the raw fields of a turn whose Commands are `None` or
+  not calls (an inner thought without a command), which no message holds;
 - `moss_layout`: `{"turn_1.MOSS": [lead, tail, trail]}` for a Human/MOSS value
   whose whitespace around the tags is not the usual `"<|X|>: body<eoX>\\n"`;
 - `moss_turn_extra`: fields of a turn object other than the five;
 - `moss_empty_meta_instruction`: the row had `meta_instruction: ""`.
 
-Losses: tool calls/results of other formats are not mapped to Commands/Results
-(MOSS commands are free text such as `Search("...")`, not JSON calls): they are
-dropped and counted as "tools dropped". Plugin fields written to another format
-without the meta channel (`--no-meta`) are dropped; `convert.write_records`
-counts that as "MOSS inner thoughts/commands/results dropped".
+A record from another format gets the meta instruction of `--meta-instruction-file`,
+else our neutral default (prompts/moss_meta_instruction.txt); `notes` counts both.
 """
 
 from __future__ import annotations
@@ -46,7 +52,9 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import Conversation, Message
-from .base import DumpOptions, Lost, finish_row, flatten_to_pairs, require_str, split_known
+from .base import DumpOptions, Lost, as_sft, finish_row, flatten_to_pairs, require_str, split_known
+from .moss_plugins import (enabled_apis, plugin_messages, render_plugin, renderable, same_plugin,
+                           tools_for)
 
 NAME = "moss"
 DESCRIPTION = "MOSS-003 SFT (chat turns with <|Human|>/<|MOSS|> tags and plugin fields); also reads MOSS-002 plain_text"
@@ -168,7 +176,8 @@ def _parse_003(row: dict) -> Conversation:
     messages = [Message("system", meta_instruction)] if meta_instruction else []
     if not meta_instruction:
         meta["moss_empty_meta_instruction"] = True
-    plugins, layouts, turn_extra = [], {}, {}
+    apis = enabled_apis(meta_instruction)
+    plugins, layouts, turn_extra, calls = [], {}, {}, []
     for n, key, turn in turns:
         if not isinstance(turn, dict):
             raise BadRecord(f"chat.{key} must be an object, got {_type(turn)}")
@@ -180,16 +189,25 @@ def _parse_003(row: dict) -> Conversation:
             bodies[field], layout = split_tagged(turn[field], field, f"chat.{key}.{field}")
             if field in ("Human", "MOSS") and layout != DEFAULT_LAYOUT:
                 layouts[f"{key}.{field}"] = list(layout)
+        messages.append(Message("user", bodies["Human"]))
         if any(turn[f] != PLAIN[f] for f in PLUGIN_FIELDS):
-            plugins.append({"turn": n, **{f: turn[f] for f in PLUGIN_FIELDS}})
+            plugin = plugin_messages(*(bodies[f] for f in PLUGIN_FIELDS), apis)
+            usual = PLAIN if plugin is None else plugin_fields(plugin, apis)
+            kept = {f: turn[f] for f in PLUGIN_FIELDS if turn[f] != usual[f]}
+            if kept:
+                plugins.append({"turn": n, **kept})
+            if plugin is not None:
+                messages += plugin
+                calls += plugin[0].tool_calls
         others = {k: v for k, v in turn.items() if k not in TAGS}
         if others:
             turn_extra[key] = others
-        messages += [Message("user", bodies["Human"]), Message("assistant", bodies["MOSS"])]
+        messages.append(Message("assistant", bodies["MOSS"]))
     for name, value in (("moss_plugins", plugins), ("moss_layout", layouts), ("moss_turn_extra", turn_extra)):
         if value:
             meta[name] = value
-    return Conversation(messages, meta=meta, extra=extra)
+    return Conversation(messages, meta=meta, extra=extra, source_format=NAME,
+                        tools=tools_for(meta_instruction, calls) if calls else None)
 
 
 def _ordered_turns(chat: dict) -> list[tuple[int, str, Any]]:
@@ -240,7 +258,7 @@ def _parse_002(row: dict) -> Conversation:
     messages = [Message("system", prefix)] if prefix else []
     for human, moss in pairs:
         messages += [Message("user", human), Message("assistant", moss)]
-    return Conversation(messages, meta=meta, extra=extra)
+    return Conversation(messages, meta=meta, extra=extra, source_format=NAME)
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -252,20 +270,27 @@ def render(field: str, body: str, layout: tuple[str, str, str] | list[str] = DEF
 
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
-    pairs = flatten_to_pairs(conv, lost)
+    conv = as_sft(conv, opts, lost)
+    meta_instruction = _meta_instruction(conv, opts)
+    apis = enabled_apis(meta_instruction)
+    turns = _plugin_turns(conv, apis)
+    if turns is None:  # tool calls MOSS cannot write as commands, or turns out of order
+        turns = [(q, [], a) for q, a in flatten_to_pairs(conv, lost)]
+    elif conv.tools and conv.tools != tools_for(meta_instruction, [c for _, p, _ in turns if p for c in p[0].tool_calls]):
+        lost("tool definitions dropped")
     if any(m.weight is not None for m in conv.messages):
         lost("message weights dropped")
     if any(m.name and m.role != "tool" for m in conv.messages):
         lost("message names dropped")
     meta = conv.meta
-    plugins = _plugins_by_turn(meta.get("moss_plugins"), len(pairs), lost)
+    kept = _plugins_by_turn(meta.get("moss_plugins"), len(turns), lost)
     layouts = meta.get("moss_layout") if isinstance(meta.get("moss_layout"), dict) else {}
     turn_extra = meta.get("moss_turn_extra") if isinstance(meta.get("moss_turn_extra"), dict) else {}
     chat = {}
-    for n, (user, assistant) in enumerate(pairs, 1):
+    for n, (user, plugin, assistant) in enumerate(turns, 1):
         key = f"turn_{n}"
         turn = {"Human": render("Human", user, _layout(layouts.get(f"{key}.Human")))}
-        turn.update(plugins.get(n) or PLAIN)
+        turn.update(_turn_plugins(plugin, kept.get(n), apis, lost))
         turn["MOSS"] = render("MOSS", assistant, _layout(layouts.get(f"{key}.MOSS")))
         extra = turn_extra.get(key)
         if isinstance(extra, dict):
@@ -273,13 +298,105 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
         chat[key] = turn
     row: dict[str, Any] = {
         "conversation_id": _conversation_id(conv),
-        "meta_instruction": _meta_instruction(conv, opts),
+        "meta_instruction": meta_instruction,
         "num_turns": len(chat),
         "chat": chat,
     }
     if isinstance(meta.get("category"), str):
         row["category"] = meta["category"]
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    return [finish_row(row, conv, opts, NATIVE_META, NAME)]
+
+
+def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
+    """The meta instruction MOSS adds to a record that has no system prompt, and where it came from."""
+    if conv.system is not None or conv.meta.get("moss_empty_meta_instruction"):
+        return []
+    if opts.meta_instruction is not None:
+        return [f"meta instruction added (from {opts.meta_instruction_source or '--meta-instruction-file'})"]
+    return [f"meta instruction added (instructgen's default, prompts/{META_INSTRUCTION_FILE}; "
+            "--meta-instruction-file sets another)"]
+
+
+def plugin_fields(plugin: list[Message], apis: dict) -> dict[str, str]:
+    """The three plugin fields MOSS usually writes for a call message and its results."""
+    bodies = render_plugin(plugin[0], plugin[1:], renderable(plugin[0].tool_calls, apis))
+    return {f: render(f, body, layout or DEFAULT_LAYOUT) for f, (body, layout) in zip(PLUGIN_FIELDS, bodies)}
+
+
+def _plugin_turns(conv: Conversation, apis: dict) -> list[tuple[str, list[Message], str]] | None:
+    """(user, [call message, results...] or [], answer) per MOSS turn; None if the conversation is not
+    user -> (call -> results ->) answer turns whose calls MOSS can write as commands."""
+    turns, out, i = conv.turns, [], 0
+    while i < len(turns):
+        user = turns[i]
+        if user.role != "user":
+            return None
+        i += 1
+        plugin: list[Message] = []
+        if i < len(turns) and turns[i].role == "assistant" and turns[i].tool_calls:
+            call = turns[i]
+            if renderable(call.tool_calls, apis) is None:
+                return None
+            i += 1
+            while i < len(turns) and turns[i].role == "tool":
+                plugin.append(turns[i])
+                i += 1
+            if not _answers_in_order(call, plugin):
+                return None
+            plugin.insert(0, call)
+        if i >= len(turns) or turns[i].role != "assistant" or turns[i].tool_calls:
+            return None
+        out.append((user.content, plugin, turns[i].content))
+        i += 1
+    return out
+
+
+def _answers_in_order(call: Message, results: list[Message]) -> bool:
+    """Results MOSS can write: none, one for the turn, or one per command in command order."""
+    if len(results) not in (0, 1, len(call.tool_calls)):
+        return False
+    return all(r.tool_call_id is None or c.id is None or r.tool_call_id == c.id
+               for c, r in zip(call.tool_calls, results))
+
+
+def _turn_plugins(plugin: list[Message], kept: dict[str, str] | None, apis: dict, lost: Lost) -> dict[str, str]:
+    """A turn's three plugin fields: the raw ones kept in meta while they still say what the messages say."""
+    if not plugin:
+        if not kept:
+            return PLAIN
+        fields = {f: kept.get(f, PLAIN[f]) for f in PLUGIN_FIELDS}
+        if _reads_as_calls(fields, apis):  # kept layout of tool calls the record no longer has
+            lost("MOSS plugin fields dropped (their tool calls are gone)")
+            return PLAIN
+        return fields
+    usual = plugin_fields(plugin, apis)
+    if kept:
+        fields = {f: kept.get(f, usual[f]) for f in PLUGIN_FIELDS}
+        again = plugin_messages(*(split_tagged(fields[f], f, f)[0] for f in PLUGIN_FIELDS), apis)
+        if again is not None and same_plugin(again, plugin):
+            return fields
+    return usual
+
+
+def _reads_as_calls(fields: dict[str, str], apis: dict) -> bool:
+    return plugin_messages(*(split_tagged(fields[f], f, f)[0] for f in PLUGIN_FIELDS), apis) is not None
+
+
+def plugin_meta_losses(conv: Conversation) -> list[str]:
+    """What leaving out meta["moss_plugins"] loses: plugin fields no message holds, or only their layout."""
+    entries = conv.meta.get("moss_plugins")
+    if not isinstance(entries, list):
+        return []
+    calls = any(m.tool_calls for m in conv.messages)
+    losses = set()
+    for entry in entries:
+        fields = {f: entry.get(f, PLAIN[f]) for f in PLUGIN_FIELDS} if isinstance(entry, dict) else None
+        try:
+            as_calls = calls and fields is not None and _reads_as_calls(fields, enabled_apis(conv.system))
+        except BadRecord:
+            as_calls = False
+        losses.add("MOSS plugin text layout dropped" if as_calls else "MOSS inner thoughts/commands/results dropped")
+    return sorted(losses)
 
 
 def _meta_instruction(conv: Conversation, opts: DumpOptions) -> str:
@@ -311,10 +428,10 @@ def _plugins_by_turn(value: Any, n_turns: int, lost: Lost) -> dict[int, dict[str
     for entry in value if isinstance(value, list) else [None]:
         try:
             n = entry["turn"]
-            fields = {f: entry[f] for f in PLUGIN_FIELDS}
+            fields = {f: entry[f] for f in PLUGIN_FIELDS if f in entry}
             for f, raw in fields.items():
                 split_tagged(raw, f, f)
-            if isinstance(n, bool) or not isinstance(n, int):
+            if isinstance(n, bool) or not isinstance(n, int) or not fields:
                 raise TypeError
         except (BadRecord, KeyError, TypeError):
             lost("MOSS plugin fields dropped (malformed meta.moss_plugins)")
