@@ -15,7 +15,7 @@ from conftest import SAMPLES, shared_path
 from instructgen import formats, schemas
 from instructgen.convert import ReadOptions, read_records, write_records
 from instructgen.errors import BadRecord
-from instructgen.formats import moss
+from instructgen.formats import moss, moss_plugins
 from instructgen.formats.base import DumpOptions
 from instructgen.io import RowWriter, read_rows
 from instructgen.record import Conversation, Message, ToolCall
@@ -206,7 +206,7 @@ def test_a_plugin_layout_kept_in_meta_is_only_a_layout_loss_without_it():
     conv = moss.parse(row003(t))
     assert conv.meta["moss_plugins"] == [{"turn": 1, **{f: t[f] for f in ("Commands", "Tool Responses")}}]
     assert [m.content for m in conv.messages if m.role == "tool"] == ["2", "4"]  # in command order
-    assert moss.plugin_meta_losses(conv) == ["MOSS plugin text layout dropped"]
+    assert moss_plugins.plugin_meta_losses(conv) == ["MOSS plugin text layout dropped"]
     conv.meta.pop("moss_plugins")
     out, losses = dump_one(conv)  # without the kept layout: the usual one, saying the same
     assert losses == set()

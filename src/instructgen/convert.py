@@ -17,7 +17,7 @@ import orjson
 
 from . import convert_parallel, formats
 from .errors import BadRecord, CannotRepresent, InstructgenError
-from .formats import moss
+from .formats.moss_plugins import plugin_meta_losses
 from .formats.base import DumpOptions, extra_fields_fate
 from .io import Row, RowWriter, read_rows, rows_from_lines
 from .record import Conversation
@@ -147,7 +147,7 @@ def write_records(
             log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", formats.source_row(conv))
             continue
         if not opts.keep_meta and conv.meta.get("moss_plugins") and "moss_plugins" not in spec.native_meta:
-            losses.update(moss.plugin_meta_losses(conv))  # they travel only in the meta channel
+            losses.update(plugin_meta_losses(conv))  # they travel only in the meta channel
         fate, fields = extra_fields_fate(conv, to_format, opts)
         for name in fields:
             if fate == "dropped":

@@ -53,8 +53,9 @@ from typing import Any
 from ..errors import BadRecord
 from ..record import Conversation, Message
 from .base import DumpOptions, Lost, as_sft, finish_row, flatten_to_pairs, require_str, split_known
-from .moss_plugins import (enabled_apis, plugin_messages, render_plugin, renderable, same_plugin,
-                           tools_for)
+from .moss_plugins import (enabled_apis, plugin_fields, plugin_messages, plugin_turns, plugins_by_turn, tools_for,
+                           turn_plugins)
+from .moss_tags import DEFAULT_LAYOUT, PLAIN, PLUGIN_FIELDS, TAGS, TURN_FIELDS, render, split_tagged, type_name
 
 NAME = "moss"
 DESCRIPTION = "MOSS-003 SFT (chat turns with <|Human|>/<|MOSS|> tags and plugin fields); also reads MOSS-002 plain_text"
@@ -79,18 +80,6 @@ FIELDS_002 = frozenset({"id", "prefix", "num_turns", "plain_text"})
 NATIVE_META = frozenset({"id", "category", "moss_plugins", "moss_layout", "moss_turn_extra",
                          "moss_empty_meta_instruction"})
 
-# field -> (opening tag, closing tag)
-TAGS = {
-    "Human": ("<|Human|>:", "<eoh>"),
-    "Inner Thoughts": ("<|Inner Thoughts|>:", "<eot>"),
-    "Commands": ("<|Commands|>:", "<eoc>"),
-    "Tool Responses": ("<|Results|>:", "<eor>"),
-    "MOSS": ("<|MOSS|>:", "<eom>"),
-}
-TURN_FIELDS = tuple(TAGS)  # the order MOSS writes them in
-PLUGIN_FIELDS = ("Inner Thoughts", "Commands", "Tool Responses")
-PLAIN = {f: f"{TAGS[f][0]} None{TAGS[f][1]}\n" for f in PLUGIN_FIELDS}
-DEFAULT_LAYOUT = (" ", "", "\n")  # (after the opening tag, before the closing tag, after the closing tag)
 TURN_KEY = re.compile(r"turn_([1-9][0-9]*)")
 META_INSTRUCTION_FILE = "moss_meta_instruction.txt"
 
@@ -122,52 +111,27 @@ def parse(row: dict) -> Conversation:
     raise BadRecord("missing field 'chat' (MOSS-003) or 'plain_text' (MOSS-002)")
 
 
-def split_tagged(value: Any, field: str, where: str) -> tuple[str, tuple[str, str, str]]:
-    """(body, layout) of a tagged chat value such as "<|Human|>: hi<eoh>\\n".
-
-    layout = (lead, tail, trail): the text between the opening tag and the body
-    (" ", "\\n" or ""), a newline before the closing tag in the plugin line
-    layout "<|Results|>:\\n...\\n<eor>\\n", and the whitespace after the closing tag.
-    """
-    opening, closing = TAGS[field]
-    if not isinstance(value, str):
-        raise BadRecord(f"{where}: must be a string, got {_type(value)}")
-    if not value.startswith(opening):
-        raise BadRecord(f"{where}: must start with {opening}, found {value[:30]!r}")
-    end = value.rfind(closing)
-    if end < len(opening):
-        raise BadRecord(f"{where}: missing {closing} tag")
-    trail = value[end + len(closing):]
-    if trail.strip():
-        raise BadRecord(f"{where}: text after the {closing} tag: {trail[:30]!r}")
-    inner = value[len(opening):end]
-    lead = inner[:1] if inner[:1] in (" ", "\n") else ""
-    body = inner[len(lead):]
-    tail = "\n" if lead == "\n" and body.endswith("\n") else ""
-    return body[: len(body) - len(tail)], (lead, tail, trail)
-
-
 def _parse_003(row: dict) -> Conversation:
     conv_id = row.get("conversation_id")
     if "conversation_id" not in row:
         raise BadRecord("missing field 'conversation_id'")
     if isinstance(conv_id, bool) or not isinstance(conv_id, (int, str)):
-        raise BadRecord(f"conversation_id must be an integer or a string, got {_type(conv_id)}")
+        raise BadRecord(f"conversation_id must be an integer or a string, got {type_name(conv_id)}")
     meta_instruction = require_str(row, "meta_instruction")
     chat = row["chat"]
     if not isinstance(chat, dict):
-        raise BadRecord(f"field 'chat' must be an object of turns, got {_type(chat)}")
+        raise BadRecord(f"field 'chat' must be an object of turns, got {type_name(chat)}")
     turns = _ordered_turns(chat)
     if "num_turns" not in row:
         raise BadRecord("missing field 'num_turns'")
     num_turns = row["num_turns"]
     if isinstance(num_turns, bool) or not isinstance(num_turns, int):
-        raise BadRecord(f"num_turns must be an integer, got {_type(num_turns)}")
+        raise BadRecord(f"num_turns must be an integer, got {type_name(num_turns)}")
     if num_turns != len(turns):
         raise BadRecord(f"num_turns is {num_turns} but chat has {len(turns)} turn{'s' if len(turns) != 1 else ''}")
     category = row.get("category")
     if category is not None and not isinstance(category, str):
-        raise BadRecord(f"category must be a string, got {_type(category)}")
+        raise BadRecord(f"category must be a string, got {type_name(category)}")
 
     carried, extra = split_known(row, FIELDS_003)
     meta: dict[str, Any] = {**carried, "id": conv_id}
@@ -180,7 +144,7 @@ def _parse_003(row: dict) -> Conversation:
     plugins, layouts, turn_extra, calls = [], {}, {}, []
     for n, key, turn in turns:
         if not isinstance(turn, dict):
-            raise BadRecord(f"chat.{key} must be an object, got {_type(turn)}")
+            raise BadRecord(f"chat.{key} must be an object, got {type_name(turn)}")
         for field in TURN_FIELDS:
             if field not in turn:
                 raise BadRecord(f"chat.{key}: missing field {field!r}")
@@ -248,7 +212,7 @@ def _parse_002(row: dict) -> Conversation:
     num_turns = row.get("num_turns")
     if num_turns is not None:
         if isinstance(num_turns, bool) or not isinstance(num_turns, int):
-            raise BadRecord(f"num_turns must be an integer, got {_type(num_turns)}")
+            raise BadRecord(f"num_turns must be an integer, got {type_name(num_turns)}")
         if num_turns != len(pairs):
             raise BadRecord(f"num_turns is {num_turns} but plain_text has {len(pairs)} turns")
     carried, extra = split_known(row, FIELDS_002)
@@ -263,17 +227,11 @@ def _parse_002(row: dict) -> Conversation:
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def render(field: str, body: str, layout: tuple[str, str, str] | list[str] = DEFAULT_LAYOUT) -> str:
-    opening, closing = TAGS[field]
-    lead, tail, trail = layout
-    return f"{opening}{lead}{body}{tail}{closing}{trail}"
-
-
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     conv = as_sft(conv, opts, lost)
     meta_instruction = _meta_instruction(conv, opts)
     apis = enabled_apis(meta_instruction)
-    turns = _plugin_turns(conv, apis)
+    turns = plugin_turns(conv, apis)
     if turns is None:  # tool calls MOSS cannot write as commands, or turns out of order
         turns = [(q, [], a) for q, a in flatten_to_pairs(conv, lost)]
     elif conv.tools and conv.tools != tools_for(meta_instruction, [c for _, p, _ in turns if p for c in p[0].tool_calls]):
@@ -283,14 +241,14 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     if any(m.name and m.role != "tool" for m in conv.messages):
         lost("message names dropped")
     meta = conv.meta
-    kept = _plugins_by_turn(meta.get("moss_plugins"), len(turns), lost)
+    kept = plugins_by_turn(meta.get("moss_plugins"), len(turns), lost)
     layouts = meta.get("moss_layout") if isinstance(meta.get("moss_layout"), dict) else {}
     turn_extra = meta.get("moss_turn_extra") if isinstance(meta.get("moss_turn_extra"), dict) else {}
     chat = {}
     for n, (user, plugin, assistant) in enumerate(turns, 1):
         key = f"turn_{n}"
         turn = {"Human": render("Human", user, _layout(layouts.get(f"{key}.Human")))}
-        turn.update(_turn_plugins(plugin, kept.get(n), apis, lost))
+        turn.update(turn_plugins(plugin, kept.get(n), apis, lost))
         turn["MOSS"] = render("MOSS", assistant, _layout(layouts.get(f"{key}.MOSS")))
         extra = turn_extra.get(key)
         if isinstance(extra, dict):
@@ -317,88 +275,6 @@ def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
             "--meta-instruction-file sets another)"]
 
 
-def plugin_fields(plugin: list[Message], apis: dict) -> dict[str, str]:
-    """The three plugin fields MOSS usually writes for a call message and its results."""
-    bodies = render_plugin(plugin[0], plugin[1:], renderable(plugin[0].tool_calls, apis))
-    return {f: render(f, body, layout or DEFAULT_LAYOUT) for f, (body, layout) in zip(PLUGIN_FIELDS, bodies)}
-
-
-def _plugin_turns(conv: Conversation, apis: dict) -> list[tuple[str, list[Message], str]] | None:
-    """(user, [call message, results...] or [], answer) per MOSS turn; None if the conversation is not
-    user -> (call -> results ->) answer turns whose calls MOSS can write as commands."""
-    turns, out, i = conv.turns, [], 0
-    while i < len(turns):
-        user = turns[i]
-        if user.role != "user":
-            return None
-        i += 1
-        plugin: list[Message] = []
-        if i < len(turns) and turns[i].role == "assistant" and turns[i].tool_calls:
-            call = turns[i]
-            if renderable(call.tool_calls, apis) is None:
-                return None
-            i += 1
-            while i < len(turns) and turns[i].role == "tool":
-                plugin.append(turns[i])
-                i += 1
-            if not _answers_in_order(call, plugin):
-                return None
-            plugin.insert(0, call)
-        if i >= len(turns) or turns[i].role != "assistant" or turns[i].tool_calls:
-            return None
-        out.append((user.content, plugin, turns[i].content))
-        i += 1
-    return out
-
-
-def _answers_in_order(call: Message, results: list[Message]) -> bool:
-    """Results MOSS can write: none, one for the turn, or one per command in command order."""
-    if len(results) not in (0, 1, len(call.tool_calls)):
-        return False
-    return all(r.tool_call_id is None or c.id is None or r.tool_call_id == c.id
-               for c, r in zip(call.tool_calls, results))
-
-
-def _turn_plugins(plugin: list[Message], kept: dict[str, str] | None, apis: dict, lost: Lost) -> dict[str, str]:
-    """A turn's three plugin fields: the raw ones kept in meta while they still say what the messages say."""
-    if not plugin:
-        if not kept:
-            return PLAIN
-        fields = {f: kept.get(f, PLAIN[f]) for f in PLUGIN_FIELDS}
-        if _reads_as_calls(fields, apis):  # kept layout of tool calls the record no longer has
-            lost("MOSS plugin fields dropped (their tool calls are gone)")
-            return PLAIN
-        return fields
-    usual = plugin_fields(plugin, apis)
-    if kept:
-        fields = {f: kept.get(f, usual[f]) for f in PLUGIN_FIELDS}
-        again = plugin_messages(*(split_tagged(fields[f], f, f)[0] for f in PLUGIN_FIELDS), apis)
-        if again is not None and same_plugin(again, plugin):
-            return fields
-    return usual
-
-
-def _reads_as_calls(fields: dict[str, str], apis: dict) -> bool:
-    return plugin_messages(*(split_tagged(fields[f], f, f)[0] for f in PLUGIN_FIELDS), apis) is not None
-
-
-def plugin_meta_losses(conv: Conversation) -> list[str]:
-    """What leaving out meta["moss_plugins"] loses: plugin fields no message holds, or only their layout."""
-    entries = conv.meta.get("moss_plugins")
-    if not isinstance(entries, list):
-        return []
-    calls = any(m.tool_calls for m in conv.messages)
-    losses = set()
-    for entry in entries:
-        fields = {f: entry.get(f, PLAIN[f]) for f in PLUGIN_FIELDS} if isinstance(entry, dict) else None
-        try:
-            as_calls = calls and fields is not None and _reads_as_calls(fields, enabled_apis(conv.system))
-        except BadRecord:
-            as_calls = False
-        losses.add("MOSS plugin text layout dropped" if as_calls else "MOSS inner thoughts/commands/results dropped")
-    return sorted(losses)
-
-
 def _meta_instruction(conv: Conversation, opts: DumpOptions) -> str:
     if conv.system is not None:
         return conv.system
@@ -420,35 +296,7 @@ def _conversation_id(conv: Conversation) -> int | str:
     return digest.hexdigest()[:16]
 
 
-def _plugins_by_turn(value: Any, n_turns: int, lost: Lost) -> dict[int, dict[str, str]]:
-    """moss_plugins from meta, checked: each entry's values must still be tagged MOSS plugin values."""
-    if not value:
-        return {}
-    out: dict[int, dict[str, str]] = {}
-    for entry in value if isinstance(value, list) else [None]:
-        try:
-            n = entry["turn"]
-            fields = {f: entry[f] for f in PLUGIN_FIELDS if f in entry}
-            for f, raw in fields.items():
-                split_tagged(raw, f, f)
-            if isinstance(n, bool) or not isinstance(n, int) or not fields:
-                raise TypeError
-        except (BadRecord, KeyError, TypeError):
-            lost("MOSS plugin fields dropped (malformed meta.moss_plugins)")
-            continue
-        if 1 <= n <= n_turns:
-            out[n] = fields
-        else:
-            lost("MOSS plugin fields dropped (their turn is gone)")
-    return out
-
-
 def _layout(value: Any) -> tuple[str, str, str]:
     if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(x, str) and not x.strip() for x in value):
         return tuple(value)  # type: ignore[return-value]
     return DEFAULT_LAYOUT
-
-
-def _type(value: Any) -> str:
-    return {list: "an array", dict: "an object", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)

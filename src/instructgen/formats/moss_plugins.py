@@ -28,7 +28,10 @@ import json
 import re
 from typing import Any
 
-from ..record import Message, ToolCall
+from ..errors import BadRecord
+from ..record import Conversation, Message, ToolCall
+from .base import Lost
+from .moss_tags import DEFAULT_LAYOUT, PLAIN, PLUGIN_FIELDS, render, split_tagged
 
 # API name -> (the plugin's name in the meta instruction, its parameter, what follows "Cmd(...) =>" in Results;
 # None: the result is written bare, without the command)
@@ -184,3 +187,110 @@ def same_plugin(a: list[Message], b: list[Message]) -> bool:
         x.role == y.role and x.content == y.content
         and [(c.name, c.arguments) for c in x.tool_calls] == [(c.name, c.arguments) for c in y.tool_calls]
         for x, y in zip(a, b))
+
+
+# -- plugin turns of a record ------------------------------------------------------------------------
+
+def plugin_fields(plugin: list[Message], apis: dict) -> dict[str, str]:
+    """The three plugin fields MOSS usually writes for a call message and its results."""
+    bodies = render_plugin(plugin[0], plugin[1:], renderable(plugin[0].tool_calls, apis))
+    return {f: render(f, body, layout or DEFAULT_LAYOUT) for f, (body, layout) in zip(PLUGIN_FIELDS, bodies)}
+
+
+def plugin_turns(conv: Conversation, apis: dict) -> list[tuple[str, list[Message], str]] | None:
+    """(user, [call message, results...] or [], answer) per MOSS turn; None if the conversation is not
+    user -> (call -> results ->) answer turns whose calls MOSS can write as commands."""
+    turns, out, i = conv.turns, [], 0
+    while i < len(turns):
+        user = turns[i]
+        if user.role != "user":
+            return None
+        i += 1
+        plugin: list[Message] = []
+        if i < len(turns) and turns[i].role == "assistant" and turns[i].tool_calls:
+            call = turns[i]
+            if renderable(call.tool_calls, apis) is None:
+                return None
+            i += 1
+            while i < len(turns) and turns[i].role == "tool":
+                plugin.append(turns[i])
+                i += 1
+            if not _answers_in_order(call, plugin):
+                return None
+            plugin.insert(0, call)
+        if i >= len(turns) or turns[i].role != "assistant" or turns[i].tool_calls:
+            return None
+        out.append((user.content, plugin, turns[i].content))
+        i += 1
+    return out
+
+
+def _answers_in_order(call: Message, results: list[Message]) -> bool:
+    """Results MOSS can write: none, one for the turn, or one per command in command order."""
+    if len(results) not in (0, 1, len(call.tool_calls)):
+        return False
+    return all(r.tool_call_id is None or c.id is None or r.tool_call_id == c.id
+               for c, r in zip(call.tool_calls, results))
+
+
+def turn_plugins(plugin: list[Message], kept: dict[str, str] | None, apis: dict, lost: Lost) -> dict[str, str]:
+    """A turn's three plugin fields: the raw ones kept in meta while they still say what the messages say."""
+    if not plugin:
+        if not kept:
+            return PLAIN
+        fields = {f: kept.get(f, PLAIN[f]) for f in PLUGIN_FIELDS}
+        if _reads_as_calls(fields, apis):  # kept layout of tool calls the record no longer has
+            lost("MOSS plugin fields dropped (their tool calls are gone)")
+            return PLAIN
+        return fields
+    usual = plugin_fields(plugin, apis)
+    if kept:
+        fields = {f: kept.get(f, usual[f]) for f in PLUGIN_FIELDS}
+        again = plugin_messages(*(split_tagged(fields[f], f, f)[0] for f in PLUGIN_FIELDS), apis)
+        if again is not None and same_plugin(again, plugin):
+            return fields
+    return usual
+
+
+def _reads_as_calls(fields: dict[str, str], apis: dict) -> bool:
+    return plugin_messages(*(split_tagged(fields[f], f, f)[0] for f in PLUGIN_FIELDS), apis) is not None
+
+
+def plugin_meta_losses(conv: Conversation) -> list[str]:
+    """What leaving out meta["moss_plugins"] loses: plugin fields no message holds, or only their layout."""
+    entries = conv.meta.get("moss_plugins")
+    if not isinstance(entries, list):
+        return []
+    calls = any(m.tool_calls for m in conv.messages)
+    losses = set()
+    for entry in entries:
+        fields = {f: entry.get(f, PLAIN[f]) for f in PLUGIN_FIELDS} if isinstance(entry, dict) else None
+        try:
+            as_calls = calls and fields is not None and _reads_as_calls(fields, enabled_apis(conv.system))
+        except BadRecord:
+            as_calls = False
+        losses.add("MOSS plugin text layout dropped" if as_calls else "MOSS inner thoughts/commands/results dropped")
+    return sorted(losses)
+
+
+def plugins_by_turn(value: Any, n_turns: int, lost: Lost) -> dict[int, dict[str, str]]:
+    """moss_plugins from meta, checked: each entry's values must still be tagged MOSS plugin values."""
+    if not value:
+        return {}
+    out: dict[int, dict[str, str]] = {}
+    for entry in value if isinstance(value, list) else [None]:
+        try:
+            n = entry["turn"]
+            fields = {f: entry[f] for f in PLUGIN_FIELDS if f in entry}
+            for f, raw in fields.items():
+                split_tagged(raw, f, f)
+            if isinstance(n, bool) or not isinstance(n, int) or not fields:
+                raise TypeError
+        except (BadRecord, KeyError, TypeError):
+            lost("MOSS plugin fields dropped (malformed meta.moss_plugins)")
+            continue
+        if 1 <= n <= n_turns:
+            out[n] = fields
+        else:
+            lost("MOSS plugin fields dropped (their turn is gone)")
+    return out
