@@ -205,19 +205,23 @@ def test_help_teaches_with_examples():
     assert "examples:" in proc.stdout and "--to" in proc.stdout and "instructgen convert data.json --to moss" in proc.stdout
 
 
-def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch):
+@pytest.mark.parametrize("to", ["chatglm3", "moss"])  # canonical path in the pool; direct path (serial)
+def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch, to):
     from instructgen import convert_parallel
 
     monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
     monkeypatch.setattr(convert_parallel, "BLOCK_LINES", 7)
+    pooled, real = [], convert_parallel.convert_file
+    monkeypatch.setattr(convert_parallel, "convert_file", lambda *a, **k: (pooled.append(a[0]), real(*a, **k)))
     rows = [dict(r, instruction=f"{r['instruction']} #{i}") for i in range(20) for r in ALPACA]
     src = write_jsonl(tmp_path / "big.jsonl", rows, [line for line, _ in BAD_LINES])
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}.jsonl"
-        assert main(["convert", str(src), "--to", "moss", "--workers", str(workers), "-o", str(out)]) == 0
+        assert main(["convert", str(src), "--to", to, "--workers", str(workers), "-o", str(out)]) == 0
         outputs[workers] = (out.read_bytes(), (tmp_path / f"w{workers}.rejects.jsonl").read_bytes())
     assert outputs[1] == outputs[2]
+    assert len(pooled) == (1 if to == "chatglm3" else 0)  # rows on the direct path are not worth a pool
     assert len(outputs[2][0].splitlines()) == len(rows)
     assert len(outputs[2][1].splitlines()) == len(BAD_LINES)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(

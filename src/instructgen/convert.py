@@ -3,11 +3,21 @@
 `read_records` and `write_records` are plain generators/functions over
 streams, so other stages (dedup, filter, the Prefect flows) read and write
 through the same code.
+
+The direct path: a row that is a plain conversation (no tools, no preference,
+no field its format leaves undefined) of a format with `read_plain`, written to
+a format with `write_plain` without loss, goes row -> row without a
+Conversation (`formats.direct`; the same bytes as the canonical path, which
+the tests check over every such pair). Every other row takes the canonical
+path, in order. JSONL written as JSONL is converted in blocks of raw lines
+(`convert_block`), by a process pool when the file is large.
 """
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import os
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -19,7 +29,7 @@ from . import convert_parallel, formats
 from .errors import BadRecord, CannotRepresent, InstructgenError
 from .formats.moss_plugins import plugin_meta_losses
 from .formats.base import DumpOptions, extra_fields_fate
-from .io import Row, RowWriter, read_rows, rows_from_lines
+from .io import MAX_ROW_BYTES, Row, RowWriter, kind_of, read_rows, rows_from_lines
 from .record import Conversation
 from .runlog import RunLog
 
@@ -67,8 +77,10 @@ def records_of(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts:
     return _merge_turns(records, log) if opts.merge_turns else records
 
 
-def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.FormatSpec, Iterator[Row]]:
-    """The format of one file (given, or detected from its first rows and announced) and its rows."""
+def open_source(path: str, log: RunLog, opts: ReadOptions,
+                detected: Callable[[str, str], None] | None = None) -> tuple[formats.FormatSpec, Iterator[Row]]:
+    """The format of one file (given, or detected from its first rows and announced, through
+    `detected(path, format)` when given) and its rows."""
     rows = read_rows(path)
     if opts.columns:
         rows = rename_rows(rows, opts.columns)
@@ -80,7 +92,10 @@ def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.Form
         _drop_all(head, log, opts)
         raise InstructgenError(_no_record_message(path, head))
     spec = formats.get(formats.detect_rows(good, path))
-    opts.announce(f"{path}: detected format {spec.name}")
+    if detected is not None:
+        detected(path, spec.name)
+    else:
+        opts.announce(f"{path}: detected format {spec.name}")
     return spec, itertools.chain(head, rows)
 
 
@@ -131,10 +146,7 @@ def write_records(
     opts: DumpOptions | None = None, strict: bool = False,
 ) -> None:
     """Dump records in `to_format` into `writer`; losses are counted, unrepresentable records dropped."""
-    spec = formats.get(to_format)
-    if not spec.writable:
-        writable = ", ".join(formats.names(writable_only=True))
-        raise InstructgenError(f"{to_format} can be read but not written; write one of: {writable}")
+    spec = writable(to_format)
     opts = opts or DumpOptions()
     notes = log.info.setdefault(NOTES, Counter())
     for conv in records:
@@ -168,6 +180,14 @@ def write_records(
         log.emitted()
 
 
+def writable(to_format: str) -> formats.FormatSpec:
+    spec = formats.get(to_format)
+    if not spec.writable:
+        names = ", ".join(formats.names(writable_only=True))
+        raise InstructgenError(f"{to_format} can be read but not written; write one of: {names}")
+    return spec
+
+
 def convert(
     inputs: list[str], output: str, to_format: str, log: RunLog,
     read_opts: ReadOptions | None = None, dump_opts: DumpOptions | None = None, progress: bool = False,
@@ -175,40 +195,167 @@ def convert(
 ) -> None:
     """The whole stage: read every input, write one output, count everything in `log`.
 
-    With workers > 1, large JSONL inputs written to JSONL are converted in blocks of lines by a
-    process pool (same output, same order, same counts).
+    With workers > 1, large JSONL inputs written to JSONL whose rows mostly need the canonical path
+    are converted in blocks of lines by a process pool (same output, same order, same counts).
     """
     read_opts = read_opts or ReadOptions()
     dump_opts = dump_opts or DumpOptions()
+    writable(to_format)
     bar = _progress_bar() if progress else None
+    detected = _Detected(read_opts.announce)
     with RowWriter(output) as writer:
         for path in inputs:
-            spec, rows = open_source(path, log, read_opts)
-            if workers > 1 and convert_parallel.worth_parallel(path, writer, read_opts.merge_turns):
+            spec, rows = open_source(path, log, read_opts, detected)
+            if _by_lines(path, read_opts):
+                sample = list(itertools.islice(rows, formats.DETECT_SAMPLE))
+                del rows  # read again as raw lines
                 config = (spec.name, to_format, read_opts.columns, read_opts.strict, dump_opts)
-                convert_parallel.convert_file(path, writer, log, convert_block, config, workers, bar)
+                if (workers > 1 and convert_parallel.worth_parallel(path, writer, read_opts.merge_turns)
+                        and not _mostly_direct(sample, spec.name, to_format, read_opts, dump_opts)):
+                    convert_parallel.convert_file(path, writer, log, convert_block, config, workers, bar)
+                else:
+                    opener = gzip.open if path.lower().endswith(".gz") else open
+                    with opener(path, "rb") as fh:
+                        convert_lines(fh, path, 1, writer, log, config, bar)
+                continue
+            direct = None if read_opts.merge_turns else formats.direct(spec.name, to_format, dump_opts)
+            if direct is not None:
+                _write_rows_direct(rows, spec, direct, writer, to_format, log, read_opts, dump_opts, bar)
                 continue
             records = records_of(rows, spec, log, read_opts)
             if bar is not None:
                 records = _counting(records, bar)
             write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)
+    detected.finish()
     if bar is not None:
         bar.close()
     if log.n_in and log.n_out == 0 and log.dropped["rejected"] == log.n_in:
-        raise InstructgenError(f"no record could be read from {', '.join(inputs)}; see {log.rejects_path}")
+        named = inputs[0] if len(inputs) == 1 else f"{inputs[0]} and {len(inputs) - 1} more files"
+        raise InstructgenError(f"no record could be read from {named}; see {log.rejects_path}")
+
+
+class _Detected:
+    """Announces the format detected per file; files of one folder detected alike are announced once."""
+
+    def __init__(self, announce: Callable[[str], None]) -> None:
+        self.announce = announce
+        self.last: tuple[str, str] | None = None
+        self.quiet: Counter[tuple[str, str]] = Counter()
+
+    def __call__(self, path: str, name: str) -> None:
+        key = (os.path.dirname(path), name)
+        if key == self.last:
+            self.quiet[key] += 1
+            return
+        self.last = key
+        self.announce(f"{path}: detected format {name}")
+
+    def finish(self) -> None:
+        for (folder, name), n in self.quiet.items():
+            self.announce(f"{folder or '.'}: {n} more file{'s' if n != 1 else ''} detected as {name}")
+
+
+def _mostly_direct(sample: list[Row], source: str, to_format: str, read_opts: ReadOptions,
+                   dump_opts: DumpOptions) -> bool:
+    """Most sampled rows take the direct path: converting them costs about what handing them to a
+    worker process does, so a pool would only add work."""
+    direct = None if read_opts.columns else formats.direct(source, to_format, dump_opts)
+    if direct is None or not sample:
+        return False
+    hits = sum(1 for r in sample
+               if r.error is None and type(r.data) is dict and direct(r.data, r.origin, Counter()) is not None)
+    return hits * 10 >= len(sample) * 9
+
+
+def _by_lines(path: str, read_opts: ReadOptions) -> bool:
+    """A JSONL file: converted from its raw lines."""
+    return path != "-" and kind_of(path) in ("jsonl", "jsonl.gz") and not read_opts.merge_turns
+
+
+def _write_rows_direct(rows: Iterable[Row], spec: formats.FormatSpec, direct, writer, to_format: str, log: RunLog,
+                       read_opts: ReadOptions, dump_opts: DumpOptions, bar) -> None:
+    """Rows through the direct path, the others (kept in order) through the canonical one."""
+    notes = log.info.setdefault(NOTES, Counter())
+    pending: list[Row] = []
+    for row in rows:
+        out = direct(row.data, row.origin, notes) if row.error is None and type(row.data) is dict else None
+        if out is None:
+            pending.append(row)
+            continue
+        if pending:
+            write_records(parse_rows(pending, spec, log, read_opts), writer, to_format, log, dump_opts,
+                          strict=read_opts.strict)
+            pending = []
+        writer.write(out)
+        log.took_in()
+        log.emitted()
+        if bar is not None:
+            bar.update()
+    if pending:
+        write_records(parse_rows(pending, spec, log, read_opts), writer, to_format, log, dump_opts,
+                      strict=read_opts.strict)
 
 
 def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config) -> bytes:
     """The JSONL of a block of JSONL lines (line `start` of file `name` first), counted in `log`:
-    what a worker of `convert_parallel` runs."""
+    what each worker of `convert_parallel` runs."""
+    out = _Blob()
+    convert_lines(lines, name, start, out, log, config)
+    return b"".join(out.parts)
+
+
+def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLog, config, bar=None) -> None:
+    """Convert JSONL lines (line `start` of file `name` first) into `out` (anything with `write(row)`):
+    a line that is a plain record takes the direct path, the others the canonical one, in order."""
     spec_name, to_format, columns, strict, dump_opts = config
     opts = ReadOptions(from_format=spec_name, columns=columns, strict=strict)
+    spec = formats.get(spec_name)
+    direct = None if columns else formats.direct(spec_name, to_format, dump_opts, serialized=_serialized(out))
+    if direct is None:
+        _canonical_lines(lines, name, start, spec, out, to_format, log, opts, dump_opts)
+        return
+    notes = log.info.setdefault(NOTES, Counter())
+    write, loads = out.write, orjson.loads
+    pending: list[bytes] = []
+    pending_start = n = 0
+    for lineno, line in enumerate(lines, start):
+        row = None
+        if len(line) <= MAX_ROW_BYTES:
+            try:
+                data = loads(line)
+            except orjson.JSONDecodeError:
+                data = None
+            if type(data) is dict:
+                row = direct(data, f"{name}:{lineno}", notes)
+        if row is None:  # the canonical path reads it (and says why, if it cannot)
+            if not pending:
+                pending_start = lineno
+            pending.append(line)
+            continue
+        if pending:
+            _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
+            pending = []
+        write(row)
+        n += 1
+        if bar is not None and not n % 1024:
+            bar.update(1024)
+    if pending:
+        _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
+    log.took_in(n)
+    log.emitted(n)
+
+
+def _serialized(out) -> bool:
+    """`out` writes rows with orjson (so constant values may be pre-serialised fragments)."""
+    return isinstance(out, _Blob) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz", "json"))
+
+
+def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.FormatSpec, out, to_format: str,
+                     log: RunLog, opts: ReadOptions, dump_opts: DumpOptions) -> None:
     rows = rows_from_lines(lines, name, start)
-    if columns:
-        rows = rename_rows(rows, columns)
-    blob = _Blob()
-    write_records(parse_rows(rows, formats.get(spec_name), log, opts), blob, to_format, log, dump_opts, strict=strict)
-    return b"".join(blob.parts)
+    if opts.columns:
+        rows = rename_rows(rows, opts.columns)
+    write_records(parse_rows(rows, spec, log, opts), out, to_format, log, dump_opts, strict=opts.strict)
 
 
 class _Blob:

@@ -51,7 +51,7 @@ def convert_file(path: str, writer: RowWriter, log: RunLog, convert_block: Block
         with opener(path, "rb") as fh, ctx.Pool(workers, initializer=_init_worker,
                                                  initargs=(convert_block, config)) as pool:
             pending: deque = deque()
-            for start, lines in _blocks(fh):
+            for start, lines in blocks(fh):
                 part = temp_beside(writer.path) if to_part else None
                 if part:
                     parts.add(part)
@@ -78,7 +78,8 @@ def _append(result, writer: RowWriter, log: RunLog, parts: set[str], bar) -> Non
         bar.update(n_in)
 
 
-def _blocks(fh) -> Iterator[tuple[int, list[bytes]]]:
+def blocks(fh) -> Iterator[tuple[int, list[bytes]]]:
+    """(number of the first line, lines) of a file, BLOCK_LINES at a time."""
     start = 1
     while True:
         lines = list(itertools.islice(fh, BLOCK_LINES))

@@ -43,6 +43,8 @@ def registry() -> dict[str, FormatSpec]:
             preference=getattr(m, "PREFERENCE", False),
             turns=tuple(getattr(m, "TURNS", ())),
             notes=getattr(m, "notes", None),
+            read_plain=getattr(m, "read_plain", None),
+            write_plain=getattr(m, "write_plain", None),
         )
         if spec.name in specs:
             raise RuntimeError(f"format {spec.name!r} registered twice ({module_name})")
@@ -112,6 +114,24 @@ def _prefer_refinements(candidates: set[str]) -> set[str]:
     return candidates - refined
 
 
+def direct(source: str, target: str, opts: DumpOptions, serialized: bool = False):
+    """`convert(row, origin, notes) -> row | None`: a plain row of `source` written as `target` without
+    building a Conversation, exactly as parse + dump would write it (proven so by the tests over every
+    pair); None for a row it does not cover (it then takes the canonical path). None when the pair or
+    the options have no direct path. `serialized`: the caller writes the row with orjson, so constant
+    values may come as pre-serialised `orjson.Fragment`s."""
+    s, t = get(source), get(target)
+    if s.read_plain is None or t.write_plain is None or opts.columns or opts.explode_turns or opts.turns:
+        return None
+    read, write = s.read_plain, t.write_plain
+
+    def convert(row: dict, origin: str, notes: Counter) -> dict | None:
+        plain = read(row)
+        return None if plain is None else write(plain, origin, opts, notes, serialized)
+
+    return convert
+
+
 def source_row(conv: "Conversation") -> Any:
     """A dropped record as a person knows it, for rejects files: the row(s) of its source format,
     else the canonical record."""
@@ -122,4 +142,4 @@ def source_row(conv: "Conversation") -> Any:
     return rows[0] if len(rows) == 1 else rows
 
 
-__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows", "source_row"]
+__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows", "direct", "source_row"]

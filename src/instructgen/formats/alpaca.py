@@ -10,7 +10,7 @@ preference record always gives the turn its answers judge).
 from __future__ import annotations
 
 from ..record import Conversation, Message
-from .base import (TURN_MODES, DumpOptions, Lost, drop_system, finish_row, join_instruction, preference_fields,
+from .base import (Plain, TURN_MODES, DumpOptions, Lost, drop_system, finish_row, join_instruction, preference_fields,
                    require_str, single_turn, split_instruction, split_known, turn_rows)
 
 NAME = "alpaca"
@@ -76,3 +76,42 @@ def text_answers(conv: Conversation, lost: Lost) -> tuple[str, str]:
     if conv.chosen.tool_calls or conv.rejected.tool_calls:
         lost("tools dropped")
     return conv.chosen.content, conv.rejected.content
+
+
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+def read_plain(row: dict) -> Plain | None:
+    """(system, pairs, meta) of a row holding the three fields and nothing else, as `parse` reads it;
+    None for any other row (it takes the canonical path)."""
+    if len(row) != 3:
+        return None
+    try:
+        instruction, inp, output = row["instruction"], row["input"], row["output"]
+    except KeyError:
+        return None
+    if type(instruction) is not str or type(inp) is not str or type(output) is not str:
+        return None
+    if inp:
+        return None, [(instruction + "\n" + inp, output)], {"split": {"instruction": instruction, "input": inp}}
+    return None, [(instruction, output)], {}
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation that loses nothing here; None when it would lose
+    something (a system prompt, later turns) or needs options: the canonical path counts it."""
+    system, pairs, meta = plain
+    if system or len(pairs) != 1 or opts.turns:
+        return None
+    user, output = pairs[0]
+    instruction, inp = user, ""
+    split = meta.get("split")
+    if isinstance(split, dict):
+        i, n = split.get("instruction"), split.get("input")
+        if isinstance(i, str) and isinstance(n, str) and join_instruction(i, n) == user:
+            instruction, inp = i, n
+    row = {"instruction": instruction, "input": inp, "output": output}
+    if opts.keep_meta and meta:
+        carried = {k: v for k, v in meta.items() if k not in NATIVE_META}
+        if carried:
+            row["meta"] = carried
+    return row

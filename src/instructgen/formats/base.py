@@ -15,6 +15,9 @@ A format module defines:
     def parse(row: dict) -> Conversation          raises BadRecord
     def dump(conv, opts, lost) -> list[dict]      raises CannotRepresent; calls lost("...") per loss
     def notes(conv, opts) -> Iterable[str]        optional: what the format adds that is worth counting
+    def read_plain(row) -> Plain | None                          optional, the direct path (see convert.py):
+    def write_plain(plain, origin, opts, notes, serialized)      a plain record without a Conversation, exactly
+                                                                 as parse/dump would (None: take the canonical path)
 
 Record-level data the target format has no field for (`conv.meta`: the alpaca
 instruction/input split, MOSS plugin layout, an id, the rejected answer of a
@@ -36,6 +39,8 @@ from ..record import Conversation, Message
 
 META_KEY = "meta"
 Lost = Callable[[str], None]
+# a plain conversation on the direct path: (system prompt or None, [(user, assistant), ...], meta)
+Plain = tuple[str | None, list[tuple[str, str]], dict[str, Any]]
 TURN_MODES = ("first", "last", "explode")
 # meta keys that carry preference data through formats without preference fields
 REJECTED_KEY, LABEL_KEY = "rejected", "label"
@@ -317,6 +322,8 @@ class FormatSpec:
     preference: bool = False  # writes chosen/rejected and label in LLaMA-Factory's layouts
     turns: tuple[str, ...] = ()  # the --turns modes it takes
     notes: Callable[[Conversation, DumpOptions], Iterable[str]] | None = None
+    read_plain: Callable[[dict], Any] | None = None
+    write_plain: Callable[..., dict | None] | None = None
 
     @property
     def writable(self) -> bool:

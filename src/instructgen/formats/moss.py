@@ -46,13 +46,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
+import orjson
+
 from ..errors import BadRecord
 from ..record import Conversation, Message
-from .base import DumpOptions, Lost, as_sft, finish_row, flatten_to_pairs, require_str, split_known
+from .base import Plain, DumpOptions, Lost, as_sft, finish_row, flatten_to_pairs, require_str, split_known
 from .moss_plugins import (enabled_apis, plugin_fields, plugin_messages, plugin_turns, plugins_by_turn, tools_for,
                            turn_plugins)
 from .moss_tags import DEFAULT_LAYOUT, PLAIN, PLUGIN_FIELDS, TAGS, TURN_FIELDS, render, split_tagged, type_name
@@ -269,10 +271,14 @@ def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
     """The meta instruction MOSS adds to a record that has no system prompt, and where it came from."""
     if conv.system is not None or conv.meta.get("moss_empty_meta_instruction"):
         return []
+    return [_added_note(opts)]
+
+
+def _added_note(opts: DumpOptions) -> str:
     if opts.meta_instruction is not None:
-        return [f"meta instruction added (from {opts.meta_instruction_source or '--meta-instruction-file'})"]
-    return [f"meta instruction added (instructgen's default, prompts/{META_INSTRUCTION_FILE}; "
-            "--meta-instruction-file sets another)"]
+        return f"meta instruction added (from {opts.meta_instruction_source or '--meta-instruction-file'})"
+    return (f"meta instruction added (instructgen's default, prompts/{META_INSTRUCTION_FILE}; "
+            "--meta-instruction-file sets another)")
 
 
 def _meta_instruction(conv: Conversation, opts: DumpOptions) -> str:
@@ -300,3 +306,54 @@ def _layout(value: Any) -> tuple[str, str, str]:
     if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(x, str) and not x.strip() for x in value):
         return tuple(value)  # type: ignore[return-value]
     return DEFAULT_LAYOUT
+
+
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+ROW_KEYS = frozenset({"moss_plugins", "moss_layout", "moss_turn_extra", "moss_empty_meta_instruction"})
+_TURN = {"Human": "", **PLAIN, "MOSS": ""}  # a turn without plugins, its two messages to fill in
+_TURN_FRAGMENTS = {"Human": "", **{f: orjson.Fragment(orjson.dumps(v)) for f, v in PLAIN.items()}, "MOSS": ""}
+
+
+@lru_cache(maxsize=8)
+def _added(meta_instruction: str | None, source: str | None) -> tuple[str, orjson.Fragment, str]:
+    """(the meta instruction added to a record without a system prompt, it serialised, the note counting it)."""
+    text = meta_instruction if meta_instruction is not None else default_meta_instruction()
+    opts = DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=source)
+    return text, orjson.Fragment(orjson.dumps(text)), _added_note(opts)
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation (no tools, no plugin fields, usual layout)."""
+    system, pairs, meta = plain
+    if meta and not ROW_KEYS.isdisjoint(meta):
+        return None
+    if system is not None:
+        meta_instruction = system
+    else:
+        meta_instruction, fragment, note = _added(opts.meta_instruction, opts.meta_instruction_source)
+        notes[note] += 1
+        if serialized:  # the same long text in every row: serialised once
+            meta_instruction = fragment
+    template = _TURN_FRAGMENTS if serialized else _TURN
+    chat = {}
+    for n, (q, a) in enumerate(pairs, 1):
+        turn = template.copy()
+        turn["Human"] = "<|Human|>: " + q + "<eoh>\n"
+        turn["MOSS"] = "<|MOSS|>: " + a + "<eom>\n"
+        chat[f"turn_{n}" if n > 1 else "turn_1"] = turn
+    conv_id = meta.get("id") if meta else None
+    if conv_id is None:
+        conv_id = origin.replace("\\", "/").rsplit("/", 1)[-1]
+    elif isinstance(conv_id, bool) or not isinstance(conv_id, (int, str)):
+        conv_id = str(conv_id)
+    row: dict[str, Any] = {"conversation_id": conv_id, "meta_instruction": meta_instruction,
+                           "num_turns": len(chat), "chat": chat}
+    if meta:
+        if isinstance(meta.get("category"), str):
+            row["category"] = meta["category"]
+        if opts.keep_meta:
+            carried = {k: v for k, v in meta.items() if k not in NATIVE_META}
+            if carried:
+                row["meta"] = carried
+    return row

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import ROLES, Conversation, Message, ToolCall
-from .base import DumpOptions, Lost, finish_row, preference_fields, require_list, split_known
+from .base import Plain, DumpOptions, Lost, finish_row, preference_fields, require_list, split_known
 from .tools import assign_ids, check_weights, read_tools, tools_out, wrap_tools
 
 NAME = "openai"
@@ -214,3 +214,50 @@ def _text_or_none(value: Any) -> str | None:
         return _text(value, "")
     except BadRecord:
         return None
+
+
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+PLAIN_MESSAGE = frozenset({"role", "content"})
+PLAIN_ROW = frozenset({"messages"})
+
+
+def read_plain(row: dict) -> Plain | None:
+    """(system, pairs, meta) of a [system,] user/assistant alternation of {role, content} messages and
+    nothing else, as `parse` reads it; None otherwise."""
+    if row.keys() != PLAIN_ROW:
+        return None
+    msgs = row["messages"]
+    if type(msgs) is not list or not msgs:
+        return None
+    system, start = None, 0
+    first = msgs[0]
+    if type(first) is dict and first.get("role") == "system":
+        if first.keys() != PLAIN_MESSAGE or type(first["content"]) is not str or not first["content"]:
+            return None
+        system, start = first["content"], 1
+    if (len(msgs) - start) % 2 or len(msgs) == start:
+        return None
+    pairs = []
+    for i in range(start, len(msgs), 2):
+        u, a = msgs[i], msgs[i + 1]
+        if type(u) is not dict or type(a) is not dict or u.keys() != PLAIN_MESSAGE or a.keys() != PLAIN_MESSAGE:
+            return None
+        uc, ac = u["content"], a["content"]
+        if u["role"] != "user" or a["role"] != "assistant" or type(uc) is not str or type(ac) is not str:
+            return None
+        pairs.append((uc, ac))
+    return system, pairs, {}
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation (nothing is lost in OpenAI's format)."""
+    system, pairs, meta = plain
+    msgs = [{"role": "system", "content": system}] if system is not None else []
+    for q, a in pairs:
+        msgs.append({"role": "user", "content": q})
+        msgs.append({"role": "assistant", "content": a})
+    row: dict[str, Any] = {"messages": msgs}
+    if opts.keep_meta and meta:
+        row["meta"] = dict(meta)
+    return row

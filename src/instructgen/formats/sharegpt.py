@@ -30,7 +30,7 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import Conversation, Message, ToolCall
-from .base import DumpOptions, Lost, finish_row, preference_fields, require_list, require_str, split_known
+from .base import Plain, DumpOptions, Lost, finish_row, preference_fields, require_list, require_str, split_known
 from .tools import (arguments_of, arguments_value, check_weights, read_tools, renamed_results, restore_ids,
                     tools_out, with_stashed_ids)
 
@@ -304,3 +304,52 @@ def _same_calls(raw: str, calls: list[ToolCall]) -> bool:
     except BadRecord:
         return False
     return [(c.name, c.arguments) for c in again] == [(c.name, c.arguments) for c in calls]
+
+
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+PLAIN_FIELDS = frozenset({"conversations", "id", "system"})
+
+
+def read_plain(row: dict) -> Plain | None:
+    """(system, pairs, meta) of a human/gpt alternation with nothing else, as `parse` reads it; None otherwise."""
+    if not (row.keys() <= PLAIN_FIELDS and "conversations" in row):
+        return None
+    turns = row["conversations"]
+    if type(turns) is not list or not turns or len(turns) % 2:
+        return None
+    pairs = []
+    it = iter(turns)
+    for q, a in zip(it, it):
+        if type(q) is not dict or type(a) is not dict or q.keys() != TURN_FIELDS or a.keys() != TURN_FIELDS:
+            return None
+        qv, av = q["value"], a["value"]
+        if q["from"] != "human" or a["from"] != "gpt" or type(qv) is not str or type(av) is not str:
+            return None
+        pairs.append((qv, av))
+    system = row.get("system")
+    if "system" in row and (type(system) is not str or not system):
+        return None
+    return system, pairs, ({"id": row["id"]} if "id" in row else {})
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation (nothing is lost in ShareGPT)."""
+    system, pairs, meta = plain
+    if len(pairs) == 1:
+        turns = [{"from": "human", "value": pairs[0][0]}, {"from": "gpt", "value": pairs[0][1]}]
+    else:
+        turns = [t for q, a in pairs for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+    if not meta and system is None:
+        return {"conversations": turns}
+    row: dict[str, Any] = {}
+    if "id" in meta:
+        row["id"] = meta["id"]
+    if system is not None:
+        row["system"] = system
+    row["conversations"] = turns
+    if opts.keep_meta and meta:
+        carried = {k: v for k, v in meta.items() if k not in NATIVE_META}
+        if carried:
+            row["meta"] = carried
+    return row
