@@ -276,6 +276,7 @@ def _write_rows_direct(rows: Iterable[Row], spec: formats.FormatSpec, direct, wr
                        read_opts: ReadOptions, dump_opts: DumpOptions, bar) -> None:
     """Rows through the direct path, the others (kept in order) through the canonical one."""
     notes = log.info.setdefault(NOTES, Counter())
+    row_note = getattr(direct, "row_note", None)
     pending: list[Row] = []
     for row in rows:
         out = direct(row.data, row.origin, notes) if row.error is None and type(row.data) is dict else None
@@ -289,6 +290,8 @@ def _write_rows_direct(rows: Iterable[Row], spec: formats.FormatSpec, direct, wr
         writer.write(out)
         log.took_in()
         log.emitted()
+        if row_note:
+            notes[row_note] += 1
         if bar is not None:
             bar.update()
     if pending:
@@ -310,12 +313,14 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
     spec_name, to_format, columns, strict, dump_opts = config
     opts = ReadOptions(from_format=spec_name, columns=columns, strict=strict)
     spec = formats.get(spec_name)
-    direct = None if columns else formats.direct(spec_name, to_format, dump_opts, serialized=_serialized(out))
+    jsonl = _takes_jsonl(out)  # the direct path then hands over JSONL lines
+    direct = None if columns else formats.direct(spec_name, to_format, dump_opts, jsonl=jsonl)
     if direct is None:
         _canonical_lines(lines, name, start, spec, out, to_format, log, opts, dump_opts)
         return
     notes = log.info.setdefault(NOTES, Counter())
-    write, loads = out.write, orjson.loads
+    needs_origin, row_note = getattr(direct, "needs_origin", True), getattr(direct, "row_note", None)
+    write, loads = (out.append_jsonl if jsonl else out.write), orjson.loads
     pending: list[bytes] = []
     pending_start = n = 0
     for lineno, line in enumerate(lines, start):
@@ -326,7 +331,7 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
             except orjson.JSONDecodeError:
                 data = None
             if type(data) is dict:
-                row = direct(data, f"{name}:{lineno}", notes)
+                row = direct(data, f"{name}:{lineno}" if needs_origin else "", notes)
         if row is None:  # the canonical path reads it (and says why, if it cannot)
             if not pending:
                 pending_start = lineno
@@ -335,7 +340,10 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
         if pending:
             _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
             pending = []
-        write(row)
+        if jsonl:
+            write(row, 1)
+        else:
+            write(row)
         n += 1
         if bar is not None and not n % 1024:
             bar.update(1024)
@@ -343,11 +351,13 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
         _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
     log.took_in(n)
     log.emitted(n)
+    if row_note and n:
+        notes[row_note] += n
 
 
-def _serialized(out) -> bool:
-    """`out` writes rows with orjson (so constant values may be pre-serialised fragments)."""
-    return isinstance(out, _Blob) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz", "json"))
+def _takes_jsonl(out) -> bool:
+    """`out` takes rows already serialised as JSONL lines (`append_jsonl`)."""
+    return isinstance(out, _Blob) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz"))
 
 
 def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.FormatSpec, out, to_format: str,
@@ -366,6 +376,9 @@ class _Blob:
 
     def write(self, row: Any) -> None:
         self.parts.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+    def append_jsonl(self, data: bytes, count: int) -> None:
+        self.parts.append(data)
 
 
 def _progress_bar():

@@ -114,22 +114,11 @@ def _prefer_refinements(candidates: set[str]) -> set[str]:
     return candidates - refined
 
 
-def direct(source: str, target: str, opts: DumpOptions, serialized: bool = False):
-    """`convert(row, origin, notes) -> row | None`: a plain row of `source` written as `target` without
-    building a Conversation, exactly as parse + dump would write it (proven so by the tests over every
-    pair); None for a row it does not cover (it then takes the canonical path). None when the pair or
-    the options have no direct path. `serialized`: the caller writes the row with orjson, so constant
-    values may come as pre-serialised `orjson.Fragment`s."""
-    s, t = get(source), get(target)
-    if s.read_plain is None or t.write_plain is None or opts.columns or opts.explode_turns or opts.turns:
-        return None
-    read, write = s.read_plain, t.write_plain
+def direct(source: str, target: str, opts: DumpOptions, jsonl: bool = False):
+    """The direct path of a pair (formats/direct_path.py), or None."""
+    from .direct_path import direct as make
 
-    def convert(row: dict, origin: str, notes: Counter) -> dict | None:
-        plain = read(row)
-        return None if plain is None else write(plain, origin, opts, notes, serialized)
-
-    return convert
+    return make(source, target, opts, jsonl)
 
 
 def source_row(conv: "Conversation") -> Any:

@@ -10,7 +10,7 @@ preference record always gives the turn its answers judge).
 from __future__ import annotations
 
 from ..record import Conversation, Message
-from .base import (Plain, TURN_MODES, DumpOptions, Lost, drop_system, finish_row, join_instruction, preference_fields,
+from .base import (TURN_MODES, DumpOptions, Lost, Plain, drop_system, finish_row, join_instruction, preference_fields,
                    require_str, single_turn, split_instruction, split_known, turn_rows)
 
 NAME = "alpaca"
@@ -96,7 +96,7 @@ def read_plain(row: dict) -> Plain | None:
     return None, [(instruction, output)], {}
 
 
-def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
     """The row `dump` writes for a plain conversation that loses nothing here; None when it would lose
     something (a system prompt, later turns) or needs options: the canonical path counts it."""
     system, pairs, meta = plain

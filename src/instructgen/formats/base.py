@@ -16,7 +16,7 @@ A format module defines:
     def dump(conv, opts, lost) -> list[dict]      raises CannotRepresent; calls lost("...") per loss
     def notes(conv, opts) -> Iterable[str]        optional: what the format adds that is worth counting
     def read_plain(row) -> Plain | None                          optional, the direct path (see convert.py):
-    def write_plain(plain, origin, opts, notes, serialized)      a plain record without a Conversation, exactly
+    def write_plain(plain, origin, opts, notes, jsonl)           a plain record without a Conversation, exactly
                                                                  as parse/dump would (None: take the canonical path)
 
 Record-level data the target format has no field for (`conv.meta`: the alpaca

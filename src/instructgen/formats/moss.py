@@ -54,7 +54,7 @@ import orjson
 
 from ..errors import BadRecord
 from ..record import Conversation, Message
-from .base import Plain, DumpOptions, Lost, as_sft, finish_row, flatten_to_pairs, require_str, split_known
+from .base import DumpOptions, Lost, Plain, as_sft, finish_row, flatten_to_pairs, require_str, split_known
 from .moss_plugins import (enabled_apis, plugin_fields, plugin_messages, plugin_turns, plugins_by_turn, tools_for,
                            turn_plugins)
 from .moss_tags import DEFAULT_LAYOUT, PLAIN, PLUGIN_FIELDS, TAGS, TURN_FIELDS, render, split_tagged, type_name
@@ -311,19 +311,19 @@ def _layout(value: Any) -> tuple[str, str, str]:
 # -- the direct path (convert.py): plain records without building a Conversation -----------------------
 
 ROW_KEYS = frozenset({"moss_plugins", "moss_layout", "moss_turn_extra", "moss_empty_meta_instruction"})
-_TURN = {"Human": "", **PLAIN, "MOSS": ""}  # a turn without plugins, its two messages to fill in
-_TURN_FRAGMENTS = {"Human": "", **{f: orjson.Fragment(orjson.dumps(v)) for f, v in PLAIN.items()}, "MOSS": ""}
+PLAIN_TURN = {"Human": "", **PLAIN, "MOSS": ""}  # a turn without plugins, its two messages to fill in
+TURN_FRAGMENTS = {"Human": "", **{f: orjson.Fragment(orjson.dumps(v)) for f, v in PLAIN.items()}, "MOSS": ""}
 
 
 @lru_cache(maxsize=8)
-def _added(meta_instruction: str | None, source: str | None) -> tuple[str, orjson.Fragment, str]:
+def added_meta_instruction(meta_instruction: str | None, source: str | None) -> tuple[str, orjson.Fragment, str]:
     """(the meta instruction added to a record without a system prompt, it serialised, the note counting it)."""
     text = meta_instruction if meta_instruction is not None else default_meta_instruction()
     opts = DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=source)
     return text, orjson.Fragment(orjson.dumps(text)), _added_note(opts)
 
 
-def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
     """The row `dump` writes for a plain conversation (no tools, no plugin fields, usual layout)."""
     system, pairs, meta = plain
     if meta and not ROW_KEYS.isdisjoint(meta):
@@ -331,11 +331,11 @@ def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized:
     if system is not None:
         meta_instruction = system
     else:
-        meta_instruction, fragment, note = _added(opts.meta_instruction, opts.meta_instruction_source)
+        meta_instruction, fragment, note = added_meta_instruction(opts.meta_instruction, opts.meta_instruction_source)
         notes[note] += 1
-        if serialized:  # the same long text in every row: serialised once
+        if jsonl:  # the same long text in every row: serialised once
             meta_instruction = fragment
-    template = _TURN_FRAGMENTS if serialized else _TURN
+    template = TURN_FRAGMENTS if jsonl else PLAIN_TURN
     chat = {}
     for n, (q, a) in enumerate(pairs, 1):
         turn = template.copy()

@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import ROLES, Conversation, Message, ToolCall
-from .base import Plain, DumpOptions, Lost, finish_row, preference_fields, require_list, split_known
+from .base import DumpOptions, Lost, Plain, finish_row, preference_fields, require_list, split_known
 from .tools import assign_ids, check_weights, read_tools, tools_out, wrap_tools
 
 NAME = "openai"
@@ -250,7 +250,7 @@ def read_plain(row: dict) -> Plain | None:
     return system, pairs, {}
 
 
-def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
     """The row `dump` writes for a plain conversation (nothing is lost in OpenAI's format)."""
     system, pairs, meta = plain
     msgs = [{"role": "system", "content": system}] if system is not None else []

@@ -30,7 +30,8 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import Conversation, Message, ToolCall
-from .base import Plain, DumpOptions, Lost, finish_row, preference_fields, require_list, require_str, split_known
+from .base import (DumpOptions, Lost, Plain, finish_row, preference_fields, require_list, require_str,
+                   split_known)
 from .tools import (arguments_of, arguments_value, check_weights, read_tools, renamed_results, restore_ids,
                     tools_out, with_stashed_ids)
 
@@ -333,7 +334,7 @@ def read_plain(row: dict) -> Plain | None:
     return system, pairs, ({"id": row["id"]} if "id" in row else {})
 
 
-def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, serialized: bool = False) -> dict | None:
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
     """The row `dump` writes for a plain conversation (nothing is lost in ShareGPT)."""
     system, pairs, meta = plain
     if len(pairs) == 1:
