@@ -42,6 +42,7 @@ def registry() -> dict[str, FormatSpec]:
             native_meta=frozenset(getattr(m, "NATIVE_META", ())),
             preference=getattr(m, "PREFERENCE", False),
             turns=tuple(getattr(m, "TURNS", ())),
+            alternates=getattr(m, "ALTERNATES", False),
             notes=getattr(m, "notes", None),
             read_plain=getattr(m, "read_plain", None),
             write_plain=getattr(m, "write_plain", None),

@@ -11,6 +11,7 @@ A format module defines:
     NATIVE_META: frozenset    conv.meta keys the format writes as its own fields
     PREFERENCE: bool          True when the format has LLaMA-Factory's preference layouts (chosen/rejected, label)
     TURNS: tuple              the --turns modes the format takes (single-turn formats: first, last, explode)
+    ALTERNATES: bool          True when its readers need user and assistant turns to alternate (validate checks it)
     def detect(row: dict) -> bool
     def parse(row: dict) -> Conversation          raises BadRecord
     def dump(conv, opts, lost) -> list[dict]      raises CannotRepresent; calls lost("...") per loss
@@ -321,6 +322,7 @@ class FormatSpec:
     native_meta: frozenset[str] = field(default_factory=frozenset)
     preference: bool = False  # writes chosen/rejected and label in LLaMA-Factory's layouts
     turns: tuple[str, ...] = ()  # the --turns modes it takes
+    alternates: bool = False  # its readers (LLaMA-Factory) need user/assistant turns to alternate
     notes: Callable[[Conversation, DumpOptions], Iterable[str]] | None = None
     read_plain: Callable[[dict], Any] | None = None
     write_plain: Callable[..., dict | None] | None = None

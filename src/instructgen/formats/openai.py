@@ -38,6 +38,7 @@ EXAMPLE = {
 FIELDS = frozenset({"messages", "tools"})
 NATIVE_META: frozenset[str] = frozenset()
 PREFERENCE = True
+ALTERNATES = True  # as LLaMA-Factory reads it
 MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "weight", "name"})
 
 

@@ -47,6 +47,7 @@ EXAMPLE = {
 FIELDS = frozenset({"id", "conversations", "system", "tools"})
 NATIVE_META = frozenset({"id"})
 PREFERENCE = True
+ALTERNATES = True  # as LLaMA-Factory reads it
 ROLE_OF = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
            "function_call": "assistant", "observation": "tool"}
 DEFAULT_FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
