@@ -3,10 +3,12 @@
     python benchmarks/convert_real.py                  # table on stdout
     python benchmarks/convert_real.py --json out.json  # also every count as JSON
 
-For each (file, target): records in, out, rejected, every loss counted, and for targets
-LLaMA-Factory reads (alpaca, history, sharegpt, openai) how many records of our output its own
-converter aligns (tests/lf_reader.py, over ../shared/tools/lf_client.py; preference outputs are
-read with its `ranking`/`kto_tag` layouts). A file that aborts the run is reported with its error.
+For each (file, target): records in, out, rejected, every loss counted, what `validate` finds
+wrong in the output (schema and meaning; when the version has it), and for targets LLaMA-Factory
+reads (alpaca, history, sharegpt, openai) how many records of our output its own converter aligns
+(tests/lf_reader.py, over ../shared/tools/lf_client.py; preference outputs are read with its
+`ranking`/`kto_tag` layouts). The MOSS plugin files are also converted as one folder. A file that
+aborts the run is reported with its error.
 """
 
 from __future__ import annotations
@@ -28,7 +30,18 @@ def real_inputs() -> list[Path]:
     files = sorted(p for p in (data / "formats").iterdir() if p.suffix in (".json", ".jsonl"))
     files += sorted(p for p in (data / "real").iterdir() if p.is_file())
     files += sorted((data / "real" / "moss_003_plugin_files").glob("*.json"))
-    return files
+    return files + [data / "real" / "moss_003_plugin_files"]
+
+
+def expand(path: Path) -> list[str]:
+    if not path.is_dir():
+        return [str(path)]
+    try:
+        from instructgen.inputs import expand_inputs
+    except ImportError:  # a version that reads no folders
+        from instructgen.errors import InstructgenError
+        raise InstructgenError(f"{path}: a folder, and this version reads files only") from None
+    return expand_inputs([str(path)])
 
 
 def run_one(path: Path, to: str, out: Path) -> dict:
@@ -38,7 +51,7 @@ def run_one(path: Path, to: str, out: Path) -> dict:
 
     log = RunLog("convert", out.with_suffix(".rejects.jsonl"))
     try:
-        convert([str(path)], str(out), to, log, ReadOptions(announce=lambda _: None))
+        convert(expand(path), str(out), to, log, ReadOptions(announce=lambda _: None))
     except InstructgenError as e:
         return {"error": str(e).replace(str(SHARED), "shared")}
     finally:
@@ -47,7 +60,32 @@ def run_one(path: Path, to: str, out: Path) -> dict:
     notes = log.info.get("notes")
     if notes:
         counts["notes"] = dict(notes)
+    invalid = invalid_rows(out, to)
+    if invalid is not None:
+        counts["invalid"] = invalid
     return counts
+
+
+def invalid_rows(path: Path, fmt: str) -> int | None:
+    """Rows of our output that `validate` rejects (schema, reader, meaning); None without meaning checks."""
+    from instructgen import formats, schemas
+    from instructgen.errors import BadRecord
+    from instructgen.io import read_rows
+
+    try:
+        from instructgen.formats.meaning import meaning_problems
+    except ImportError:
+        return None
+    spec, bad = formats.get(fmt), 0
+    for row in read_rows(path):
+        problems = [row.error] if row.error else list(schemas.errors(fmt, row.data))
+        if not problems:
+            try:
+                problems = meaning_problems(spec.parse(row.data).check(), spec.alternates)
+            except BadRecord as e:
+                problems = [e.reason]
+        bad += bool(problems)
+    return bad
 
 
 def lf_check(out: Path, to: str) -> str | None:
@@ -98,6 +136,7 @@ def _line(name: str, to: str, c: dict) -> str:
         return f"{name:<62} {to:<9} ERROR {c['error'][:120]}"
     losses = "; ".join(f"{k} {v}" for k, v in sorted(c["losses"].items()))
     lf = f" lf {c['lf']}" if "lf" in c else ""
+    lf += f" invalid {c['invalid']}" if "invalid" in c else ""
     notes = ("; notes: " + "; ".join(f"{k} {v}" for k, v in sorted(c["notes"].items()))) if c.get("notes") else ""
     return f"{name:<62} {to:<9} in {c['in']:>5} out {c['out']:>5} rej {c['rejected']:>4}{lf}  {losses}{notes}"
 

@@ -242,9 +242,10 @@ def _judged_turn(conv: Conversation, mode: str | None, lost: Lost, keeps_history
 def flatten_to_pairs(conv: Conversation, lost: Lost) -> list[tuple[str, str]]:
     """(user, assistant) pairs of any conversation, applying and counting the losses.
 
-    Tool calls and tool results are dropped; an opening assistant turn and a
-    closing user turn (no answer) are dropped; consecutive turns of one role are
-    joined with a blank line. The system prompt is left to the caller.
+    Tool calls and tool results are dropped, and so is the text beside a call (a thought such as
+    MOSS's inner thoughts) when the assistant answers after the results; an opening assistant turn
+    and a closing user turn (no answer) are dropped; consecutive turns of one role are joined with
+    a blank line. The system prompt is left to the caller.
     """
     if not conv.tools:  # the common case, a plain alternation, costs one pass and no loss
         turns = conv.turns
@@ -252,19 +253,26 @@ def flatten_to_pairs(conv: Conversation, lost: Lost) -> list[tuple[str, str]]:
             u.role == "user" and a.role == "assistant" and not a.tool_calls for u, a in zip(turns[::2], turns[1::2])
         ):
             return [(u.content, a.content) for u, a in zip(turns[::2], turns[1::2])]
-    turns = []
+    turns: list[Message] = []
     tools_dropped = bool(conv.tools)
+    beside_call = False  # turns[-1] is the text beside a call, standing in until the assistant answers
     for m in conv.turns:
         if m.role == "tool" or (m.role == "assistant" and m.tool_calls and not m.content):
             tools_dropped = True
             continue
         if m.tool_calls:
             tools_dropped = True
+        if beside_call and m.role == "assistant":
+            turns[-1] = m
+            lost("assistant text beside tool calls dropped")
+            beside_call = bool(m.tool_calls)
+            continue
         if turns and turns[-1].role == m.role:
             turns[-1] = Message(m.role, turns[-1].content + "\n\n" + m.content)
             lost("consecutive same-role turns joined")
             continue
         turns.append(m)
+        beside_call = bool(m.tool_calls)
     if tools_dropped:
         lost("tools dropped")
     if turns and turns[0].role == "assistant":
