@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SAMPLES, shared_path
+from conftest import REPO, SAMPLES, shared_path
 from instructgen import formats, schemas
 from instructgen.convert import ReadOptions, read_records, write_records
 from instructgen.errors import BadRecord
@@ -22,6 +22,7 @@ from instructgen.record import Conversation, Message, ToolCall
 from instructgen.runlog import RunLog
 
 PLUGIN_SAMPLE = SAMPLES / "moss.jsonl"
+REPO_GOLDEN = REPO / "tests" / "golden"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -503,3 +504,90 @@ def test_property_moss_round_trip(row):
     assert round_trip(row) == row
     assert via_meta_only(row) == row
     assert schema_errors(row) == []
+
+
+# -- plugin turns as tool calls ------------------------------------------------------------------------
+
+APIS = ["Search", "Calculate", "Solve", "Text2Image", "ImageEdit"]
+arg_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters='"\n'), max_size=12)
+result_text = st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+                        st.sampled_from(["'42'", "No result.", "<|1|>: 'a'\n<|2|>: 'b'", "x = 1.0"]))
+
+
+@st.composite
+def plugin_turns(draw) -> dict:
+    calls = draw(st.lists(st.tuples(st.sampled_from(APIS), arg_text), min_size=1, max_size=3))
+    texts = [f'{name}("{arg}")' for name, arg in calls]
+    commands = draw(st.sampled_from([", ", "\n", " \n"])).join(texts)
+    thought = draw(st.sampled_from(["None", "I need a tool.", "需要计算。"]))
+    shape = draw(st.sampled_from(["blocks", "reordered", "bare", "none"]))
+    results = [draw(result_text) for _ in texts]
+    if shape in ("blocks", "reordered"):
+        blocks = [f"{t} =>{draw(st.sampled_from([' ', chr(10)]))}{r}" for t, r in zip(texts, results)]
+        if shape == "reordered":
+            blocks = draw(st.permutations(blocks))
+        results_field = "<|Results|>:\n" + "\n".join(blocks) + "\n<eor>\n"
+    elif shape == "bare":
+        results_field = f"<|Results|>: {results[0]}<eor>\n"
+    else:
+        results_field = moss.PLAIN["Tool Responses"]
+    return turn(draw(st.sampled_from(["2+2?", "搜索一下", "draw"])), draw(st.sampled_from(["4.", "好的。", "Done"])),
+                Inner_Thoughts=f"<|Inner Thoughts|>: {thought}<eot>\n", Commands=f"<|Commands|>: {commands}<eoc>\n",
+                Tool_Responses=results_field)
+
+
+@st.composite
+def plugin_rows(draw) -> dict:
+    turns = [draw(st.one_of(plugin_turns(), st.just(turn("hi", "hello")))) for _ in range(draw(st.integers(1, 3)))]
+    apis = draw(st.lists(st.sampled_from(APIS[:4]), unique=True))
+    mi = "You are MOSS.\n" + "".join(f"- {moss_plugins.PLUGINS[a][0]}: enabled. API: {a}({moss_plugins.PLUGINS[a][1]})\n"
+                                     for a in apis)
+    return row003(*turns, meta_instruction=mi)
+
+
+def via_format(row: dict, fmt: str) -> dict:
+    conv = moss.parse(row).check()
+    losses: set[str] = set()
+    (mid,) = formats.get(fmt).dump(conv, DumpOptions(), losses.add)
+    assert losses == set(), losses
+    back = formats.get(fmt).parse(orjson.loads(orjson.dumps(mid))).check()
+    out, losses = dump_one(back)
+    assert losses == set(), losses
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plugin_rows())
+def test_property_plugin_turns_are_tool_calls_and_come_back_byte_exact(row):
+    conv = moss.parse(row).check()
+    commands = [c for t in row["chat"].values()
+                for c in moss_plugins.parse_commands(moss.split_tagged(t["Commands"], "Commands", "")[0]) or []]
+    calls = [c for m in conv.messages for c in m.tool_calls]  # each command is a call of its API, one string argument
+    assert [(c.name, list(json.loads(c.arguments).values())) for c in calls] == [(n, [a]) for n, a in commands]
+    assert conv.has_tools() == any(t["Commands"] != moss.PLAIN["Commands"] for t in row["chat"].values())
+    assert round_trip(row) == row
+    assert via_meta_only(row) == row
+    for fmt in ("openai", "sharegpt", "chatglm3"):
+        assert via_format(row, fmt) == row
+
+
+def test_golden_plugin_rows_come_back_byte_exact_through_every_tool_calling_format(tmp_path):
+    src = REPO_GOLDEN / "inputs" / "moss_plugins.jsonl"
+    for fmt in ("openai", "sharegpt", "chatglm3"):
+        convert_file(src, tmp_path / f"mid.{fmt}.jsonl", fmt, from_format="moss")
+        convert_file(tmp_path / f"mid.{fmt}.jsonl", tmp_path / f"back.{fmt}.jsonl", "moss", from_format=fmt)
+        assert rows_of(tmp_path / f"back.{fmt}.jsonl") == rows_of(src)
+
+
+def test_real_plugin_files_are_tool_calls_and_come_back(tmp_path):
+    folder = shared_path("real", "moss_003_plugin_files")
+    from instructgen.inputs import expand_inputs
+
+    files = expand_inputs([str(folder)])
+    originals = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    convs = [moss.parse(r).check() for r in originals]
+    assert all(c.has_tools() for c in convs)  # every one of these dialogues uses a plugin
+    names = {c.name for conv in convs for m in conv.messages for c in m.tool_calls}
+    assert names == {"Search", "Calculate", "Solve", "Text2Image"}
+    for fmt in ("openai", "sharegpt", "chatglm3"):
+        assert [via_format(r, fmt) for r in originals] == originals
