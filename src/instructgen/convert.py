@@ -20,13 +20,13 @@ import itertools
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
 from . import convert_parallel, formats
-from .errors import BadRecord, CannotRepresent, InstructgenError
+from .errors import Ambiguous, BadRecord, CannotRepresent, InstructgenError
 from .formats.moss_plugins import plugin_meta_losses
 from .formats.base import DumpOptions, extra_fields_fate
 from .io import MAX_ROW_BYTES, Row, RowWriter, kind_of, read_rows, rows_from_lines
@@ -205,7 +205,7 @@ def convert(
     detected = _Detected(read_opts.announce)
     with RowWriter(output) as writer:
         for path in inputs:
-            spec, rows = open_source(path, log, read_opts, detected)
+            spec, rows = _open(path, log, read_opts, detected)
             if _by_lines(path, read_opts):
                 sample = list(itertools.islice(rows, formats.DETECT_SAMPLE))
                 del rows  # read again as raw lines
@@ -234,6 +234,20 @@ def convert(
         raise InstructgenError(f"no record could be read from {named}; see {log.rejects_path}")
 
 
+def _open(path: str, log: RunLog, read_opts: ReadOptions, detected: "_Detected"):
+    """open_source, except that a file no format fits on its own (one odd record, say) is read in the
+    format detected for the files before it in its folder: its bad rows are then rejected with reasons."""
+    try:
+        return open_source(path, log, read_opts, detected)
+    except Ambiguous:
+        folder_format = detected.formats.get(os.path.dirname(path))
+        if read_opts.from_format or folder_format is None:
+            raise
+    read_opts.announce(f"{path}: no format fits it on its own; read as {folder_format}, like the files before it "
+                       "in its folder")
+    return open_source(path, log, replace(read_opts, from_format=folder_format))
+
+
 class _Detected:
     """Announces the format detected per file; files of one folder detected alike are announced once."""
 
@@ -241,9 +255,11 @@ class _Detected:
         self.announce = announce
         self.last: tuple[str, str] | None = None
         self.quiet: Counter[tuple[str, str]] = Counter()
+        self.formats: dict[str, str] = {}  # folder -> the format last detected there
 
     def __call__(self, path: str, name: str) -> None:
         key = (os.path.dirname(path), name)
+        self.formats[key[0]] = name
         if key == self.last:
             self.quiet[key] += 1
             return
