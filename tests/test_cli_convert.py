@@ -247,3 +247,27 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
                           shell=True, capture_output=True, text=True)
     assert proc.stdout.count("\n") == 1
     assert "error" not in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+def test_preference_data_end_to_end_then_validate(tmp_path, capsys):
+    """The issue's case: DPO pairs into a single-turn format keep the prompt their answers reply to,
+    and validate checks meaning, not only the schema."""
+    src = tmp_path / "dpo.json"
+    src.write_text(json.dumps([
+        {"conversations": [{"from": "human", "value": "q1"}, {"from": "gpt", "value": "a1"},
+                           {"from": "human", "value": "q2"}],
+         "chosen": {"from": "gpt", "value": "good"}, "rejected": {"from": "gpt", "value": "bad"}},
+    ]), encoding="utf-8")
+    out = tmp_path / "dpo.alpaca.jsonl"
+    assert main(["convert", str(src), "--to", "alpaca", "-o", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == {"instruction": "q2", "input": "", "chosen": "good",
+                                                           "rejected": "bad"}
+    assert "history dropped (kept the turn the preference judges): 1 record" in capsys.readouterr().err
+    assert main(["validate", str(out)]) == 0
+    assert main(["convert", str(src), "--to", "alpaca", "--strict", "-o", str(tmp_path / "s.jsonl")]) == 1
+    # the same prompt without its answers: no assistant turn to train on
+    bare = tmp_path / "bare.openai.jsonl"
+    bare.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["validate", str(bare)]) == 1
+    assert "ends with a user turn: there is no assistant answer to train on" in capsys.readouterr().out
