@@ -50,27 +50,18 @@ def direct(source: str, target: str, opts: DumpOptions, jsonl: bool = False) -> 
     return convert
 
 
-def _alpaca_fields(row: dict) -> tuple[str, str, str] | None:
-    """alpaca.read_plain's test: exactly instruction, input and output, all strings."""
-    if len(row) != 3:
-        return None
-    try:
-        instruction, inp, output = row["instruction"], row["input"], row["output"]
-    except KeyError:
-        return None
-    if type(instruction) is not str or type(inp) is not str or type(output) is not str:
-        return None
-    return instruction, inp, output
-
-
 def alpaca_to_sharegpt(opts: DumpOptions, jsonl: bool) -> Direct:
     keep_meta = opts.keep_meta
 
     def convert(row: dict, origin: str, notes: Counter) -> dict | bytes | None:
-        fields = _alpaca_fields(row)
-        if fields is None:
+        if len(row) != 3:  # alpaca.read_plain's test, inline: this runs a million times
             return None
-        instruction, inp, output = fields
+        try:
+            instruction, inp, output = row["instruction"], row["input"], row["output"]
+        except KeyError:
+            return None
+        if type(instruction) is not str or type(inp) is not str or type(output) is not str:
+            return None
         if not inp:
             out = {"conversations": [{"from": "human", "value": instruction}, {"from": "gpt", "value": output}]}
         else:
@@ -96,7 +87,7 @@ def alpaca_to_moss(opts: DumpOptions, jsonl: bool) -> Direct:
     end = _dumps("<eom>\n")[1:-1] + b'"}}'
 
     def convert(row: dict, origin: str, notes: Counter) -> dict | bytes | None:
-        if len(row) != 3:  # _alpaca_fields, inline: this runs a million times
+        if len(row) != 3:  # alpaca.read_plain's test, inline: this runs a million times
             return None
         try:
             instruction, inp, output = row["instruction"], row["input"], row["output"]
