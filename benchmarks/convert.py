@@ -202,7 +202,8 @@ def compare(work: Path, src: Path, args) -> None:
             if name in ("instructgen", "canonical"):
                 outputs[name] = digest(out)
             out.unlink()
-            print(f"{to:<9} {name:<18} {seconds:8.2f} {cpu:7.2f} {args.records / seconds:11,.0f} {rss:12.0f} {size:10.0f}")
+            print(f"{to:<9} {name:<18} {seconds:8.2f} {cpu:7.2f} {args.records / seconds:11,.0f} {rss:12.0f}"
+                  f" {size:10.0f}")
         ours = results["instructgen"]
         same = "identical" if outputs["instructgen"] == outputs["canonical"] else "DIFFERENT"
         print(f"{to:<9} output sha256 {outputs['instructgen'][:16]}..., {same} to the canonical path's")

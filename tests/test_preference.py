@@ -162,7 +162,8 @@ def test_a_pair_needs_both_answers_and_a_prompt_that_ends_with_the_user():
         formats.get("sharegpt").parse({"conversations": [{"from": "human", "value": "q"}],
                                        "chosen": {"from": "gpt", "value": "a"}})
     with pytest.raises(BadRecord, match="must end with the user turn"):
-        formats.get("openai").parse({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+        formats.get("openai").parse({"messages": [{"role": "user", "content": "q"},
+                                                  {"role": "assistant", "content": "a"}],
                                      "chosen": {"role": "assistant", "content": "x"},
                                      "rejected": {"role": "assistant", "content": "y"}})
     with pytest.raises(BadRecord, match="KTO record must end with the assistant"):
@@ -183,7 +184,8 @@ CHAT = Conversation([Message("system", "s"), Message("user", "q1"), Message("ass
     (None, [("q1", "a1")], "history dropped (kept the first turn)"),
     ("first", [("q1", "a1")], "history dropped (kept the first turn)"),
     ("last", [("q3", "a3")], "history dropped (kept the last turn)"),
-    ("explode", [("q1", "a1"), ("q2", "a2"), ("q3", "a3")], "turns written as separate rows (earlier turns dropped from each)"),
+    ("explode", [("q1", "a1"), ("q2", "a2"), ("q3", "a3")],
+     "turns written as separate rows (earlier turns dropped from each)"),
 ])
 def test_turns_for_single_turn_formats(turns, expected, loss):
     for fmt, (q, a) in (("alpaca", ("instruction", "output")), ("dolly", ("instruction", "response"))):

@@ -105,7 +105,8 @@ def preference_fields(row: dict, known: frozenset[str], text_answers: bool = Fal
                 other = "rejected" if key == "chosen" else "chosen"
                 raise BadRecord(f"field {other!r} without {key!r}: a preference pair needs both answers")
         if text_answers:
-            pair = (Message("assistant", require_str(row, "chosen")), Message("assistant", require_str(row, "rejected")))
+            pair = (Message("assistant", require_str(row, "chosen")),
+                    Message("assistant", require_str(row, "rejected")))
         else:
             pair = (answer(row["chosen"], "chosen"), answer(row["rejected"], "rejected"))
         return pair, None, known | {"chosen", "rejected"}

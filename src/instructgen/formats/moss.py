@@ -236,8 +236,10 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     turns = plugin_turns(conv, apis)
     if turns is None:  # tool calls MOSS cannot write as commands, or turns out of order
         turns = [(q, [], a) for q, a in flatten_to_pairs(conv, lost)]
-    elif conv.tools and conv.tools != tools_for(meta_instruction, [c for _, p, _ in turns if p for c in p[0].tool_calls]):
-        lost("tool definitions dropped")
+    elif conv.tools:  # MOSS has no tool list: it is the plugins its meta instruction enables
+        calls = [c for _, plugin, _ in turns if plugin for c in plugin[0].tool_calls]
+        if conv.tools != tools_for(meta_instruction, calls):
+            lost("tool definitions dropped")
     if any(m.weight is not None for m in conv.messages):
         lost("message weights dropped")
     if any(m.name and m.role != "tool" for m in conv.messages):

@@ -4,7 +4,8 @@ A plugin turn of MOSS-003 SFT data::
 
     "Inner Thoughts": "<|Inner Thoughts|>: I should search for it.<eot>\\n"
     "Commands":       "<|Commands|>: Search(\\"Kilimanjaro height\\"), Calculate(\\"5895*2\\")<eoc>\\n"
-    "Tool Responses": "<|Results|>:\\nSearch(\\"Kilimanjaro height\\") =>\\n<|1|>: '5,895 m'\\nCalculate(\\"5895*2\\") => 11790\\n<eor>\\n"
+    "Tool Responses": "<|Results|>:\\nSearch(\\"Kilimanjaro height\\") =>\\n<|1|>: '5,895 m'\\n"
+                      "Calculate(\\"5895*2\\") => 11790\\n<eor>\\n"
 
 is, in the canonical record, an assistant message whose content is the inner
 thought ("" for `None`) and whose tool calls are the commands (the plugin API is
@@ -129,7 +130,8 @@ def split_results(body: str, commands: list[str]) -> list[tuple[str, str]] | Non
     return out
 
 
-def plugin_messages(thought: str, commands: str, results: str, apis: dict[str, tuple[str, str]]) -> list[Message] | None:
+def plugin_messages(thought: str, commands: str, results: str,
+                    apis: dict[str, tuple[str, str]]) -> list[Message] | None:
     """The assistant call message and tool messages of a turn's plugin bodies; None when Commands
     is `None` or not a list of calls (the raw fields then travel as they are)."""
     parsed = parse_commands(commands) if commands != NONE else None
