@@ -205,8 +205,9 @@ def test_help_teaches_with_examples():
     assert "examples:" in proc.stdout and "--to" in proc.stdout and "instructgen convert data.json --to moss" in proc.stdout
 
 
-@pytest.mark.parametrize("to", ["chatglm3", "moss"])  # canonical path in the pool; direct path (serial)
-def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch, to):
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])  # byte ranges; blocks of lines (compressed)
+@pytest.mark.parametrize("to", ["chatglm3", "moss"])  # canonical path; direct path
+def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch, to, suffix):
     from instructgen import convert_parallel
 
     monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
@@ -215,17 +216,35 @@ def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch, to):
     monkeypatch.setattr(convert_parallel, "convert_file", lambda *a, **k: (pooled.append(a[0]), real(*a, **k)))
     rows = [dict(r, instruction=f"{r['instruction']} #{i}") for i in range(20) for r in ALPACA]
     src = write_jsonl(tmp_path / "big.jsonl", rows, [line for line, _ in BAD_LINES])
+    if suffix == ".jsonl.gz":
+        gz = tmp_path / "big.jsonl.gz"
+        gz.write_bytes(gzip.compress(src.read_bytes()))
+        src.unlink()
+        src = gz
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}.jsonl"
         assert main(["convert", str(src), "--to", to, "--workers", str(workers), "-o", str(out)]) == 0
         outputs[workers] = (out.read_bytes(), (tmp_path / f"w{workers}.rejects.jsonl").read_bytes())
     assert outputs[1] == outputs[2]
-    assert len(pooled) == (1 if to == "chatglm3" else 0)  # rows on the direct path are not worth a pool
+    assert len(pooled) == 1  # the second run went through the pool
     assert len(outputs[2][0].splitlines()) == len(rows)
     assert len(outputs[2][1].splitlines()) == len(BAD_LINES)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["big.jsonl", "w1.jsonl", "w1.rejects.jsonl", "w2.jsonl", "w2.rejects.jsonl"])  # no part left behind
+        [src.name, "w1.jsonl", "w1.rejects.jsonl", "w2.jsonl", "w2.rejects.jsonl"])  # no part left behind
+
+
+def test_byte_ranges_start_at_line_starts_and_cover_the_file(tmp_path):
+    from instructgen.convert_parallel import byte_ranges
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(b"x" * (i % 7) + b"\n" for i in range(200)) + b"last line without newline")
+    data = path.read_bytes()
+    for n in (1, 2, 3, 8, 50, 500):
+        ranges = byte_ranges(str(path), n)
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
+        assert all(a == prev_b for (a, _), (_, prev_b) in zip(ranges[1:], ranges))
+        assert all(a == 0 or data[a - 1:a] == b"\n" for a, _ in ranges)
 
 
 def test_outputs_get_ordinary_file_permissions(tmp_path):

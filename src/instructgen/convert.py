@@ -195,8 +195,8 @@ def convert(
 ) -> None:
     """The whole stage: read every input, write one output, count everything in `log`.
 
-    With workers > 1, large JSONL inputs written to JSONL whose rows mostly need the canonical path
-    are converted in blocks of lines by a process pool (same output, same order, same counts).
+    With workers > 1, large JSONL inputs written to JSONL are converted by a process pool
+    (convert_parallel: same output, same order, same counts).
     """
     read_opts = read_opts or ReadOptions()
     dump_opts = dump_opts or DumpOptions()
@@ -207,12 +207,11 @@ def convert(
         for path in inputs:
             spec, rows = _open(path, log, read_opts, detected)
             if _by_lines(path, read_opts):
-                sample = list(itertools.islice(rows, formats.DETECT_SAMPLE))
                 del rows  # read again as raw lines
                 config = (spec.name, to_format, read_opts.columns, read_opts.strict, dump_opts)
-                if (workers > 1 and convert_parallel.worth_parallel(path, writer, read_opts.merge_turns)
-                        and not _mostly_direct(sample, spec.name, to_format, read_opts, dump_opts)):
-                    convert_parallel.convert_file(path, writer, log, convert_block, config, workers, bar)
+                if workers > 1 and convert_parallel.worth_parallel(path, writer, read_opts.merge_turns):
+                    convert_parallel.convert_file(path, writer, log, convert_block, convert_range, config,
+                                                  workers, bar)
                 else:
                     opener = gzip.open if path.lower().endswith(".gz") else open
                     with opener(path, "rb") as fh:
@@ -271,18 +270,6 @@ class _Detected:
             self.announce(f"{folder or '.'}: {n} more file{'s' if n != 1 else ''} detected as {name}")
 
 
-def _mostly_direct(sample: list[Row], source: str, to_format: str, read_opts: ReadOptions,
-                   dump_opts: DumpOptions) -> bool:
-    """Most sampled rows take the direct path: converting them costs about what handing them to a
-    worker process does, so a pool would only add work."""
-    direct = None if read_opts.columns else formats.direct(source, to_format, dump_opts)
-    if direct is None or not sample:
-        return False
-    hits = sum(1 for r in sample
-               if r.error is None and type(r.data) is dict and direct(r.data, r.origin, Counter()) is not None)
-    return hits * 10 >= len(sample) * 9
-
-
 def _by_lines(path: str, read_opts: ReadOptions) -> bool:
     """A JSONL file: converted from its raw lines."""
     return path != "-" and kind_of(path) in ("jsonl", "jsonl.gz") and not read_opts.merge_turns
@@ -313,6 +300,35 @@ def _write_rows_direct(rows: Iterable[Row], spec: formats.FormatSpec, direct, wr
     if pending:
         write_records(parse_rows(pending, spec, log, read_opts), writer, to_format, log, dump_opts,
                       strict=read_opts.strict)
+
+
+def convert_range(name: str, start_byte: int, end_byte: int, start: int, part: str, log: RunLog, config) -> None:
+    """Convert the lines of file `name` from byte `start_byte` (the start of line `start`) to `end_byte`
+    into the JSONL file `part`: what each worker of `convert_parallel` runs on a range."""
+    with open(name, "rb") as fh, open(part, "wb", buffering=1 << 20) as out:
+        fh.seek(start_byte)
+        convert_lines(_lines_until(fh, end_byte - start_byte), name, start, _FileOut(out), log, config)
+
+
+def _lines_until(fh, size: int) -> Iterator[bytes]:
+    for line in fh:
+        yield line
+        size -= len(line)
+        if size <= 0:
+            return
+
+
+class _FileOut:
+    """A part file as `convert_lines` writes it: rows or JSONL lines."""
+
+    def __init__(self, fh) -> None:
+        self.write_bytes = fh.write
+
+    def write(self, row: Any) -> None:
+        self.write_bytes(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+    def append_jsonl(self, data: bytes, count: int) -> None:
+        self.write_bytes(data)
 
 
 def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config) -> bytes:
@@ -373,7 +389,7 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
 
 def _takes_jsonl(out) -> bool:
     """`out` takes rows already serialised as JSONL lines (`append_jsonl`)."""
-    return isinstance(out, _Blob) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz"))
+    return isinstance(out, (_Blob, _FileOut)) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz"))
 
 
 def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.FormatSpec, out, to_format: str,
