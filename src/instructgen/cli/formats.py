@@ -28,6 +28,9 @@ def run(args) -> int:
             continue
         mode = "read/write" if spec.writable else "read only"
         refines = f"; a more precise reading of {spec.refines} rows" if spec.refines else ""
-        print(f"{spec.name}  ({mode}{refines})\n  {spec.description}")
+        more = [*(["preference data: chosen/rejected, label"] if spec.preference else []),
+                *([f"--turns {'|'.join(spec.turns)}"] if spec.turns else [])]
+        extra = f"; {'; '.join(more)}" if more else ""
+        print(f"{spec.name}  ({mode}{refines}{extra})\n  {spec.description}")
         print("  " + json.dumps(spec.example, ensure_ascii=False) + "\n")
     return 0
