@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 import orjson
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -163,17 +164,25 @@ def test_the_fused_pairs_have_a_direct_path_and_options_that_change_rows_have_no
     assert formats.direct("alpaca", "chatglm3", DumpOptions()) is None  # no write_plain: canonical
 
 
+@pytest.mark.parametrize("shape", ["jsonl", "json-array", "to-json-array", "to-parquet"])
 @pytest.mark.parametrize("source", ["alpaca", "sharegpt", "openai"])
 @pytest.mark.parametrize("target", ["alpaca", "sharegpt", "openai", "moss", "chatglm3"])
-def test_convert_gives_the_same_file_with_and_without_the_direct_path(tmp_path, monkeypatch, source, target):
+def test_convert_gives_the_same_file_with_and_without_the_direct_path(tmp_path, monkeypatch, source, target, shape):
+    """Raw JSONL lines, rows of a JSON array, and JSON-array or Parquet output all take the direct path."""
     src = SAMPLES / f"{source}.jsonl"
+    if shape == "json-array":
+        rows = [orjson.loads(line) for line in src.read_bytes().splitlines() if line.strip()]
+        src = tmp_path / f"{source}.json"
+        src.write_bytes(orjson.dumps(rows, option=orjson.OPT_INDENT_2))
+    suffix = {"to-json-array": ".json", "to-parquet": ".parquet"}.get(shape, ".jsonl")
     outputs = {}
     for label in ("direct", "canonical"):
         if label == "canonical":
             monkeypatch.setattr(formats, "direct", lambda *a, **k: None)
-        out = tmp_path / f"{label}.jsonl"
+        out = tmp_path / f"{label}{suffix}"
         log = RunLog("convert", tmp_path / f"{label}.rejects.jsonl")
         convert([str(src)], str(out), target, log, ReadOptions(announce=lambda _: None))
         log.close()
-        outputs[label] = (out.read_bytes(), log.n_in, log.n_out, dict(log.losses), dict(log.info.get("notes", {})))
+        data = out.read_bytes() if suffix != ".parquet" else pq.read_table(out).to_pylist()
+        outputs[label] = (data, log.n_in, log.n_out, dict(log.losses), dict(log.info.get("notes", {})))
     assert outputs["direct"] == outputs["canonical"]
