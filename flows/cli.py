@@ -50,8 +50,15 @@ setup use prefect.yaml (`prefect deploy --all`, then `prefect worker start`).
 """
 
 
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "run": "run the whole pipeline (generate, curate, publish, report) as a Prefect flow",
+    "serve": "serve the pipeline as a scheduled Prefect deployment",
+}
+
+
 def register(sub) -> None:
-    p = command_parser(sub, "run", help="run the whole pipeline (generate, curate, publish, report) as a Prefect flow",
+    p = command_parser(sub, "run", help=COMMANDS["run"],
                        description="Run the pipeline described by a TOML config as a Prefect flow: optional "
                        "generation, reading the sources, quality filtering, exact and near-duplicate removal, "
                        "writing each requested format, optional publishing, then stats.json and a report.",
@@ -64,7 +71,7 @@ def register(sub) -> None:
     p.add_argument("--print-example", action="store_true", help="print the bundled example config and exit")
     p.set_defaults(func=run)
 
-    s = command_parser(sub, "serve", help="serve the pipeline as a scheduled Prefect deployment",
+    s = command_parser(sub, "serve", help=COMMANDS["serve"],
                        description="Register the pipeline as a Prefect deployment with a cron schedule and run its "
                        "scheduled runs in this process until stopped. Needs a Prefect server or Prefect Cloud "
                        "(PREFECT_API_URL).", examples=SERVE_EXAMPLES)

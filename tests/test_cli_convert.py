@@ -205,21 +205,46 @@ def test_help_teaches_with_examples():
     assert "examples:" in proc.stdout and "--to" in proc.stdout and "instructgen convert data.json --to moss" in proc.stdout
 
 
-def test_sharded_conversion_matches_the_serial_one(tmp_path, monkeypatch):
-    from instructgen import shards
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])  # byte ranges; blocks of lines (compressed)
+@pytest.mark.parametrize("to", ["chatglm3", "moss"])  # canonical path; direct path
+def test_parallel_conversion_matches_the_serial_one(tmp_path, monkeypatch, to, suffix):
+    from instructgen import convert_parallel
 
-    monkeypatch.setattr(shards, "MIN_BYTES", 0)
-    monkeypatch.setattr(shards, "SHARD_LINES", 7)
+    monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(convert_parallel, "BLOCK_LINES", 7)
+    pooled, real = [], convert_parallel.convert_file
+    monkeypatch.setattr(convert_parallel, "convert_file", lambda *a, **k: (pooled.append(a[0]), real(*a, **k)))
     rows = [dict(r, instruction=f"{r['instruction']} #{i}") for i in range(20) for r in ALPACA]
     src = write_jsonl(tmp_path / "big.jsonl", rows, [line for line, _ in BAD_LINES])
+    if suffix == ".jsonl.gz":
+        gz = tmp_path / "big.jsonl.gz"
+        gz.write_bytes(gzip.compress(src.read_bytes()))
+        src.unlink()
+        src = gz
     outputs = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}.jsonl"
-        assert main(["convert", str(src), "--to", "moss", "--workers", str(workers), "-o", str(out)]) == 0
+        assert main(["convert", str(src), "--to", to, "--workers", str(workers), "-o", str(out)]) == 0
         outputs[workers] = (out.read_bytes(), (tmp_path / f"w{workers}.rejects.jsonl").read_bytes())
     assert outputs[1] == outputs[2]
+    assert len(pooled) == 1  # the second run went through the pool
     assert len(outputs[2][0].splitlines()) == len(rows)
     assert len(outputs[2][1].splitlines()) == len(BAD_LINES)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [src.name, "w1.jsonl", "w1.rejects.jsonl", "w2.jsonl", "w2.rejects.jsonl"])  # no part left behind
+
+
+def test_byte_ranges_start_at_line_starts_and_cover_the_file(tmp_path):
+    from instructgen.convert_parallel import byte_ranges
+
+    path = tmp_path / "f.jsonl"
+    path.write_bytes(b"".join(b"x" * (i % 7) + b"\n" for i in range(200)) + b"last line without newline")
+    data = path.read_bytes()
+    for n in (1, 2, 3, 8, 50, 500):
+        ranges = byte_ranges(str(path), n)
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(data)
+        assert all(a == prev_b for (a, _), (_, prev_b) in zip(ranges[1:], ranges))
+        assert all(a == 0 or data[a - 1:a] == b"\n" for a, _ in ranges)
 
 
 def test_outputs_get_ordinary_file_permissions(tmp_path):
@@ -241,3 +266,27 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
                           shell=True, capture_output=True, text=True)
     assert proc.stdout.count("\n") == 1
     assert "error" not in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+def test_preference_data_end_to_end_then_validate(tmp_path, capsys):
+    """The issue's case: DPO pairs into a single-turn format keep the prompt their answers reply to,
+    and validate checks meaning, not only the schema."""
+    src = tmp_path / "dpo.json"
+    src.write_text(json.dumps([
+        {"conversations": [{"from": "human", "value": "q1"}, {"from": "gpt", "value": "a1"},
+                           {"from": "human", "value": "q2"}],
+         "chosen": {"from": "gpt", "value": "good"}, "rejected": {"from": "gpt", "value": "bad"}},
+    ]), encoding="utf-8")
+    out = tmp_path / "dpo.alpaca.jsonl"
+    assert main(["convert", str(src), "--to", "alpaca", "-o", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8")) == {"instruction": "q2", "input": "", "chosen": "good",
+                                                           "rejected": "bad"}
+    assert "history dropped (kept the turn the preference judges): 1 record" in capsys.readouterr().err
+    assert main(["validate", str(out)]) == 0
+    assert main(["convert", str(src), "--to", "alpaca", "--strict", "-o", str(tmp_path / "s.jsonl")]) == 1
+    # the same prompt without its answers: no assistant turn to train on
+    bare = tmp_path / "bare.openai.jsonl"
+    bare.write_text(json.dumps({"messages": [{"role": "user", "content": "q"}]}) + "\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["validate", str(bare)]) == 1
+    assert "ends with a user turn: there is no assistant answer to train on" in capsys.readouterr().out

@@ -297,6 +297,8 @@ def test_openai_call_ids_survive_formats_without_ids():
         (mid,), losses = dump(formats.get("openai").parse(row), via)
         assert losses == set() and mid["meta"]["tool_call_ids"]["calls"] == ["call_tokyo"]
         (back,), _ = dump(formats.get(via).parse(json.loads(json.dumps(mid))), "openai")
+        # the call-only message comes back with "content": null, as the API writes it
+        assert back["messages"][1].pop("content") is None
         assert back == row
 
 
@@ -308,8 +310,13 @@ def test_chatglm3_tool_message_reads_as_a_call_and_its_result():
     assert [(c.name, json.loads(c.arguments)) for c in call.tool_calls] == [("get_weather", {"city": "上海"})]
     assert conv.messages[3].role == "tool" and json.loads(conv.messages[3].content)["temperature"] == 21
     (sg,), losses = dump(conv, "sharegpt")
-    assert [t["from"] for t in sg["conversations"]] == ["human", "gpt", "function_call", "observation", "gpt"]
+    # LLaMA-Factory reads human/observation and gpt/function_call turns in alternation: the text beside
+    # the call travels in meta and comes back when read
+    assert [t["from"] for t in sg["conversations"]] == ["human", "function_call", "observation", "gpt"]
+    assert sg["meta"]["tool_call_texts"] == ["我来查询上海的天气。"]
     assert losses == set()
+    again = formats.get("sharegpt").parse(json.loads(json.dumps(sg)))
+    assert again.messages[2].content == "我来查询上海的天气。" and "tool_call_texts" not in again.meta
 
 
 # -- bad records -------------------------------------------------------------------------------------

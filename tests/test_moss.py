@@ -11,17 +11,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SAMPLES, shared_path
+from conftest import REPO, SAMPLES, shared_path
 from instructgen import formats, schemas
 from instructgen.convert import ReadOptions, read_records, write_records
 from instructgen.errors import BadRecord
-from instructgen.formats import moss
+from instructgen.formats import moss, moss_plugins
 from instructgen.formats.base import DumpOptions
 from instructgen.io import RowWriter, read_rows
 from instructgen.record import Conversation, Message, ToolCall
 from instructgen.runlog import RunLog
 
 PLUGIN_SAMPLE = SAMPLES / "moss.jsonl"
+REPO_GOLDEN = REPO / "tests" / "golden"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -40,10 +41,12 @@ def round_trip(row: dict) -> dict:
 
 
 def via_meta_only(row: dict) -> dict:
-    """What a format with a metadata channel keeps: the messages and conv.meta, nothing format-private."""
+    """What a format with tool calls and a metadata channel keeps: messages, tool calls, tools and
+    conv.meta, nothing format-private."""
     conv = moss.parse(row).check()
     carried = orjson.loads(orjson.dumps(conv.meta))
-    copy = Conversation([Message(m.role, m.content) for m in conv.messages], meta=carried)
+    copy = Conversation([Message(m.role, m.content, tool_calls=[ToolCall(c.name, c.arguments) for c in m.tool_calls])
+                         for m in conv.messages], meta=carried, tools=orjson.loads(orjson.dumps(conv.tools)))
     out, losses = dump_one(copy)
     assert losses == set()
     return out
@@ -151,22 +154,21 @@ def test_samples_file_round_trips_byte_exact(tmp_path):
     assert out.read_bytes() == PLUGIN_SAMPLE.read_bytes()
 
 
-def test_plugin_values_are_kept_verbatim_in_meta():
+def test_plugin_turns_are_tool_calls_with_the_plugin_as_the_tool():
     rows = rows_of(PLUGIN_SAMPLE)
     plugin_row = next(r for r in rows if r["chat"]["turn_1"]["Commands"] != moss.PLAIN["Commands"])
     conv = moss.parse(plugin_row)
-    plugins = conv.meta["moss_plugins"]
-    assert [p["turn"] for p in plugins] == [1, 2]
-    for p in plugins:
-        chat_turn = plugin_row["chat"][f"turn_{p['turn']}"]
-        assert {f: p[f] for f in moss.PLUGIN_FIELDS} == {f: chat_turn[f] for f in moss.PLUGIN_FIELDS}
-    results = plugins[0]["Tool Responses"]
-    assert results.startswith("<|Results|>:\nSearch(") and results.endswith("\n<eor>\n")
-    assert plugins[0]["Commands"].startswith('<|Commands|>: Search("')
-    # the user/assistant messages hold only the Human and MOSS bodies
-    assert conv.turns[0].content == "How tall is Mount Kilimanjaro?"
-    assert "<|" not in conv.turns[0].content and "<eom>" not in conv.turns[1].content
-    assert "moss_plugins" not in moss.parse(rows[0]).meta  # plain None values are not carried
+    user, call, result, answer = conv.messages[1:5]
+    assert (user.role, user.content) == ("user", "How tall is Mount Kilimanjaro?")
+    assert call.role == "assistant" and call.content.startswith("The user asks for a fact")  # the inner thought
+    assert [(c.name, json.loads(c.arguments)) for c in call.tool_calls] == [("Search", {"query": "Mount Kilimanjaro height"})]
+    assert result.role == "tool" and result.content.startswith('<|1|>: "Kilimanjaro') and "<eor>" not in result.content
+    assert answer.role == "assistant" and "<eom>" not in answer.content
+    # the tools are the plugins the meta instruction enables
+    assert [t["name"] for t in conv.tools] == ["Search", "Calculate"]
+    assert conv.tools[0]["parameters"]["required"] == ["query"]
+    assert conv.has_tools() and "moss_plugins" not in conv.meta  # the usual layout needs nothing kept
+    assert "moss_plugins" not in moss.parse(rows[0]).meta and moss.parse(rows[0]).tools is None
 
 
 def test_samples_survive_the_meta_channel_and_validate():
@@ -178,27 +180,49 @@ def test_samples_survive_the_meta_channel_and_validate():
         assert via_meta_only(row) == row
 
 
-def test_plugins_written_without_the_meta_channel_are_counted_as_lost(tmp_path):
+def test_plugin_fields_no_message_holds_are_counted_as_lost_without_the_meta_channel(tmp_path):
     need_format("openai")
+    thought_only = turn("q", "a", Inner_Thoughts="<|Inner Thoughts|>: I know this one.<eot>\n")
+    reordered = turn("q2", "a2", Commands='<|Commands|>: Calculate("1+1")\nCalculate("2+2")<eoc>\n',
+                     Tool_Responses='<|Results|>:\nCalculate("1+1") => 2\nCalculate("2+2") => 4\n<eor>\n')
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(row003(thought_only, reordered)) + "\n", encoding="utf-8")
     log = RunLog("convert")
-    records = read_records([str(PLUGIN_SAMPLE)], log, ReadOptions(from_format="moss", announce=lambda _: None))
+    records = read_records([str(src)], log, ReadOptions(from_format="moss", announce=lambda _: None))
     with RowWriter(tmp_path / "out.jsonl") as writer:
         write_records(records, writer, "openai", log, DumpOptions(keep_meta=False))
-    assert log.losses == {"MOSS inner thoughts/commands/results dropped": 1}
+    # the thought without a command is in no message; the second turn's calls are, only their layout is gone
+    assert log.losses == {"MOSS inner thoughts/commands/results dropped": 1, "MOSS plugin text layout dropped": 1}
     assert "moss_plugins" not in (tmp_path / "out.jsonl").read_text(encoding="utf-8")
     with RowWriter(tmp_path / "moss.jsonl") as writer:  # MOSS itself keeps them without the channel
         log = RunLog("convert")
-        write_records(read_records([str(PLUGIN_SAMPLE)], log, ReadOptions(from_format="moss", announce=lambda _: None)),
+        write_records(read_records([str(src)], log, ReadOptions(from_format="moss", announce=lambda _: None)),
                       writer, "moss", log, DumpOptions(keep_meta=False))
-    assert log.losses == {} and (tmp_path / "moss.jsonl").read_bytes() == PLUGIN_SAMPLE.read_bytes()
+    assert log.losses == {} and rows_of(tmp_path / "moss.jsonl") == rows_of(src)
 
 
-@pytest.mark.parametrize("via", ["sharegpt", "openai"])
+def test_a_plugin_layout_kept_in_meta_is_only_a_layout_loss_without_it():
+    t = turn("q", "a", Commands='<|Commands|>: Calculate("1+1")\nCalculate("2+2")<eoc>\n',
+             Tool_Responses='<|Results|>:\nCalculate("2+2") => 4\nCalculate("1+1") => 2\n<eor>\n')
+    conv = moss.parse(row003(t))
+    assert conv.meta["moss_plugins"] == [{"turn": 1, **{f: t[f] for f in ("Commands", "Tool Responses")}}]
+    assert [m.content for m in conv.messages if m.role == "tool"] == ["2", "4"]  # in command order
+    assert moss_plugins.plugin_meta_losses(conv) == ["MOSS plugin text layout dropped"]
+    conv.meta.pop("moss_plugins")
+    out, losses = dump_one(conv)  # without the kept layout: the usual one, saying the same
+    assert losses == set()
+    assert out["chat"]["turn_1"]["Commands"] == '<|Commands|>: Calculate("1+1"), Calculate("2+2")<eoc>\n'
+    assert out["chat"]["turn_1"]["Tool Responses"] == '<|Results|>:\nCalculate("1+1") => 2\nCalculate("2+2") => 4\n<eor>\n'
+    assert [m.content for m in moss.parse(out).messages if m.role == "tool"] == ["2", "4"]
+
+
+@pytest.mark.parametrize("via", ["sharegpt", "openai", "chatglm3"])
 def test_plugin_sample_survives_a_trip_through_another_format(tmp_path, via):
     need_format(via)
     convert_file(PLUGIN_SAMPLE, tmp_path / "mid.jsonl", via, from_format="moss")
-    mid = rows_of(tmp_path / "mid.jsonl")
-    assert any("moss_plugins" in json.dumps(r) for r in mid)
+    mid = (tmp_path / "mid.jsonl").read_text(encoding="utf-8")
+    marker = {"sharegpt": '"from":"function_call"', "openai": '"tool_calls"', "chatglm3": '"role":"tool"'}[via]
+    assert marker in mid and "moss_plugins" not in mid  # tool calls, nothing kept aside
     convert_file(tmp_path / "mid.jsonl", tmp_path / "back.jsonl", "moss", from_format=via)
     assert (tmp_path / "back.jsonl").read_bytes() == PLUGIN_SAMPLE.read_bytes()
 
@@ -404,7 +428,8 @@ def test_tools_are_dropped_and_counted():
 
 
 def test_plugins_for_turns_that_are_gone_are_counted():
-    row = rows_of(PLUGIN_SAMPLE)[2]
+    thought = "<|Inner Thoughts|>: Easy.<eot>\n"
+    row = row003(turn("q1", "a1", Inner_Thoughts=thought), turn("q2", "a2", Inner_Thoughts=thought))
     conv = moss.parse(row)
     conv.messages = conv.messages[:3]  # keep system + turn 1
     out, losses = dump_one(conv)
@@ -414,6 +439,29 @@ def test_plugins_for_turns_that_are_gone_are_counted():
     out, losses = dump_one(conv)
     assert losses == {"MOSS plugin fields dropped (malformed meta.moss_plugins)"}
     assert out["chat"]["turn_1"]["Commands"] == moss.PLAIN["Commands"]
+
+
+def test_kept_plugin_layout_of_tool_calls_that_are_gone_is_dropped_and_counted():
+    t = turn("q", "a", Commands='<|Commands|>: Calculate("1+1")\nCalculate("2+2")<eoc>\n',
+             Tool_Responses='<|Results|>:\nCalculate("1+1") => 2\nCalculate("2+2") => 4\n<eor>\n')
+    conv = moss.parse(row003(t))
+    conv.messages = [m for m in conv.messages if m.role != "tool" and not m.tool_calls]  # e.g. through alpaca
+    conv.tools = None
+    out, losses = dump_one(conv)
+    assert losses == {"MOSS plugin fields dropped (their tool calls are gone)"}
+    assert {f: out["chat"]["turn_1"][f] for f in moss.PLUGIN_FIELDS} == moss.PLAIN
+
+
+def test_tool_calls_of_moss_plugins_from_another_format_become_commands():
+    conv = Conversation(
+        [Message("user", "2+2?"),
+         Message("assistant", "", tool_calls=[ToolCall("Calculate", '{"expression": "2+2"}', "c1")]),
+         Message("tool", "4", tool_call_id="c1"), Message("assistant", "4.")])
+    out, losses = dump_one(conv)
+    assert losses == set()
+    t = out["chat"]["turn_1"]
+    assert (t["Inner Thoughts"], t["Commands"], t["Tool Responses"]) == (
+        moss.PLAIN["Inner Thoughts"], '<|Commands|>: Calculate("2+2")<eoc>\n', '<|Results|>:\nCalculate("2+2") => 4\n<eor>\n')
 
 
 # -- property ------------------------------------------------------------------------------------
@@ -456,3 +504,90 @@ def test_property_moss_round_trip(row):
     assert round_trip(row) == row
     assert via_meta_only(row) == row
     assert schema_errors(row) == []
+
+
+# -- plugin turns as tool calls ------------------------------------------------------------------------
+
+APIS = ["Search", "Calculate", "Solve", "Text2Image", "ImageEdit"]
+arg_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters='"\n'), max_size=12)
+result_text = st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=20),
+                        st.sampled_from(["'42'", "No result.", "<|1|>: 'a'\n<|2|>: 'b'", "x = 1.0"]))
+
+
+@st.composite
+def plugin_turns(draw) -> dict:
+    calls = draw(st.lists(st.tuples(st.sampled_from(APIS), arg_text), min_size=1, max_size=3))
+    texts = [f'{name}("{arg}")' for name, arg in calls]
+    commands = draw(st.sampled_from([", ", "\n", " \n"])).join(texts)
+    thought = draw(st.sampled_from(["None", "I need a tool.", "需要计算。"]))
+    shape = draw(st.sampled_from(["blocks", "reordered", "bare", "none"]))
+    results = [draw(result_text) for _ in texts]
+    if shape in ("blocks", "reordered"):
+        blocks = [f"{t} =>{draw(st.sampled_from([' ', chr(10)]))}{r}" for t, r in zip(texts, results)]
+        if shape == "reordered":
+            blocks = draw(st.permutations(blocks))
+        results_field = "<|Results|>:\n" + "\n".join(blocks) + "\n<eor>\n"
+    elif shape == "bare":
+        results_field = f"<|Results|>: {results[0]}<eor>\n"
+    else:
+        results_field = moss.PLAIN["Tool Responses"]
+    return turn(draw(st.sampled_from(["2+2?", "搜索一下", "draw"])), draw(st.sampled_from(["4.", "好的。", "Done"])),
+                Inner_Thoughts=f"<|Inner Thoughts|>: {thought}<eot>\n", Commands=f"<|Commands|>: {commands}<eoc>\n",
+                Tool_Responses=results_field)
+
+
+@st.composite
+def plugin_rows(draw) -> dict:
+    turns = [draw(st.one_of(plugin_turns(), st.just(turn("hi", "hello")))) for _ in range(draw(st.integers(1, 3)))]
+    apis = draw(st.lists(st.sampled_from(APIS[:4]), unique=True))
+    mi = "You are MOSS.\n" + "".join(f"- {moss_plugins.PLUGINS[a][0]}: enabled. API: {a}({moss_plugins.PLUGINS[a][1]})\n"
+                                     for a in apis)
+    return row003(*turns, meta_instruction=mi)
+
+
+def via_format(row: dict, fmt: str) -> dict:
+    conv = moss.parse(row).check()
+    losses: set[str] = set()
+    (mid,) = formats.get(fmt).dump(conv, DumpOptions(), losses.add)
+    assert losses == set(), losses
+    back = formats.get(fmt).parse(orjson.loads(orjson.dumps(mid))).check()
+    out, losses = dump_one(back)
+    assert losses == set(), losses
+    return out
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plugin_rows())
+def test_property_plugin_turns_are_tool_calls_and_come_back_byte_exact(row):
+    conv = moss.parse(row).check()
+    commands = [c for t in row["chat"].values()
+                for c in moss_plugins.parse_commands(moss.split_tagged(t["Commands"], "Commands", "")[0]) or []]
+    calls = [c for m in conv.messages for c in m.tool_calls]  # each command is a call of its API, one string argument
+    assert [(c.name, list(json.loads(c.arguments).values())) for c in calls] == [(n, [a]) for n, a in commands]
+    assert conv.has_tools() == any(t["Commands"] != moss.PLAIN["Commands"] for t in row["chat"].values())
+    assert round_trip(row) == row
+    assert via_meta_only(row) == row
+    for fmt in ("openai", "sharegpt", "chatglm3"):
+        assert via_format(row, fmt) == row
+
+
+def test_golden_plugin_rows_come_back_byte_exact_through_every_tool_calling_format(tmp_path):
+    src = REPO_GOLDEN / "inputs" / "moss_plugins.jsonl"
+    for fmt in ("openai", "sharegpt", "chatglm3"):
+        convert_file(src, tmp_path / f"mid.{fmt}.jsonl", fmt, from_format="moss")
+        convert_file(tmp_path / f"mid.{fmt}.jsonl", tmp_path / f"back.{fmt}.jsonl", "moss", from_format=fmt)
+        assert rows_of(tmp_path / f"back.{fmt}.jsonl") == rows_of(src)
+
+
+def test_real_plugin_files_are_tool_calls_and_come_back(tmp_path):
+    folder = shared_path("real", "moss_003_plugin_files")
+    from instructgen.inputs import expand_inputs
+
+    files = expand_inputs([str(folder)])
+    originals = [json.loads(Path(f).read_text(encoding="utf-8")) for f in files]
+    convs = [moss.parse(r).check() for r in originals]
+    assert all(c.has_tools() for c in convs)  # every one of these dialogues uses a plugin
+    names = {c.name for conv in convs for m in conv.messages for c in m.tool_calls}
+    assert names == {"Search", "Calculate", "Solve", "Text2Image"}
+    for fmt in ("openai", "sharegpt", "chatglm3"):
+        assert [via_format(r, fmt) for r in originals] == originals

@@ -142,3 +142,29 @@ def test_commands_by_hand_equal_the_pipeline_on_real_data(tmp_path):
     assert _rejects(out / "rejects" / "dedup.jsonl") == _rejects(tmp_path / "deduped.rejects.jsonl")
     stages = {s["stage"]: s for s in summary.stages}
     assert stages["filter"]["filtered"] == len(_rejects(tmp_path / "filtered.rejects.jsonl")) > 0
+
+
+def test_a_folder_source_with_a_pattern_and_turns(tmp_path):
+    """Folders are read recursively (natural order, only files matching `glob`); `turns = "explode"` gives the
+    single-turn formats one row per turn and leaves the others alone."""
+    folder = tmp_path / "raw"
+    (folder / "b").mkdir(parents=True)
+    (folder / "a.jsonl").write_bytes((SAMPLES / "history.jsonl").read_bytes())
+    (folder / "b" / "c.jsonl").write_bytes((SAMPLES / "sharegpt.jsonl").read_bytes())
+    (folder / "b" / "notes.txt").write_text("not data\n", encoding="utf-8")
+    cfg = parse_config(f'[pipeline]\nformats = ["alpaca", "sharegpt"]\nturns = "explode"\n[filter]\nenabled = false\n'
+                       f'[dedup]\nenabled = false\n[[sources]]\npath = "{folder}"\nglob = "*.jsonl"\n',
+                       tmp_path / "p.toml")
+    out = tmp_path / "out"
+    with OutputFolder(out) as layout:
+        summary = run(cfg, layout, announce=quiet)
+    stages = {s["stage"]: s for s in summary.stages}
+    n_records = stages["read"]["out"]
+    assert stages["read"]["in"] == len((SAMPLES / "history.jsonl").read_text().splitlines()) + \
+        len((SAMPLES / "sharegpt.jsonl").read_text().splitlines())
+    alpaca_rows = (out / "data" / "alpaca.jsonl").read_bytes().count(b"\n")
+    sharegpt_rows = (out / "data" / "sharegpt.jsonl").read_bytes().count(b"\n")
+    assert sharegpt_rows == n_records and alpaca_rows > n_records  # multi-turn records exploded into turns
+    origins = [orjson.loads(line)["origin"] for line in (out / "rejects" / "read.jsonl").read_bytes().splitlines()] \
+        if (out / "rejects" / "read.jsonl").exists() else []
+    assert not any("notes.txt" in o for o in origins)

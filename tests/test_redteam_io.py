@@ -141,12 +141,12 @@ def test_truncated_gzip_keeps_the_records_before_the_cut(tmp_path):
 
 
 def test_truncated_gzip_converted_in_shards_gives_the_serial_result(tmp_path, monkeypatch):
-    from instructgen import shards
+    from instructgen import convert_parallel
     from instructgen.convert import ReadOptions, convert
     from instructgen.runlog import RunLog
 
-    monkeypatch.setattr(shards, "MIN_BYTES", 0)
-    monkeypatch.setattr(shards, "SHARD_LINES", 4_000)
+    monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
+    monkeypatch.setattr(convert_parallel, "BLOCK_LINES", 4_000)
     src, _ = gz_cut(tmp_path)
     results = []
     for workers in (1, 2):

@@ -108,3 +108,11 @@ def test_the_readme_main_job_from_a_wheel_twice_with_a_fresh_prefect_home(tmp_pa
         stats = orjson.loads((work / "instructgen-output" / "stats.json").read_bytes())
         assert stats["balanced"] is True and stats["stages"][0]["in"] > 0
 
+
+
+def test_an_output_folder_inside_a_folder_source_is_refused(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "a.jsonl").write_bytes((REPO / "data/samples/alpaca.jsonl").read_bytes())
+    cfg = write_config(tmp_path, str(tmp_path / "raw"))
+    line = one_line_error(run_cli(["run", str(cfg), "-o", "raw/out"], tmp_path))
+    assert "read as input" in line and not (tmp_path / "raw" / "out").exists()

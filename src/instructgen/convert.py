@@ -3,21 +3,38 @@
 `read_records` and `write_records` are plain generators/functions over
 streams, so other stages (dedup, filter, the Prefect flows) read and write
 through the same code.
+
+The direct path: a row that is a plain conversation (no tools, no preference,
+no field its format leaves undefined) of a format with `read_plain`, written to
+a format with `write_plain` without loss, goes row -> row without a
+Conversation (`formats.direct`; the same bytes as the canonical path, which
+the tests check over every such pair). Every other row takes the canonical
+path, in order. JSONL written as JSONL is converted in blocks of raw lines
+(`convert_block`), by a process pool when the file is large.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Iterator
 
-from . import formats
-from .errors import BadRecord, CannotRepresent, InstructgenError
-from .formats.base import DumpOptions
-from .io import Row, RowWriter, read_rows
+import orjson
+
+from . import convert_parallel, formats
+from .errors import Ambiguous, BadRecord, CannotRepresent, InstructgenError
+from .formats.moss_plugins import plugin_meta_losses
+from .formats.base import DumpOptions, extra_fields_fate
+from .io import MAX_ROW_BYTES, Row, RowWriter, kind_of, read_rows, rows_from_lines
+from .io import open_source as open_file
 from .record import Conversation
 from .runlog import RunLog
+
+
+NOTES = "notes"  # log.info key: what the conversion did that is not a loss (fields moved to meta, ...), counted
 
 
 class StrictError(InstructgenError):
@@ -60,8 +77,10 @@ def records_of(rows: Iterable[Row], spec: formats.FormatSpec, log: RunLog, opts:
     return _merge_turns(records, log) if opts.merge_turns else records
 
 
-def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.FormatSpec, Iterator[Row]]:
-    """The format of one file (given, or detected from its first rows and announced) and its rows."""
+def open_source(path: str, log: RunLog, opts: ReadOptions,
+                detected: Callable[[str, str], None] | None = None) -> tuple[formats.FormatSpec, Iterator[Row]]:
+    """The format of one file (given, or detected from its first rows and announced, through
+    `detected(path, format)` when given) and its rows."""
     rows = read_rows(path)
     if opts.columns:
         rows = rename_rows(rows, opts.columns)
@@ -73,7 +92,10 @@ def open_source(path: str, log: RunLog, opts: ReadOptions) -> tuple[formats.Form
         _drop_all(head, log, opts)
         raise InstructgenError(_no_record_message(path, head))
     spec = formats.get(formats.detect_rows(good, path))
-    opts.announce(f"{path}: detected format {spec.name}")
+    if detected is not None:
+        detected(path, spec.name)
+    else:
+        opts.announce(f"{path}: detected format {spec.name}")
     return spec, itertools.chain(head, rows)
 
 
@@ -124,11 +146,9 @@ def write_records(
     opts: DumpOptions | None = None, strict: bool = False,
 ) -> None:
     """Dump records in `to_format` into `writer`; losses are counted, unrepresentable records dropped."""
-    spec = formats.get(to_format)
-    if not spec.writable:
-        writable = ", ".join(formats.names(writable_only=True))
-        raise InstructgenError(f"{to_format} can be read but not written; write one of: {writable}")
+    spec = writable(to_format)
     opts = opts or DumpOptions()
+    notes = log.info.setdefault(NOTES, Counter())
     for conv in records:
         losses: set[str] = set()
         try:
@@ -136,18 +156,36 @@ def write_records(
         except CannotRepresent as e:
             if strict:
                 raise StrictError(f"{conv.origin}: cannot write as {to_format}: {e.reason}") from None
-            log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", conv.to_dict())
+            log.drop(conv.origin, f"cannot write as {to_format}: {e.reason}", formats.source_row(conv))
             continue
         if not opts.keep_meta and conv.meta.get("moss_plugins") and "moss_plugins" not in spec.native_meta:
-            losses.add("MOSS inner thoughts/commands/results dropped")  # they travel only in the meta channel
+            losses.update(plugin_meta_losses(conv))  # they travel only in the meta channel
+        fate, fields = extra_fields_fate(conv, to_format, opts)
+        for name in fields:
+            if fate == "dropped":
+                losses.add(f"field {name!r} dropped (--no-meta)")
+            elif fate == "meta":
+                notes[f"field {name!r} carried in meta"] += 1
         if losses and strict:
             raise StrictError(f"{conv.origin}: writing as {to_format} would lose information: {', '.join(sorted(losses))}")
         for what in losses:
             log.lost(what)
+        if spec.notes is not None:
+            notes.update(spec.notes(conv, opts))
+        if len(rows) > 1:
+            notes["records written as several rows (--turns explode)"] += 1
         columns = opts.columns or (conv.hints.get("columns") if conv.source_format == to_format else None)
         for row in rows:
             writer.write(_rename_out(row, columns) if columns else row)
         log.emitted()
+
+
+def writable(to_format: str) -> formats.FormatSpec:
+    spec = formats.get(to_format)
+    if not spec.writable:
+        names = ", ".join(formats.names(writable_only=True))
+        raise InstructgenError(f"{to_format} can be read but not written; write one of: {names}")
+    return spec
 
 
 def convert(
@@ -157,28 +195,225 @@ def convert(
 ) -> None:
     """The whole stage: read every input, write one output, count everything in `log`.
 
-    With workers > 1, large JSONL inputs written to JSONL are converted in shards of lines by a
-    process pool (same output, same order, same counts).
+    With workers > 1, large JSONL inputs written to JSONL are converted by a process pool
+    (convert_parallel: same output, same order, same counts).
     """
-    from . import shards
-
     read_opts = read_opts or ReadOptions()
     dump_opts = dump_opts or DumpOptions()
+    writable(to_format)
     bar = _progress_bar() if progress else None
+    detected = _Detected(read_opts.announce)
     with RowWriter(output) as writer:
         for path in inputs:
-            spec, rows = open_source(path, log, read_opts)
-            if workers > 1 and shards.worth_sharding(path, writer, read_opts):
-                shards.convert_file(path, spec.name, writer, to_format, log, read_opts, dump_opts, workers, bar)
+            spec, rows = _open(path, log, read_opts, detected)
+            if _by_lines(path, read_opts):
+                next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
+                del rows  # read again as raw lines
+                config = (spec.name, to_format, read_opts.columns, read_opts.strict, dump_opts)
+                if workers > 1 and convert_parallel.worth_parallel(path, writer, read_opts.merge_turns):
+                    convert_parallel.convert_file(path, writer, log, convert_block, convert_range, config,
+                                                  workers, bar)
+                else:
+                    with open_file(path) as source:  # a truncated .gz ends the lines instead of raising
+                        convert_lines(source.complete_lines(), path, 1, writer, log, config, bar)
+                        if (cut := source.cut_row(path)) is not None:  # the lines before it were converted
+                            log.took_in()
+                            _reject(log, read_opts, cut.origin, cut.error, cut.raw)
+                continue
+            direct = None if read_opts.merge_turns else formats.direct(spec.name, to_format, dump_opts)
+            if direct is not None:
+                _write_rows_direct(rows, spec, direct, writer, to_format, log, read_opts, dump_opts, bar)
                 continue
             records = records_of(rows, spec, log, read_opts)
             if bar is not None:
                 records = _counting(records, bar)
             write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)
+    detected.finish()
     if bar is not None:
         bar.close()
     if log.n_in and log.n_out == 0 and log.dropped["rejected"] == log.n_in:
-        raise InstructgenError(f"no record could be read from {', '.join(inputs)}; see {log.rejects_path}")
+        named = inputs[0] if len(inputs) == 1 else f"{inputs[0]} and {len(inputs) - 1} more files"
+        raise InstructgenError(f"no record could be read from {named}; see {log.rejects_path}")
+
+
+def _open(path: str, log: RunLog, read_opts: ReadOptions, detected: "_Detected"):
+    """open_source, except that a file no format fits on its own (one odd record, say) is read in the
+    format detected for the files before it in its folder: its bad rows are then rejected with reasons."""
+    try:
+        return open_source(path, log, read_opts, detected)
+    except Ambiguous:
+        folder_format = detected.formats.get(os.path.dirname(path))
+        if read_opts.from_format or folder_format is None:
+            raise
+    read_opts.announce(f"{path}: no format fits it on its own; read as {folder_format}, like the files before it "
+                       "in its folder")
+    return open_source(path, log, replace(read_opts, from_format=folder_format))
+
+
+class _Detected:
+    """Announces the format detected per file; files of one folder detected alike are announced once."""
+
+    def __init__(self, announce: Callable[[str], None]) -> None:
+        self.announce = announce
+        self.last: tuple[str, str] | None = None
+        self.quiet: Counter[tuple[str, str]] = Counter()
+        self.formats: dict[str, str] = {}  # folder -> the format last detected there
+
+    def __call__(self, path: str, name: str) -> None:
+        key = (os.path.dirname(path), name)
+        self.formats[key[0]] = name
+        if key == self.last:
+            self.quiet[key] += 1
+            return
+        self.last = key
+        self.announce(f"{path}: detected format {name}")
+
+    def finish(self) -> None:
+        for (folder, name), n in self.quiet.items():
+            self.announce(f"{folder or '.'}: {n} more file{'s' if n != 1 else ''} detected as {name}")
+
+
+def _by_lines(path: str, read_opts: ReadOptions) -> bool:
+    """A JSONL file: converted from its raw lines."""
+    return path != "-" and kind_of(path) in ("jsonl", "jsonl.gz") and not read_opts.merge_turns
+
+
+def _write_rows_direct(rows: Iterable[Row], spec: formats.FormatSpec, direct, writer, to_format: str, log: RunLog,
+                       read_opts: ReadOptions, dump_opts: DumpOptions, bar) -> None:
+    """Rows through the direct path, the others (kept in order) through the canonical one."""
+    notes = log.info.setdefault(NOTES, Counter())
+    row_note = getattr(direct, "row_note", None)
+    pending: list[Row] = []
+    for row in rows:
+        out = direct(row.data, row.origin, notes) if row.error is None and type(row.data) is dict else None
+        if out is None:
+            pending.append(row)
+            continue
+        if pending:
+            write_records(parse_rows(pending, spec, log, read_opts), writer, to_format, log, dump_opts,
+                          strict=read_opts.strict)
+            pending = []
+        writer.write(out)
+        log.took_in()
+        log.emitted()
+        if row_note:
+            notes[row_note] += 1
+        if bar is not None:
+            bar.update()
+    if pending:
+        write_records(parse_rows(pending, spec, log, read_opts), writer, to_format, log, dump_opts,
+                      strict=read_opts.strict)
+
+
+def convert_range(name: str, start_byte: int, end_byte: int, start: int, part: str, log: RunLog, config) -> None:
+    """Convert the lines of file `name` from byte `start_byte` (the start of line `start`) to `end_byte`
+    into the JSONL file `part`: what each worker of `convert_parallel` runs on a range."""
+    with open(name, "rb") as fh, open(part, "wb", buffering=1 << 20) as out:
+        fh.seek(start_byte)
+        convert_lines(_lines_until(fh, end_byte - start_byte), name, start, _FileOut(out), log, config)
+
+
+def _lines_until(fh, size: int) -> Iterator[bytes]:
+    for line in fh:
+        yield line
+        size -= len(line)
+        if size <= 0:
+            return
+
+
+class _FileOut:
+    """A part file as `convert_lines` writes it: rows or JSONL lines."""
+
+    def __init__(self, fh) -> None:
+        self.write_bytes = fh.write
+
+    def write(self, row: Any) -> None:
+        self.write_bytes(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+    def append_jsonl(self, data: bytes, count: int) -> None:
+        self.write_bytes(data)
+
+
+def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config) -> bytes:
+    """The JSONL of a block of JSONL lines (line `start` of file `name` first), counted in `log`:
+    what each worker of `convert_parallel` runs."""
+    out = _Blob()
+    convert_lines(lines, name, start, out, log, config)
+    return b"".join(out.parts)
+
+
+def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLog, config, bar=None) -> None:
+    """Convert JSONL lines (line `start` of file `name` first) into `out` (anything with `write(row)`):
+    a line that is a plain record takes the direct path, the others the canonical one, in order."""
+    spec_name, to_format, columns, strict, dump_opts = config
+    opts = ReadOptions(from_format=spec_name, columns=columns, strict=strict)
+    spec = formats.get(spec_name)
+    jsonl = _takes_jsonl(out)  # the direct path then hands over JSONL lines
+    direct = None if columns else formats.direct(spec_name, to_format, dump_opts, jsonl=jsonl)
+    if direct is None:
+        _canonical_lines(lines, name, start, spec, out, to_format, log, opts, dump_opts)
+        return
+    notes = log.info.setdefault(NOTES, Counter())
+    needs_origin, row_note = getattr(direct, "needs_origin", True), getattr(direct, "row_note", None)
+    write, loads = (out.append_jsonl if jsonl else out.write), orjson.loads
+    pending: list[bytes] = []
+    pending_start = n = 0
+    for lineno, line in enumerate(lines, start):
+        row = None
+        if len(line) <= MAX_ROW_BYTES:
+            try:
+                data = loads(line)
+            except orjson.JSONDecodeError:
+                data = None
+            if type(data) is dict:
+                row = direct(data, f"{name}:{lineno}" if needs_origin else "", notes)
+        if row is None:  # the canonical path reads it (and says why, if it cannot)
+            if not pending:
+                pending_start = lineno
+            pending.append(line)
+            continue
+        if pending:
+            _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
+            pending = []
+        if jsonl:
+            write(row, 1)
+        else:
+            write(row)
+        n += 1
+        if bar is not None and not n % 1024:
+            bar.update(1024)
+    if pending:
+        _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
+    log.took_in(n)
+    log.emitted(n)
+    if row_note and n:
+        notes[row_note] += n
+
+
+def _takes_jsonl(out) -> bool:
+    """`out` takes rows already serialised as JSONL lines (`append_jsonl`)."""
+    return isinstance(out, (_Blob, _FileOut)) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz"))
+
+
+def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.FormatSpec, out, to_format: str,
+                     log: RunLog, opts: ReadOptions, dump_opts: DumpOptions) -> None:
+    rows = rows_from_lines(lines, name, start)
+    if opts.columns:
+        rows = rename_rows(rows, opts.columns)
+    write_records(parse_rows(rows, spec, log, opts), out, to_format, log, dump_opts, strict=opts.strict)
+
+
+class _Blob:
+    """A writer that serialises rows to JSONL bytes."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, row: Any) -> None:
+        self.parts.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+    def append_jsonl(self, data: bytes, count: int) -> None:
+        self.parts.append(data)
 
 
 def _progress_bar():

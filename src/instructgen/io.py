@@ -83,8 +83,30 @@ def read_rows(path: str | os.PathLike) -> Iterator[Row]:
             from .json_array import ArrayReader
 
             yield from ArrayReader(source, name, line).rows()
+        elif head == b"{" and kind == "json" and os.path.getsize(name) <= MAX_ROW_BYTES:
+            yield from _read_object_or_lines(source, name, line)
         else:  # JSONL, and also .json files that are really one object per line (BELLE ships those)
             yield from _read_jsonl(source, name, line)
+
+
+def _read_object_or_lines(source, name: str, line: int) -> Iterator[Row]:
+    """A .json file that starts with an object: one object over several lines (MOSS ships its SFT_data so;
+    one row, origin its opening brace), or objects one per line (BELLE ships those)."""
+    data = source.stream.read()
+    first = data.split(b"\n", 1)[0]
+    whole = decode_row(data, f"{name}:{line}")
+    if whole.error is None or not _is_json(first):
+        yield whole  # one object, or one malformed object (one reject, not an abort)
+        return
+    yield from rows_from_lines(data.splitlines(keepends=True), name, line)
+
+
+def _is_json(line: bytes) -> bool:
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _read_parquet(name: str) -> Iterator[Row]:

@@ -143,6 +143,10 @@ class OutputPlan:
                     raise InstructgenError(
                         f"{inp.label} {inp.path} is inside {folder.label} {folder.path}, whose contents this "
                         f"command replaces; move the input or choose another {folder.label}")
+                if inp.path != STDIO and os.path.isdir(inp.path) and _inside(folder.path, inp.path):
+                    raise InstructgenError(
+                        f"{folder.label} {folder.path} is inside the folder {inp.label} {inp.path}, which is read "
+                        f"as input: a later run would read this run's outputs; choose another {folder.label}")
             for out in self.outputs:
                 if out.path != STDIO and _inside(out.path, folder.path):
                     raise InstructgenError(

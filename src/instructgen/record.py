@@ -7,11 +7,19 @@ fields, ...) and `extra` (top-level fields of the source row that its format
 does not define, written back untouched so a file round-trips), and
 `hints` (format-private details for writing back to the source format).
 
+Preference data (LLaMA-Factory's `ranking` and `kto_tag` layouts):
+- pairwise (DPO, ORPO, reward modelling): `messages` is the prompt and ends with
+  the user (or tool) turn that `chosen` and `rejected`, two assistant messages, answer;
+- KTO: `label` says whether the final assistant message of `messages` is a
+  desirable (True) or undesirable (False) answer.
+
 Invariants (checked by `Conversation.check`, the only place they live):
 - roles are system / user / assistant / tool;
 - a system message, if any, is the first message and appears once;
 - there is at least one non-system message;
-- contents are strings (possibly empty), never None.
+- contents are strings (possibly empty), never None;
+- `chosen` and `rejected` come together, are assistant messages, and follow a prompt that
+  ends with a user or tool turn; a `label` comes without them and follows an assistant turn.
 """
 
 from __future__ import annotations
@@ -59,6 +67,10 @@ class Conversation:
     # (a field that was absent rather than empty, column names, an int id): never carried elsewhere
     source_format: str = ""
     hints: dict[str, Any] = field(default_factory=dict)
+    # preference data: the two answers to the prompt (pairwise), or the verdict on the last answer (KTO)
+    chosen: Message | None = None
+    rejected: Message | None = None
+    label: bool | None = None
 
     # -- views -----------------------------------------------------------------
     @property
@@ -88,8 +100,19 @@ class Conversation:
             return False
         return True
 
+    @property
+    def pairwise(self) -> bool:
+        """A preference pair: `messages` is the prompt, `chosen`/`rejected` its two answers."""
+        return self.chosen is not None
+
+    @property
+    def preference(self) -> bool:
+        """Preference data of either kind (pairwise or KTO)."""
+        return self.chosen is not None or self.label is not None
+
     def has_tools(self) -> bool:
-        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages)
+        answers = [m for m in (self.chosen, self.rejected) if m is not None]
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in (*self.messages, *answers))
 
     def texts(self, roles: tuple[str, ...] = ("system", "user", "assistant", "tool")) -> Iterator[str]:
         return (m.content for m in self.messages if m.role in roles)
@@ -98,12 +121,12 @@ class Conversation:
         """A JSON-able view of the record (for rejects files and debugging); built directly because
         dataclasses.asdict deep-copies every value, which is slow when many records are dropped."""
         return {
-            "messages": [{"role": m.role, "content": m.content,
-                          "tool_calls": [{"name": t.name, "arguments": t.arguments, "id": t.id} for t in m.tool_calls],
-                          "tool_call_id": m.tool_call_id, "name": m.name, "weight": m.weight, "meta": m.meta}
-                         for m in self.messages],
+            "messages": [_message_dict(m) for m in self.messages],
             "tools": self.tools, "meta": self.meta, "extra": self.extra, "origin": self.origin,
             "source_format": self.source_format, "hints": self.hints,
+            "chosen": _message_dict(self.chosen) if self.chosen is not None else None,
+            "rejected": _message_dict(self.rejected) if self.rejected is not None else None,
+            "label": self.label,
         }
 
     # -- invariants --------------------------------------------------------------
@@ -119,7 +142,35 @@ class Conversation:
                 raise BadRecord(f"message {i}: a system message may only come first")
         if all(m.role == "system" for m in self.messages):
             raise BadRecord("conversation has only a system message")
+        if self.chosen is not None or self.rejected is not None:
+            self._check_pair()
+        if self.label is not None:
+            if not isinstance(self.label, bool):
+                raise BadRecord(f"a KTO label must be true or false, got {self.label!r}")
+            if self.messages[-1].role != "assistant":
+                raise BadRecord("a KTO record must end with the assistant answer its label judges")
         return self
+
+    def _check_pair(self) -> None:
+        if self.chosen is None or self.rejected is None:
+            raise BadRecord(f"a preference pair needs both answers; {'chosen' if self.chosen is None else 'rejected'} "
+                            "is missing")
+        for name, m in (("chosen", self.chosen), ("rejected", self.rejected)):
+            if m.role != "assistant":
+                raise BadRecord(f"{name} must be an assistant answer, got role {m.role!r}")
+            if not isinstance(m.content, str):
+                raise BadRecord(f"{name}: content must be a string, got {type(m.content).__name__}")
+        if self.label is not None:
+            raise BadRecord("a record is either a preference pair (chosen/rejected) or KTO (label), not both")
+        if self.messages[-1].role not in ("user", "tool"):
+            raise BadRecord("a preference prompt must end with the user turn that chosen and rejected answer; "
+                            f"it ends with a {self.messages[-1].role} turn")
+
+
+def _message_dict(m: Message) -> dict[str, Any]:
+    return {"role": m.role, "content": m.content,
+            "tool_calls": [{"name": t.name, "arguments": t.arguments, "id": t.id} for t in m.tool_calls],
+            "tool_call_id": m.tool_call_id, "name": m.name, "weight": m.weight, "meta": m.meta}
 
 
 def from_pairs(

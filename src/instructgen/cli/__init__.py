@@ -35,23 +35,36 @@ Start here:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_modules() -> list:
+    """The modules that add commands: ours, then those of other packages (entry point `instructgen.commands`)."""
+    ours = [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULES]
+    theirs = [entry.load() for entry in entry_points(group=ENTRY_POINT_GROUP)]
+    return ours[:3] + theirs + ours[3:]  # run and serve right after formats in --help
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser. With `argv`, only the command it names gets its full set of flags (others are listed with
+    their one-line help): building every command's flags imports numpy and the stage configs, which a
+    command that does not need them should not pay for. Without `argv`, every command is built."""
     parser = argparse.ArgumentParser(
         prog="instructgen", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
-        if name == "formats":
-            for entry in entry_points(group=ENTRY_POINT_GROUP):
-                entry.load()(sub)
+    wanted = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    for module in command_modules():
+        if argv is None or wanted in module.COMMANDS:
+            module.register(sub)
+        else:
+            for name, help in module.COMMANDS.items():
+                sub.add_parser(name, help=help)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails with EFBIG (one line) instead of killing us
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -12,30 +12,47 @@ from . import command_parser
 EXAMPLES = """\
   instructgen convert data.json --to moss                 writes data.moss.jsonl
   instructgen convert a.jsonl b.parquet --to sharegpt -o all.json
+  instructgen convert SFT_data/ --glob '*.json' --to openai -o moss.openai.jsonl   a folder, recursively
+  instructgen convert dpo_en_demo.json --to alpaca -o dpo.alpaca.jsonl   preference pairs: chosen/rejected
+  instructgen convert chat.jsonl --to alpaca --turns explode -o turns.jsonl      one row per turn
   instructgen convert adgen.jsonl --from chatglm --columns prompt=content,response=summary --to alpaca -o out.jsonl
   cat data.jsonl | instructgen convert - --to openai -o - > openai.jsonl
-  instructgen convert chat.jsonl --to chatglm --explode-turns -o per_turn.jsonl
   instructgen convert chat.jsonl --to alpaca --strict -o out.jsonl      fail instead of dropping history
 
 Losses (history into a single-turn format, system prompts, tools, MOSS plugin
-fields) are applied and counted on stderr; records that cannot be read go to
-OUTPUT.rejects.jsonl with file, line, reason and the raw text. Information the
-target has no field for travels in a top-level "meta" object (--no-meta to drop it).
+fields, a preference pair in a format without one) are applied and counted on
+stderr; records that cannot be read go to OUTPUT.rejects.jsonl with file, line,
+reason and the raw text. Information the target has no field for (the source's
+own extra fields included) travels in a top-level "meta" object, counted per
+field (--no-meta leaves it out, counted as lost). Writing MOSS from another
+format adds a meta instruction: ours by default, or --meta-instruction-file;
+the summary says which and how often.
 """
+
+
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "convert": "convert between instruction-data formats",
+}
 
 
 def register(sub) -> None:
     from ..formats import names
+    from ..formats.base import TURN_MODES
 
     p = command_parser(
-        sub, "convert", help="convert between instruction-data formats",
+        sub, "convert", help=COMMANDS["convert"],
         description="Convert instruction data between trainer formats through one canonical record. "
         "The input format is detected per file (the choice is printed) unless --from is given. "
         "Formats: " + ", ".join(names()) + " (see `instructgen formats`).",
         examples=EXAMPLES,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help=".json (array or JSONL), .jsonl, .jsonl.gz, .parquet, or - for stdin (JSONL)")
+                   help=".json (an array, one object, or JSONL), .jsonl, .jsonl.gz, .parquet, a folder (read "
+                   "recursively), a quoted pattern such as 'data/**/*.json', or - for stdin (JSONL)")
+    p.add_argument("--glob", metavar="PATTERN",
+                   help="in folders, read only the files whose name matches PATTERN (e.g. '*.json'); "
+                   "default: every .json, .jsonl, .jsonl.gz and .parquet file")
     p.add_argument("--to", required=True, metavar="FORMAT", choices=names(writable_only=True), help="target format")
     p.add_argument("--from", dest="from_format", metavar="FORMAT", choices=names(),
                    help="input format (default: detect per file)")
@@ -45,15 +62,22 @@ def register(sub) -> None:
     p.add_argument("--rejects", metavar="PATH", help="where unreadable records go (default: OUTPUT.rejects.jsonl)")
     p.add_argument("--stats", metavar="PATH", help="also write the counts to this stats.json")
     p.add_argument("--strict", action="store_true", help="any loss or rejected record is an error (nothing is written)")
+    p.add_argument("--turns", choices=TURN_MODES,
+                   help="which turns a format with one prompt per row takes (alpaca, dolly: first (default), "
+                   "last, or explode: one row per turn; history, chatglm: explode, with the earlier turns as "
+                   "history). A preference record always gives the turn its answers judge; --turns first "
+                   "refuses one that judges a later turn")
     p.add_argument("--explode-turns", action="store_true",
-                   help="chatglm: one row per assistant turn with a growing history")
+                   help="chatglm: one row per assistant turn with a growing history (= --turns explode)")
     p.add_argument("--merge-turns", action="store_true",
                    help="when reading: a row whose conversation is the start of the next row's is merged into it")
     p.add_argument("--columns", metavar="FIELD=COLUMN,...",
                    help="column names differ from the format's field names, e.g. prompt=content,response=summary")
     p.add_argument("--meta-instruction-file", metavar="FILE",
                    help="moss: the meta instruction for records that carry no system prompt")
-    p.add_argument("--no-meta", action="store_true", help='do not write the "meta" object with fields the target lacks')
+    p.add_argument("--no-meta", action="store_true",
+                   help='write only the fields the target defines: no "meta" object, and not the source\'s own '
+                   'extra fields (each is counted as lost)')
     p.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4), metavar="N",
                    help="processes for large JSONL inputs written as JSONL (default: %(default)s, the CPU count up to 4; "
                    "1 = no pool)")
@@ -62,14 +86,26 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def check_turns(to_format: str, turns: str | None) -> None:
+    """--turns only where the target has one prompt per row."""
+    from .. import formats
+    from ..errors import InstructgenError
+
+    if turns is None or turns in formats.get(to_format).turns:
+        return
+    takes = [f"{n} ({', '.join(s.turns)})" for n, s in formats.registry().items() if s.turns]
+    raise InstructgenError(f"--turns {turns} does not apply to {to_format} (it writes whole conversations); "
+                           f"formats that take --turns: {'; '.join(takes)}")
+
+
 def default_output(first_input: str, to_format: str) -> str:
     return derived(first_input, f"{to_format}.jsonl", stdio_default="-")
 
 
-def plan_paths(args, output: str, output_chosen: bool) -> tuple[str, str, str | None]:
+def plan_paths(args, inputs: list[str], output: str, output_chosen: bool) -> tuple[str, str, str | None]:
     """(output, rejects, stats) checked against the inputs and each other before anything is opened."""
     plan = OutputPlan()
-    plan.read_all(args.inputs)
+    plan.read_all(inputs)
     if args.meta_instruction_file:
         plan.read(args.meta_instruction_file, "--meta-instruction-file")
     output = plan.write(output, "-o", chosen=output_chosen)
@@ -81,12 +117,15 @@ def plan_paths(args, output: str, output_chosen: bool) -> tuple[str, str, str | 
 
 
 def run(args) -> int:
-    from ..convert import ReadOptions, convert, parse_columns
+    from ..convert import NOTES, ReadOptions, convert, parse_columns
     from ..errors import InstructgenError
     from ..formats.base import DumpOptions
+    from ..inputs import expand_inputs
     from ..runlog import RunLog, write_stats
 
-    output, rejects, stats = plan_paths(args, args.output or default_output(args.inputs[0], args.to),
+    check_turns(args.to, args.turns)
+    inputs = expand_inputs(args.inputs, args.glob)
+    output, rejects, stats = plan_paths(args, inputs, args.output or default_output(args.inputs[0], args.to),
                                         output_chosen=bool(args.output))
     meta_instruction = None
     if args.meta_instruction_file:
@@ -99,16 +138,19 @@ def run(args) -> int:
     progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     try:
         convert(
-            args.inputs, output, args.to, log,
+            inputs, output, args.to, log,
             ReadOptions(from_format=args.from_format, columns=columns, merge_turns=args.merge_turns, strict=args.strict),
-            DumpOptions(meta_instruction=meta_instruction, explode_turns=args.explode_turns, columns=columns,
-                        keep_meta=not args.no_meta),
+            DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=args.meta_instruction_file,
+                        explode_turns=args.explode_turns, turns=args.turns, columns=columns,
+                        keep_meta=not args.no_meta, extras=not args.no_meta),
             progress=progress, workers=args.workers,
         )
     finally:
         log.close()
     if output != "-":
         print(f"wrote {log.n_out} records to {output}", file=sys.stderr)
+    for what, n in log.info.get(NOTES, {}).items():
+        print(f"{what}: {n} record{'s' if n != 1 else ''}", file=sys.stderr)
     log.print_summary()
     if stats:
         write_stats(stats, [log])

@@ -12,11 +12,15 @@ DEDUP_EXAMPLES = """\
   instructgen dedup train.jsonl -o train.dedup.jsonl --against test.jsonl --clusters clusters.jsonl
   instructgen dedup generated.jsonl -o fresh.jsonl --against published.jsonl --against-only
 
-Exact duplicates go first (same text up to Unicode NFKC, case, whitespace and punctuation), then
-near-duplicates by MinHash/LSH: candidates are verified (estimated Jaccard >= --threshold) and one
-record is kept per cluster (the first, or the longest with --keep longest); a removed record never
-pulls others in, so records that share a template do not chain together. Removed records go to
-OUTPUT.rejects.jsonl; --clusters writes removed -> kept pairs with their similarity for review.
+Exact duplicates go first (same text up to Unicode NFKC, case, whitespace and punctuation; tool names
+and arguments count), then near duplicates by MinHash/LSH. By default (--fields prompt,response) two
+records are near duplicates only when their prompts (tool definitions, user turns, tool results) and
+their responses (assistant turns, tool calls) are each near-identical, so records sharing a tool
+description, passage or template but asking something else are kept; numbers, URLs, quoted literals
+and tool calls must match too (--no-identifiers, --no-tool-calls relax that). Candidates are verified
+(estimated Jaccard >= --threshold) and one record is kept per cluster (the first, or the longest with
+--keep longest); a removed record never pulls others in. Removed records go to OUTPUT.rejects.jsonl;
+--clusters writes each removed record with the one it duplicates, both texts and a word diff, for review.
 """
 
 FILTER_EXAMPLES = """\
@@ -41,6 +45,14 @@ STATS_EXAMPLES = """\
 """
 
 
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "dedup": "remove exact and near-duplicate records",
+    "filter": "drop low-quality records by named rules",
+    "stats": "counts, language mix and length percentiles of a dataset",
+}
+
+
 def register(sub) -> None:
     from ..curate.dedup import DedupConfig
     from ..curate.filter import FilterConfig
@@ -48,7 +60,7 @@ def register(sub) -> None:
     from ..formats import FORMAT_MODULES
     from .options import add_options
 
-    p = command_parser(sub, "dedup", help="remove exact and near-duplicate records",
+    p = command_parser(sub, "dedup", help=COMMANDS["dedup"],
                        description="Remove exact and near-duplicate records (MinHash/LSH), optionally "
                        "against a reference set.", examples=DEDUP_EXAMPLES)
     _common(p, FORMAT_MODULES)
@@ -56,14 +68,14 @@ def register(sub) -> None:
     add_options(p.add_argument_group("dedup settings (the [dedup] section of a pipeline config)"), DedupConfig)
     p.set_defaults(func=run_dedup)
 
-    p = command_parser(sub, "filter", help="drop low-quality records by named rules",
+    p = command_parser(sub, "filter", help=COMMANDS["filter"],
                        description="Drop records that trip a quality rule; each drop is counted per rule and "
                        "kept in the rejects file with its reason.", examples=FILTER_EXAMPLES)
     _common(p, FORMAT_MODULES)
     add_options(p.add_argument_group("filter settings (the [filter] section of a pipeline config)"), FilterConfig)
     p.set_defaults(func=run_filter)
 
-    p = command_parser(sub, "stats", help="counts, language mix and length percentiles of a dataset",
+    p = command_parser(sub, "stats", help=COMMANDS["stats"],
                        description="Print counts, language mix and length percentiles of any dataset.",
                        examples=STATS_EXAMPLES)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".json, .jsonl, .jsonl.gz, .parquet, or - for stdin")

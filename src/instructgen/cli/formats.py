@@ -7,9 +7,15 @@ import json
 from . import command_parser
 
 
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "formats": "list the formats with an example record each",
+}
+
+
 def register(sub) -> None:
     p = command_parser(
-        sub, "formats", help="list the formats with an example record each",
+        sub, "formats", help=COMMANDS["formats"],
         description="List every format instructgen reads and writes, with one example record.",
         examples="  instructgen formats\n  instructgen formats sharegpt\n  instructgen formats --names\n",
     )
@@ -28,6 +34,9 @@ def run(args) -> int:
             continue
         mode = "read/write" if spec.writable else "read only"
         refines = f"; a more precise reading of {spec.refines} rows" if spec.refines else ""
-        print(f"{spec.name}  ({mode}{refines})\n  {spec.description}")
+        more = [*(["preference data: chosen/rejected, label"] if spec.preference else []),
+                *([f"--turns {'|'.join(spec.turns)}"] if spec.turns else [])]
+        extra = f"; {'; '.join(more)}" if more else ""
+        print(f"{spec.name}  ({mode}{refines}{extra})\n  {spec.description}")
         print("  " + json.dumps(spec.example, ensure_ascii=False) + "\n")
     return 0

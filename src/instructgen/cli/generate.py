@@ -38,12 +38,18 @@ message names the cause); 0 when -n was reached or --max-requests stopped it.
 """
 
 
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "generate": "generate instruction data from seed tasks (Self-Instruct / Alpaca)",
+}
+
+
 def register(sub) -> None:
     from ..generate.config import ClientConfig, GenerateConfig
     from .options import add_options
 
     p = command_parser(
-        sub, "generate", help="generate instruction data from seed tasks (Self-Instruct / Alpaca)",
+        sub, "generate", help=COMMANDS["generate"],
         description="Generate new instruction data from seed tasks with an OpenAI-compatible chat endpoint "
         "(OpenAI, vLLM, Ollama, llama.cpp server). --mode alpaca asks for 20 tasks per request shown 3 seed tasks; "
         "--mode self-instruct runs the original four steps (bootstrap, classify, instances, clean-up). "

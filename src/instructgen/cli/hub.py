@@ -45,12 +45,19 @@ resumed by huggingface_hub and retried on transient errors. A repo is untrusted:
 """
 
 
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "push": "publish records to the Hugging Face Hub as Parquet + a dataset card",
+    "download": "fetch a published instruction set into any format",
+}
+
+
 def register(sub) -> None:
     from ..hub.config import DownloadOptions, PublishConfig
     from .options import add_options
 
     p = command_parser(
-        sub, "push", help="publish records to the Hugging Face Hub as Parquet + a dataset card",
+        sub, "push", help=COMMANDS["push"],
         description="Convert the input records to each --formats and publish them as one Hub config per "
         "format, with a dataset card.", examples=PUSH_EXAMPLES,
     )
@@ -69,7 +76,7 @@ def register(sub) -> None:
     p.set_defaults(func=run_push)
 
     d = command_parser(
-        sub, "download", help="fetch a published instruction set into any format",
+        sub, "download", help=COMMANDS["download"],
         description="Download a well-known published set (by name) or any Hub dataset repo and convert it.",
         examples=DOWNLOAD_EXAMPLES,
     )

@@ -1,4 +1,4 @@
-"""`instructgen validate`: check every record of a file against its format's JSON Schema."""
+"""`instructgen validate`: check every record of a file against its format's JSON Schema and for meaning."""
 
 from __future__ import annotations
 
@@ -11,16 +11,29 @@ EXAMPLES = """\
   instructgen validate data.jsonl                 detect the format, check every record
   instructgen validate data.json --format sharegpt
   instructgen validate data.jsonl --max-errors 0  report every invalid record (default: the first 50)
+
+Besides the schema and the format's reader, each record must mean a trainable conversation:
+tool results follow the calls they answer, user and assistant turns alternate where the format's
+readers need it (sharegpt, openai: LLaMA-Factory skips such records), the conversation ends with
+an assistant answer, and a preference record has both answers to a prompt that ends with the
+user's turn (chosen/rejected) or a true/false label on its last answer (KTO).
 """
+
+
+# the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
+COMMANDS = {
+    "validate": "check records against a format's JSON Schema and for meaning",
+}
 
 
 def register(sub) -> None:
     from ..formats import names
 
     p = command_parser(
-        sub, "validate", help="check records against a format's JSON Schema",
-        description="Check each record of FILE against schemas/<format>.schema.json and the format's reader. "
-        "Each invalid record is reported as FILE:LINE: JSON-PATH: message. Exit status 1 if any record is invalid.",
+        sub, "validate", help=COMMANDS["validate"],
+        description="Check each record of FILE against schemas/<format>.schema.json, the format's reader, and "
+        "what training needs (see below). Each invalid record is reported as FILE:LINE: JSON-PATH: message. "
+        "Exit status 1 if any record is invalid.",
         examples=EXAMPLES,
     )
     p.add_argument("file", metavar="FILE")
@@ -32,6 +45,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from .. import formats, schemas
     from ..errors import BadRecord, InstructgenError
+    from ..formats.meaning import meaning_problems
     from ..io import read_rows
 
     rows = read_rows(args.file)
@@ -51,9 +65,11 @@ def run(args) -> int:
         problems = [("$", row.error)] if row.error else list(schemas.errors(name, row.data))
         if not problems:
             try:
-                spec.parse(row.data).check()
+                conv = spec.parse(row.data).check()
             except BadRecord as e:
                 problems = [("$", e.reason)]
+            else:
+                problems = [("$", p) for p in meaning_problems(conv, spec.alternates)]
         if problems:
             invalid += 1
             if args.max_errors == 0 or invalid <= args.max_errors:

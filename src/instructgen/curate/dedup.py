@@ -187,7 +187,8 @@ def tool_calls_text(conv: Conversation) -> str:
 
 
 def _part_texts(conv: Conversation, name: str, with_tools: bool = True) -> list[str]:
-    turns = conv.turns
+    # a preference pair's answers are part of the record: one prompt with two different pairs is two records
+    turns = [*conv.turns, *(m for m in (conv.chosen, conv.rejected) if m is not None)]
     first_user = next((m.content for m in turns if m.role == "user"), "")
     if name == "prompt":
         tools = [json.dumps(conv.tools, ensure_ascii=False, sort_keys=True)] if conv.tools and with_tools else []

@@ -130,13 +130,16 @@ class Verdict:
 
 
 def judge_record(conv: Conversation, config: FilterConfig) -> Verdict:
+    pairwise = conv.pairwise
+    if pairwise:  # a preference pair is judged as its prompt + the chosen answer (the rejected one is meant to be worse)
+        conv = replace(conv, messages=[*conv.messages, conv.chosen], chosen=None, rejected=None)
     turns = turns_of(conv)
     rules = [(name, RULES[name]) for name in config.rules or DEFAULT_RULES]
     for turn in turns:
         for name, rule in rules:
             reason = rule(turn, config)
-            if reason:
-                keep = turn.index if config.truncate and _valid_cut(conv, turns, turn.index) else 0
+            if reason:  # a pair is never cut: its answers belong to the last prompt
+                keep = turn.index if config.truncate and not pairwise and _valid_cut(conv, turns, turn.index) else 0
                 return Verdict(name, reason, keep, turn.index)
     return Verdict(None, "", len(turns))
 

@@ -15,7 +15,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import Ambiguous, InstructgenError
-from .base import DumpOptions, FormatSpec
+from .base import DumpOptions, FormatSpec, restore_preference
 
 if TYPE_CHECKING:
     from ..record import Conversation
@@ -36,15 +36,30 @@ def registry() -> dict[str, FormatSpec]:
             description=m.DESCRIPTION,
             example=m.EXAMPLE,
             detect=m.detect,
-            parse=m.parse,
+            parse=_restoring(m.parse),
             dump=m.dump if getattr(m, "WRITABLE", True) else None,
             refines=getattr(m, "REFINES", None),
             native_meta=frozenset(getattr(m, "NATIVE_META", ())),
+            preference=getattr(m, "PREFERENCE", False),
+            turns=tuple(getattr(m, "TURNS", ())),
+            alternates=getattr(m, "ALTERNATES", False),
+            notes=getattr(m, "notes", None),
+            read_plain=getattr(m, "read_plain", None),
+            write_plain=getattr(m, "write_plain", None),
         )
         if spec.name in specs:
             raise RuntimeError(f"format {spec.name!r} registered twice ({module_name})")
         specs[spec.name] = spec
     return specs
+
+
+def _restoring(parse):
+    """A record reads back the preference data a format without preference fields carried in meta."""
+    def parse_and_restore(row: dict) -> "Conversation":
+        return restore_preference(parse(row))
+
+    parse_and_restore.__doc__ = parse.__doc__
+    return parse_and_restore
 
 
 def names(writable_only: bool = False) -> list[str]:
@@ -100,6 +115,13 @@ def _prefer_refinements(candidates: set[str]) -> set[str]:
     return candidates - refined
 
 
+def direct(source: str, target: str, opts: DumpOptions, jsonl: bool = False):
+    """The direct path of a pair (formats/direct_path.py), or None."""
+    from .direct_path import direct as make
+
+    return make(source, target, opts, jsonl)
+
+
 def source_row(conv: "Conversation") -> Any:
     """A dropped record as a person knows it, for rejects files: the row(s) of its source format,
     else the canonical record."""
@@ -110,4 +132,4 @@ def source_row(conv: "Conversation") -> Any:
     return rows[0] if len(rows) == 1 else rows
 
 
-__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows", "source_row"]
+__all__ = ["DumpOptions", "FormatSpec", "registry", "names", "get", "fits", "detect_rows", "direct", "source_row"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ..errors import BadRecord, CannotRepresent
 from ..record import Conversation, Message
-from .base import DumpOptions, Lost, drop_system, finish_row, flatten_to_pairs, require_str, split_known
+from .base import DumpOptions, Lost, as_sft, drop_system, finish_row, flatten_to_pairs, require_str, split_known
 
 NAME = "belle"
 DESCRIPTION = "BELLE multi-turn: 'Human:…\\nAssistant:…' text in alpaca's instruction, last answer in output"
@@ -86,6 +86,7 @@ def parse(row: dict) -> Conversation:
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     drop_system(conv, lost)
+    conv = as_sft(conv, opts, lost)
     pairs = flatten_to_pairs(conv, lost)
     texts = [t for pair in pairs for t in pair]
     instruction = join_turns(texts[:-1])
@@ -102,4 +103,4 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
             del row["input"]
         elif conv.hints.get("input_null"):
             row["input"] = None
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    return [finish_row(row, conv, opts, NATIVE_META, NAME)]

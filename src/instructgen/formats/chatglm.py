@@ -4,8 +4,9 @@ Column names are configurable upstream; AdvertiseGen's {content, summary} is
 read natively and written back with those names (`columns` hint), and
 DumpOptions.columns maps fields to other names. There is no system prompt.
 A dialogue is one row by default (earlier turns in `history`);
-`explode_turns` writes one row per assistant turn with a growing history, the
-form ChatGLM's p-tuning README shows (ReadOptions.merge_turns joins it back).
+`explode_turns` (`--turns explode`) writes one row per assistant turn with a growing
+history, the form ChatGLM's p-tuning README shows (ReadOptions.merge_turns joins it
+back); a preference record stays one row (the turn it judges).
 
 `render_chatglm6b` / `render_chatglm2` give the prompt text each model is trained on.
 """
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 from ..errors import BadRecord
 from ..record import Conversation, Message
-from .base import DumpOptions, Lost, drop_system, finish_row, flatten_to_pairs, parse_pairs, require_str, split_known
+from .base import (DumpOptions, Lost, as_sft, drop_system, finish_row, flatten_to_pairs, parse_pairs, require_str,
+                   split_known)
 
 NAME = "chatglm"
 DESCRIPTION = "ChatGLM-6B/ChatGLM2 p-tuning: prompt, response, history [[q, a], ...] (also AdvertiseGen content/summary)"
@@ -26,6 +28,7 @@ EXAMPLE = {
 FIELDS = frozenset({"prompt", "response", "history"})
 NATIVE_META: frozenset[str] = frozenset()
 ADVERTISEGEN = {"prompt": "content", "response": "summary"}
+TURNS = ("explode",)
 
 
 def detect(row: dict) -> bool:
@@ -56,10 +59,12 @@ def parse(row: dict) -> Conversation:
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     drop_system(conv, lost)
+    explode = (opts.explode_turns or opts.turns == "explode") and not conv.preference  # a preference judges one turn
+    conv = as_sft(conv, opts, lost)
     pairs = flatten_to_pairs(conv, lost)
-    if opts.explode_turns:
-        return [finish_row(_row(pairs[: k + 1], conv), conv, opts, NATIVE_META) for k in range(len(pairs))]
-    return [finish_row(_row(pairs, conv), conv, opts, NATIVE_META)]
+    if explode:
+        return [finish_row(_row(pairs[: k + 1], conv), conv, opts, NATIVE_META, NAME) for k in range(len(pairs))]
+    return [finish_row(_row(pairs, conv), conv, opts, NATIVE_META, NAME)]
 
 
 def _row(pairs: list[tuple[str, str]], conv: Conversation) -> dict:

@@ -8,16 +8,21 @@ call plus an observation. A separate `observation` message is read too. Any
 message may carry `loss` (bool), read as Message.weight. Assistant text
 directly followed by a tool message is read as one assistant message with a
 tool call, and written back as the two messages.
+
+ChatGLM3 has one call per tool message: an assistant message with several
+(parallel) calls is written as consecutive tool messages, and their number per
+message travels in meta["tool_calls_per_message"] so reading joins them again.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from ..errors import BadRecord
 from ..record import Conversation, Message, ToolCall
-from .base import DumpOptions, Lost, finish_row, require_list, split_known
+from .base import DumpOptions, Lost, as_sft, finish_row, require_list, split_known
 from .tools import (arguments_of, arguments_value, read_tools, renamed_results, restore_ids, tools_out,
                      with_stashed_ids)
 
@@ -33,6 +38,7 @@ EXAMPLE = {
 FIELDS = frozenset({"conversations", "tools"})
 NATIVE_META: frozenset[str] = frozenset()
 ROLES = ("system", "user", "assistant", "tool", "observation")
+GROUPS_KEY = "tool_calls_per_message"
 KNOWN = {
     "system": {"role", "content", "loss"}, "user": {"role", "content", "loss"},
     "assistant": {"role", "content", "loss"}, "observation": {"role", "content", "loss"},
@@ -55,8 +61,46 @@ def parse(row: dict) -> Conversation:
         _turn(conv, t, i)
     if "tools" in row:
         conv.tools = read_tools(row["tools"], "tools", conv, list)
+    _regroup_calls(conv)
     restore_ids(conv)
     return conv.check()
+
+
+def _regroup_calls(conv: Conversation) -> None:
+    """Join the tool messages of one (parallel) call message again, per meta["tool_calls_per_message"]."""
+    groups = conv.meta.get(GROUPS_KEY)
+    if not (isinstance(groups, list) and all(isinstance(n, int) and n > 0 for n in groups)):
+        return
+    out: list[Message] = []
+    msgs, i, k = conv.messages, 0, 0
+    while i < len(msgs):
+        m = msgs[i]
+        i += 1
+        if not m.tool_calls:
+            out.append(m)
+            continue
+        if k >= len(groups):
+            return
+        call, results = Message("assistant", m.content, tool_calls=list(m.tool_calls), weight=m.weight, meta=m.meta), []
+        while len(call.tool_calls) < groups[k] and i < len(msgs):
+            nxt = msgs[i]
+            if nxt.role == "tool":
+                results.append(nxt)
+            elif nxt.role == "assistant" and nxt.tool_calls and not nxt.content and nxt.weight == m.weight:
+                call.tool_calls += nxt.tool_calls
+            else:
+                return
+            i += 1
+        while i < len(msgs) and msgs[i].role == "tool" and len(results) < groups[k]:
+            results.append(msgs[i])
+            i += 1
+        if len(call.tool_calls) != groups[k]:
+            return
+        out += [call, *results]
+        k += 1
+    if k == len(groups):
+        conv.messages = out
+        del conv.meta[GROUPS_KEY]
 
 
 def _turn(conv: Conversation, t: Any, i: int) -> None:
@@ -124,7 +168,7 @@ def _weight(t: dict, where: str, private: dict) -> int | None:
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     own = conv.source_format == NAME
-    conv = with_stashed_ids(conv)
+    conv = with_stashed_ids(as_sft(conv, opts, lost))
     if renamed_results(conv.messages):
         lost("tool result names dropped")
     inline = not (own and conv.hints.get("separate_observations"))
@@ -160,7 +204,12 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     row: dict[str, Any] = {"conversations": out}
     if conv.tools or (own and (conv.tools is not None or "tools_raw" in conv.hints)):
         row["tools"] = tools_out(conv, NAME, list)
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    groups = [len(m.tool_calls) for m in conv.messages if m.tool_calls]
+    if any(n > 1 for n in groups):
+        conv = replace(conv, meta={**conv.meta, GROUPS_KEY: groups})
+        if not opts.keep_meta:
+            lost("parallel tool calls written as consecutive calls")
+    return [finish_row(row, conv, opts, NATIVE_META, NAME)]
 
 
 def _with(private: dict, d: dict, weight: int | None) -> dict:

@@ -2,15 +2,17 @@
 
 `context` plays alpaca's `input` (and keeps the same instruction/input split
 in meta, so dolly -> alpaca -> dolly gives the row back); `category` is
-record metadata, written by other formats in the meta channel.
+record metadata, written by other formats in the meta channel. A preference
+record gives the row of the turn it judges, with its chosen answer as the
+response (the rejected answer or KTO label travels in meta).
 """
 
 from __future__ import annotations
 
 from ..errors import BadRecord
 from ..record import Conversation
-from .base import (DumpOptions, Lost, drop_system, finish_row, first_pair, require_str, single_turn,
-                   split_instruction, split_known)
+from .base import (TURN_MODES, DumpOptions, Lost, as_sft, drop_system, finish_row, require_str, single_turn,
+                   split_instruction, split_known, turn_rows)
 
 NAME = "dolly"
 DESCRIPTION = "Databricks Dolly 15k: instruction, context, response, category (single turn)"
@@ -22,6 +24,7 @@ EXAMPLE = {
 }
 FIELDS = frozenset({"instruction", "context", "response", "category"})
 NATIVE_META = frozenset({"split", "category"})
+TURNS = TURN_MODES
 
 
 def detect(row: dict) -> bool:
@@ -53,7 +56,14 @@ def parse(row: dict) -> Conversation:
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     drop_system(conv, lost)
-    user, response = first_pair(conv, lost)
+    turns = turn_rows(conv, opts, lost)
+    if conv.pairwise:
+        turns[0].answer = conv.chosen.content
+    conv = as_sft(conv, opts, lost)
+    return [_row(conv, turn.user, turn.answer, opts) for turn in turns]
+
+
+def _row(conv: Conversation, user: str, response: str, opts: DumpOptions) -> dict:
     instruction, context = split_instruction(conv, user)
     row: dict = {"instruction": instruction, "context": context, "response": response}
     if conv.source_format == NAME and not context:
@@ -63,4 +73,4 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
             row["context"] = None
     if "category" in conv.meta:
         row["category"] = conv.meta["category"]
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    return finish_row(row, conv, opts, NATIVE_META, NAME)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import Conversation, Message
-from .base import DumpOptions, Lost, finish_row, flatten_to_pairs, require_list, require_str, split_known
+from .base import DumpOptions, Lost, as_sft, finish_row, flatten_to_pairs, require_list, require_str, split_known
 
 NAME = "firefly"
 DESCRIPTION = "Firefly: conversation [{human, assistant}], system, category, conversation_id"
@@ -62,6 +62,7 @@ def parse(row: dict) -> Conversation:
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     own = conv.source_format == NAME
+    conv = as_sft(conv, opts, lost)
     pairs = flatten_to_pairs(conv, lost)
     row: dict[str, Any] = {}
     if "id" in conv.meta:
@@ -78,4 +79,4 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
         row["system"] = conv.system
     elif own and "system_raw" in conv.hints:
         row["system"] = conv.hints["system_raw"]
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    return [finish_row(row, conv, opts, NATIVE_META, NAME)]

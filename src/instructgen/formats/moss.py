@@ -14,39 +14,50 @@ plugins the three middle fields hold the literal `None`
 Canonical mapping: meta_instruction (002: prefix) -> system message, verbatim;
 each turn -> a user message (Human body) and an assistant message (MOSS body).
 
+A plugin turn (inner thoughts, commands, results) becomes an assistant message
+whose content is the inner thought and whose tool calls are the commands, then
+one tool message per result (moss_plugins.py: the plugin API is the tool);
+`tools` lists the plugins the meta instruction enables. So openai, sharegpt and
+chatglm3 hold MOSS plugin data as tool calls, and MOSS writes tool calls of its
+plugin APIs (one string argument) as commands. Other tool calls cannot be
+written as MOSS commands: they are dropped and counted ("tools dropped").
+
 What the canonical messages cannot hold travels in `conv.meta` (written back
 by MOSS as its own fields, and by every other format in its "meta" channel,
 so moss -> sharegpt/openai/... -> moss gives the same row):
 
 - `id`: conversation_id, with its JSON type (int or str);
 - `category`;
-- `moss_plugins`: one entry per turn whose Inner Thoughts / Commands /
-  Tool Responses are not exactly the plain `None` values:
-  `{"turn": 2, "Inner Thoughts": raw, "Commands": raw, "Tool Responses": raw}`,
-  raw values verbatim, tags and line layout included (byte-exact write-back);
+- `moss_plugins`: per turn, the raw plugin fields whose bytes the usual
+  rendering of its tool calls would not give back (`{"turn": 2, "Tool
+  Responses": raw}`), written back only while they still read as the same
+  calls and results; and the raw fields of a turn whose Commands are `None` or
+  not calls (an inner thought without a command), which no message holds;
 - `moss_layout`: `{"turn_1.MOSS": [lead, tail, trail]}` for a Human/MOSS value
   whose whitespace around the tags is not the usual `"<|X|>: body<eoX>\\n"`;
 - `moss_turn_extra`: fields of a turn object other than the five;
 - `moss_empty_meta_instruction`: the row had `meta_instruction: ""`.
 
-Losses: tool calls/results of other formats are not mapped to Commands/Results
-(MOSS commands are free text such as `Search("...")`, not JSON calls): they are
-dropped and counted as "tools dropped". Plugin fields written to another format
-without the meta channel (`--no-meta`) are dropped; `convert.write_records`
-counts that as "MOSS inner thoughts/commands/results dropped".
+A record from another format gets the meta instruction of `--meta-instruction-file`,
+else our neutral default (prompts/moss_meta_instruction.txt); `notes` counts both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
+import orjson
+
 from ..errors import BadRecord
 from ..record import Conversation, Message
-from .base import DumpOptions, Lost, finish_row, flatten_to_pairs, require_str, split_known
+from .base import DumpOptions, Lost, Plain, as_sft, finish_row, flatten_to_pairs, require_str, split_known
+from .moss_plugins import (enabled_apis, plugin_fields, plugin_messages, plugin_turns, plugins_by_turn, tools_for,
+                           turn_plugins)
+from .moss_tags import DEFAULT_LAYOUT, PLAIN, PLUGIN_FIELDS, TAGS, TURN_FIELDS, render, split_tagged, type_name
 
 NAME = "moss"
 DESCRIPTION = "MOSS-003 SFT (chat turns with <|Human|>/<|MOSS|> tags and plugin fields); also reads MOSS-002 plain_text"
@@ -71,18 +82,6 @@ FIELDS_002 = frozenset({"id", "prefix", "num_turns", "plain_text"})
 NATIVE_META = frozenset({"id", "category", "moss_plugins", "moss_layout", "moss_turn_extra",
                          "moss_empty_meta_instruction"})
 
-# field -> (opening tag, closing tag)
-TAGS = {
-    "Human": ("<|Human|>:", "<eoh>"),
-    "Inner Thoughts": ("<|Inner Thoughts|>:", "<eot>"),
-    "Commands": ("<|Commands|>:", "<eoc>"),
-    "Tool Responses": ("<|Results|>:", "<eor>"),
-    "MOSS": ("<|MOSS|>:", "<eom>"),
-}
-TURN_FIELDS = tuple(TAGS)  # the order MOSS writes them in
-PLUGIN_FIELDS = ("Inner Thoughts", "Commands", "Tool Responses")
-PLAIN = {f: f"{TAGS[f][0]} None{TAGS[f][1]}\n" for f in PLUGIN_FIELDS}
-DEFAULT_LAYOUT = (" ", "", "\n")  # (after the opening tag, before the closing tag, after the closing tag)
 TURN_KEY = re.compile(r"turn_([1-9][0-9]*)")
 META_INSTRUCTION_FILE = "moss_meta_instruction.txt"
 
@@ -114,52 +113,27 @@ def parse(row: dict) -> Conversation:
     raise BadRecord("missing field 'chat' (MOSS-003) or 'plain_text' (MOSS-002)")
 
 
-def split_tagged(value: Any, field: str, where: str) -> tuple[str, tuple[str, str, str]]:
-    """(body, layout) of a tagged chat value such as "<|Human|>: hi<eoh>\\n".
-
-    layout = (lead, tail, trail): the text between the opening tag and the body
-    (" ", "\\n" or ""), a newline before the closing tag in the plugin line
-    layout "<|Results|>:\\n...\\n<eor>\\n", and the whitespace after the closing tag.
-    """
-    opening, closing = TAGS[field]
-    if not isinstance(value, str):
-        raise BadRecord(f"{where}: must be a string, got {_type(value)}")
-    if not value.startswith(opening):
-        raise BadRecord(f"{where}: must start with {opening}, found {value[:30]!r}")
-    end = value.rfind(closing)
-    if end < len(opening):
-        raise BadRecord(f"{where}: missing {closing} tag")
-    trail = value[end + len(closing):]
-    if trail.strip():
-        raise BadRecord(f"{where}: text after the {closing} tag: {trail[:30]!r}")
-    inner = value[len(opening):end]
-    lead = inner[:1] if inner[:1] in (" ", "\n") else ""
-    body = inner[len(lead):]
-    tail = "\n" if lead == "\n" and body.endswith("\n") else ""
-    return body[: len(body) - len(tail)], (lead, tail, trail)
-
-
 def _parse_003(row: dict) -> Conversation:
     conv_id = row.get("conversation_id")
     if "conversation_id" not in row:
         raise BadRecord("missing field 'conversation_id'")
     if isinstance(conv_id, bool) or not isinstance(conv_id, (int, str)):
-        raise BadRecord(f"conversation_id must be an integer or a string, got {_type(conv_id)}")
+        raise BadRecord(f"conversation_id must be an integer or a string, got {type_name(conv_id)}")
     meta_instruction = require_str(row, "meta_instruction")
     chat = row["chat"]
     if not isinstance(chat, dict):
-        raise BadRecord(f"field 'chat' must be an object of turns, got {_type(chat)}")
+        raise BadRecord(f"field 'chat' must be an object of turns, got {type_name(chat)}")
     turns = _ordered_turns(chat)
     if "num_turns" not in row:
         raise BadRecord("missing field 'num_turns'")
     num_turns = row["num_turns"]
     if isinstance(num_turns, bool) or not isinstance(num_turns, int):
-        raise BadRecord(f"num_turns must be an integer, got {_type(num_turns)}")
+        raise BadRecord(f"num_turns must be an integer, got {type_name(num_turns)}")
     if num_turns != len(turns):
         raise BadRecord(f"num_turns is {num_turns} but chat has {len(turns)} turn{'s' if len(turns) != 1 else ''}")
     category = row.get("category")
     if category is not None and not isinstance(category, str):
-        raise BadRecord(f"category must be a string, got {_type(category)}")
+        raise BadRecord(f"category must be a string, got {type_name(category)}")
 
     carried, extra = split_known(row, FIELDS_003)
     meta: dict[str, Any] = {**carried, "id": conv_id}
@@ -168,10 +142,11 @@ def _parse_003(row: dict) -> Conversation:
     messages = [Message("system", meta_instruction)] if meta_instruction else []
     if not meta_instruction:
         meta["moss_empty_meta_instruction"] = True
-    plugins, layouts, turn_extra = [], {}, {}
+    apis = enabled_apis(meta_instruction)
+    plugins, layouts, turn_extra, calls = [], {}, {}, []
     for n, key, turn in turns:
         if not isinstance(turn, dict):
-            raise BadRecord(f"chat.{key} must be an object, got {_type(turn)}")
+            raise BadRecord(f"chat.{key} must be an object, got {type_name(turn)}")
         for field in TURN_FIELDS:
             if field not in turn:
                 raise BadRecord(f"chat.{key}: missing field {field!r}")
@@ -180,16 +155,25 @@ def _parse_003(row: dict) -> Conversation:
             bodies[field], layout = split_tagged(turn[field], field, f"chat.{key}.{field}")
             if field in ("Human", "MOSS") and layout != DEFAULT_LAYOUT:
                 layouts[f"{key}.{field}"] = list(layout)
+        messages.append(Message("user", bodies["Human"]))
         if any(turn[f] != PLAIN[f] for f in PLUGIN_FIELDS):
-            plugins.append({"turn": n, **{f: turn[f] for f in PLUGIN_FIELDS}})
+            plugin = plugin_messages(*(bodies[f] for f in PLUGIN_FIELDS), apis)
+            usual = PLAIN if plugin is None else plugin_fields(plugin, apis)
+            kept = {f: turn[f] for f in PLUGIN_FIELDS if turn[f] != usual[f]}
+            if kept:
+                plugins.append({"turn": n, **kept})
+            if plugin is not None:
+                messages += plugin
+                calls += plugin[0].tool_calls
         others = {k: v for k, v in turn.items() if k not in TAGS}
         if others:
             turn_extra[key] = others
-        messages += [Message("user", bodies["Human"]), Message("assistant", bodies["MOSS"])]
+        messages.append(Message("assistant", bodies["MOSS"]))
     for name, value in (("moss_plugins", plugins), ("moss_layout", layouts), ("moss_turn_extra", turn_extra)):
         if value:
             meta[name] = value
-    return Conversation(messages, meta=meta, extra=extra)
+    return Conversation(messages, meta=meta, extra=extra, source_format=NAME,
+                        tools=tools_for(meta_instruction, calls) if calls else None)
 
 
 def _ordered_turns(chat: dict) -> list[tuple[int, str, Any]]:
@@ -230,7 +214,7 @@ def _parse_002(row: dict) -> Conversation:
     num_turns = row.get("num_turns")
     if num_turns is not None:
         if isinstance(num_turns, bool) or not isinstance(num_turns, int):
-            raise BadRecord(f"num_turns must be an integer, got {_type(num_turns)}")
+            raise BadRecord(f"num_turns must be an integer, got {type_name(num_turns)}")
         if num_turns != len(pairs):
             raise BadRecord(f"num_turns is {num_turns} but plain_text has {len(pairs)} turns")
     carried, extra = split_known(row, FIELDS_002)
@@ -240,32 +224,35 @@ def _parse_002(row: dict) -> Conversation:
     messages = [Message("system", prefix)] if prefix else []
     for human, moss in pairs:
         messages += [Message("user", human), Message("assistant", moss)]
-    return Conversation(messages, meta=meta, extra=extra)
+    return Conversation(messages, meta=meta, extra=extra, source_format=NAME)
 
 
 # -- writing ---------------------------------------------------------------------------------------
 
-def render(field: str, body: str, layout: tuple[str, str, str] | list[str] = DEFAULT_LAYOUT) -> str:
-    opening, closing = TAGS[field]
-    lead, tail, trail = layout
-    return f"{opening}{lead}{body}{tail}{closing}{trail}"
-
-
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
-    pairs = flatten_to_pairs(conv, lost)
+    conv = as_sft(conv, opts, lost)
+    meta_instruction = _meta_instruction(conv, opts)
+    apis = enabled_apis(meta_instruction)
+    turns = plugin_turns(conv, apis)
+    if turns is None:  # tool calls MOSS cannot write as commands, or turns out of order
+        turns = [(q, [], a) for q, a in flatten_to_pairs(conv, lost)]
+    elif conv.tools:  # MOSS has no tool list: it is the plugins its meta instruction enables
+        calls = [c for _, plugin, _ in turns if plugin for c in plugin[0].tool_calls]
+        if conv.tools != tools_for(meta_instruction, calls):
+            lost("tool definitions dropped")
     if any(m.weight is not None for m in conv.messages):
         lost("message weights dropped")
     if any(m.name and m.role != "tool" for m in conv.messages):
         lost("message names dropped")
     meta = conv.meta
-    plugins = _plugins_by_turn(meta.get("moss_plugins"), len(pairs), lost)
+    kept = plugins_by_turn(meta.get("moss_plugins"), len(turns), lost)
     layouts = meta.get("moss_layout") if isinstance(meta.get("moss_layout"), dict) else {}
     turn_extra = meta.get("moss_turn_extra") if isinstance(meta.get("moss_turn_extra"), dict) else {}
     chat = {}
-    for n, (user, assistant) in enumerate(pairs, 1):
+    for n, (user, plugin, assistant) in enumerate(turns, 1):
         key = f"turn_{n}"
         turn = {"Human": render("Human", user, _layout(layouts.get(f"{key}.Human")))}
-        turn.update(plugins.get(n) or PLAIN)
+        turn.update(turn_plugins(plugin, kept.get(n), apis, lost))
         turn["MOSS"] = render("MOSS", assistant, _layout(layouts.get(f"{key}.MOSS")))
         extra = turn_extra.get(key)
         if isinstance(extra, dict):
@@ -273,13 +260,27 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
         chat[key] = turn
     row: dict[str, Any] = {
         "conversation_id": _conversation_id(conv),
-        "meta_instruction": _meta_instruction(conv, opts),
+        "meta_instruction": meta_instruction,
         "num_turns": len(chat),
         "chat": chat,
     }
     if isinstance(meta.get("category"), str):
         row["category"] = meta["category"]
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    return [finish_row(row, conv, opts, NATIVE_META, NAME)]
+
+
+def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
+    """The meta instruction MOSS adds to a record that has no system prompt, and where it came from."""
+    if conv.system is not None or conv.meta.get("moss_empty_meta_instruction"):
+        return []
+    return [_added_note(opts)]
+
+
+def _added_note(opts: DumpOptions) -> str:
+    if opts.meta_instruction is not None:
+        return f"meta instruction added (from {opts.meta_instruction_source or '--meta-instruction-file'})"
+    return (f"meta instruction added (instructgen's default, prompts/{META_INSTRUCTION_FILE}; "
+            "--meta-instruction-file sets another)")
 
 
 def _meta_instruction(conv: Conversation, opts: DumpOptions) -> str:
@@ -303,35 +304,58 @@ def _conversation_id(conv: Conversation) -> int | str:
     return digest.hexdigest()[:16]
 
 
-def _plugins_by_turn(value: Any, n_turns: int, lost: Lost) -> dict[int, dict[str, str]]:
-    """moss_plugins from meta, checked: each entry's values must still be tagged MOSS plugin values."""
-    if not value:
-        return {}
-    out: dict[int, dict[str, str]] = {}
-    for entry in value if isinstance(value, list) else [None]:
-        try:
-            n = entry["turn"]
-            fields = {f: entry[f] for f in PLUGIN_FIELDS}
-            for f, raw in fields.items():
-                split_tagged(raw, f, f)
-            if isinstance(n, bool) or not isinstance(n, int):
-                raise TypeError
-        except (BadRecord, KeyError, TypeError):
-            lost("MOSS plugin fields dropped (malformed meta.moss_plugins)")
-            continue
-        if 1 <= n <= n_turns:
-            out[n] = fields
-        else:
-            lost("MOSS plugin fields dropped (their turn is gone)")
-    return out
-
-
 def _layout(value: Any) -> tuple[str, str, str]:
     if isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(x, str) and not x.strip() for x in value):
         return tuple(value)  # type: ignore[return-value]
     return DEFAULT_LAYOUT
 
 
-def _type(value: Any) -> str:
-    return {list: "an array", dict: "an object", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+ROW_KEYS = frozenset({"moss_plugins", "moss_layout", "moss_turn_extra", "moss_empty_meta_instruction"})
+PLAIN_TURN = {"Human": "", **PLAIN, "MOSS": ""}  # a turn without plugins, its two messages to fill in
+TURN_FRAGMENTS = {"Human": "", **{f: orjson.Fragment(orjson.dumps(v)) for f, v in PLAIN.items()}, "MOSS": ""}
+
+
+@lru_cache(maxsize=8)
+def added_meta_instruction(meta_instruction: str | None, source: str | None) -> tuple[str, orjson.Fragment, str]:
+    """(the meta instruction added to a record without a system prompt, it serialised, the note counting it)."""
+    text = meta_instruction if meta_instruction is not None else default_meta_instruction()
+    opts = DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=source)
+    return text, orjson.Fragment(orjson.dumps(text)), _added_note(opts)
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation (no tools, no plugin fields, usual layout)."""
+    system, pairs, meta = plain
+    if meta and not ROW_KEYS.isdisjoint(meta):
+        return None
+    if system is not None:
+        meta_instruction = system
+    else:
+        meta_instruction, fragment, note = added_meta_instruction(opts.meta_instruction, opts.meta_instruction_source)
+        notes[note] += 1
+        if jsonl:  # the same long text in every row: serialised once
+            meta_instruction = fragment
+    template = TURN_FRAGMENTS if jsonl else PLAIN_TURN
+    chat = {}
+    for n, (q, a) in enumerate(pairs, 1):
+        turn = template.copy()
+        turn["Human"] = "<|Human|>: " + q + "<eoh>\n"
+        turn["MOSS"] = "<|MOSS|>: " + a + "<eom>\n"
+        chat[f"turn_{n}" if n > 1 else "turn_1"] = turn
+    conv_id = meta.get("id") if meta else None
+    if conv_id is None:
+        conv_id = origin.replace("\\", "/").rsplit("/", 1)[-1]
+    elif isinstance(conv_id, bool) or not isinstance(conv_id, (int, str)):
+        conv_id = str(conv_id)
+    row: dict[str, Any] = {"conversation_id": conv_id, "meta_instruction": meta_instruction,
+                           "num_turns": len(chat), "chat": chat}
+    if meta:
+        if isinstance(meta.get("category"), str):
+            row["category"] = meta["category"]
+        if opts.keep_meta:
+            carried = {k: v for k, v in meta.items() if k not in NATIVE_META}
+            if carried:
+                row["meta"] = carried
+    return row

@@ -1,15 +1,20 @@
 """OpenAI chat fine-tuning: {messages: [{role, content, ...}], tools?}.
 
 The canonical record models tool calls the OpenAI way (an assistant message
-with `tool_calls`, answered by `tool` messages), so the helpers the other
-tool-calling formats share (sharegpt, chatglm3) live here too: tool lists,
-call arguments, call ids, and weights.
+with `tool_calls`, answered by `tool` messages); what the tool-calling formats
+share (tool lists, call arguments, call ids, weights) is in tools.py.
 
 Call ids: formats without ids (sharegpt, chatglm3) get none; when writing
 OpenAI, a call without an id is numbered `call_0`, `call_1`, ... and each tool
 result answers the oldest unanswered call. Ids that differ from that default
 travel to id-less formats in the meta channel (`tool_call_ids`), so
-openai -> sharegpt -> openai keeps them.
+openai -> sharegpt -> openai keeps them. An assistant message that only calls
+tools is written with `"content": null`, as the API returns it (readers such as
+LLaMA-Factory's index `content` on every message).
+
+Preference data in LLaMA-Factory's layouts for this shape (its `kto_en_demo`):
+`chosen` and `rejected` assistant messages answering `messages`, which end with
+the user turn (`ranking: true`), or a boolean `label` (`kto_tag`).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 from ..errors import BadRecord
 from ..record import ROLES, Conversation, Message, ToolCall
-from .base import DumpOptions, Lost, finish_row, require_list, split_known
+from .base import DumpOptions, Lost, Plain, finish_row, preference_fields, require_list, split_known
 from .tools import assign_ids, check_weights, read_tools, tools_out, wrap_tools
 
 NAME = "openai"
@@ -32,6 +37,8 @@ EXAMPLE = {
 }
 FIELDS = frozenset({"messages", "tools"})
 NATIVE_META: frozenset[str] = frozenset()
+PREFERENCE = True
+ALTERNATES = True  # as LLaMA-Factory reads it
 MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "weight", "name"})
 
 
@@ -45,15 +52,26 @@ def parse(row: dict) -> Conversation:
     if not raw:
         raise BadRecord("field 'messages' is empty")
     messages = [_message(m, i) for i, m in enumerate(raw)]
-    meta, extra = split_known(row, FIELDS)
-    conv = Conversation(messages, meta=meta, extra=extra, source_format=NAME)
+    pair, label, known = preference_fields(row, FIELDS, answer=_answer)
+    meta, extra = split_known(row, known)
+    conv = Conversation(messages, meta=meta, extra=extra, source_format=NAME, label=label)
+    if pair is not None:
+        conv.chosen, conv.rejected = pair
     if "tools" in row:
         conv.tools = read_tools(row["tools"], "tools", conv, wrap_tools)
     return conv.check()
 
 
-def _message(m: Any, i: int) -> Message:
-    where = f"messages[{i}]"
+def _answer(m: Any, where: str) -> Message:
+    """A `chosen`/`rejected` message: {"role": "assistant", "content": ...} (tool calls allowed)."""
+    msg = _message(m, 1, where)
+    if msg.role != "assistant":
+        raise BadRecord(f"{where} must be an assistant message, got role {msg.role!r}")
+    return msg
+
+
+def _message(m: Any, i: int, where: str | None = None) -> Message:
+    where = where or f"messages[{i}]"
     if not isinstance(m, dict):
         raise BadRecord(f"{where} must be an object, got {type(m).__name__}")
     role = m.get("role")
@@ -149,33 +167,47 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     check_weights(conv, lost, carried=("assistant",))
     out: list[dict] = []
     for i, m in enumerate(conv.messages):
-        private = m.meta.get(NAME, {}) if own else {}
         if m.role == "tool" and i not in result_ids:
             lost("tool results without a call dropped")
             continue
-        d: dict[str, Any] = {"role": m.role}
-        if "content" in private and _text_or_none(private["content"]) == m.content:
-            d["content"] = private["content"]
-        elif not (m.tool_calls and not m.content and (not own or private.get("no_content"))):
-            d["content"] = m.content
-        if m.tool_calls or private.get("empty_tool_calls"):
-            d["tool_calls"] = [
-                {"id": call_ids[(i, j)], "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-                for j, c in enumerate(m.tool_calls)
-            ]
-        if m.role == "tool":
-            d["tool_call_id"] = result_ids[i]
-            if m.name is not None:
-                d["name"] = m.name
-        if m.role == "assistant" and m.weight is not None:
-            d["weight"] = m.weight
-        for k, v in private.get("extra", {}).items():
-            d.setdefault(k, v)
-        out.append(d)
+        out.append(_message_out(m, own, [call_ids[(i, j)] for j in range(len(m.tool_calls))], result_ids.get(i)))
     row: dict[str, Any] = {"messages": out}
     if conv.tools or (own and conv.tools is not None):
         row["tools"] = tools_out(conv, NAME, wrap_tools)
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    if conv.chosen is not None:
+        n = len(call_ids)
+        for key, answer in (("chosen", conv.chosen), ("rejected", conv.rejected)):
+            ids = [c.id if c.id is not None else f"call_{n + j}" for j, c in enumerate(answer.tool_calls)]
+            row[key] = _message_out(answer, own, ids, None)
+    if conv.label is not None:
+        row["label"] = conv.label
+    return [finish_row(row, conv, opts, NATIVE_META, NAME)]
+
+
+def _message_out(m: Message, own: bool, call_ids: list[str], result_id: str | None) -> dict[str, Any]:
+    private = m.meta.get(NAME, {}) if own else {}
+    d: dict[str, Any] = {"role": m.role}
+    if "content" in private and _text_or_none(private["content"]) == m.content:
+        d["content"] = private["content"]
+    elif m.tool_calls and not m.content:
+        if not (own and private.get("no_content")):
+            d["content"] = None  # as the API returns a message that only calls tools
+    else:
+        d["content"] = m.content
+    if m.tool_calls or private.get("empty_tool_calls"):
+        d["tool_calls"] = [
+            {"id": cid, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for cid, c in zip(call_ids, m.tool_calls)
+        ]
+    if m.role == "tool":
+        d["tool_call_id"] = result_id
+        if m.name is not None:
+            d["name"] = m.name
+    if m.role == "assistant" and m.weight is not None:
+        d["weight"] = m.weight
+    for k, v in private.get("extra", {}).items():
+        d.setdefault(k, v)
+    return d
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -185,4 +217,48 @@ def _text_or_none(value: Any) -> str | None:
         return None
 
 
-# -- helpers shared by the tool-calling formats -----------------------------------------------------
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+PLAIN_MESSAGE = frozenset({"role", "content"})
+PLAIN_ROW = frozenset({"messages"})
+
+
+def read_plain(row: dict) -> Plain | None:
+    """(system, pairs, meta) of a [system,] user/assistant alternation of {role, content} messages and
+    nothing else, as `parse` reads it; None otherwise."""
+    if row.keys() != PLAIN_ROW:
+        return None
+    msgs = row["messages"]
+    if type(msgs) is not list or not msgs:
+        return None
+    system, start = None, 0
+    first = msgs[0]
+    if type(first) is dict and first.get("role") == "system":
+        if first.keys() != PLAIN_MESSAGE or type(first["content"]) is not str or not first["content"]:
+            return None
+        system, start = first["content"], 1
+    if (len(msgs) - start) % 2 or len(msgs) == start:
+        return None
+    pairs = []
+    for i in range(start, len(msgs), 2):
+        u, a = msgs[i], msgs[i + 1]
+        if type(u) is not dict or type(a) is not dict or u.keys() != PLAIN_MESSAGE or a.keys() != PLAIN_MESSAGE:
+            return None
+        uc, ac = u["content"], a["content"]
+        if u["role"] != "user" or a["role"] != "assistant" or type(uc) is not str or type(ac) is not str:
+            return None
+        pairs.append((uc, ac))
+    return system, pairs, {}
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation (nothing is lost in OpenAI's format)."""
+    system, pairs, meta = plain
+    msgs = [{"role": "system", "content": system}] if system is not None else []
+    for q, a in pairs:
+        msgs.append({"role": "user", "content": q})
+        msgs.append({"role": "assistant", "content": a})
+    row: dict[str, Any] = {"messages": msgs}
+    if opts.keep_meta and meta:
+        row["meta"] = dict(meta)
+    return row

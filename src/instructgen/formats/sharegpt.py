@@ -7,18 +7,33 @@ files `user` for `human`: both are read and written back as found. `tools` is
 a JSON string in LLaMA-Factory (a list is read too). Assistant text directly
 followed by a function_call is read as one assistant message with a tool call
 (the OpenAI shape) and written back as the two turns.
+
+LLaMA-Factory reads turns in strict alternation (human/observation, then
+gpt/function_call), so a record from another format is written the way it reads
+it: an assistant message's text beside its tool calls (a MOSS inner thought)
+goes to meta["tool_call_texts"] and the function_call turn stands alone, and
+the results of parallel calls share one observation turn, joined as
+LLaMA-Factory's own OpenAI converter joins them (meta["tool_results_merged"]
+says so, and reading splits them again).
+
+Preference data in LLaMA-Factory's sharegpt layouts: `chosen` and `rejected`
+turn objects answering the conversation, which ends with the human turn
+(`ranking: true`), or a boolean `label` on a conversation that ends with the
+answer it judges (`kto_tag`).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from ..errors import BadRecord
 from ..record import Conversation, Message, ToolCall
-from .base import DumpOptions, Lost, finish_row, require_list, require_str, split_known
+from .base import (DumpOptions, Lost, Plain, finish_row, preference_fields, require_list, require_str,
+                   split_known)
 from .tools import (arguments_of, arguments_value, check_weights, read_tools, renamed_results, restore_ids,
-                     tools_out, with_stashed_ids)
+                    tools_out, with_stashed_ids)
 
 NAME = "sharegpt"
 DESCRIPTION = "ShareGPT/FastChat/LLaMA-Factory: conversations of {from, value}, system, function_call/observation, tools"
@@ -31,10 +46,14 @@ EXAMPLE = {
 }
 FIELDS = frozenset({"id", "conversations", "system", "tools"})
 NATIVE_META = frozenset({"id"})
+PREFERENCE = True
+ALTERNATES = True  # as LLaMA-Factory reads it
 ROLE_OF = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
            "function_call": "assistant", "observation": "tool"}
 DEFAULT_FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
 TURN_FIELDS = frozenset({"from", "value"})
+TEXTS_KEY, MERGED_KEY = "tool_call_texts", "tool_results_merged"
+RESULT_SEP = "\n</tool_response>\n<tool_response>\n"  # how LLaMA-Factory's OpenAI converter joins parallel results
 
 
 def detect(row: dict) -> bool:
@@ -46,7 +65,8 @@ def parse(row: dict) -> Conversation:
     turns = require_list(row, "conversations")
     if not turns:
         raise BadRecord("field 'conversations' is empty")
-    meta, extra = split_known(row, FIELDS)
+    pair, label, known = preference_fields(row, FIELDS, answer=_answer)
+    meta, extra = split_known(row, known)
     if "id" in row:
         meta["id"] = row["id"]
     conv = Conversation([], meta=meta, extra=extra, source_format=NAME)
@@ -59,12 +79,26 @@ def parse(row: dict) -> Conversation:
         _turn(conv, t, i)
     if "tools" in row:
         _tools(conv, row["tools"])
+    _restore_merged(conv)
+    _restore_texts(conv)
     restore_ids(conv)
+    if pair is not None:
+        conv.chosen, conv.rejected = pair
+    conv.label = label
     return conv.check()
 
 
-def _turn(conv: Conversation, t: Any, i: int) -> None:
-    where = f"conversations[{i}]"
+def _answer(t: Any, where: str) -> Message:
+    """A `chosen`/`rejected` turn object: {"from": "gpt", "value": ...} (or a function_call)."""
+    holder = Conversation([])
+    _turn(holder, t, 0, where)
+    if len(holder.messages) != 1 or holder.messages[0].role != "assistant":
+        raise BadRecord(f"{where} must be an answer turn (from gpt or function_call)")
+    return holder.messages[0]
+
+
+def _turn(conv: Conversation, t: Any, i: int, where: str | None = None) -> None:
+    where = where or f"conversations[{i}]"
     if not isinstance(t, dict):
         raise BadRecord(f"{where} must be an object with 'from' and 'value', got {type(t).__name__}")
     frm = t.get("from")
@@ -89,8 +123,7 @@ def _turn(conv: Conversation, t: Any, i: int) -> None:
         if (prev is not None and prev.role == "assistant" and prev.content and not prev.tool_calls
                 and not prev.meta and not extra and prev.weight is None):
             prev.tool_calls = calls  # text then call: one assistant message, as OpenAI has it
-            if private:
-                prev.meta[NAME] = private
+            prev.meta[NAME] = {**private, "text_turn": True}
             return
         msg = Message("assistant", "", tool_calls=calls)
     else:
@@ -164,22 +197,107 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
             row["system"] = system
     elif own and "system_raw" in conv.hints:
         row["system"] = conv.hints["system_raw"]
-    for m in conv.turns:
+    texts: list[str] = []  # text beside each call message not written as its own turn
+    merge = not own or conv.hints.get(MERGED_KEY)
+    merged = False
+    msgs, i = conv.turns, 0
+    while i < len(msgs):
+        m = msgs[i]
         private = m.meta.get(NAME, {}) if own else {}
-        if m.tool_calls:
-            if m.content:
-                turns.append({"from": private.get("from", DEFAULT_FROM["assistant"]), "value": m.content})
+        i += 1
+        if not m.tool_calls:
+            turns.append({"from": private.get("from", DEFAULT_FROM[m.role]), "value": m.content})
+        else:
+            if m.content and private.get("text_turn"):
+                turns.append({"from": DEFAULT_FROM["assistant"], "value": m.content})
+                texts.append("")
+            else:
+                texts.append(m.content)
             raw = private.get("raw")
             value = raw if raw is not None and _same_calls(raw, m.tool_calls) else call_value(m.tool_calls)
             turns.append({"from": "function_call", "value": value})
-        else:
-            turns.append({"from": private.get("from", DEFAULT_FROM[m.role]), "value": m.content})
+            results = _results_after(msgs, i)
+            if merge and len(results) > 1 and not any(RESULT_SEP in r.content for r in results):
+                turns.append({"from": DEFAULT_FROM["tool"], "value": RESULT_SEP.join(r.content for r in results)})
+                merged, i = True, i + len(results)
+                continue
         for k, v in private.get("extra", {}).items():
             turns[-1].setdefault(k, v)
     row["conversations"] = turns
     if conv.tools or (own and (conv.tools is not None or "tools_raw" in conv.hints)):
         row["tools"] = tools_out(conv, NAME, _tools_string)
-    return [finish_row(row, conv, opts, NATIVE_META)]
+    if conv.chosen is not None:
+        row["chosen"] = _answer_out(conv.chosen, own, lost)
+        row["rejected"] = _answer_out(conv.rejected, own, lost)
+    if conv.label is not None:
+        row["label"] = conv.label
+    stash = {}
+    if any(texts):
+        stash[TEXTS_KEY] = texts
+        if not opts.keep_meta:
+            lost("assistant text beside tool calls dropped")
+    if merged:
+        stash[MERGED_KEY] = True
+    return [finish_row(row, replace(conv, meta={**conv.meta, **stash}) if stash else conv, opts, NATIVE_META, NAME)]
+
+
+def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
+    own = conv.source_format == NAME
+    if opts.keep_meta and any(m.tool_calls and m.content and not (own and m.meta.get(NAME, {}).get("text_turn"))
+                              for m in conv.messages):
+        return ["assistant text beside tool calls carried in meta (LLaMA-Factory reads a function_call turn alone)"]
+    return []
+
+
+def _results_after(msgs: list[Message], i: int) -> list[Message]:
+    """The plain tool results that follow a call message at msgs[i:]."""
+    out = []
+    while i < len(msgs) and msgs[i].role == "tool" and not msgs[i].meta.get(NAME):
+        out.append(msgs[i])
+        i += 1
+    return out
+
+
+def _restore_merged(conv: Conversation) -> None:
+    """Split the observation that holds the results of parallel calls (written so by `dump`)."""
+    if conv.meta.get(MERGED_KEY) is not True:
+        return
+    out: list[Message] = []
+    for m in conv.messages:
+        prev = out[-1] if out else None
+        parts = m.content.split(RESULT_SEP)
+        if (m.role == "tool" and prev is not None and len(prev.tool_calls) == len(parts) > 1
+                and not m.meta and prev.role == "assistant"):
+            out += [Message("tool", part) for part in parts]
+        else:
+            out.append(m)
+    conv.messages = out
+    del conv.meta[MERGED_KEY]
+    conv.hints[MERGED_KEY] = True
+
+
+def _restore_texts(conv: Conversation) -> None:
+    """Give call messages back the text `dump` carried in meta["tool_call_texts"]."""
+    texts = conv.meta.get(TEXTS_KEY)
+    calls = [m for m in conv.messages if m.tool_calls]
+    if not (isinstance(texts, list) and len(texts) == len(calls) and all(isinstance(t, str) for t in texts)):
+        return
+    for m, text in zip(calls, texts):
+        if text and not m.content:
+            m.content = text
+    del conv.meta[TEXTS_KEY]
+
+def _answer_out(m: Message, own: bool, lost: Lost) -> dict:
+    private = m.meta.get(NAME, {}) if own else {}
+    if m.tool_calls:
+        if m.content:
+            lost("assistant text beside a tool call dropped")
+        d = {"from": "function_call", "value": call_value(m.tool_calls)}
+    else:
+        d = {"from": private.get("from", DEFAULT_FROM["assistant"]), "value": m.content}
+    for k, v in private.get("extra", {}).items():
+        d.setdefault(k, v)
+    return d
 
 
 def _same_calls(raw: str, calls: list[ToolCall]) -> bool:
@@ -188,3 +306,52 @@ def _same_calls(raw: str, calls: list[ToolCall]) -> bool:
     except BadRecord:
         return False
     return [(c.name, c.arguments) for c in again] == [(c.name, c.arguments) for c in calls]
+
+
+# -- the direct path (convert.py): plain records without building a Conversation -----------------------
+
+PLAIN_FIELDS = frozenset({"conversations", "id", "system"})
+
+
+def read_plain(row: dict) -> Plain | None:
+    """(system, pairs, meta) of a human/gpt alternation with nothing else, as `parse` reads it; None otherwise."""
+    if not (row.keys() <= PLAIN_FIELDS and "conversations" in row):
+        return None
+    turns = row["conversations"]
+    if type(turns) is not list or not turns or len(turns) % 2:
+        return None
+    pairs = []
+    it = iter(turns)
+    for q, a in zip(it, it):
+        if type(q) is not dict or type(a) is not dict or q.keys() != TURN_FIELDS or a.keys() != TURN_FIELDS:
+            return None
+        qv, av = q["value"], a["value"]
+        if q["from"] != "human" or a["from"] != "gpt" or type(qv) is not str or type(av) is not str:
+            return None
+        pairs.append((qv, av))
+    system = row.get("system")
+    if "system" in row and (type(system) is not str or not system):
+        return None
+    return system, pairs, ({"id": row["id"]} if "id" in row else {})
+
+
+def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
+    """The row `dump` writes for a plain conversation (nothing is lost in ShareGPT)."""
+    system, pairs, meta = plain
+    if len(pairs) == 1:
+        turns = [{"from": "human", "value": pairs[0][0]}, {"from": "gpt", "value": pairs[0][1]}]
+    else:
+        turns = [t for q, a in pairs for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+    if not meta and system is None:
+        return {"conversations": turns}
+    row: dict[str, Any] = {}
+    if "id" in meta:
+        row["id"] = meta["id"]
+    if system is not None:
+        row["system"] = system
+    row["conversations"] = turns
+    if opts.keep_meta and meta:
+        carried = {k: v for k, v in meta.items() if k not in NATIVE_META}
+        if carried:
+            row["meta"] = carried
+    return row

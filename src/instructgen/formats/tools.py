@@ -66,12 +66,17 @@ def arguments_value(arguments: str) -> Any:
 
 
 def assign_ids(messages: list[Message]) -> tuple[dict[tuple[int, int], str], dict[int, str]]:
-    """Ids for every call ((message, call) -> id) and every answered tool result (message -> id)."""
+    """Ids for every call ((message, call) -> id) and every answered tool result (message -> id).
+
+    A result answers a call of the call message it follows (as the OpenAI API requires): calls
+    an earlier message left unanswered are not answered later."""
     call_ids: dict[tuple[int, int], str] = {}
     result_ids: dict[int, str] = {}
     pending: list[str] = []
     n = 0
     for i, m in enumerate(messages):
+        if m.role in ("user", "assistant", "system"):
+            pending = []
         for j, c in enumerate(m.tool_calls):
             call_ids[(i, j)] = c.id if c.id is not None else f"call_{n}"
             pending.append(call_ids[(i, j)])

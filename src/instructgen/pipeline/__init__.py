@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+from ..inputs import expand_inputs
 from ..report import ReportData
 from ..runlog import RunLog
 from . import remote, stages, summary
@@ -82,7 +83,7 @@ def run(config: PipelineConfig, layout: OutputLayout, steps: Steps | None = None
 
     outputs = {fmt: str(layout.data(fmt)) for fmt in config.pipeline.formats}
     batch = stages.Batch(records)
-    for log in steps.map("write", stages.write_format, list(outputs.items()), batch):
+    for log in steps.map("write", stages.write_format, list(outputs.items()), batch, config.pipeline.turns):
         logs.append(stages.merge_logs(log.stage, [log], layout.rejects(log.stage)))
     for log in logs:
         announce(log.equation())
@@ -132,8 +133,8 @@ def _inputs(config: PipelineConfig, layout: OutputLayout, steps: Steps, logs: li
         inputs.append((str(layout.generated / "generated.jsonl"), None, None))
         generation = {**gen.summary, "reused_earlier_result": reused}
     for i, source in enumerate(config.sources):
-        if source.path is not None:
-            inputs.append((str(source.path), source.format, source.columns))
+        if source.path is not None:  # a file, or every file of a folder (recursively, natural order)
+            inputs += [(path, source.format, source.columns) for path in expand_inputs([str(source.path)], source.glob)]
             continue
         got: remote.Downloaded = steps.call("download", remote.download_source, source.dataset, source.revision,
                                             str(layout.source(i, source.dataset)))

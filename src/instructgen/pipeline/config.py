@@ -33,6 +33,7 @@ from ..curate.filter import FilterConfig
 from ..errors import InstructgenError
 from ..generate.config import GenerateConfig
 from ..hub.config import REPO_PATTERN, PublishConfig
+from ..inputs import expand_inputs
 
 RUNNER_KINDS = ("threads", "processes", "dask", "ray")
 DEFAULT_RUNNER = "threads"
@@ -54,7 +55,8 @@ class _Section(BaseModel):
 class Source(_Section):
     """One input: a local file, or a published dataset (downloaded through the hub module)."""
 
-    path: Path | None = None
+    path: Path | None = Field(None, description="a file, or a folder read recursively (see `glob`)")
+    glob: str | None = Field(None, description="with a folder `path`: only the files matching this pattern")
     dataset: str | None = Field(None, description="a registry name or OWNER/REPO on the Hub")
     revision: str | None = None
     format: str | None = Field(None, description="input format; detected when absent")
@@ -110,6 +112,9 @@ class Settings(_Section):
     formats: list[str] = Field(default_factory=lambda: ["alpaca"], min_length=1)
     runner: str = DEFAULT_RUNNER
     shard_size: int = Field(20_000, gt=0)
+    turns: Literal["first", "last", "explode"] | None = Field(
+        None, description="formats with one prompt per row (alpaca, dolly, ...): which turns of a dialogue they "
+        "take; other formats ignore it (default: first)")
     report: bool = True
 
     @field_validator("runner")
@@ -282,7 +287,7 @@ def check_input_files(cfg: PipelineConfig) -> None:
         problem = None
         if not path.exists():
             problem = "no such file"
-        elif path.is_dir():
+        elif path.is_dir() and loc[0] != "sources":
             problem = "is a folder; name a file"
         elif not os.access(path, os.R_OK):
             problem = "cannot be read (permission denied)"
@@ -290,3 +295,10 @@ def check_input_files(cfg: PipelineConfig) -> None:
             key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
             line = f":{lines.line(loc)}" if lines else ""
             raise ConfigError(f"{where}{line}: {key}: {path}: {problem}")
+    for i, source in enumerate(cfg.sources):
+        if source.path is not None and source.path.is_dir():
+            try:
+                expand_inputs([str(source.path)], source.glob)
+            except InstructgenError as e:
+                line = f":{lines.line(('sources', i, 'path'))}" if lines else ""
+                raise ConfigError(f"{where}{line}: sources[{i}].path: {e}") from None

@@ -133,11 +133,13 @@ def cluster_step(reference: list[dedup.Sketches], shards: list[dedup.Sketches], 
 
 # -- writing --------------------------------------------------------------------------------------------
 
-def write_format(target: tuple[str, str], batch: Batch) -> RunLog:
-    """Write every record as (format, path); records the format cannot hold are dropped with the reason."""
+def write_format(target: tuple[str, str], batch: Batch, turns: str | None = None) -> RunLog:
+    """Write every record as (format, path); records the format cannot hold are dropped with the reason.
+    `turns` applies to formats with one prompt per row (the others ignore it)."""
     fmt, path = target
+    turns = turns if turns in formats.get(fmt).turns else None
     log = shard_log(f"write:{fmt}")
     with RowWriter(path) as writer:
         log.took_in(len(batch.records))
-        write_records(batch.records, writer, fmt, log, DumpOptions())
+        write_records(batch.records, writer, fmt, log, DumpOptions(turns=turns))
     return log

@@ -55,8 +55,12 @@ def public_name(path: Path, config: PipelineConfig) -> str:
 
 
 def local_sources(config: PipelineConfig) -> list[dict[str, Any]]:
-    return [{"path": public_name(s.path, config), "sha256": sha256_of(s.path), **({"format": s.format} if s.format
-            else {})} for s in config.sources if s.path is not None]
+    """Every local file read (a folder source: each of its files), by public name and sha256."""
+    from ..inputs import expand_inputs
+
+    return [{"path": public_name(Path(path), config), "sha256": sha256_of(path),
+             **({"format": s.format} if s.format else {})}
+            for s in config.sources if s.path is not None for path in expand_inputs([str(s.path)], s.glob)]
 
 
 def card_stats(config: PipelineConfig, stages: list[dict[str, Any]], published: list[dict[str, Any]],
