@@ -128,10 +128,6 @@ def _read_parquet(name: str) -> Iterator[Row]:
 
 # -- writing -----------------------------------------------------------------------------------
 
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
-
-
 class RowWriter:
     """Write rows to a file whose type follows its extension; '-' writes JSONL to stdout.
 

@@ -6,13 +6,13 @@ file name when outside it) with their sha256; published ones by dataset id and r
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import orjson
 
+from ..hub.card import file_sha256
+from ..hub.card import public_name as card_public_name
 from ..io import write_text_atomic
 from ..record import Conversation
 from ..report import Profile, ReportData, render_html, render_markdown
@@ -37,28 +37,16 @@ def config_name(config: PipelineConfig) -> str:
     return config.config_path.name if config.config_path else "(bundled example)"
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def public_name(path: Path, config: PipelineConfig) -> str:
     """A local file as a card may name it: relative to the config's folder, else its file name."""
-    if config.config_path is not None:
-        rel = os.path.relpath(path, config.config_path.resolve().parent)
-        if not rel.startswith(".."):
-            return Path(rel).as_posix()
-    return path.name
+    return card_public_name(path, config.config_path.resolve().parent if config.config_path else None)
 
 
 def local_sources(config: PipelineConfig) -> list[dict[str, Any]]:
     """Every local file read (a folder source: each of its files), by public name and sha256."""
     from ..inputs import expand_inputs
 
-    return [{"path": public_name(Path(path), config), "sha256": sha256_of(path),
+    return [{"path": public_name(Path(path), config), "sha256": file_sha256(path),
              **({"format": s.format} if s.format else {})}
             for s in config.sources if s.path is not None for path in expand_inputs([str(s.path)], s.glob)]
 
