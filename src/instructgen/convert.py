@@ -15,6 +15,7 @@ path, in order. JSONL written as JSONL is converted in blocks of raw lines
 
 from __future__ import annotations
 
+import io
 import itertools
 import os
 import sys
@@ -305,12 +306,14 @@ def _write_rows_direct(rows: Iterable[Row], spec: formats.FormatSpec, direct, wr
                       strict=read_opts.strict)
 
 
-def convert_range(name: str, start_byte: int, end_byte: int, start: int, part: str, log: RunLog, config) -> None:
-    """Convert the lines of file `name` from byte `start_byte` (the start of line `start`) to `end_byte`
-    into the JSONL file `part`: what each worker of `convert_parallel` runs on a range."""
-    with open(name, "rb") as fh, open(part, "wb", buffering=1 << 20) as out:
+def convert_range(name: str, start_byte: int, end_byte: int, start: int, log: RunLog, config) -> bytes:
+    """The JSONL of the lines of file `name` from byte `start_byte` (the start of line `start`) to `end_byte`:
+    what each worker of `convert_parallel` runs on a range."""
+    out = io.BytesIO()
+    with open(name, "rb") as fh:
         fh.seek(start_byte)
         convert_lines(_lines_until(fh, end_byte - start_byte), name, start, _FileOut(out), log, config)
+    return out.getvalue()
 
 
 def _lines_until(fh, size: int) -> Iterator[bytes]:

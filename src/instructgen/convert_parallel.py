@@ -4,13 +4,16 @@ A plain JSONL file written to a JSONL file is cut into byte ranges at line
 starts; the workers count the lines of each range (so each knows the number of
 its first line), then each converts its range, reading the file itself, with the
 function the caller passes in (`convert.convert_range`: this module does not
-import the convert stage) into a part file beside the output (`io.temp_beside`).
+import the convert stage), and writes the result straight into the output at its
+place: range k's offset is known once ranges 0..k-1 have reported their sizes
+(a shared array), so the output is written once, never copied from part files.
 A compressed file, or compressed output, goes by blocks of lines the parent reads
-and hands over (`convert.convert_block`), the JSONL coming back through the pipe.
-The parent appends the parts in input order and adds each part's counts and drops
-to its RunLog, so the output, its order, the rejects and the counts are those of
-a serial run. Memory stays flat: ranges are streamed, at most two blocks per
-worker are in flight.
+and hands over (`convert.convert_block`), into part files or through the pipe,
+appended by the parent. Either way the parent adds each piece's counts and drops
+to its RunLog in input order, so the output, its order, the rejects and the
+counts are those of a serial run. Memory stays bounded: a range holds about
+1/(RANGES_PER_WORKER x workers) of the output, at most two blocks per worker are
+in flight.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import time
 from collections import Counter, deque
 from typing import Any, Callable, Iterator
 
@@ -30,9 +34,9 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".json.gz")
 
 # convert_block(lines, file name, number of the first line, log, config) -> the block's JSONL
 BlockConverter = Callable[[list[bytes], str, int, RunLog, Any], bytes]
-# convert_range(file name, start byte, end byte, number of the first line, part file, log, config)
-RangeConverter = Callable[[str, int, int, int, str, RunLog, Any], None]
-RANGES_PER_WORKER = 4
+# convert_range(file name, start byte, end byte, number of the first line, log, config) -> the range's JSONL
+RangeConverter = Callable[[str, int, int, int, RunLog, Any], bytes]
+RANGES_PER_WORKER = 16
 
 
 def worth_parallel(path: str, writer: RowWriter, merge_turns: bool) -> bool:
@@ -50,11 +54,15 @@ def convert_file(path: str, writer: RowWriter, log: RunLog, convert_block: Block
     """Convert the JSONL file `path` into `writer` with `workers` processes."""
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     by_range = not path.lower().endswith(".gz") and writer.kind == "jsonl" and writer.path != "-"
+    ranges = byte_ranges(path, workers * RANGES_PER_WORKER) if by_range else []
+    sizes = ctx.Array("q", [-1] * len(ranges), lock=False)  # bytes each range wrote, -1 until it has
+    target, base = writer.positional() if by_range else ("", 0)
     parts: set[str] = set()  # part files this run created and has not appended yet
     try:
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(convert_block, convert_range, config)) as pool:
+        with ctx.Pool(workers, initializer=_init_worker,
+                      initargs=(convert_block, convert_range, config, sizes, target, base)) as pool:
             if by_range:
-                _by_ranges(path, writer, log, pool, workers, parts, bar)
+                _by_ranges(path, ranges, writer, log, pool, bar)
             else:
                 _by_blocks(path, writer, log, pool, workers, parts, bar)
     finally:
@@ -63,19 +71,18 @@ def convert_file(path: str, writer: RowWriter, log: RunLog, convert_block: Block
                 os.unlink(part)
 
 
-def _by_ranges(path: str, writer: RowWriter, log: RunLog, pool, workers: int, parts: set[str], bar) -> None:
-    ranges = byte_ranges(path, workers * RANGES_PER_WORKER)
+def _by_ranges(path: str, ranges: list[tuple[int, int]], writer: RowWriter, log: RunLog, pool, bar) -> None:
     first, starts = 1, []
     for n in pool.map(_count_lines, [(path, a, b) for a, b in ranges]):
         starts.append(first)
         first += n
-    jobs = []
-    for (a, b), start in zip(ranges, starts):
-        part = temp_beside(writer.path)
-        parts.add(part)
-        jobs.append((path, a, b, start, part))
-    for result in pool.imap(_run_range, jobs):
-        _append(result, writer, log, parts, bar)
+    jobs = [(k, path, a, b, start) for k, ((a, b), start) in enumerate(zip(ranges, starts))]
+    written = rows = 0
+    for size, n_in, n_out, entries, losses, info in pool.imap(_run_range, jobs):  # in range order
+        written += size
+        rows += n_out
+        _count((n_in, n_out, entries, losses, info), log, bar)
+    writer.advance(written, rows)
 
 
 def _by_blocks(path: str, writer: RowWriter, log: RunLog, pool, workers: int, parts: set[str], bar) -> None:
@@ -124,10 +131,15 @@ def _count_lines(job: tuple[str, int, int]) -> int:
 
 
 def _append(result, writer: RowWriter, log: RunLog, parts: set[str], bar) -> None:
-    data, n_in, n_out, entries, losses, info = result
-    writer.append_jsonl(data, n_out)
+    data, *counts = result
+    writer.append_jsonl(data, counts[1])
     if isinstance(data, str):
         parts.discard(data)  # append_jsonl moved it in and removed it
+    _count(counts, log, bar)
+
+
+def _count(counts, log: RunLog, bar) -> None:
+    n_in, n_out, entries, losses, info = counts
     log.absorb(n_in, n_out, entries, losses)
     for key, counts in info.items():
         log.info.setdefault(key, Counter()).update(counts)
@@ -146,17 +158,18 @@ def blocks(fh) -> Iterator[tuple[int, list[bytes]]]:
         start += len(lines)
 
 
-_WORKER: tuple[BlockConverter, RangeConverter, Any] | None = None
+_WORKER: tuple | None = None
 
 
-def _init_worker(convert_block: BlockConverter, convert_range: RangeConverter, config: Any) -> None:
+def _init_worker(convert_block: BlockConverter, convert_range: RangeConverter, config: Any, sizes, target: str,
+                 base: int) -> None:
     global _WORKER
-    _WORKER = (convert_block, convert_range, config)
+    _WORKER = (convert_block, convert_range, config, sizes, target, base)
 
 
 def _run_block(block: tuple[str, int, list[bytes], str | None]):
     """Convert one block; its JSONL goes to the `part` file if given (cheaper than the pipe), else comes back."""
-    convert_block, _, config = _WORKER
+    convert_block, _, config, *_ = _WORKER
     path, start, lines, part = block
     log = RunLog("convert", keep_entries=True)
     data = convert_block(lines, path, start, log, config)
@@ -167,13 +180,25 @@ def _run_block(block: tuple[str, int, list[bytes], str | None]):
     return _result(data, log)
 
 
-def _run_range(job: tuple[str, int, int, int, str]):
-    """Convert one byte range of the file into its part file."""
-    _, convert_range, config = _WORKER
-    path, a, b, start, part = job
+def _run_range(job: tuple[int, str, int, int, int]):
+    """Convert byte range k of the file and write it into the output where it belongs: after ranges 0..k-1,
+    whose sizes this waits for (they were handed out before it, so they are being converted)."""
+    _, convert_range, config, sizes, target, base = _WORKER
+    k, path, a, b, start = job
     log = RunLog("convert", keep_entries=True)
-    convert_range(path, a, b, start, part, log, config)
-    return _result(part, log)
+    data = convert_range(path, a, b, start, log, config)
+    while any(sizes[j] < 0 for j in range(k)):
+        time.sleep(0.002)
+    fd = os.open(target, os.O_WRONLY)
+    try:
+        offset, view = base + sum(sizes[:k]), memoryview(data)
+        while view:
+            done = os.pwrite(fd, view, offset)
+            offset, view = offset + done, view[done:]
+    finally:
+        os.close(fd)
+    sizes[k] = len(data)
+    return _result(len(data), log)
 
 
 def _result(data: bytes | str, log: RunLog):

@@ -185,6 +185,17 @@ class RowWriter:
         """A folder beside the output where workers may write parts (None for stdout)."""
         return None if self.path == STDIO else os.path.dirname(os.path.abspath(self.path))
 
+    def positional(self) -> tuple[str, int]:
+        """(file, offset) where rows appended from now on go, for workers that write their part in place
+        (os.pwrite); `advance` then moves past what they wrote. Plain JSONL files only."""
+        assert self.kind == "jsonl" and self.path != STDIO, self.kind
+        self._fh.flush()
+        return self._tmp, self._fh.tell()
+
+    def advance(self, nbytes: int, count: int) -> None:
+        self._fh.seek(nbytes, os.SEEK_CUR)
+        self.count += count
+
     def append_jsonl(self, data: bytes | str, count: int) -> None:
         """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted)."""
         assert self.kind in ("jsonl", "jsonl.gz"), self.kind
