@@ -388,3 +388,16 @@ def test_two_writers_beside_each_other_under_relative_names(tmp_path, monkeypatc
     writer.close()
     assert (tmp_path / "out.jsonl").read_bytes() == b'{"a":1}\n'
     assert os.path.exists(other)
+
+
+def test_jsonl_output_escapes_line_and_paragraph_separators(tmp_path):
+    """JSON allows U+2028/U+2029 raw, but readers that split on them (str.splitlines) would cut the record."""
+    from instructgen.io import RowWriter, read_rows
+
+    row = {"instruction": "a\u2028b", "input": "", "output": "c\u2029d"}
+    with RowWriter(tmp_path / "x.jsonl") as writer:
+        writer.write(row)
+        writer.append_jsonl(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE), 1)
+    text = (tmp_path / "x.jsonl").read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2 and "\\u2028" in text and "\u2028" not in text
+    assert [r.data for r in read_rows(tmp_path / "x.jsonl")] == [row, row]

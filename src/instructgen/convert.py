@@ -29,7 +29,7 @@ from . import convert_parallel, formats
 from .errors import Ambiguous, BadRecord, CannotRepresent, InstructgenError
 from .formats.moss_plugins import plugin_meta_losses
 from .formats.base import DumpOptions, extra_fields_fate
-from .io import MAX_ROW_BYTES, Row, RowWriter, kind_of, read_rows, rows_from_lines
+from .io import MAX_ROW_BYTES, Row, RowWriter, jsonl_safe, kind_of, read_rows, rows_from_lines
 from .io import open_source as open_file
 from .record import Conversation
 from .runlog import RunLog
@@ -331,10 +331,10 @@ class _FileOut:
         self.write_bytes = fh.write
 
     def write(self, row: Any) -> None:
-        self.write_bytes(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        self.write_bytes(jsonl_safe(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
 
     def append_jsonl(self, data: bytes, count: int) -> None:
-        self.write_bytes(data)
+        self.write_bytes(jsonl_safe(data))
 
 
 def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config) -> bytes:
@@ -413,10 +413,10 @@ class _Blob:
         self.parts: list[bytes] = []
 
     def write(self, row: Any) -> None:
-        self.parts.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        self.parts.append(jsonl_safe(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
 
     def append_jsonl(self, data: bytes, count: int) -> None:
-        self.parts.append(data)
+        self.parts.append(jsonl_safe(data))
 
 
 def _progress_bar():

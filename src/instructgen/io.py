@@ -57,6 +57,14 @@ def kind_of(path: str | os.PathLike) -> str:
     )
 
 
+def jsonl_safe(data: bytes) -> bytes:
+    """JSONL with U+2028 and U+2029 escaped. JSON allows them raw inside strings (orjson writes them so), but
+    readers that split lines on them (Python's str.splitlines, LLaMA-Factory's lf_client) would cut a record."""
+    if b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data:
+        data = data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    return data
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 def read_rows(path: str | os.PathLike) -> Iterator[Row]:
@@ -175,7 +183,7 @@ class RowWriter:
                 self._fh.write(b"\n  " if self.count == 0 else b",\n  ")
                 self._fh.write(orjson.dumps(row))
             else:
-                self._fh.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+                self._fh.write(jsonl_safe(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
         except OSError as e:
             self._fail(e)
         self.count += 1
@@ -201,7 +209,7 @@ class RowWriter:
         assert self.kind in ("jsonl", "jsonl.gz"), self.kind
         try:
             if isinstance(data, bytes):
-                self._fh.write(data)
+                self._fh.write(jsonl_safe(data))
             else:
                 self._fh.flush()
                 with open(data, "rb") as part:

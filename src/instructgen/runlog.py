@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 import orjson
 
+from .io import jsonl_safe
+
 DROP_KINDS = ("rejected", "filtered", "duplicates")
 
 
@@ -64,7 +66,7 @@ class RunLog:
         if self.rejects_path:
             if self._rejects_fh is None:
                 self._open_rejects()
-            self._rejects_fh.write(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str))
+            self._rejects_fh.write(jsonl_safe(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str)))
 
     def _open_rejects(self) -> None:
         from .io import temp_beside
