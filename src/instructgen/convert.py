@@ -345,16 +345,19 @@ def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config
     return b"".join(out.parts)
 
 
-def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLog, config, bar=None) -> None:
+def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLog, config, bar=None,
+                  skip: Callable[[int, bytes], bool] | None = None) -> None:
     """Convert JSONL lines (line `start` of file `name` first) into `out` (anything with `write(row)`):
-    a line that is a plain record takes the direct path, the others the canonical one, in order."""
+    a line that is a plain record takes the direct path, the others the canonical one, in order.
+    `skip(line number, line)`: lines it says True to are left out (it accounts for them itself)."""
     spec_name, to_format, columns, strict, dump_opts = config
     opts = ReadOptions(from_format=spec_name, columns=columns, strict=strict)
     spec = formats.get(spec_name)
     jsonl = _takes_jsonl(out)  # the direct path then hands over JSONL lines
     direct = None if columns else formats.direct(spec_name, to_format, dump_opts, jsonl=jsonl)
     if direct is None:
-        _canonical_lines(lines, name, start, spec, out, to_format, log, opts, dump_opts)
+        for run_start, run in _runs(lines, start, skip):
+            _canonical_lines(run, name, run_start, spec, out, to_format, log, opts, dump_opts)
         return
     notes = log.info.setdefault(NOTES, Counter())
     needs_origin, row_note = getattr(direct, "needs_origin", True), getattr(direct, "row_note", None)
@@ -362,6 +365,11 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
     pending: list[bytes] = []
     pending_start = n = 0
     for lineno, line in enumerate(lines, start):
+        if skip is not None and skip(lineno, line):
+            if pending:  # converted now, so that their line numbers stay theirs
+                _canonical_lines(pending, name, pending_start, spec, out, to_format, log, opts, dump_opts)
+                pending = []
+            continue
         row = None
         if len(line) <= MAX_ROW_BYTES:
             try:
@@ -391,6 +399,32 @@ def convert_lines(lines: Iterable[bytes], name: str, start: int, out, log: RunLo
     log.emitted(n)
     if row_note and n:
         notes[row_note] += n
+
+
+RUN_LINES = 10_000
+
+
+def _runs(lines: Iterable[bytes], start: int, skip) -> Iterator[tuple[int, Iterable[bytes]]]:
+    """(number of the first line, lines) of the stretches of consecutive lines `skip` keeps, at most
+    RUN_LINES each (all of `lines` at once, unread, without `skip`)."""
+    if skip is None:
+        yield start, lines
+        return
+    run: list[bytes] = []
+    run_start = start
+    for lineno, line in enumerate(lines, start):
+        skipped = skip(lineno, line)  # once: it accounts for the line
+        if skipped or len(run) >= RUN_LINES:
+            if run:
+                yield run_start, run
+            run = []
+            if skipped:
+                continue
+        if not run:
+            run_start = lineno
+        run.append(line)
+    if run:
+        yield run_start, run
 
 
 def _takes_jsonl(out) -> bool:

@@ -65,6 +65,9 @@ def register(sub) -> None:
                        "against a reference set.", examples=DEDUP_EXAMPLES)
     _common(p, FORMAT_MODULES)
     p.add_argument("--clusters", metavar="PATH", help="write every removed record -> the record it duplicates (JSONL)")
+    p.add_argument("--signatures", metavar="DIR", help="keep pass 1's signatures here (Parquet, about 540 bytes a "
+                   "record) and reuse them when the same file is deduplicated again with the same sketch settings: "
+                   "another --threshold or --keep, or the file as an --against reference, skips pass 1")
     add_options(p.add_argument_group("dedup settings (the [dedup] section of a pipeline config)"), DedupConfig)
     p.set_defaults(func=run_dedup)
 
@@ -97,7 +100,8 @@ def _common(p, formats) -> None:
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar on stderr")
 
 
-def _paths(args, against: list[str] = (), clusters: str | None = None) -> tuple[str, str | None]:
+def _paths(args, against: list[str] = (), clusters: str | None = None, signatures: str | None = None
+           ) -> tuple[str, str | None]:
     """(rejects, stats): every path this command writes, checked against every input before anything is opened."""
     from ..paths import OutputPlan, derived
 
@@ -114,6 +118,8 @@ def _paths(args, against: list[str] = (), clusters: str | None = None) -> tuple[
                                                            "the default stats file", chosen=False)
     if clusters:
         plan.write(clusters, "--clusters")
+    if signatures:
+        plan.write_folder(signatures, "--signatures")
     plan.check()
     return rejects, stats
 
@@ -153,10 +159,8 @@ def _finish(args, log, stats_path, table: list[tuple[str, int]] | None = None) -
 
 
 def run_dedup(args) -> int:
-    from ..convert import ReadOptions, read_records, write_records
-    from ..curate.dedup import DedupConfig, dedup_records
+    from ..curate.dedup import DedupConfig
     from ..errors import InstructgenError
-    from ..io import RowWriter
     from ..runlog import RunLog
     from .options import config_from_args
 
@@ -164,28 +168,76 @@ def run_dedup(args) -> int:
     against = [str(p) for p in config.against]
     if config.against_only and not against:
         raise InstructgenError("--against-only needs --against REF...")
-    rejects, stats_path = _paths(args, against, args.clusters)
+    rejects, stats_path = _paths(args, against, args.clusters, args.signatures)
     log = RunLog("dedup", rejects)
     try:
-        reference = []
-        if against:
-            ref_log = RunLog("dedup-reference")
-            reference = list(read_records(against, ref_log, ReadOptions(from_format=None)))
-            if ref_log.dropped["rejected"]:
-                print(f"reference: {ref_log.dropped['rejected']} unreadable rows ignored", file=sys.stderr)
-            print(f"reference: {len(reference)} records from {', '.join(against)}", file=sys.stderr)
-        records = list(_progress(args, read_records(args.inputs, log, ReadOptions(from_format=args.from_format)), "read"))
-        kept = dedup_records(records, config, log, against=reference, clusters_path=args.clusters)
-        to_format = _target_format(args, records)
-        with RowWriter(args.output) as writer:
-            write_records(kept, writer, to_format, log)
-        _parquet_notes(writer, log)
+        if "-" in args.inputs:  # stdin cannot be read twice: held in memory
+            _dedup_in_memory(args, config, against, log)
+        else:
+            _dedup_streaming(args, config, against, log)
     finally:
         log.close()
     _finish(args, log, stats_path)
     if args.clusters:
         print(f"clusters (removed -> kept) are in {args.clusters}", file=sys.stderr)
     return 0
+
+
+def _dedup_streaming(args, config, against: list[str], log) -> None:
+    import os
+
+    from ..curate.dedup_files import dedup_files
+    from ..io import RowWriter
+
+    workers = config.workers or (os.cpu_count() or 1)
+    with RowWriter(args.output) as writer:
+        reviews = RowWriter(args.clusters) if args.clusters else None
+        try:
+            outcome = dedup_files(args.inputs, writer, config, log, from_format=args.from_format, to_format=args.to,
+                                  against=against, reviews=reviews, signatures=args.signatures, workers=workers,
+                                  progress=_bar_maker(args), announce=lambda m: print(m, file=sys.stderr))
+        except BaseException:
+            if reviews is not None:
+                reviews.abort()
+            raise
+        if reviews is not None:
+            reviews.close()
+    _parquet_notes(writer, log)
+    if outcome.reused:
+        print(f"signatures reused for {', '.join(outcome.reused)}", file=sys.stderr)
+
+
+def _bar_maker(args):
+    if not (args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())):
+        return None
+
+    def make(desc: str, total: int, unit: str):
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, mininterval=0.5)
+
+    return make
+
+
+def _dedup_in_memory(args, config, against: list[str], log) -> None:
+    from ..convert import ReadOptions, read_records, write_records
+    from ..curate.dedup import dedup_records
+    from ..io import RowWriter
+    from ..runlog import RunLog
+
+    reference = []
+    if against:
+        ref_log = RunLog("dedup-reference")
+        reference = list(read_records(against, ref_log, ReadOptions(from_format=None)))
+        if ref_log.dropped["rejected"]:
+            print(f"reference: {ref_log.dropped['rejected']} unreadable rows ignored", file=sys.stderr)
+        print(f"reference: {len(reference)} records from {', '.join(against)}", file=sys.stderr)
+    records = list(_progress(args, read_records(args.inputs, log, ReadOptions(from_format=args.from_format)), "read"))
+    kept = dedup_records(records, config, log, against=reference, clusters_path=args.clusters)
+    to_format = _target_format(args, records)
+    with RowWriter(args.output) as writer:
+        write_records(kept, writer, to_format, log)
+    _parquet_notes(writer, log)
 
 
 def run_filter(args) -> int:

@@ -388,25 +388,26 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         dup_of[removed], sim[removed], part_sim[removed], stage[removed] = of, 1.0, 1.0, EXACT
     info: dict = {}
     if config.near and n:
-        alive = prio[dup_of[prio] == -1]  # surviving rows, in priority order
-        sigs = sk.sigs[alive]
+        alive = prio[dup_of[prio] == -1]  # surviving rows, in priority order (positions below index it)
         # a band collides when every part agrees on its rows: with independent permutations per part
         # that happens with probability (product of the parts' similarities) ** rows
-        bands, rows = lsh.band_params(config.threshold ** n_parts, sigs.shape[2], *BAND_WEIGHTS)
-        i, j = lsh.candidate_pairs(sigs, bands, rows, config.bucket_cap)
-        each = lsh.verify_parts(sigs, i, j, config.threshold)
-        s = each.min(axis=1)
-        ok = (s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]])
+        bands, rows = lsh.band_params(config.threshold ** n_parts, sk.sigs.shape[2], *BAND_WEIGHTS)
+        def verified(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+            s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold).min(axis=1)
+            return np.where((s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]]), s, -1.0)
+
+        i, j, s, n_candidates = lsh.verified_pairs(sk.sigs, bands, rows, config.bucket_cap, alive, verified)
         n_ref_alive = int(np.count_nonzero(alive < n_reference)) if n_reference else 0
-        parent, best = lsh.greedy(len(alive), i[ok], j[ok], s[ok], protected=n_ref_alive,
+        parent, best = lsh.greedy(len(alive), i, j, s, protected=n_ref_alive,
                                   only_protected_parents=config.against_only and n_reference > 0)
+        info = {"bands": bands, "rows": rows, "parts": n_parts, "candidate_pairs": n_candidates,
+                "verified_pairs": int(len(i))}
+        del i, j, s
         removed = parent >= 0
         dup_of[alive[removed]] = alive[parent[removed]]
         sim[alive[removed]] = best[removed]
         stage[alive[removed]] = NEAR
-        part_sim[alive[removed]] = lsh.verify_parts(sigs, parent[removed], np.flatnonzero(removed))
-        info = {"bands": bands, "rows": rows, "parts": n_parts, "candidate_pairs": int(len(i)),
-                "verified_pairs": int(ok.sum())}
+        part_sim[alive[removed]] = lsh.verify_parts(sk.sigs, alive[parent[removed]], alive[removed])
     return Clusters(dup_of, sim, stage, info, part_sim)
 
 
@@ -419,13 +420,13 @@ def sketch_records(records: Sequence[Conversation], config: DedupConfig) -> Sket
 
 def review_row(removed: Conversation, kept: Conversation | None, config: DedupConfig, *, stage: str,
                similarity: float, part_similarity: Sequence[float] | None = None, reference: bool = False,
-               kept_origin: str | None = None) -> dict[str, Any]:
+               kept_origin: str | None = None, kept_parts: Sequence[str] | None = None) -> dict[str, Any]:
     """One clusters.jsonl row: the removed record, the one it duplicates, each part's similarity, both
     whole texts and a compact word diff (kept -> removed) so a person can judge the pair. `kept` may be
-    None when only its origin is known (then no kept text and no diff)."""
+    None when only its origin (and `kept_parts`, its dedup_parts) are known."""
     parts = parse_fields(config.fields)
     mine = dedup_parts(removed, parts)
-    theirs = dedup_parts(kept, parts) if kept is not None else None
+    theirs = dedup_parts(kept, parts) if kept is not None else (tuple(kept_parts) if kept_parts is not None else None)
     each = part_similarity if part_similarity is not None else [similarity] * len(parts)
     return {"origin": removed.origin, "duplicate_of": kept_origin or (kept.origin if kept is not None else ""),
             "similarity": round(float(similarity), 4), "stage": stage, "reference": reference,
@@ -448,19 +449,32 @@ def drop_duplicates(
         if parent < 0:
             kept.append(conv)
             continue
-        of_reference = parent < len(reference)
-        row = review_row(conv, everything[parent], config, stage="exact" if clusters.stage[k] == EXACT else "near",
-                         similarity=clusters.similarity[k], reference=of_reference,
-                         part_similarity=None if clusters.part_similarity is None else clusters.part_similarity[k],
-                         kept_origin=everything[parent].origin or f"record {parent}")
-        reason = f"{row['stage']} duplicate" + (" of reference" if of_reference else "")
-        log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=row["duplicate_of"],
-                 similarity=row["similarity"])
-        audit.append(row)
-    log.info["dedup"] = {"threshold": config.threshold, "num_perm": config.num_perm, "shingle": config.shingle,
-                         "fields": config.fields, "keep": config.keep, "reference_records": len(reference),
-                         **clusters.info}
+        head = everything[parent]
+        audit.append(drop_duplicate(conv, k, clusters, config, log, len(reference), head.origin or f"record {parent}",
+                                    dedup_parts(head, parse_fields(config.fields))))
+    log.info["dedup"] = dedup_info(config, clusters, len(reference))
     return kept, audit
+
+
+def drop_duplicate(conv: Conversation, k: int, clusters: Clusters, config: DedupConfig, log: RunLog,
+                   n_reference: int, kept_origin: str, kept_parts: Sequence[str]) -> dict[str, Any]:
+    """Drop record `k` (a duplicate of the record whose origin and dedup_parts are given) into `log`;
+    its clusters.jsonl row."""
+    of_reference = int(clusters.dup_of[k]) < n_reference
+    row = review_row(conv, None, config, stage="exact" if clusters.stage[k] == EXACT else "near",
+                     similarity=clusters.similarity[k], reference=of_reference,
+                     part_similarity=None if clusters.part_similarity is None else clusters.part_similarity[k],
+                     kept_origin=kept_origin, kept_parts=kept_parts)
+    reason = f"{row['stage']} duplicate" + (" of reference" if of_reference else "")
+    log.drop(conv.origin, reason, source_row(conv), kind="duplicates", duplicate_of=row["duplicate_of"],
+             similarity=row["similarity"])
+    return row
+
+
+def dedup_info(config: DedupConfig, clusters: Clusters, n_reference: int) -> dict[str, Any]:
+    """What stats.json says of a dedup run."""
+    return {"threshold": config.threshold, "num_perm": config.num_perm, "shingle": config.shingle,
+            "fields": config.fields, "keep": config.keep, "reference_records": n_reference, **clusters.info}
 
 
 def cluster_sizes(clusters: Clusters, n_reference: int = 0) -> list[int]:

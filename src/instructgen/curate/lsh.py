@@ -5,7 +5,7 @@
         false negative areas; tests check it picks what datasketch.lsh._optimal_param picks).
         False negatives weigh more because every candidate is verified afterwards: a false
         positive candidate costs a comparison, a false negative costs a missed duplicate.
-    candidate_pairs(sigs: uint[n, P] or uint[n, parts, P], bands, rows, cap=64) -> (i: int64[m], j: int64[m]), i < j
+    candidate_pairs(sigs: uint[n, P] or uint[n, parts, P], bands, rows, cap=64, index=None) -> (i: int64[m], j: int64[m]), i < j
         Records sharing a band bucket; with several parts a band is the same rows of every part, so a
         pair collides only where all parts agree. Per band, rows are sorted by band hash (no hash tables);
         each member of a bucket is paired with the first `cap` members before it, which bounds
@@ -48,43 +48,81 @@ def band_params(threshold: float, num_perm: int, fp_weight: float = 0.3, fn_weig
     return pairs[int(np.argmin(false_pos * fp_weight + false_neg * fn_weight))]
 
 
-def band_hashes(sigs: np.ndarray, band: int, rows: int) -> np.ndarray:
-    cols = sigs[..., band * rows:(band + 1) * rows].reshape(len(sigs), -1).astype(np.uint64)
-    h = np.full(len(sigs), np.uint64(band + 1), dtype=np.uint64)
-    for c in range(cols.shape[1]):
-        h = mix64(h ^ cols[:, c])
+def band_hashes(sigs: np.ndarray, band: int, rows: int, index: np.ndarray | None = None) -> np.ndarray:
+    """uint64 hash of one band of each signature (of the rows `index`, when given), a column at a time
+    (widening the whole band at once would hold 8 bytes per value of it)."""
+    parts = sigs.reshape(len(sigs), -1, sigs.shape[-1])
+    n = len(sigs) if index is None else len(index)
+    h = np.full(n, np.uint64(band + 1), dtype=np.uint64)
+    for p in range(parts.shape[1]):
+        for c in range(band * rows, (band + 1) * rows):
+            col = parts[:, p, c]
+            h = mix64(h ^ (col if index is None else col[index]).astype(np.uint64))
     return h
 
 
-def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    n = len(sigs)
-    found = []
-    for band in range(bands):
-        h = band_hashes(sigs, band, rows)
-        order = np.argsort(h, kind="stable")  # stable: index order inside a bucket
-        hs = h[order]
-        new = np.empty(n, dtype=bool)
-        new[:1] = True
-        np.not_equal(hs[1:], hs[:-1], out=new[1:])
-        group_start = np.flatnonzero(new)
-        start_of = group_start[np.cumsum(new) - 1]
-        rank = np.arange(n) - start_of
-        reps = np.minimum(rank, cap)
-        members = np.flatnonzero(reps)
-        if not len(members):
-            continue
-        reps = reps[members]
-        total = int(reps.sum())
-        later = np.repeat(members, reps)
-        within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
-        earlier = np.repeat(start_of[members], reps) + within
-        found.append(order[earlier].astype(np.int64) * n + order[later])
+def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64, index: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i < j) of positions; with `index`, of the signatures `sigs[index]` (no copy of them is made)."""
+    n = len(sigs) if index is None else len(index)
+    found = [band_pairs(sigs, band, rows, cap, index) for band in range(bands)]
     if not found:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    codes = np.concatenate(found)
-    codes.sort()  # sort + neighbour test: np.unique's hash path is 60x slower on a million pairs
-    codes = codes[np.r_[True, codes[1:] != codes[:-1]]]
+    codes = _distinct(np.concatenate(found))
     return codes // n, codes % n
+
+
+def band_pairs(sigs: np.ndarray, band: int, rows: int, cap: int, index: np.ndarray | None = None) -> np.ndarray:
+    """The candidate pairs of one band as codes i * n + j (i < j positions)."""
+    n = len(sigs) if index is None else len(index)
+    h = band_hashes(sigs, band, rows, index)
+    order = np.argsort(h, kind="stable")  # stable: index order inside a bucket
+    hs = h[order]
+    del h
+    new = np.empty(n, dtype=bool)
+    new[:1] = True
+    np.not_equal(hs[1:], hs[:-1], out=new[1:])
+    del hs
+    group_start = np.flatnonzero(new)
+    start_of = group_start[np.cumsum(new) - 1]
+    rank = np.arange(n) - start_of
+    reps = np.minimum(rank, cap)
+    members = np.flatnonzero(reps)
+    if not len(members):
+        return np.empty(0, np.int64)
+    reps = reps[members]
+    total = int(reps.sum())
+    later = np.repeat(members, reps)
+    within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
+    earlier = np.repeat(start_of[members], reps) + within
+    return order[earlier].astype(np.int64) * n + order[later]
+
+
+def _distinct(codes: np.ndarray) -> np.ndarray:
+    codes.sort()  # sort + neighbour test: np.unique's hash path is 60x slower on a million pairs
+    return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
+
+
+def verified_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int, index: np.ndarray,
+                   verify) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """(i, j, similarity, candidates checked) of the candidate pairs `verify(i, j)` gives a similarity
+    >= 0 to: the pairs of verifying `candidate_pairs` at once, but each band's candidates are verified as
+    they come and only the verified ones are kept. Memory then holds the duplicates, not every candidate
+    (tens per record on template-heavy data); a pair found in several bands is verified again (cheaper
+    than remembering every candidate)."""
+    n = len(index)
+    kept: list[np.ndarray] = []
+    checked = 0
+    for band in range(bands):
+        codes = _distinct(band_pairs(sigs, band, rows, cap, index))
+        checked += len(codes)
+        for start in range(0, len(codes), PAIR_CHUNK * 4):
+            chunk = codes[start:start + PAIR_CHUNK * 4]
+            s = verify(chunk // n, chunk % n)
+            kept.append(chunk[s >= 0])
+    codes = _distinct(np.concatenate(kept)) if kept else np.empty(0, np.int64)
+    i, j = codes // n, codes % n
+    return i, j, verify(i, j).astype(np.float32), checked
 
 
 def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0) -> np.ndarray:

@@ -1,0 +1,616 @@
+"""Dedup of files in two streaming passes, in bounded memory.
+
+    index_file(path, fmt, config, workers, bar) -> Indexed     pass 1 over one file
+    dedup_files(inputs, writer, config, log, ...) -> Outcome   the whole stage
+
+Pass 1 reads every record once and keeps only what the decisions need: its `dedup.Sketches` row (exact
+key, MinHash values, length, anchor hash) and where it is (its line, and its byte offset in a plain
+JSONL file), about 540 bytes a record at 128 permutations and two parts. `dedup.cluster` decides over
+those arrays alone. Pass 2 reads the inputs again and writes the survivors, the duplicates (to the
+rejects file) and the clusters.jsonl rows. A row needs the text of the record the duplicate was kept
+instead of: in a plain JSONL file it is re-read at its byte offset; in other files (compressed,
+Parquet, JSON arrays) those records alone are collected first, in a pass that parses nothing else
+(their texts are then held: one per cluster, nothing for the rest of the records).
+
+Pass 2 hands every line it keeps to the converter (convert.convert_lines) exactly as `convert` does,
+so unreadable lines are rejected there, with their reasons, once, and the output is the bytes
+`convert` would write for the surviving lines. Plain JSONL files of at least
+convert_parallel.MIN_BYTES go through both passes in worker processes, by byte ranges: the output,
+its order, the rejects and the clusters file are those of one process, and the same as
+`dedup.dedup_records` over the same records.
+
+Pass 1's arrays are saved per input file in a signatures folder (Parquet, one file per input and
+sketch settings), and reused when the same file (same size and modification time) is deduplicated
+again with the same sketch settings: with another threshold or keep rule, or as an --against reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing as mp
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from .. import convert_parallel, formats
+from ..convert import ReadOptions, _FileOut, _lines_until, convert_lines, open_source, parse_rows, write_records
+from ..errors import InstructgenError
+from ..formats.base import DumpOptions
+from ..io import RowWriter, kind_of, rows_from_lines
+from ..io import open_source as open_file
+from ..record import Conversation
+from ..runlog import RunLog
+from .dedup import (BATCH, Clusters, DedupConfig, Sketches, anchor_texts, cluster, cluster_sizes, dedup_info,
+                    dedup_parts, drop_duplicate, parse_fields, sketch)
+
+KEEP, DUPLICATE = 1, 2  # a line's fate in pass 2 (0: not a record in pass 1: the converter says why)
+SIGNATURE_VERSION = 1
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+# -- pass 1 ----------------------------------------------------------------------------------------------
+
+class SketchBuffer:
+    """Pass 1's sketches of every file of a run in one block of arrays, so that the decisions read them in
+    place (no concatenation, which would hold them twice). Reserved ahead when the number of records is
+    known (a plain JSONL file's lines); grown by half when an estimate falls short."""
+
+    FIELDS = ("keys", "sigs", "lengths", "anchors")
+
+    def __init__(self, config: DedupConfig):
+        self.shape = (len(parse_fields(config.fields)), config.num_perm)
+        self.size = 0
+        self._arrays = Sketches(np.empty(0, np.uint64), np.empty((0, *self.shape), np.uint16),
+                                np.empty(0, np.uint32), np.empty(0, np.uint32))
+
+    def reserve(self, n: int) -> None:
+        if self.size + n <= len(self._arrays):
+            return
+        capacity = max(self.size + n, len(self._arrays) * 3 // 2)
+        grown = []
+        for name in self.FIELDS:
+            old = getattr(self._arrays, name)
+            new = np.empty((capacity, *old.shape[1:]), old.dtype)
+            new[:self.size] = old[:self.size]
+            grown.append(new)
+            setattr(self._arrays, name, np.empty((0, *old.shape[1:]), old.dtype))  # the old block goes now
+        self._arrays = Sketches(*grown)
+
+    def append(self, sk: Sketches) -> None:
+        n = len(sk)
+        if not n:
+            return
+        if sk.sigs.shape[1:] != self.shape:
+            raise ValueError(f"signatures of shape {sk.sigs.shape[1:]}, expected {self.shape}")
+        self.reserve(n)
+        for name in self.FIELDS:
+            getattr(self._arrays, name)[self.size:self.size + n] = getattr(sk, name)
+        self.size += n
+
+    def view(self, start: int = 0, stop: int | None = None) -> Sketches:
+        stop = self.size if stop is None else stop
+        return Sketches(*(getattr(self._arrays, name)[start:stop] for name in self.FIELDS))
+
+
+@dataclass
+class Indexed:
+    """Pass 1's result for one file: its records' sketches (rows start:stop of the run's buffer) and where
+    each record is."""
+
+    path: str
+    format: str
+    buffer: SketchBuffer
+    start: int
+    stop: int
+    lines: np.ndarray  # int64: the record's line (JSONL), or its position among the file's records
+    offsets: np.ndarray  # int64: byte offset of its line in a plain JSONL file (else empty)
+    reused: bool = False
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def sketches(self) -> Sketches:
+        return self.buffer.view(self.start, self.stop)
+
+    @property
+    def by_lines(self) -> bool:
+        return by_lines(self.path)
+
+    @property
+    def seekable(self) -> bool:
+        return kind_of(self.path) == "jsonl"
+
+
+def by_lines(path: str) -> bool:
+    """A JSONL file (plain or gzip): read and converted as lines."""
+    return path != "-" and kind_of(path) in ("jsonl", "jsonl.gz")
+
+
+def sketch_conversations(records: list[Conversation], config: DedupConfig) -> Sketches:
+    """dedup.sketch_records in this process (workers call it; they start no workers of their own)."""
+    parts = parse_fields(config.fields)
+    texts = [dedup_parts(c, parts) for c in records]
+    return sketch(texts, config, anchor_texts(records, config, texts))
+
+
+def _positioned(lines: Iterable[bytes], start_line: int, start_byte: int) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, byte offset or -1, line)."""
+    offset = start_byte
+    for lineno, line in enumerate(lines, start_line):
+        yield lineno, offset, line
+        if offset >= 0:
+            offset += len(line)
+
+
+def _line_records(positioned: Iterable[tuple[int, int, bytes]], name: str, spec: formats.FormatSpec
+                  ) -> Iterator[tuple[Conversation, int, int]]:
+    """(record, line, offset) of the lines that are records; the others are left to pass 2 to reject."""
+    log = RunLog("dedup-index")
+    opts = ReadOptions(from_format=spec.name, announce=_quiet)
+    for lineno, offset, line in positioned:
+        for conv in parse_rows(rows_from_lines((line,), name, lineno), spec, log, opts):
+            yield conv, lineno, offset
+
+
+def _index_records(found: Iterable[tuple[Conversation, int, int]], config: DedupConfig,
+                   into: SketchBuffer | None = None) -> tuple[Sketches | None, np.ndarray, np.ndarray]:
+    """Sketches (appended to `into` batch by batch when given, else returned), lines and offsets."""
+    shards: list[Sketches] = []
+    lines: list[int] = []
+    offsets: list[int] = []
+    batch: list[Conversation] = []
+
+    def flush() -> None:
+        sk = sketch_conversations(batch, config)
+        into.append(sk) if into is not None else shards.append(sk)
+
+    for conv, line, offset in found:
+        batch.append(conv)
+        lines.append(line)
+        offsets.append(offset)
+        if len(batch) == BATCH:
+            flush()
+            batch = []
+    if batch or (into is None and not shards):
+        flush()
+    sk = Sketches.concat(shards) if into is None else None
+    return sk, np.asarray(lines, dtype=np.int64), np.asarray(offsets, dtype=np.int64)
+
+
+def index_range(job: tuple[str, str, DedupConfig, int, int, int]) -> tuple[Sketches, np.ndarray, np.ndarray]:
+    """Pass 1 over the byte range [a, b) of a plain JSONL file, whose first line is line `first`: the
+    work a process pool or a Dask worker does."""
+    path, spec_name, config, a, b, first = job
+    with open(path, "rb") as fh:
+        fh.seek(a)
+        positioned = _positioned(_lines_until(fh, b - a), first, a)
+        return _index_records(_line_records(positioned, path, formats.get(spec_name)), config)
+
+
+def range_jobs(path: str, spec_name: str, config: DedupConfig, n: int, pool_map=map) -> tuple[list[tuple], int]:
+    """(index_range jobs of about n byte ranges of a plain JSONL file, its number of lines); the lines are
+    counted with `pool_map`."""
+    ranges = convert_parallel.byte_ranges(path, n)
+    counts = list(pool_map(convert_parallel._count_lines, [(path, a, b) for a, b in ranges]))
+    firsts = np.cumsum([1, *counts[:-1]]).tolist()
+    return [(path, spec_name, config, a, b, first) for (a, b), first in zip(ranges, firsts)], sum(counts)
+
+
+def _worth_parallel(path: str, workers: int) -> bool:
+    return workers > 1 and kind_of(path) == "jsonl" and os.path.getsize(path) >= convert_parallel.MIN_BYTES
+
+
+def _pool(workers: int):
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+    return ctx.Pool(workers)
+
+
+def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, workers: int = 1, bar=None,
+               announce: Callable[[str], None] = _quiet) -> Indexed:
+    """Pass 1 over one file (its format given, or detected and announced); its sketches go into `into`."""
+    spec, rows = open_source(path, RunLog("dedup-index"), ReadOptions(from_format=fmt, announce=announce))
+    start = into.size
+    if by_lines(path):
+        next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
+        del rows
+        if _worth_parallel(path, workers):
+            with _pool(workers) as pool:
+                jobs, n_lines = range_jobs(path, spec.name, config, workers * convert_parallel.RANGES_PER_WORKER,
+                                           pool.map)
+                into.reserve(n_lines)  # at most one record a line
+                lines, offsets = [], []
+                for job, (sk, job_lines, job_offsets) in zip(jobs, pool.imap(index_range, jobs)):
+                    into.append(sk)
+                    lines.append(job_lines)
+                    offsets.append(job_offsets)
+                    if bar is not None:
+                        bar.update(job[4] - job[3])
+            return Indexed(path, spec.name, into, start, into.size, np.concatenate(lines), np.concatenate(offsets))
+        with open_file(path) as source:
+            start_byte = 0 if kind_of(path) == "jsonl" else -1
+            found = _line_records(_positioned(source.complete_lines(), 1, start_byte), path, spec)
+            _, lines, offsets = _index_records(found, config, into)
+        indexed = Indexed(path, spec.name, into, start, into.size, lines, offsets if start_byte == 0 else offsets[:0])
+    else:
+        records = parse_rows(rows, spec, RunLog("dedup-index"), ReadOptions(from_format=spec.name, announce=_quiet))
+        _, lines, _ = _index_records(((c, k, -1) for k, c in enumerate(records)), config, into)
+        indexed = Indexed(path, spec.name, into, start, into.size, lines, np.empty(0, np.int64))
+    if bar is not None:
+        bar.update(os.path.getsize(path))
+    return indexed
+
+
+# -- signatures kept between runs --------------------------------------------------------------------------
+
+SKETCH_SETTINGS = ("num_perm", "shingle", "fields", "seed", "identifiers", "tool_calls")
+
+
+def signature_path(folder: str | os.PathLike, path: str, fmt: str | None, config: DedupConfig) -> Path:
+    """Where pass 1's arrays of `path` under these sketch settings are kept."""
+    settings = {k: getattr(config, k) for k in SKETCH_SETTINGS}
+    key = hashlib.sha256(repr((SIGNATURE_VERSION, os.path.abspath(path), fmt, sorted(settings.items()))).encode())
+    return Path(folder) / f"{Path(path).name}.{key.hexdigest()[:12]}.signatures.parquet"
+
+
+def _fingerprint(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def save_signatures(target: Path, indexed: Indexed) -> None:
+    """Pass 1's arrays of one file as Parquet (signatures as fixed-size binary), written in batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ..tempfiles import finish_temp, temp_beside
+
+    shape = indexed.buffer.shape
+    width = shape[0] * shape[1] * 2
+    meta = {"instructgen": f"{SIGNATURE_VERSION}", "file": _fingerprint(indexed.path), "format": indexed.format,
+            "shape": f"{shape[0]},{shape[1]}"}
+    schema = pa.schema([("key", pa.uint64()), ("length", pa.uint32()), ("anchor", pa.uint32()), ("line", pa.int64()),
+                        ("offset", pa.int64()), ("signature", pa.binary(width))], metadata=meta)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_beside(target)
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as out:
+            for a in range(0, max(len(indexed), 1), SAVE_BATCH):
+                b = min(a + SAVE_BATCH, len(indexed))
+                sk = indexed.buffer.view(indexed.start + a, indexed.start + b)
+                offsets = indexed.offsets[a:b] if len(indexed.offsets) else np.full(b - a, -1, np.int64)
+                sigs = pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), b - a, [None, pa.py_buffer(
+                    np.ascontiguousarray(sk.sigs).view(np.uint8))])
+                out.write_table(pa.table([sk.keys, sk.lengths, sk.anchors, indexed.lines[a:b], offsets, sigs],
+                                         schema=schema))
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finish_temp(tmp, target)
+
+
+SAVE_BATCH = 200_000
+
+
+def load_signatures(target: Path, path: str, into: SketchBuffer) -> Indexed | None:
+    """The saved arrays of `path` (appended to `into`), or None when there are none, they are of other
+    settings, or the file changed since."""
+    import pyarrow.parquet as pq
+
+    if not target.exists():
+        return None
+    try:
+        source = pq.ParquetFile(target)
+        meta = {k.decode(): v.decode() for k, v in (source.schema_arrow.metadata or {}).items()}
+        if meta.get("instructgen") != f"{SIGNATURE_VERSION}" or meta.get("file") != _fingerprint(path) \
+                or tuple(int(x) for x in meta["shape"].split(",")) != into.shape:
+            return None
+        start, lines, offsets = into.size, [], []
+        for batch in source.iter_batches(batch_size=SAVE_BATCH):
+            n = batch.num_rows
+            raw = batch.column("signature").buffers()[1]
+            sigs = np.frombuffer(raw, dtype=np.uint16, count=n * into.shape[0] * into.shape[1],
+                                 offset=batch.column("signature").offset * into.shape[0] * into.shape[1] * 2)
+            into.append(Sketches(batch.column("key").to_numpy(), sigs.reshape(n, *into.shape),
+                                 batch.column("length").to_numpy(), batch.column("anchor").to_numpy()))
+            lines.append(batch.column("line").to_numpy())
+            offsets.append(batch.column("offset").to_numpy())
+    except (OSError, ValueError, KeyError):  # a damaged file is computed again
+        return None
+    offsets_all = np.concatenate(offsets) if offsets else np.empty(0, np.int64)
+    return Indexed(path, meta["format"], into, start, into.size,
+                   np.concatenate(lines) if lines else np.empty(0, np.int64),
+                   offsets_all if kind_of(path) == "jsonl" else offsets_all[:0], reused=True)
+
+
+def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, folder: str | None,
+                   workers: int, bar=None, announce: Callable[[str], None] = _quiet, pass1=None) -> Indexed:
+    """Pass 1 over `path` (`pass1`, default index_file), or its result saved by an earlier run; saved for
+    the next run when `folder` is given."""
+    target = signature_path(folder, path, fmt, config) if folder else None
+    if target is not None:
+        start = into.size
+        if (found := load_signatures(target, path, into)) is not None:
+            if bar is not None:
+                bar.update(os.path.getsize(path))
+            return found
+        into.size = start  # a damaged file may have appended some
+    indexed = (pass1 or index_file)(path, fmt, config, into, workers, bar, announce)
+    if target is not None:
+        save_signatures(target, indexed)
+    return indexed
+
+
+# -- pass 2 ------------------------------------------------------------------------------------------------
+
+class HeadTexts:
+    """The origin and dedup_parts of the records duplicates were kept instead of, by global index: re-read
+    at their byte offset from plain JSONL files, collected beforehand from the others."""
+
+    def __init__(self, files: list[Indexed], bases: np.ndarray, config: DedupConfig):
+        self.files, self.bases, self.config = files, bases, config
+        self.parts = parse_fields(config.fields)
+        self.collected: dict[int, tuple[str, tuple[str, ...]]] = {}
+        self._fds: dict[tuple[int, str], int] = {}
+
+    def collect(self, heads: np.ndarray) -> None:
+        """Read the wanted heads of every file that cannot be read at an offset (one pass, nothing kept else)."""
+        for f, indexed in enumerate(self.files):
+            if indexed.seekable:
+                continue
+            base = int(self.bases[f])
+            mine = heads[(heads >= base) & (heads < base + len(indexed))] - base
+            if not len(mine):
+                continue
+            wanted = {int(indexed.lines[k]): base + int(k) for k in mine}
+            for conv, position in self._records(indexed, wanted):
+                self.collected[wanted[position]] = (conv.origin, dedup_parts(conv, self.parts))
+
+    def _records(self, indexed: Indexed, wanted: dict[int, int]) -> Iterator[tuple[Conversation, int]]:
+        spec = formats.get(indexed.format)
+        if indexed.by_lines:
+            with open_file(indexed.path) as source:
+                chosen = ((n, -1, line) for n, line in enumerate(source.complete_lines(), 1) if n in wanted)
+                for conv, line, _ in _line_records(chosen, indexed.path, spec):
+                    yield conv, line
+            return
+        _, rows = open_source(indexed.path, RunLog("dedup-heads"), ReadOptions(from_format=spec.name, announce=_quiet))
+        records = parse_rows(rows, spec, RunLog("dedup-heads"), ReadOptions(from_format=spec.name, announce=_quiet))
+        for k, conv in enumerate(records):
+            if k in wanted:
+                yield conv, k
+
+    def get(self, index: int) -> tuple[str, tuple[str, ...]]:
+        if index in self.collected:
+            return self.collected[index]
+        f = int(np.searchsorted(self.bases, index, side="right")) - 1
+        indexed, k = self.files[f], index - int(self.bases[f])
+        line = self._line_at(indexed.path, int(indexed.offsets[k]))
+        conv = next(_line_records([(int(indexed.lines[k]), -1, line)], indexed.path, formats.get(indexed.format)))[0]
+        return conv.origin, dedup_parts(conv, self.parts)
+
+    def _line_at(self, path: str, offset: int) -> bytes:
+        key = (os.getpid(), path)  # a worker process opens its own descriptor
+        if key not in self._fds:
+            self._fds[key] = os.open(path, os.O_RDONLY)
+        fd, chunks = self._fds[key], []
+        while True:
+            chunk = os.pread(fd, 1 << 16, offset)
+            end = chunk.find(b"\n")
+            if end >= 0 or not chunk:
+                chunks.append(chunk[:end + 1] if end >= 0 else chunk)
+                return b"".join(chunks)
+            chunks.append(chunk)
+            offset += len(chunk)
+
+
+@dataclass
+class Decisions:
+    """What pass 2 needs: the clusters over reference + inputs and where each file's records start."""
+
+    clusters: Clusters
+    config: DedupConfig
+    n_reference: int
+    heads: HeadTexts
+    bases: dict[str, int] = field(default_factory=dict)  # input file -> global index of its first record
+
+    def duplicate(self, k: int) -> bool:
+        return bool(self.clusters.dup_of[k] >= 0)
+
+    def drop(self, conv: Conversation, k: int, log: RunLog) -> dict[str, Any]:
+        origin, parts = self.heads.get(int(self.clusters.dup_of[k]))
+        return drop_duplicate(conv, k, self.clusters, self.config, log, self.n_reference, origin, parts)
+
+
+class _LineFates:
+    """convert_lines' `skip` for one JSONL file: duplicates are parsed, dropped into the log and reviewed;
+    every other line goes on to the converter."""
+
+    def __init__(self, decisions: Decisions, indexed: Indexed, base: int):
+        self.decisions, self.indexed, self.base = decisions, indexed, base
+        last = int(indexed.lines[-1]) if len(indexed) else 0
+        self.fate = np.zeros(last + 2, dtype=np.uint8)
+        self.fate[indexed.lines] = KEEP
+        removed = decisions.clusters.dup_of[base:base + len(indexed)] >= 0
+        self.fate[indexed.lines[removed]] = DUPLICATE
+        self.spec = formats.get(indexed.format)
+
+    def skipper(self, log: RunLog, review: Callable[[dict], None]) -> Callable[[int, bytes], bool]:
+        fate, lines, path = self.fate, self.indexed.lines, self.indexed.path
+
+        def skip(lineno: int, line: bytes) -> bool:
+            if lineno >= len(fate) or fate[lineno] != DUPLICATE:
+                return False
+            conv = next(_line_records([(lineno, -1, line)], path, self.spec))[0]
+            log.took_in()
+            review(self.decisions.drop(conv, self.base + int(np.searchsorted(lines, lineno)), log))
+            return True
+
+        return skip
+
+
+class _Reviews:
+    """clusters.jsonl rows of one worker's piece, in a part file named by its first line (sorts in order)."""
+
+    def __init__(self, folder: str | None, first: int):
+        self.path = os.path.join(folder, f"{first:015d}.jsonl") if folder else None
+        self.fh = None
+
+    def __call__(self, row: dict) -> None:
+        if self.path is None:
+            return
+        if self.fh is None:
+            self.fh = open(self.path, "wb")
+        _FileOut(self.fh).write(row)
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+
+
+# pass 2's state in worker processes (inherited through fork: the decisions are not copied or pickled)
+_PASS2: tuple[_LineFates, tuple, str | None] | None = None
+
+
+def _dedup_range(name: str, a: int, b: int, first: int, log: RunLog, _config) -> bytes:
+    fates, convert_config, review_dir = _PASS2
+    reviews = _Reviews(review_dir, first)
+    import io
+
+    out = io.BytesIO()
+    try:
+        with open(name, "rb") as fh:
+            fh.seek(a)
+            convert_lines(_lines_until(fh, b - a), name, first, _FileOut(out), log, convert_config,
+                          skip=fates.skipper(log, reviews))
+    finally:
+        reviews.close()
+    return out.getvalue()
+
+
+def _dedup_block(lines: list[bytes], name: str, first: int, log: RunLog, _config) -> bytes:
+    from ..convert import _Blob
+
+    fates, convert_config, review_dir = _PASS2
+    reviews = _Reviews(review_dir, first)
+    out = _Blob()
+    try:
+        convert_lines(lines, name, first, out, log, convert_config, skip=fates.skipper(log, reviews))
+    finally:
+        reviews.close()
+    return b"".join(out.parts)
+
+
+def _write_line_file(indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
+                     convert_config: tuple, reviews: RowWriter | None, workers: int, bar) -> None:
+    global _PASS2
+    fates = _LineFates(decisions, indexed, base)
+    path = indexed.path
+    if workers > 1 and convert_parallel.worth_parallel(path, writer, False):
+        review_dir = tempfile.mkdtemp(prefix=".dedup-review.", dir=os.path.dirname(os.path.abspath(writer.path)))
+        _PASS2 = (fates, convert_config, review_dir if reviews is not None else None)
+        try:
+            convert_parallel.convert_file(path, writer, log, _dedup_block, _dedup_range, None, workers, bar)
+            if reviews is not None:
+                for part in sorted(os.listdir(review_dir)):
+                    reviews.append_jsonl(os.path.join(review_dir, part), 0)
+        finally:
+            _PASS2 = None
+            shutil.rmtree(review_dir, ignore_errors=True)
+        return
+    review = reviews.write if reviews is not None else (lambda _row: None)
+    with open_file(path) as source:
+        convert_lines(source.complete_lines(), path, 1, writer, log, convert_config, bar,
+                      skip=fates.skipper(log, review))
+        if (cut := source.cut_row(path)) is not None:
+            log.took_in()
+            log.drop(cut.origin, cut.error, cut.raw)
+
+
+def _write_row_file(indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
+                    to_format: str, reviews: RowWriter | None, bar) -> None:
+    opts = ReadOptions(from_format=indexed.format, announce=_quiet)
+    spec, rows = open_source(indexed.path, log, opts)
+
+    def survivors() -> Iterator[Conversation]:
+        for k, conv in enumerate(parse_rows(rows, spec, log, opts), base):
+            if bar is not None:
+                bar.update()
+            if decisions.duplicate(k):
+                row = decisions.drop(conv, k, log)
+                if reviews is not None:
+                    reviews.write(row)
+            else:
+                yield conv
+
+    write_records(survivors(), writer, to_format, log, DumpOptions())
+
+
+# -- the stage ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    clusters: Clusters
+    n_reference: int
+    formats: list[str]
+    reused: list[str]  # files whose signatures came from an earlier run
+
+    def cluster_sizes(self) -> list[int]:
+        return cluster_sizes(self.clusters, self.n_reference)
+
+
+
+
+def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: RunLog, *,
+                from_format: str | None = None, to_format: str | None = None, against: list[str] = (),
+                reviews: RowWriter | None = None, signatures: str | None = None, workers: int = 1,
+                progress: Callable[[str, int, str], Any] | None = None, announce: Callable[[str], None] = print,
+                pass1=None, decide=None) -> Outcome:
+    """The dedup stage over files: pass 1 (or saved signatures), the decisions, pass 2 into `writer`.
+    `progress(description, total, unit)` makes a bar; `pass1`/`decide` replace index_file/cluster (Dask)."""
+    total_bytes = sum(os.path.getsize(p) for p in [*against, *inputs])
+    bar = progress("pass 1: sketch", total_bytes, "B") if progress else None
+    buffer = SketchBuffer(config)
+    reference = [index_or_reuse(p, None, config, buffer, signatures, workers, bar, _quiet, pass1) for p in against]
+    files = [index_or_reuse(p, from_format, config, buffer, signatures, workers, bar, announce, pass1)
+             for p in inputs]
+    if bar is not None:
+        bar.close()
+    n_reference = sum(len(r) for r in reference)
+    if against:
+        announce(f"reference: {n_reference} records from {', '.join(against)}")
+    target = to_format or _single_format(files, from_format)
+    clusters = (decide or cluster)([buffer.view()], config, n_reference)
+    everything = [*reference, *files]
+    bases = np.cumsum([0, *(len(f) for f in everything)])[:-1]
+    heads = HeadTexts(everything, bases, config)
+    removed = clusters.dup_of >= 0
+    heads.collect(np.unique(clusters.dup_of[removed]))
+    decisions = Decisions(clusters, config, n_reference, heads)
+    total = int(sum(len(f) for f in files))
+    bar = progress("pass 2: write", total, " rec") if progress else None
+    for indexed, base in zip(files, bases[len(reference):]):
+        if indexed.by_lines:
+            convert_config = (indexed.format, target, None, False, DumpOptions())
+            _write_line_file(indexed, decisions, int(base), writer, log, convert_config, reviews, workers, bar)
+        else:
+            _write_row_file(indexed, decisions, int(base), writer, log, target, reviews, bar)
+    if bar is not None:
+        bar.close()
+    log.info["dedup"] = dedup_info(config, clusters, n_reference)
+    return Outcome(clusters, n_reference, [f.format for f in files], [f.path for f in everything if f.reused])
+
+
+def _single_format(files: list[Indexed], given: str | None) -> str:
+    found = sorted({f.format for f in files if len(f)})
+    if len(found) > 1:
+        raise InstructgenError(f"inputs are in several formats ({', '.join(found)}); choose the output's with --to")
+    return found[0] if found else (given or "alpaca")
