@@ -186,15 +186,15 @@ def run_dedup(args) -> int:
 def _dedup_streaming(args, config, against: list[str], log) -> None:
     import os
 
-    from ..curate.dedup_files import dedup_files
+    from ..curate.dedup_files import LocalRunner, dedup_files
     from ..io import RowWriter
 
-    workers = config.workers or (os.cpu_count() or 1)
+    runner = LocalRunner(config.workers or (os.cpu_count() or 1))
     with RowWriter(args.output) as writer:
         reviews = RowWriter(args.clusters) if args.clusters else None
         try:
             outcome = dedup_files(args.inputs, writer, config, log, from_format=args.from_format, to_format=args.to,
-                                  against=against, reviews=reviews, signatures=args.signatures, workers=workers,
+                                  against=against, reviews=reviews, signatures=args.signatures, runner=runner,
                                   progress=_bar_maker(args), announce=lambda m: print(m, file=sys.stderr))
         except BaseException:
             if reviews is not None:

@@ -332,9 +332,9 @@ def load_signatures(target: Path, path: str, into: SketchBuffer) -> Indexed | No
 
 
 def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, folder: str | None,
-                   workers: int, bar=None, announce: Callable[[str], None] = _quiet, pass1=None) -> Indexed:
-    """Pass 1 over `path` (`pass1`, default index_file), or its result saved by an earlier run; saved for
-    the next run when `folder` is given."""
+                   runner: "LocalRunner", bar=None, announce: Callable[[str], None] = _quiet) -> Indexed:
+    """Pass 1 over `path` (by `runner`), or its result saved by an earlier run; saved for the next run when
+    `folder` is given."""
     target = signature_path(folder, path, fmt, config) if folder else None
     if target is not None:
         start = into.size
@@ -343,7 +343,7 @@ def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: Sketch
                 bar.update(os.path.getsize(path))
             return found
         into.size = start  # a damaged file may have appended some
-    indexed = (pass1 or index_file)(path, fmt, config, into, workers, bar, announce)
+    indexed = runner.index(path, fmt, config, into, bar, announce)
     if target is not None:
         save_signatures(target, indexed)
     return indexed
@@ -569,38 +569,55 @@ class Outcome:
 
 
 
+class LocalRunner:
+    """How the passes run: here, with a process pool of `workers` for big plain JSONL files. Another runner
+    (dedup_dask.DaskRunner) overrides where the work goes; the decisions and the bytes written are the same."""
+
+    def __init__(self, workers: int = 1):
+        self.workers = workers
+
+    def index(self, path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, bar=None,
+              announce: Callable[[str], None] = _quiet) -> Indexed:
+        return index_file(path, fmt, config, into, self.workers, bar, announce)
+
+    def decide(self, sketches: Sketches, config: DedupConfig, n_reference: int) -> Clusters:
+        return cluster([sketches], config, n_reference)
+
+    def write_lines(self, indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
+                    convert_config: tuple, reviews: RowWriter | None, bar=None) -> None:
+        _write_line_file(indexed, decisions, base, writer, log, convert_config, reviews, self.workers, bar)
+
+
 def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: RunLog, *,
                 from_format: str | None = None, to_format: str | None = None, against: list[str] = (),
-                reviews: RowWriter | None = None, signatures: str | None = None, workers: int = 1,
-                progress: Callable[[str, int, str], Any] | None = None, announce: Callable[[str], None] = print,
-                pass1=None, decide=None) -> Outcome:
-    """The dedup stage over files: pass 1 (or saved signatures), the decisions, pass 2 into `writer`.
-    `progress(description, total, unit)` makes a bar; `pass1`/`decide` replace index_file/cluster (Dask)."""
+                reviews: RowWriter | None = None, signatures: str | None = None, runner: LocalRunner | None = None,
+                progress: Callable[[str, int, str], Any] | None = None, announce: Callable[[str], None] = print
+                ) -> Outcome:
+    """The dedup stage over files: pass 1 (or saved signatures), the decisions, pass 2 into `writer`
+    (clusters.jsonl rows into `reviews`). `progress(description, total, unit)` makes a bar."""
+    runner = runner or LocalRunner()
     total_bytes = sum(os.path.getsize(p) for p in [*against, *inputs])
     bar = progress("pass 1: sketch", total_bytes, "B") if progress else None
     buffer = SketchBuffer(config)
-    reference = [index_or_reuse(p, None, config, buffer, signatures, workers, bar, _quiet, pass1) for p in against]
-    files = [index_or_reuse(p, from_format, config, buffer, signatures, workers, bar, announce, pass1)
-             for p in inputs]
+    reference = [index_or_reuse(p, None, config, buffer, signatures, runner, bar) for p in against]
+    files = [index_or_reuse(p, from_format, config, buffer, signatures, runner, bar, announce) for p in inputs]
     if bar is not None:
         bar.close()
     n_reference = sum(len(r) for r in reference)
     if against:
         announce(f"reference: {n_reference} records from {', '.join(against)}")
     target = to_format or _single_format(files, from_format)
-    clusters = (decide or cluster)([buffer.view()], config, n_reference)
+    clusters = runner.decide(buffer.view(), config, n_reference)
     everything = [*reference, *files]
     bases = np.cumsum([0, *(len(f) for f in everything)])[:-1]
     heads = HeadTexts(everything, bases, config)
-    removed = clusters.dup_of >= 0
-    heads.collect(np.unique(clusters.dup_of[removed]))
+    heads.collect(np.unique(clusters.dup_of[clusters.dup_of >= 0]))
     decisions = Decisions(clusters, config, n_reference, heads)
-    total = int(sum(len(f) for f in files))
-    bar = progress("pass 2: write", total, " rec") if progress else None
+    bar = progress("pass 2: write", int(sum(len(f) for f in files)), " rec") if progress else None
     for indexed, base in zip(files, bases[len(reference):]):
         if indexed.by_lines:
             convert_config = (indexed.format, target, None, False, DumpOptions())
-            _write_line_file(indexed, decisions, int(base), writer, log, convert_config, reviews, workers, bar)
+            runner.write_lines(indexed, decisions, int(base), writer, log, convert_config, reviews, bar)
         else:
             _write_row_file(indexed, decisions, int(base), writer, log, target, reviews, bar)
     if bar is not None:
