@@ -37,3 +37,22 @@ def test_pairs_and_views():
     assert c.pairs() == [("q1", "a1"), ("q2", "a2")] and c.is_plain_alternation() and not c.has_tools()
     c.messages.append(Message("user", "dangling"))
     assert not c.is_plain_alternation()
+
+
+def test_from_dict_gives_the_record_back_through_json():
+    """Spool files hold records as orjson lines of `to_dict()`: every sample's records come back equal,
+    with their keys in the same order."""
+    import orjson
+    from conftest import SAMPLES
+
+    from instructgen.convert import ReadOptions, read_records
+    from instructgen.runlog import RunLog
+
+    inputs = [*SAMPLES.iterdir(), *(SAMPLES.parent.parent / "tests" / "golden" / "inputs").iterdir()]
+    records = [c for p in sorted(inputs) if p.suffix in (".json", ".jsonl")
+               for c in read_records([str(p)], RunLog("read"), ReadOptions(announce=lambda _m: None))]
+    assert len(records) > 40 and any(c.tools for c in records) and any(c.pairwise for c in records)
+    for conv in records:
+        line = orjson.dumps(conv.to_dict())
+        back = Conversation.from_dict(orjson.loads(line))
+        assert back == conv and orjson.dumps(back.to_dict()) == line

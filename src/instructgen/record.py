@@ -129,6 +129,13 @@ class Conversation:
             "label": self.label,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Conversation":
+        """The record back from its `to_dict()` view (e.g. a spool file's line)."""
+        return cls([_message(m) for m in d["messages"]], d["tools"], d["meta"], d["extra"], d["origin"],
+                   d["source_format"], d["hints"], _message(d["chosen"]) if d["chosen"] is not None else None,
+                   _message(d["rejected"]) if d["rejected"] is not None else None, d["label"])
+
     # -- invariants --------------------------------------------------------------
     def check(self) -> "Conversation":
         if not self.messages:
@@ -171,6 +178,11 @@ def _message_dict(m: Message) -> dict[str, Any]:
     return {"role": m.role, "content": m.content,
             "tool_calls": [{"name": t.name, "arguments": t.arguments, "id": t.id} for t in m.tool_calls],
             "tool_call_id": m.tool_call_id, "name": m.name, "weight": m.weight, "meta": m.meta}
+
+
+def _message(d: dict[str, Any]) -> Message:
+    return Message(d["role"], d["content"], [ToolCall(t["name"], t["arguments"], t["id"]) for t in d["tool_calls"]],
+                   d["tool_call_id"], d["name"], d["weight"], d["meta"])
 
 
 def from_pairs(
