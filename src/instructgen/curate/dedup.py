@@ -374,7 +374,9 @@ def _exact(sk: Sketches, prio: np.ndarray, config: DedupConfig, n_reference: int
     return prio[is_dup], prio[head[is_dup]]
 
 
-def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 0) -> Clusters:
+def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 0, pairs=None) -> Clusters:
+    """`pairs`: what finds the verified candidate pairs, called as lsh.verified_pairs (the default, in this
+    process); dedup_dask.DaskRunner passes one that groups the band keys on a Dask cluster."""
     sk = Sketches.concat(list(shards))
     n = len(sk)
     n_parts = sk.sigs.shape[1] if n else 1
@@ -396,7 +398,8 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
             s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold).min(axis=1)
             return np.where((s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]]), s, -1.0)
 
-        i, j, s, n_candidates = lsh.verified_pairs(sk.sigs, bands, rows, config.bucket_cap, alive, verified)
+        find = pairs or lsh.verified_pairs
+        i, j, s, n_candidates = find(sk.sigs, bands, rows, config.bucket_cap, alive, verified)
         n_ref_alive = int(np.count_nonzero(alive < n_reference)) if n_reference else 0
         parent, best = lsh.greedy(len(alive), i, j, s, protected=n_ref_alive,
                                   only_protected_parents=config.against_only and n_reference > 0)
