@@ -210,8 +210,9 @@ def _worth_parallel(path: str, workers: int) -> bool:
 
 
 def _pool(workers: int):
-    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
-    return ctx.Pool(workers)
+    # spawn, not fork: sketching uses polars, whose thread pool does not survive a fork of a process that
+    # used it (a forked worker then waits forever)
+    return mp.get_context("spawn").Pool(workers)
 
 
 def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, workers: int = 1, bar=None,
@@ -476,7 +477,8 @@ class _Reviews:
             self.fh.close()
 
 
-# pass 2's state in worker processes (inherited through fork: the decisions are not copied or pickled)
+# pass 2's state in worker processes (inherited through fork: the decisions are not copied or pickled;
+# pass 2 never calls polars, which a forked process could not use)
 _PASS2: tuple[_LineFates, tuple, str | None] | None = None
 
 
@@ -596,6 +598,7 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     """The dedup stage over files: pass 1 (or saved signatures), the decisions, pass 2 into `writer`
     (clusters.jsonl rows into `reviews`). `progress(description, total, unit)` makes a bar."""
     runner = runner or LocalRunner()
+    check_disk(inputs, writer.path, signatures, config)
     total_bytes = sum(os.path.getsize(p) for p in [*against, *inputs])
     bar = progress("pass 1: sketch", total_bytes, "B") if progress else None
     buffer = SketchBuffer(config)
@@ -624,6 +627,45 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
         bar.close()
     log.info["dedup"] = dedup_info(config, clusters, n_reference)
     return Outcome(clusters, n_reference, [f.format for f in files], [f.path for f in everything if f.reused])
+
+
+EXPANSION = {"jsonl.gz": 5, "json.gz": 5, "parquet": 3}  # how much bigger as JSONL, at most, roughly
+
+
+def check_disk(inputs: list[str], output: str, signatures: str | None, config: DedupConfig) -> None:
+    """Refuse before pass 1 when the output's disk (and the signatures') cannot hold what the run will
+    write: about the inputs' size as JSONL, plus ~540 bytes a record of saved signatures."""
+    if output == "-":
+        return
+    need: dict[int, tuple[str, int]] = {}
+
+    def add(folder: str, n: int) -> None:
+        folder = os.path.abspath(folder or ".")
+        while not os.path.exists(folder):
+            folder = os.path.dirname(folder)
+        dev = os.stat(folder).st_dev
+        need[dev] = (need.get(dev, (folder, 0))[0], need.get(dev, (folder, 0))[1] + n)
+
+    sizes = {p: os.path.getsize(p) * EXPANSION.get(kind_of(p), 1) for p in inputs}
+    add(os.path.dirname(output), sum(sizes.values()))
+    if signatures:
+        width = len(parse_fields(config.fields)) * config.num_perm * 2 + 36
+        add(signatures, sum(size // _mean_line_bytes(p) * width for p, size in sizes.items()))
+    for folder, n in need.values():
+        free = shutil.disk_usage(folder).free
+        if n > free:
+            raise InstructgenError(f"{folder}: about {n / 1e9:.1f} GB is needed for the output"
+                                   f"{' and the signatures' if signatures else ''}, and {free / 1e9:.1f} GB is "
+                                   "free; free some space or write to another disk (-o, --signatures)")
+
+
+def _mean_line_bytes(path: str) -> int:
+    """Bytes a record as JSONL, from the first lines (100 when unknown)."""
+    if kind_of(path) != "jsonl":
+        return 100
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    return max(1, len(head) // max(1, head.count(b"\n"))) if head else 100
 
 
 def _single_format(files: list[Indexed], given: str | None) -> str:
