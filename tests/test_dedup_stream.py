@@ -249,3 +249,24 @@ def test_cli_refuses_signatures_folder_holding_the_input(tmp_path, capsys):
     code = main(["dedup", str(src), "-o", str(tmp_path / "out.jsonl"), "--signatures", str(tmp_path)])
     assert code != 0
     assert "--signatures" in capsys.readouterr().err
+
+
+def test_without_a_clusters_file_the_rejects_still_name_the_kept_record(tmp_path, small_ranges):
+    src = tmp_path / "data.jsonl.gz"
+    write_jsonl(src, make_rows(1200, seed=14))
+    plain = tmp_path / "plain.jsonl"
+    write_jsonl(plain, make_rows(1200, seed=14))
+
+    def rejects(path, reviews: bool) -> list[dict]:
+        out = tmp_path / f"{path.name}.{reviews}.out.jsonl"
+        log = RunLog("dedup", str(out) + ".rejects.jsonl")
+        with RowWriter(str(out)) as writer, RowWriter(str(out) + ".clusters.jsonl") as review_writer:
+            run_files([str(path)], writer, DedupConfig(), log, reviews=review_writer if reviews else None,
+                      runner=LocalRunner(2), announce=lambda _m: None)
+        log.close()
+        return _rows(log.rejects_path)
+
+    for path in (src, plain):
+        with_rows, without = rejects(path, True), rejects(path, False)
+        assert with_rows == without
+        assert sum(r["kind"] == "duplicates" and r["duplicate_of"].startswith(str(path)) for r in without) > 100

@@ -460,10 +460,15 @@ def drop_duplicates(
 
 
 def drop_duplicate(conv: Conversation, k: int, clusters: Clusters, config: DedupConfig, log: RunLog,
-                   n_reference: int, kept_origin: str, kept_parts: Sequence[str]) -> dict[str, Any]:
+                   n_reference: int, kept_origin: str, kept_parts: Sequence[str] | None) -> dict[str, Any] | None:
     """Drop record `k` (a duplicate of the record whose origin and dedup_parts are given) into `log`;
-    its clusters.jsonl row."""
+    its clusters.jsonl row (None without `kept_parts`: no row is wanted, and its word diff is the cost)."""
     of_reference = int(clusters.dup_of[k]) < n_reference
+    if kept_parts is None:
+        stage = "exact" if clusters.stage[k] == EXACT else "near"
+        log.drop(conv.origin, f"{stage} duplicate" + (" of reference" if of_reference else ""), source_row(conv),
+                 kind="duplicates", duplicate_of=kept_origin, similarity=round(float(clusters.similarity[k]), 4))
+        return None
     row = review_row(conv, None, config, stage="exact" if clusters.stage[k] == EXACT else "near",
                      similarity=clusters.similarity[k], reference=of_reference,
                      part_similarity=None if clusters.part_similarity is None else clusters.part_similarity[k],

@@ -389,6 +389,14 @@ class HeadTexts:
             if k in wanted:
                 yield conv, k
 
+    def origin(self, index: int) -> str:
+        """Where the record is, without reading it (a plain JSONL file) or as collected."""
+        if index in self.collected:
+            return self.collected[index][0]
+        f = int(np.searchsorted(self.bases, index, side="right")) - 1
+        indexed = self.files[f]
+        return f"{indexed.path}:{int(indexed.lines[index - int(self.bases[f])])}"
+
     def get(self, index: int) -> tuple[str, tuple[str, ...]]:
         if index in self.collected:
             return self.collected[index]
@@ -421,13 +429,15 @@ class Decisions:
     config: DedupConfig
     n_reference: int
     heads: HeadTexts
-    bases: dict[str, int] = field(default_factory=dict)  # input file -> global index of its first record
+    review: bool = True  # clusters.jsonl rows are wanted (their texts and word diffs cost more than the rest)
 
     def duplicate(self, k: int) -> bool:
         return bool(self.clusters.dup_of[k] >= 0)
 
-    def drop(self, conv: Conversation, k: int, log: RunLog) -> dict[str, Any]:
-        origin, parts = self.heads.get(int(self.clusters.dup_of[k]))
+    def drop(self, conv: Conversation, k: int, log: RunLog) -> dict[str, Any] | None:
+        """Drop duplicate `k` into `log`; its clusters.jsonl row when rows are wanted, else None."""
+        head = int(self.clusters.dup_of[k])
+        origin, parts = self.heads.get(head) if self.review else (self.heads.origin(head), None)
         return drop_duplicate(conv, k, self.clusters, self.config, log, self.n_reference, origin, parts)
 
 
@@ -452,7 +462,9 @@ class _LineFates:
                 return False
             conv = next(_line_records([(lineno, -1, line)], path, self.spec))[0]
             log.took_in()
-            review(self.decisions.drop(conv, self.base + int(np.searchsorted(lines, lineno)), log))
+            row = self.decisions.drop(conv, self.base + int(np.searchsorted(lines, lineno)), log)
+            if row is not None:
+                review(row)
             return True
 
         return skip
@@ -548,7 +560,7 @@ def _write_row_file(indexed: Indexed, decisions: Decisions, base: int, writer: R
                 bar.update()
             if decisions.duplicate(k):
                 row = decisions.drop(conv, k, log)
-                if reviews is not None:
+                if row is not None:
                     reviews.write(row)
             else:
                 yield conv
@@ -615,7 +627,7 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     bases = np.cumsum([0, *(len(f) for f in everything)])[:-1]
     heads = HeadTexts(everything, bases, config)
     heads.collect(np.unique(clusters.dup_of[clusters.dup_of >= 0]))
-    decisions = Decisions(clusters, config, n_reference, heads)
+    decisions = Decisions(clusters, config, n_reference, heads, review=reviews is not None)
     bar = progress("pass 2: write", int(sum(len(f) for f in files)), " rec") if progress else None
     for indexed, base in zip(files, bases[len(reference):]):
         if indexed.by_lines:
