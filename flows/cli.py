@@ -68,6 +68,8 @@ def register(sub) -> None:
                    "pipeline.output_dir, else ./instructgen-output)")
     p.add_argument("--runner", metavar="RUNNER", help="threads | processes | dask[=ADDRESS] | ray[=ADDRESS] "
                    "(default: the config's pipeline.runner, else threads)")
+    p.add_argument("--progress", choices=("auto", "always", "never"), help="progress bars with ETA on stderr "
+                   "(default: the config's pipeline.progress, else auto: when stderr is a terminal)")
     p.add_argument("--print-example", action="store_true", help="print the bundled example config and exit")
     p.set_defaults(func=run)
 
@@ -158,7 +160,9 @@ def run(args) -> int:
     make_task_runner(args.runner or cfg.pipeline.runner)  # a bad or missing runner fails before Prefect starts
     with hold_lock(out):  # a second run on the same folder is refused here, before Prefect starts
         start_prefect_server()
-        result = run_pipeline(args.config, out, args.runner)
+        progress = None if args.progress is None else \
+            args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+        result = run_pipeline(args.config, out, args.runner, progress=progress)
     print("\nrecords through the stages (in = out + rejected + filtered + duplicates):", file=sys.stderr)
     for row in result["stages"]:
         drops = " + ".join(f"{k} {row[k]}" for k in ("rejected", "filtered", "duplicates") if row[k])

@@ -15,9 +15,11 @@ from the UI or the CLI.
 
 from __future__ import annotations
 
+import sys
 import time
+from collections import deque
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
@@ -30,7 +32,7 @@ from instructgen.pipeline.layout import DEFAULT_OUTPUT
 from instructgen.pipeline.config import load_config
 from instructgen.pipeline.remote import generation_key
 from instructgen.report import counts_table, render_markdown
-from instructgen_flows.runners import make_task_runner
+from instructgen_flows.runners import lookahead, make_task_runner
 
 
 
@@ -67,20 +69,27 @@ def _call(fn: Callable[..., Any], args: tuple) -> Any:
 
 
 class PrefectSteps:
-    """The pipeline's steps as Prefect tasks: `map` submits one task per item to the flow's task runner."""
+    """The pipeline's steps as Prefect tasks: `map` submits one task per item to the flow's task runner,
+    at most `window` ahead of the result it waits for (items are read as they are submitted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, window: int = 4) -> None:
         self.cache_hits: dict[str, bool] = {}
+        self.window = window
 
     def _task(self, step: str, fn: Callable[..., Any]):
         options = {k: v for k, v in STEP_OPTIONS.get(step, LOCAL).items() if v is not None}
         return task(_call, name=step, **options)
 
-    def map(self, step: str, fn: Callable[..., Any], items: list[Any], *args: Any) -> list[Any]:
+    def map(self, step: str, fn: Callable[..., Any], items: Iterable[Any], *args: Any) -> Iterator[Any]:
         t = self._task(step, fn)
-        futures = [t.with_options(task_run_name=f"{step} {getattr(item, 'label', '') or i}").submit(fn, (item, *args))
-                   for i, item in enumerate(items)]
-        return [f.result() for f in futures]
+        pending: deque = deque()
+        for i, item in enumerate(items):
+            pending.append(t.with_options(task_run_name=f"{step} {getattr(item, 'label', '') or i}")
+                           .submit(fn, (item, *args)))
+            if len(pending) >= self.window:
+                yield pending.popleft().result()  # the future goes with it: its result is not held twice
+        while pending:
+            yield pending.popleft().result()
 
     def call(self, step: str, fn: Callable[..., Any], *args: Any, fresh: bool = False) -> Any:
         t = self._task(step, fn)
@@ -95,15 +104,19 @@ def pipeline_flow(
     output_dir: str | None = None,
     runner: str | None = None,
     runner_options: dict[str, Any] | None = None,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
-    """Run every enabled stage of the pipeline config (the bundled example when no path is given)."""
+    """Run every enabled stage of the pipeline config (the bundled example when no path is given);
+    `progress`: bars on stderr (None: the config's `pipeline.progress`, auto = when stderr is a terminal)."""
     started = time.time()
     cfg = load_config(config_path)
     out = Path(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
     runner = runner or cfg.pipeline.runner
+    if progress is None:
+        progress = cfg.pipeline.progress == "always" or (cfg.pipeline.progress == "auto" and sys.stderr.isatty())
     with OutputFolder(out) as layout:
         stages = _stages.with_options(task_runner=make_task_runner(runner, dask_cluster_kwargs=runner_options))
-        summary, cache_hits = stages(cfg, layout, runner)
+        summary, cache_hits = stages(cfg, layout, runner, progress)
     _artifacts(summary)
     print(f"output in {out}/ ({time.time() - started:.1f} s); every stage balances: {summary.balanced}")
     return {
@@ -120,10 +133,10 @@ def pipeline_flow(
 
 
 @flow(name="stages", log_prints=True, validate_parameters=False)
-def _stages(cfg, layout, runner: str):
+def _stages(cfg, layout, runner: str, progress: bool = False):
     """The stages under the chosen task runner (a subflow, so the runner is chosen per run)."""
-    steps = PrefectSteps()
-    return run(cfg, layout, steps, runner_name=runner), steps.cache_hits
+    steps = PrefectSteps(lookahead(runner))
+    return run(cfg, layout, steps, runner_name=runner, progress=progress), steps.cache_hits
 
 
 def _artifacts(summary) -> None:
@@ -136,6 +149,7 @@ def _artifacts(summary) -> None:
 
 
 def run_pipeline(config_path: str | None = None, output_dir: str | None = None, runner: str | None = None,
-                 runner_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                 runner_options: dict[str, Any] | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Run the pipeline flow in this process (Prefect starts its temporary local server if no API is set)."""
-    return pipeline_flow(config_path=config_path, output_dir=output_dir, runner=runner, runner_options=runner_options)
+    return pipeline_flow(config_path=config_path, output_dir=output_dir, runner=runner, runner_options=runner_options,
+                         progress=progress)

@@ -37,3 +37,13 @@ def make_task_runner(spec: str, *, workers: int | None = None, dask_cluster_kwar
             "the ray runner needs prefect-ray, which is not installed: pip install 'instructgen[ray]'"
         ) from None
     return RayTaskRunner(address=address) if address else RayTaskRunner()
+
+
+REMOTE_LOOKAHEAD = 16  # shards in flight on a cluster of unknown size (each holds its rows until it is done)
+
+
+def lookahead(spec: str) -> int:
+    """How many shards the pipeline hands out ahead of the one whose result it waits for: enough to keep
+    every local worker busy, few enough that the rows in flight stay a small part of the memory."""
+    _kind, address = parse_runner(spec)
+    return REMOTE_LOOKAHEAD if address else 2 * max(1, os.cpu_count() or 1)

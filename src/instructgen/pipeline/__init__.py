@@ -15,20 +15,27 @@ convert.write_records, hub).
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
+from ..curate import dedup
 from ..inputs import expand_inputs
 from ..report import ReportData
 from ..runlog import RunLog
-from . import remote, stages, summary
+from . import remote, signatures, stages, summary
 from .config import PipelineConfig
 from .layout import OutputFolder, OutputLayout
 
 
 class Steps(Protocol):
-    def map(self, step: str, fn: Callable[..., Any], items: list[Any], *args: Any) -> list[Any]: ...
+    def map(self, step: str, fn: Callable[..., Any], items: Iterable[Any], *args: Any) -> Iterator[Any]:
+        """`fn(item, *args)` for each item, results in item order; items are taken as they are needed
+        (a bounded number ahead), so they need not all exist at once."""
 
     def call(self, step: str, fn: Callable[..., Any], *args: Any, fresh: bool = False) -> Any:
         """One piece of work; `fresh`: do not reuse a remembered result of an earlier run."""
@@ -37,8 +44,8 @@ class Steps(Protocol):
 class InProcess:
     """Runs every step in this process, one after another."""
 
-    def map(self, step: str, fn: Callable[..., Any], items: list[Any], *args: Any) -> list[Any]:
-        return [fn(item, *args) for item in items]
+    def map(self, step: str, fn: Callable[..., Any], items: Iterable[Any], *args: Any) -> Iterator[Any]:
+        return (fn(item, *args) for item in items)
 
     def call(self, step: str, fn: Callable[..., Any], *args: Any, fresh: bool = False) -> Any:
         return fn(*args)
@@ -59,51 +66,42 @@ class RunSummary:
 
 
 def run(config: PipelineConfig, layout: OutputLayout, steps: Steps | None = None,
-        announce: Callable[[str], None] = print, runner_name: str = "in-process") -> RunSummary:
+        announce: Callable[[str], None] = print, runner_name: str = "in-process", progress: bool = False
+        ) -> RunSummary:
+    """The whole pipeline into `layout`; `progress`: bars with ETA on stderr for the passes over the data."""
     steps = steps or InProcess()
     logs: list[RunLog] = []
     inputs, published, generation = _inputs(config, layout, steps, logs)
-
     filter_cfg = config.filter if config.filter.enabled else None  # a section is its stage's config
     dedup_cfg = config.dedup if config.dedup.enabled else None
-    shards = [rs for path, fmt, columns in inputs
-              for rs in stages.row_shards(path, fmt, columns, config.pipeline.shard_size, announce)]
-    curated = steps.map("curate", stages.curate_shard, shards, filter_cfg, dedup_cfg)
-    del shards
-    logs.append(stages.merge_logs("read", [c.logs["read"] for c in curated], layout.rejects("read")))
-    if filter_cfg is not None:
-        logs.append(stages.merge_logs("filter", [c.logs["filter"] for c in curated], layout.rejects("filter")))
-    records = [r for c in curated for r in c.records]
-
-    cluster_sizes: list[int] = []
-    if dedup_cfg is not None:
-        records, dedup_log, cluster_sizes = _dedup(records, [c.sketches for c in curated], dedup_cfg, layout, steps)
-        logs.append(dedup_log)
-    del curated
-
-    outputs = {fmt: str(layout.data(fmt)) for fmt in config.pipeline.formats}
-    batch = stages.Batch(records)
-    for log in steps.map("write", stages.write_format, list(outputs.items()), batch, config.pipeline.turns):
-        logs.append(stages.merge_logs(log.stage, [log], layout.rejects(log.stage)))
-    for log in logs:
-        announce(log.equation())
-
-    stage_rows = [summary.public_stage(log.to_dict(), layout) for log in logs]
-    hub = None
-    if config.publish.enabled:
-        card_stats = summary.card_stats(config, stage_rows, published, generation)
-        hub = steps.call("publish", remote.publish_records, batch, config.publish, card_stats, str(layout.hub),
-                         str(layout.root / "rejects"))
-        stage_rows += [summary.public_stage(s, layout) for s in hub.pop("stages", [])]
-        if hub.get("dry_run_dir"):
-            hub["dry_run_dir"] = layout.public(hub["dry_run_dir"])
+    bars = Bars(progress)
+    layout.spool.mkdir(parents=True, exist_ok=True)
+    try:
+        sources = _curate(config, layout, inputs, steps, filter_cfg, dedup_cfg, logs, announce, bars)
+        spools = stages.Spools([c.spool for s in sources for c in s.shards],
+                               [c.offsets for s in sources for c in s.shards])
+        deduplicating = _decide(sources, spools, dedup_cfg, layout, steps, runner_name, announce) \
+            if dedup_cfg is not None else None
+        outputs = {fmt: str(layout.data(fmt)) for fmt in config.pipeline.formats}
+        written = _write(config, layout, spools, outputs, deduplicating, steps, bars)
+        logs += written.logs
+        for log in logs:
+            announce(log.equation())
+        stage_rows = [summary.public_stage(log.to_dict(), layout) for log in logs]
+        hub = None
+        if config.publish.enabled:
+            dropped = deduplicating.dropped() if deduplicating is not None else None
+            hub = _publish(config, layout, stages.Survivors(spools, dropped), stage_rows, published, generation,
+                           steps, bars.enabled)
+    finally:
+        shutil.rmtree(layout.spool, ignore_errors=True)
 
     report = ReportData(
         title=f"{config.pipeline.name}: pipeline report",
         stages=stage_rows,
         examples=summary.examples(logs),
-        profile=summary.profile_records(records),
-        cluster_sizes=cluster_sizes,
+        profile=written.profile,
+        cluster_sizes=dedup.cluster_sizes(deduplicating.clusters, deduplicating.n_reference) if deduplicating else [],
         outputs={fmt: layout.relative(path) for fmt, path in outputs.items()},
         hub=hub,
         notes=[f"config: {summary.config_name(config)}", f"runner: {runner_name}"],
@@ -114,6 +112,115 @@ def run(config: PipelineConfig, layout: OutputLayout, steps: Steps | None = None
     if config.pipeline.report:
         summary.write_report(layout, report)
     return result
+
+
+class Bars:
+    """tqdm bars on stderr when asked for (and none otherwise)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+
+    def __call__(self, description: str, total: int, unit: str):
+        if not self.enabled:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=description, unit=unit, unit_scale=unit == "B", file=sys.stderr,
+                    mininterval=0.5)
+
+
+def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, filter_cfg, dedup_cfg,
+            logs: list[RunLog], announce, bars: Bars) -> list[signatures.Source]:
+    """Read, filter and sketch every shard (each shard's records go to its spool file); the stage logs
+    are merged as the shards finish, in order."""
+    folder = layout.signatures if dedup_cfg is not None else None
+    sources = [signatures.plan_source(path, fmt, columns, folder if _kept_between_runs(path, layout) else None,
+                                      filter_cfg, dedup_cfg) for path, fmt, columns in inputs]
+    read = RunLog("read", layout.rejects("read"))
+    filtered = RunLog("filter", layout.rejects("filter")) if filter_cfg is not None else None
+    owners: deque[signatures.Source] = deque()  # the source of each shard handed out and not yet back
+    bar = bars("read", sum(os.path.getsize(s.path) for s in sources), "B")
+    try:
+        shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce, bar)
+        for curated in steps.map("curate", stages.curate_shard, shards, filter_cfg, dedup_cfg):
+            stages.absorb_log(read, curated.logs["read"])
+            if filtered is not None:
+                stages.absorb_log(filtered, curated.logs["filter"])
+            curated.logs = {}
+            owners.popleft().shards.append(curated)
+    finally:
+        read.close()
+        if filtered is not None:
+            filtered.close()
+        if bar is not None:
+            bar.close()
+    logs += [read, *([filtered] if filtered is not None else [])]
+    return sources
+
+
+def _shards(sources: list[signatures.Source], shard_size: int, layout: OutputLayout,
+            owners: deque, announce, bar) -> Iterator[stages.RowShard]:
+    """Every source's shards in order, each read when the orchestrator asks for it, with its spool file."""
+    n = 0
+    for source in sources:
+        done = 0
+        for shard in stages.row_shards(source.path, source.format, source.columns, shard_size, announce):
+            shard.spool, shard.sketch = str(layout.spool / f"{n:06d}.jsonl"), not source.reuse
+            source.detected = shard.format
+            n += 1
+            owners.append(source)
+            if bar is not None:
+                step = stages.row_bytes(shard)
+                bar.update(step)
+                done += step
+            yield shard
+        if bar is not None:
+            bar.update(max(0, os.path.getsize(source.path) - done))
+
+
+def _kept_between_runs(path: str, layout: OutputLayout) -> bool:
+    """Signatures are kept for the run's own files only: generated and downloaded sources are new each run."""
+    return not Path(path).resolve().is_relative_to(layout.root.resolve())
+
+
+def _decide(sources: list[signatures.Source], spools: stages.Spools, config, layout: OutputLayout, steps: Steps,
+            runner_name: str, announce) -> stages.DedupPass:
+    """The dedup decisions over every record's sketch (reference files first), and what pass 2 needs."""
+    buffer, references = signatures.build(sources, config, layout.signatures, announce)
+    n_reference = sum(len(r) for r in references)
+    clusters = steps.call("cluster", stages.decide, stages.SketchView(buffer.view()), config, n_reference,
+                          runner_name)
+    del buffer  # the decisions are all pass 2 needs: let the sketches go (the references' view of them too)
+    for reference in references:
+        reference.buffer = None
+    heads = signatures.reference_heads(references, clusters, n_reference, config)
+    return stages.DedupPass(clusters, config, n_reference, stages.SpoolHeads(spools, heads, n_reference, config))
+
+
+def _write(config: PipelineConfig, layout: OutputLayout, spools: stages.Spools, outputs: dict[str, str],
+           deduplicating: stages.DedupPass | None, steps: Steps, bars: Bars) -> stages.Written:
+    """The one pass over the spools: duplicates out, every format written, the report's profile sampled."""
+    kept = len(spools) - (int(deduplicating.dropped().sum()) if deduplicating is not None else 0)
+    rejects = {stage: str(layout.rejects(stage)) for stage in ["dedup", *(f"write:{f}" for f in outputs)]}
+    bar = bars("write", len(spools), " rec")
+    try:
+        return steps.call("write", stages.write_outputs, spools, outputs, rejects, config.pipeline.turns,
+                          deduplicating, str(layout.clusters), summary.ProfileSampler(kept),
+                          bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _publish(config: PipelineConfig, layout: OutputLayout, survivors: stages.Survivors, stage_rows, published,
+             generation, steps: Steps, progress: bool) -> dict[str, Any]:
+    card_stats = summary.card_stats(config, stage_rows, published, generation)
+    hub = steps.call("publish", remote.publish_records, survivors, config.publish, card_stats, str(layout.hub),
+                     str(layout.root / "rejects"), progress)
+    stage_rows += [summary.public_stage(s, layout) for s in hub.pop("stages", [])]
+    if hub.get("dry_run_dir"):
+        hub["dry_run_dir"] = layout.public(hub["dry_run_dir"])
+    return hub
 
 
 def _inputs(config: PipelineConfig, layout: OutputLayout, steps: Steps, logs: list[RunLog]
@@ -142,23 +249,6 @@ def _inputs(config: PipelineConfig, layout: OutputLayout, steps: Steps, logs: li
         logs.append(got.log)
         inputs.append((got.path, "openai", None))
     return inputs, published, generation
-
-
-def _dedup(records, sketches, config, layout: OutputLayout, steps: Steps):
-    from ..curate import dedup
-    from ..io import write_rows
-
-    references = [stages.reference_records(str(p)) for p in config.against]
-    reference = [r for refs in references for r in refs]
-    ref_sketches = steps.map("sketch-reference", dedup.sketch_records, references, config) if references else []
-    clusters = steps.call("cluster", stages.cluster_step, ref_sketches, sketches, config, len(reference))
-    log = RunLog("dedup", layout.rejects("dedup"))
-    log.took_in(len(records))
-    kept, rows = dedup.drop_duplicates(records, clusters, config, log, reference)
-    log.emitted(len(kept))
-    log.close()
-    write_rows(layout.clusters, rows)
-    return kept, log, dedup.cluster_sizes(clusters, len(reference))
 
 
 __all__ = ["InProcess", "OutputFolder", "OutputLayout", "PipelineConfig", "RunSummary", "Steps", "run"]

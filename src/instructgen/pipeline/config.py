@@ -116,6 +116,9 @@ class Settings(_Section):
         None, description="formats with one prompt per row (alpaca, dolly, ...): which turns of a dialogue they "
         "take; other formats ignore it (default: first)")
     report: bool = True
+    progress: Literal["auto", "always", "never"] = Field(
+        "auto", description="progress bars with ETA on stderr for the passes over the data (auto: when stderr is "
+        "a terminal); `instructgen run --progress` overrides it")
 
     @field_validator("runner")
     @classmethod

@@ -14,6 +14,9 @@ Layout (after the run):
     hub/                       the Hub-shaped folder (publish dry run)
     stats.json, report.md, report.html
     .cache/                    kept between runs: the generation request cache
+    signatures/                kept between runs: each source file's dedup sketches (Parquet), reused by a
+                               rerun with another threshold or keep rule while the file and the settings
+                               that shape its records (format, columns, filter, sketch settings) are the same
     .instructgen-run.json      what the last run wrote (the next run replaces exactly these)
     .instructgen.lock          held while a run writes here
 
@@ -42,6 +45,8 @@ DEFAULT_OUTPUT = "instructgen-output"
 MANIFEST = ".instructgen-run.json"
 LOCK = ".instructgen.lock"
 CACHE = ".cache"
+SIGNATURES = "signatures"
+SPOOL = ".spool"
 STAGING_PREFIX = ".staging-"
 OWNED = ("data", "rejects", "clusters.jsonl", "sources", "generated", "hub", "stats.json", "report.md", "report.html")
 
@@ -75,6 +80,16 @@ class OutputLayout:
     @property
     def generated(self) -> Path:
         return self.root / "generated"
+
+    @property
+    def spool(self) -> Path:
+        """The curated records of each shard between the stages (inside the staging folder, removed by the run)."""
+        return self.root / SPOOL
+
+    @property
+    def signatures(self) -> Path:
+        """Saved dedup sketches, written in place (not staged): they describe inputs, not this run's outputs."""
+        return self.final / SIGNATURES
 
     @property
     def hub(self) -> Path:

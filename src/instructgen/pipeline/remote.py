@@ -8,14 +8,14 @@ import hashlib
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 
+from ..record import Conversation
 from ..runlog import RunLog
 from .config import Generate, Publish
 from .layout import OutputLayout
-from .stages import Batch
 
 
 @dataclass
@@ -99,20 +99,22 @@ def copy_generated(generated: Generated, layout: OutputLayout) -> None:
             shutil.copyfile(entry, target)
 
 
-def publish_records(batch: Batch, config: Publish, card_stats: dict[str, Any], hub_dir: str,
-                    rejects_dir: str) -> dict[str, Any]:
-    """Curated records -> the Hub (or, for a dry run, the Hub-shaped folder), one config per format."""
+def publish_records(records: Iterable[Conversation], config: Publish, card_stats: dict[str, Any], hub_dir: str,
+                    rejects_dir: str, progress: bool = False) -> dict[str, Any]:
+    """Curated records, streamed (read once) -> the Hub (or, for a dry run, the Hub-shaped folder), one
+    config per format."""
     from .. import hub
 
     publish = hub.PublishConfig(**{**config.model_dump(exclude={"enabled", "dry_run"}),
                                    "tags": (*config.tags, "instructgen")})
     card = hub.CardInfo.from_stats(card_stats)
     if config.dry_run:
-        folder = hub.write_hub_folder(batch.records, hub_dir, publish, card, rejects_dir=rejects_dir)
+        folder = hub.write_hub_folder(records, hub_dir, publish, card, rejects_dir=rejects_dir,
+                                      progress=progress)
         print(f"Hub dry run for {config.repo}: {len(folder.files)} files")
         return {"repo": config.repo, "dry_run_dir": hub_dir, "files": folder.files,
                 "stages": [log.to_dict() for log in folder.logs]}
-    result = hub.push(batch.records, publish, card, rejects_dir=rejects_dir)
+    result = hub.push(records, publish, card, rejects_dir=rejects_dir, progress=progress)
     print(f"pushed {config.repo}: {result.url}" if result.changed else
           f"{config.repo} already holds this data: no new commit")
     return {"repo": config.repo, "commit_url": result.url if result.changed else None,

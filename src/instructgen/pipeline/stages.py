@@ -1,9 +1,16 @@
-"""The pipeline's shard functions: plain Python, each a pure function of its arguments, no Prefect.
+"""The pipeline's shard functions and its write pass: plain Python, each a pure function of its arguments
+(besides the files it names), no Prefect.
 
-A shard is a slice of consecutive rows of one source. Each shard function returns its records
-together with a shard log (a RunLog that keeps its drops in memory), and `merge_logs` replays shard
-logs in shard order into one RunLog per stage: the rejects file, the counts and the record order are
-then the same whatever ran the shards (a loop, threads, processes, Dask) and however many there were.
+A shard is a slice of consecutive rows of one source. `curate_shard` reads, filters and sketches one
+shard, writes its surviving records to a spool file (canonical records, one orjson line of
+`Conversation.to_dict()` each) and returns only small things: a log per stage (RunLogs that keep their
+drops in memory), the shard's MinHash sketches, and where each record is in its spool. `absorb_log`
+replays shard logs in shard order into one RunLog per stage: the rejects file, the counts and the
+record order are then the same whatever ran the shards (a loop, threads, processes, Dask) and however
+many there were.
+
+`write_outputs` is the one pass over the spools after the dedup decisions: every record is dropped as a
+duplicate or handed to every format's writer, and the report's profile is sampled on the way.
 
 Shard data travels in plain slotted objects (`Carrier`): orchestrators such as Prefect walk lists,
 dicts and dataclasses in task arguments looking for futures, which over 20,000 records a shard costs
@@ -12,21 +19,29 @@ more than the work; they never look inside other objects.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 import threading
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import orjson
 
 from .. import formats
-from ..convert import ReadOptions, open_source, parse_rows, read_records, write_records
+from ..convert import ReadOptions, open_source, parse_rows, write_records
 from ..curate import dedup
 from ..curate.filter import FilterConfig, filter_records
 from ..formats.base import DumpOptions
 from ..io import Row, RowWriter
 from ..record import Conversation
+from ..report import Profile
 from ..runlog import RunLog
+
+WRITE_BATCH = 2_000  # records handed to each format's writer at a time in the write pass
 
 
 def shard_log(stage: str) -> RunLog:
@@ -34,16 +49,21 @@ def shard_log(stage: str) -> RunLog:
     return RunLog(stage, None, keep_entries=True)
 
 
+def absorb_log(merged: RunLog, log: RunLog) -> None:
+    """Add a shard's log to its stage's log (its drops are written to the stage's rejects file)."""
+    merged.absorb(log.n_in, log.n_out, log.entries or [], log.losses)
+    for key, value in log.info.items():  # per-rule counters add up across shards
+        if isinstance(value, Counter):
+            merged.info.setdefault(key, Counter()).update(value)
+        else:
+            merged.info.setdefault(key, value)
+
+
 def merge_logs(stage: str, logs: list[RunLog], rejects_path: str | os.PathLike | None) -> RunLog:
     """One RunLog for a stage from its shard logs, replayed in shard order (writes the rejects file)."""
     merged = RunLog(stage, rejects_path)
     for log in logs:
-        merged.absorb(log.n_in, log.n_out, log.entries or [], log.losses)
-        for key, value in log.info.items():  # per-rule counters add up across shards
-            if isinstance(value, Counter):
-                merged.info.setdefault(key, Counter()).update(value)
-            else:
-                merged.info.setdefault(key, value)
+        absorb_log(merged, log)
     merged.close()
     return merged
 
@@ -56,26 +76,23 @@ class Carrier:
 
 
 class RowShard(Carrier):
-    __slots__ = ("label", "format", "columns", "rows")
+    """`rows` of one source; `spool`: the file its curated records go to; `sketch`: whether to sketch them
+    (not when the source's signatures are reused from an earlier run)."""
 
-    def __init__(self, label: str, format: str, columns: dict[str, str] | None, rows: list[Row]):
+    __slots__ = ("label", "format", "columns", "rows", "spool", "sketch")
+
+    def __init__(self, label: str, format: str, columns: dict[str, str] | None, rows: list[Row],
+                 spool: str = "", sketch: bool = True):
         self.label, self.format, self.columns, self.rows = label, format, columns, rows
-
-
-class Batch(Carrier):
-    """Records handed to a step whole (writing a format, publishing)."""
-
-    __slots__ = ("label", "records")
-
-    def __init__(self, records: list[Conversation], label: str = ""):
-        self.label, self.records = label, records
+        self.spool, self.sketch = spool, sketch
 
 
 # -- reading --------------------------------------------------------------------------------------------
 
 def row_shards(path: str, fmt: str | None, columns: dict[str, str] | None, shard_size: int,
                announce=print) -> Iterator[RowShard]:
-    """Slices of `shard_size` rows of one file, with its format (detected from the first rows when not given)."""
+    """Slices of `shard_size` rows of one file, read as they are asked for, with its format (detected from
+    the first rows when not given)."""
     spec, rows = open_source(path, RunLog("read"), ReadOptions(from_format=fmt, columns=columns, announce=announce))
     name = Path(path).name
     for i in itertools.count():
@@ -85,14 +102,25 @@ def row_shards(path: str, fmt: str | None, columns: dict[str, str] | None, shard
         yield RowShard(f"{name}#{i}", spec.name, columns, chunk)
 
 
+def row_bytes(shard: RowShard) -> int:
+    """About how many bytes of its file a shard's rows took (for a progress bar)."""
+    return sum(len(r.raw) + 1 for r in shard.rows if r.raw is not None)
+
+
 class Curated(Carrier):
-    """One shard after reading, filtering and sketching: its records, a log per stage, its sketches."""
+    """One shard after reading, filtering and sketching: a log per stage, its sketches (None when not
+    sketched), and its records' spool file with each record's byte offset and a digest of its line."""
 
-    __slots__ = ("label", "records", "logs", "sketches")
+    __slots__ = ("label", "logs", "sketches", "spool", "offsets", "digests")
 
-    def __init__(self, label: str, records: list[Conversation], logs: dict[str, RunLog],
-                 sketches: dedup.Sketches | None):
-        self.label, self.records, self.logs, self.sketches = label, records, logs, sketches
+    def __init__(self, label: str, logs: dict[str, RunLog], sketches: dedup.Sketches | None, spool: str,
+                 offsets: np.ndarray, digests: np.ndarray):
+        self.label, self.logs, self.sketches = label, logs, sketches
+        self.spool, self.offsets, self.digests = spool, offsets, digests
+
+    @property
+    def count(self) -> int:
+        return len(self.offsets)
 
 
 # Shards filtered at once in threads of one process once saw a half-built language detector and
@@ -104,7 +132,8 @@ _FILTER_LOCK = threading.Lock()
 def curate_shard(shard: RowShard, filter_config: FilterConfig | None, dedup_config: dedup.DedupConfig | None
                  ) -> Curated:
     """Read, filter and sketch one shard: rows -> records (unreadable rows dropped with their reason) ->
-    records that pass every rule (the others dropped as `filtered`) -> exact keys and MinHash signatures."""
+    records that pass every rule (the others dropped as `filtered`) -> exact keys and MinHash signatures;
+    the records go to the shard's spool file."""
     read = shard_log("read")
     opts = ReadOptions(from_format=shard.format, columns=shard.columns, announce=lambda _m: None)
     records = list(parse_rows(iter(shard.rows), formats.get(shard.format), read, opts))
@@ -116,30 +145,222 @@ def curate_shard(shard: RowShard, filter_config: FilterConfig | None, dedup_conf
             log.took_in(len(records))
             records = list(filter_records(records, filter_config, log))
             log.emitted(len(records))
-    sketches = dedup.sketch_records(records, dedup_config) if dedup_config is not None else None
-    return Curated(shard.label, records, logs, sketches)
+    sketches = dedup.sketch_records(records, dedup_config) if dedup_config is not None and shard.sketch else None
+    offsets, digests = spool_records(records, shard.spool)
+    return Curated(shard.label, logs, sketches, shard.spool, offsets, digests)
 
 
-def reference_records(path: str) -> list[Conversation]:
-    """A reference dataset's records (its unreadable rows are skipped: it is only compared against)."""
-    return list(read_records([path], RunLog("reference"), ReadOptions(announce=lambda _m: None)))
+# -- spool files ----------------------------------------------------------------------------------------
+
+def line_digest(line: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(line, digest_size=8).digest(), "little")
 
 
-def cluster_step(reference: list[dedup.Sketches], shards: list[dedup.Sketches], config: dedup.DedupConfig,
-                 n_reference: int) -> dedup.Clusters:
-    """Decisions over all sketches in record order (reference first, never removed): shard-independent."""
-    return dedup.cluster([*reference, *shards], config, n_reference=n_reference)
+def spool_records(records: list[Conversation], path: str) -> tuple[np.ndarray, np.ndarray]:
+    """Write records as orjson lines of `to_dict()`; (byte offset of each line, uint64 digest of each line)."""
+    offsets = np.empty(len(records), np.int64)
+    digests = np.empty(len(records), np.uint64)
+    position = 0
+    with open(path, "wb", buffering=1 << 20) as fh:
+        for k, conv in enumerate(records):
+            # default=str: a value JSON cannot hold (bytes from a foreign Parquet file) must not fail the run
+            # here for a record that may never be written
+            line = orjson.dumps(conv.to_dict(), default=str, option=orjson.OPT_APPEND_NEWLINE)
+            fh.write(line)
+            offsets[k] = position
+            digests[k] = line_digest(line)
+            position += len(line)
+    return offsets, digests
 
 
-# -- writing --------------------------------------------------------------------------------------------
+def read_spool(path: str) -> Iterator[Conversation]:
+    with open(path, "rb", buffering=1 << 20) as fh:
+        for line in fh:
+            yield Conversation.from_dict(orjson.loads(line))
 
-def write_format(target: tuple[str, str], batch: Batch, turns: str | None = None) -> RunLog:
-    """Write every record as (format, path); records the format cannot hold are dropped with the reason.
-    `turns` applies to formats with one prompt per row (the others ignore it)."""
-    fmt, path = target
-    turns = turns if turns in formats.get(fmt).turns else None
-    log = shard_log(f"write:{fmt}")
-    with RowWriter(path) as writer:
-        log.took_in(len(batch.records))
-        write_records(batch.records, writer, fmt, log, DumpOptions(turns=turns))
-    return log
+
+class Spools(Carrier):
+    """The curated records of every shard in order: their spool files and where each record is in its file."""
+
+    __slots__ = ("label", "paths", "offsets", "bases")
+
+    def __init__(self, paths: list[str], offsets: list[np.ndarray]):
+        self.label = f"{len(paths)} spools"
+        self.paths, self.offsets = paths, offsets
+        self.bases = np.cumsum([0, *(len(o) for o in offsets)])  # index of each spool's first record
+
+    def __len__(self) -> int:
+        return int(self.bases[-1])
+
+    def read_at(self, index: int) -> Conversation:
+        """Record `index` (counted over all spools), read at its byte offset."""
+        s = int(np.searchsorted(self.bases, index, side="right")) - 1
+        with open(self.paths[s], "rb") as fh:
+            fh.seek(int(self.offsets[s][index - self.bases[s]]))
+            return Conversation.from_dict(orjson.loads(fh.readline()))
+
+
+class Survivors(Carrier):
+    """The records a run keeps, streamed from the spools (duplicates skipped): what is published."""
+
+    __slots__ = ("label", "spools", "dropped")
+
+    def __init__(self, spools: Spools, dropped: np.ndarray | None):
+        self.label, self.spools, self.dropped = "survivors", spools, dropped  # dropped: bool per spooled record
+
+    def __len__(self) -> int:
+        return len(self.spools) - (int(self.dropped.sum()) if self.dropped is not None else 0)
+
+    def __iter__(self) -> Iterator[Conversation]:
+        k = 0
+        for path in self.spools.paths:
+            for conv in read_spool(path):
+                if self.dropped is None or not self.dropped[k]:
+                    yield conv
+                k += 1
+
+
+# -- dedup ----------------------------------------------------------------------------------------------
+
+class SketchView(Carrier):
+    """The sketches of a run (reference first) handed to the decisions without copying."""
+
+    __slots__ = ("label", "sketches")
+
+    def __init__(self, sketches: dedup.Sketches):
+        self.label, self.sketches = f"{len(sketches)} sketches", sketches
+
+
+def decide(view: SketchView, config: dedup.DedupConfig, n_reference: int, runner: str = "") -> dedup.Clusters:
+    """Decisions over all sketches in record order (reference first, never removed): shard-independent.
+    THE call site for the decisions: with `runner = "dask=ADDRESS"` they run on that cluster when
+    instructgen.curate.dedup_dask is installed (the same decisions)."""
+    kind, _, address = runner.partition("=")
+    if kind == "dask" and address:
+        try:
+            from ..curate.dedup_dask import DaskRunner
+        except ImportError:
+            DaskRunner = None
+        if DaskRunner is not None:
+            with DaskRunner(address) as remote:
+                return remote.decide(view.sketches, config, n_reference)
+    return dedup.cluster([view.sketches], config, n_reference)
+
+
+class SpoolHeads:
+    """`heads.get(index) -> (origin, dedup_parts)` of the records duplicates are kept instead of (what
+    curate.dedup_files.Decisions asks): reference records from their files, spooled ones at their offset."""
+
+    def __init__(self, spools: Spools, references, n_reference: int, config: dedup.DedupConfig):
+        self.spools, self.references, self.n_reference = spools, references, n_reference
+        self.parts = dedup.parse_fields(config.fields)
+        self.get = lru_cache(maxsize=4096)(self._get)  # a big cluster's head is asked for again and again
+
+    def _get(self, index: int) -> tuple[str, tuple[str, ...]]:
+        if index < self.n_reference:
+            return self.references.get(index)
+        conv = self.spools.read_at(index - self.n_reference)
+        return conv.origin or f"record {index}", dedup.dedup_parts(conv, self.parts)
+
+
+class DedupPass(Carrier):
+    """What the write pass needs to drop duplicates: the decisions and the heads they point at."""
+
+    __slots__ = ("label", "clusters", "config", "n_reference", "heads")
+
+    def __init__(self, clusters: dedup.Clusters, config: dedup.DedupConfig, n_reference: int, heads: SpoolHeads):
+        self.label, self.clusters, self.config, self.n_reference, self.heads = \
+            "dedup", clusters, config, n_reference, heads
+
+    def dropped(self) -> np.ndarray:
+        """bool per spooled record: removed as a duplicate."""
+        return self.clusters.dup_of[self.n_reference:] >= 0
+
+
+# -- the write pass -------------------------------------------------------------------------------------
+
+class Written(Carrier):
+    """What the write pass counted: the dedup log (when deduplicating), one log per format, the profile."""
+
+    __slots__ = ("label", "logs", "profile")
+
+    def __init__(self, logs: list[RunLog], profile: Profile):
+        self.label, self.logs, self.profile = "written", logs, profile
+
+
+class FormatOut:
+    """One output format's writer and log; records arrive in batches."""
+
+    def __init__(self, fmt: str, path: str, rejects: str, turns: str | None):
+        self.fmt, self.writer, self.log = fmt, RowWriter(path), RunLog(f"write:{fmt}", rejects)
+        self.opts = DumpOptions(turns=turns if turns in formats.get(fmt).turns else None)
+
+    def write(self, batch: list[Conversation]) -> None:
+        self.log.took_in(len(batch))
+        write_records(batch, self.writer, self.fmt, self.log, self.opts)
+
+
+def write_outputs(spools: Spools, outputs: dict[str, str], rejects: dict[str, str], turns: str | None,
+                  deduplicating: DedupPass | None, clusters_path: str | None, profiler,
+                  bar: Callable[[int], Any] | None = None) -> Written:
+    """The one pass over the spools: each record is dropped as a duplicate (into the dedup log and the
+    clusters file) or written in every format; `profiler.observe` sees each record written."""
+    from ..curate.dedup_files import Decisions
+
+    outs = [FormatOut(fmt, path, rejects[f"write:{fmt}"], turns) for fmt, path in outputs.items()]
+    dedup_log = RunLog("dedup", rejects["dedup"]) if deduplicating is not None else None
+    reviews = RowWriter(clusters_path) if deduplicating is not None else None
+    decisions = Decisions(deduplicating.clusters, deduplicating.config, deduplicating.n_reference,
+                          deduplicating.heads) if deduplicating is not None else None
+    writers = [o.writer for o in outs] + ([reviews] if reviews is not None else [])
+    try:
+        first = k = deduplicating.n_reference if deduplicating is not None else 0
+        batch: list[Conversation] = []
+        for path in spools.paths:
+            for conv in read_spool(path):
+                if decisions is None or not _dropped(decisions, conv, k, dedup_log, reviews):
+                    profiler.observe(conv)
+                    batch.append(conv)
+                k += 1
+                if len(batch) == WRITE_BATCH:
+                    _write_batch(outs, batch)
+                    batch = []
+                    if bar is not None:
+                        bar(k - first)
+                        first = k
+        _write_batch(outs, batch)
+        if bar is not None:
+            bar(k - first)
+        for w in writers:
+            w.close()
+        profile = profiler.finish()
+    except BaseException:
+        for w in writers:
+            w.abort()
+        profiler.close()
+        raise
+    finally:
+        for log in [dedup_log, *(o.log for o in outs)]:
+            if log is not None:
+                log.close()
+    logs = [o.log for o in outs]
+    if deduplicating is not None:
+        dedup_log.info["dedup"] = dedup.dedup_info(deduplicating.config, deduplicating.clusters,
+                                                   deduplicating.n_reference)
+        logs.insert(0, dedup_log)
+    return Written(logs, profile)
+
+
+def _dropped(decisions, conv: Conversation, k: int, log: RunLog, reviews: RowWriter) -> bool:
+    """Count record `k` into the dedup stage; a duplicate is dropped into its log and the clusters file."""
+    log.took_in()
+    if decisions.duplicate(k):
+        reviews.write(decisions.drop(conv, k, log))
+        return True
+    log.emitted()
+    return False
+
+
+def _write_batch(outs: list[FormatOut], batch: list[Conversation]) -> None:
+    for out in outs:
+        out.write(batch)

@@ -6,6 +6,7 @@ file name when outside it) with their sha256; published ones by dataset id and r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -77,20 +78,84 @@ def examples(logs: list[RunLog]) -> dict[str, list[dict[str, Any]]]:
 
 def profile_records(records: list[Conversation], sample: int = PROFILE_SAMPLE) -> Profile:
     """Language (the curate stage's detector) and lengths (its units) of an evenly spaced sample of records."""
+    sampler = ProfileSampler(len(records), sample)
+    for conv in records:
+        sampler.observe(conv)
+    return sampler.finish()
+
+
+class ProfileSampler:
+    """The report's profile of an evenly spaced sample of `total` records (every step-th: records 0, step,
+    2 step, ...), taken as the records stream past. Lengths are measured on the spot; languages are
+    detected in batches, by a worker process when the sample is big enough to be worth one, so that
+    detecting them (langdetect: up to ~15 ms a text) overlaps the pass instead of following it."""
+
+    def __init__(self, total: int, sample: int = PROFILE_SAMPLE, workers: int | None = None):
+        self.step = max(1, -(-total // sample))
+        self.profile = Profile(total=total)
+        self.seen = 0
+        self.lengths: list[tuple[int, int]] = []
+        self.texts: list[str] = []
+        self.batches: list[Any] = []  # futures (or lists) of languages, in order
+        wanted = -(-total // self.step) if total else 0
+        self.pool = _detector_pool(workers) if wanted >= PROFILE_POOL_MIN else None
+
+    def observe(self, conv: Conversation) -> None:
+        if self.seen % self.step == 0:
+            from ..curate.rules import text_length
+
+            instruction, output = _instruction_output(conv)
+            self.lengths.append((text_length(instruction)[0], text_length(output)[0]))
+            self.texts.append(instruction + "\n" + output)
+            if len(self.texts) == PROFILE_BATCH:
+                self._detect()
+        self.seen += 1
+
+    def _detect(self) -> None:
+        if self.texts:
+            self.batches.append(self.pool.submit(detect_languages, self.texts) if self.pool is not None
+                                else detect_languages(self.texts))
+        self.texts = []
+
+    def finish(self) -> Profile:
+        self._detect()
+        try:
+            languages = [lang for b in self.batches for lang in (b if isinstance(b, list) else b.result())]
+        finally:
+            self.close()
+        self.profile.rows = [(lang, i, o) for lang, (i, o) in zip(languages, self.lengths)]
+        return self.profile
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+PROFILE_BATCH = 500
+PROFILE_POOL_MIN = 2_000  # sampled records from which a detector process pays for its start (~1 s)
+
+
+def detect_languages(texts: list[str]) -> list[str]:
     from ..curate.langid import get_detector
-    from ..curate.rules import text_length
 
     detector = get_detector("script+langdetect", ())
-    step = max(1, -(-len(records) // sample))
-    profile = Profile(total=len(records))
-    for conv in records[::step]:
-        users = [m.content for m in conv.messages if m.role == "user"]
-        answers = [m.content for m in conv.messages if m.role == "assistant"]
-        instruction = users[0] if users else ""
-        output = answers[-1] if answers else ""
-        lang = detector.detect(instruction + "\n" + output) or "unknown"
-        profile.rows.append((lang, text_length(instruction)[0], text_length(output)[0]))
-    return profile
+    return [detector.detect(t) or "unknown" for t in texts]
+
+
+def _detector_pool(workers: int | None):
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the pass runs in a process with threads (Prefect's), which fork does not copy safely
+    n = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
+    return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"))
+
+
+def _instruction_output(conv: Conversation) -> tuple[str, str]:
+    users = [m.content for m in conv.messages if m.role == "user"]
+    answers = [m.content for m in conv.messages if m.role == "assistant"]
+    return (users[0] if users else ""), (answers[-1] if answers else "")
 
 
 def write_stats(layout: OutputLayout, config: PipelineConfig, result: "RunSummary", runner: str) -> None:
