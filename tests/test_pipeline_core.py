@@ -12,6 +12,7 @@ import pytest
 from conftest import SAMPLES, shared_path
 
 from instructgen.errors import InstructgenError
+from instructgen.record import Conversation
 from instructgen.pipeline import OutputFolder, run
 from instructgen.pipeline.config import load_config, parse_config
 from instructgen.pipeline.layout import MANIFEST
@@ -168,3 +169,139 @@ def test_a_folder_source_with_a_pattern_and_turns(tmp_path):
     origins = [orjson.loads(line)["origin"] for line in (out / "rejects" / "read.jsonl").read_bytes().splitlines()] \
         if (out / "rejects" / "read.jsonl").exists() else []
     assert not any("notes.txt" in o for o in origins)
+
+
+# -- streaming: no step holds every record -------------------------------------------------------------------
+
+def _dataset(path: Path, n: int = 300) -> Path:
+    """Alpaca rows with exact and near copies (every 10th row repeats an earlier one, every 15th nearly)."""
+    rows = []
+    for i in range(n):
+        words = " ".join(f"w{(i * 7 + k) % 97}" for k in range(12))
+        rows.append({"instruction": f"Describe item {i}: {words}", "input": "", "output": f"Item {i} is {words}."})
+        if i % 10 == 9:
+            rows.append(rows[-5])
+        if i % 15 == 14:
+            near = dict(rows[-3])
+            near["output"] = near["output"].replace("w", "v", 1)
+            rows.append(near)
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def _streaming_config(tmp_path: Path, data: Path, extra: str = "") -> Path:
+    path = tmp_path / "stream.toml"
+    path.write_text('[pipeline]\nformats = ["alpaca", "sharegpt"]\nshard_size = 40\n[filter]\nenabled = false\n'
+                    f'[dedup]\nenabled = true\n{extra}\n[[sources]]\npath = "{data}"\n', encoding="utf-8")
+    return path
+
+
+def _outputs(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.jsonl"))
+            if "signatures" not in p.parts}
+
+
+def test_shards_are_read_as_curated_and_written_back_spool_by_spool(tmp_path, monkeypatch):
+    """Each shard's rows are read when it is curated (not all first), curate_shard hands back no record, and
+    the write pass reads the spools one at a time, in order."""
+    from instructgen.pipeline import stages
+
+    data = _dataset(tmp_path / "data.jsonl")
+    handed_out, curated_at, opened, reading = [], [], [], []
+    row_shards, curate_shard, read_spool = stages.row_shards, stages.curate_shard, stages.read_spool
+
+    def counting_shards(*args, **kwargs):
+        for shard in row_shards(*args, **kwargs):
+            handed_out.append(shard.label)
+            yield shard
+
+    def spying_curate(shard, *args):
+        curated_at.append(len(handed_out))
+        result = curate_shard(shard, *args)
+        assert not any(isinstance(v, Conversation) or (isinstance(v, list) and v and isinstance(v[0], Conversation))
+                       for v in (getattr(result, s) for s in type(result).__slots__))
+        return result
+
+    def spying_read(path):
+        opened.append(path)
+        reading.append(path)
+        assert len(reading) == 1, reading  # never two spools at once
+        try:
+            yield from read_spool(path)
+        finally:
+            reading.remove(path)
+
+    monkeypatch.setattr(stages, "row_shards", counting_shards)
+    monkeypatch.setattr(stages, "curate_shard", spying_curate)
+    monkeypatch.setattr(stages, "read_spool", spying_read)
+    out = tmp_path / "out"
+    summary = run_in(out, _streaming_config(tmp_path, data))
+    assert summary.balanced and len(handed_out) > 5
+    assert curated_at == list(range(1, len(handed_out) + 1))  # shard i curated before shard i+1 was read
+    assert [Path(p).name for p in opened] == [f"{i:06d}.jsonl" for i in range(len(handed_out))]
+    assert not list(out.rglob(".spool")) and not list(out.rglob("*.spool"))
+    stages_by_name = {s["stage"]: s for s in summary.stages}
+    assert stages_by_name["dedup"]["duplicates"] > 0
+
+
+def test_a_rerun_with_another_threshold_reuses_the_saved_signatures(tmp_path, monkeypatch):
+    from instructgen.curate import dedup, dedup_files
+
+    data = _dataset(tmp_path / "data.jsonl")
+    out = tmp_path / "out"
+    run_in(out, _streaming_config(tmp_path, data, "threshold = 0.7"))
+    saved = sorted((out / "signatures").iterdir())
+    assert len(saved) == 1 and saved[0].name.startswith("data.jsonl.")
+
+    fresh = tmp_path / "fresh"
+    run_in(fresh, _streaming_config(tmp_path, data, "threshold = 0.5"))
+
+    def no_sketching(*_args, **_kwargs):
+        raise AssertionError("sketched again")
+
+    with monkeypatch.context() as m:
+        m.setattr(dedup, "sketch", no_sketching)
+        m.setattr(dedup_files, "sketch", no_sketching)
+        messages = []
+        cfg = load_config(_streaming_config(tmp_path, data, "threshold = 0.5"))
+        with OutputFolder(out) as layout:
+            run(cfg, layout, announce=messages.append)
+    assert "dedup: signatures reused for data.jsonl" in messages
+    assert _outputs(out) == _outputs(fresh)
+    assert orjson.loads((out / "stats.json").read_bytes())["stages"] == \
+        [{**s, "rejects_file": s["rejects_file"].replace(str(fresh), str(out))} if "rejects_file" in s else s
+         for s in orjson.loads((fresh / "stats.json").read_bytes())["stages"]]
+
+
+def test_saved_signatures_of_other_records_are_not_reused(tmp_path, monkeypatch):
+    """Another filter setting yields other records: sketched again. Saved signatures that do not match the
+    records read this time (the file changed) are sketched again from the spools, the same as a fresh run."""
+    from instructgen.pipeline import signatures
+
+    data = _dataset(tmp_path / "data.jsonl")
+    out = tmp_path / "out"
+    run_in(out, _streaming_config(tmp_path, data))
+    messages = []
+    cfg = load_config(_streaming_config(tmp_path, data).parent / "stream.toml")
+    cfg.filter.enabled, cfg.filter.min_output_words = True, 3
+    with OutputFolder(out) as layout:
+        run(cfg, layout, announce=messages.append)
+    assert not any("signatures reused" in m for m in messages)
+    assert len(list((out / "signatures").iterdir())) == 2  # one per filter setting
+
+    _dataset(data, n=280)  # the file changes; pretend its saved sketches still look valid
+    monkeypatch.setattr(signatures, "_saved_for", lambda *_a: True)
+    run_in(out, _streaming_config(tmp_path, data))
+    monkeypatch.undo()
+    fresh = tmp_path / "fresh"
+    run_in(fresh, _streaming_config(tmp_path, data))
+    assert _outputs(out) == _outputs(fresh)
+
+
+def test_progress_bars_name_the_passes(tmp_path, capsys):
+    data = _dataset(tmp_path / "data.jsonl", n=60)
+    cfg = load_config(_streaming_config(tmp_path, data))
+    with OutputFolder(tmp_path / "out") as layout:
+        run(cfg, layout, announce=quiet, progress=True)
+    err = capsys.readouterr().err
+    assert "read: 100%" in err and "write: 100%" in err
