@@ -68,6 +68,11 @@ def register(sub) -> None:
     p.add_argument("--signatures", metavar="DIR", help="keep pass 1's signatures here (Parquet, about 540 bytes a "
                    "record) and reuse them when the same file is deduplicated again with the same sketch settings: "
                    "another --threshold or --keep, or the file as an --against reference, skips pass 1")
+    p.add_argument("--dask", nargs="?", const="local", metavar="ADDRESS",
+                   help="run both passes on a Dask cluster: tcp://host:8786 of a running dask-scheduler, or no "
+                   "address for a LocalCluster on this machine (one worker per core, or --workers). The workers "
+                   "read the inputs by path: on several machines they must be on storage every worker sees. The "
+                   "output is byte-identical to a run without --dask")
     add_options(p.add_argument_group("dedup settings (the [dedup] section of a pipeline config)"), DedupConfig)
     p.set_defaults(func=run_dedup)
 
@@ -172,6 +177,8 @@ def run_dedup(args) -> int:
     log = RunLog("dedup", rejects)
     try:
         if "-" in args.inputs:  # stdin cannot be read twice: held in memory
+            if args.dask:
+                raise InstructgenError("--dask: the workers read the inputs by path; stdin (-) cannot be one")
             _dedup_in_memory(args, config, against, log)
         else:
             _dedup_streaming(args, config, against, log)
@@ -184,13 +191,21 @@ def run_dedup(args) -> int:
 
 
 def _dedup_streaming(args, config, against: list[str], log) -> None:
+    import contextlib
     import os
 
     from ..curate.dedup_files import LocalRunner, dedup_files
     from ..io import RowWriter
 
-    runner = LocalRunner(config.workers or (os.cpu_count() or 1))
-    with RowWriter(args.output) as writer:
+    if args.dask:
+        from ..curate.dedup_dask import DaskRunner
+
+        runs = DaskRunner(args.dask, workers=config.workers or None)
+    else:
+        runs = contextlib.nullcontext(LocalRunner(config.workers or (os.cpu_count() or 1)))
+    with runs as runner, RowWriter(args.output) as writer:
+        if args.dask:
+            print(runner.describe(), file=sys.stderr)
         reviews = RowWriter(args.clusters) if args.clusters else None
         try:
             outcome = dedup_files(args.inputs, writer, config, log, from_format=args.from_format, to_format=args.to,
