@@ -11,6 +11,14 @@ for one piece of work. The step names (`curate`, `cluster`, `write`, `download`,
 are what an orchestrator attaches retries, caching and names to; the functions themselves are the same
 ones the single-stage commands use (convert.parse_rows, curate.filter.filter_records, curate.dedup,
 convert.write_records, hub).
+
+No step holds a stage's whole data. Shards are read as the orchestrator asks for them (a bounded number
+ahead); `curate` writes each shard's surviving records to a spool file in the staging folder and hands
+back its logs, its dedup sketches and where each record is. The sketches of every record (about 540
+bytes each) go into one buffer for the dedup decisions; then `write` makes one pass over the spools in
+order, dropping duplicates and writing every format at once, and samples the report's profile on the
+way. Publishing streams the surviving records from the spools again. Memory: about 1 GB plus 700 bytes a
+record (the sketches, the decisions and each record's spool offset).
 """
 
 from __future__ import annotations
