@@ -270,3 +270,48 @@ def test_without_a_clusters_file_the_rejects_still_name_the_kept_record(tmp_path
         with_rows, without = rejects(path, True), rejects(path, False)
         assert with_rows == without
         assert sum(r["kind"] == "duplicates" and r["duplicate_of"].startswith(str(path)) for r in without) > 100
+
+
+def _sketch_both_ways(path, fields: str):
+    """Pass 1's sketches of a JSONL file with plain records read the fast way, and every record parsed."""
+    from instructgen import formats
+    from instructgen.curate.dedup_files import _index_records, _line_items, _line_records, _positioned
+
+    from instructgen.convert import open_source
+
+    config = DedupConfig(fields=fields)
+    spec, _ = open_source(str(path), RunLog("x"), ReadOptions(announce=lambda _m: None))
+    with open(path, "rb") as fh:
+        fast = _index_records(_line_items(_positioned(fh, 1, 0), str(path), spec, config), config)
+    with open(path, "rb") as fh:
+        slow = _index_records((((c, None), line, off) for c, line, off in
+                               _line_records(_positioned(fh, 1, 0), str(path), spec)), config)
+    return spec, fast, slow
+
+
+@pytest.mark.parametrize("fields", ["prompt,response", "all", "user+system,output", "instruction,input"])
+def test_plain_records_sketch_as_their_conversations(tmp_path, fields):
+    from instructgen.convert import convert
+
+    src = tmp_path / "data.jsonl"
+    write_jsonl(src, make_rows(600, seed=15))
+    files = [src]
+    for target in ("sharegpt", "openai"):  # the formats with a plain reader, from the same records
+        out = tmp_path / f"{target}.jsonl"
+        convert([str(src)], str(out), target, RunLog("convert"))
+        files.append(out)
+    for path in files:
+        _, (fast, f_lines, f_offsets), (slow, s_lines, s_offsets) = _sketch_both_ways(path, fields)
+        assert (f_lines == s_lines).all() and (f_offsets == s_offsets).all()
+        assert (fast.keys == slow.keys).all() and (fast.sigs == slow.sigs).all()
+        assert (fast.anchors == slow.anchors).all() and (fast.lengths == slow.lengths).all()
+
+
+def test_plain_records_of_the_bundled_samples_sketch_as_their_conversations():
+    from pathlib import Path
+
+    samples = [p for p in sorted((Path(__file__).parent.parent / "data" / "samples").glob("*.jsonl"))]
+    assert samples
+    for path in samples:
+        _, (fast, *_), (slow, *_) = _sketch_both_ways(path, "prompt,response")
+        assert (fast.keys == slow.keys).all() and (fast.sigs == slow.sigs).all() and (fast.anchors == slow.anchors).all()

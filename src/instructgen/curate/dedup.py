@@ -272,19 +272,47 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
+PLAIN_PARTS = {"prompt", "response", "all", "user", "system", "output"}
+
+
+def plain_parts(plain, parts: Sequence[str]) -> tuple[str, ...] | None:
+    """dedup_parts of a plain record (a format's `read_plain`: system, (user, assistant) pairs, meta), the
+    same texts its Conversation gives, without building one; None for parts a plain record cannot tell
+    (instruction and input need the format's split)."""
+    system, pairs, _meta = plain
+    texts = []
+    for part in parts:
+        chunk = []
+        for name in part.split("+"):
+            if name not in PLAIN_PARTS:
+                return None
+            if name == "prompt" or name == "user":
+                chunk += [u for u, _ in pairs]
+            elif name == "response" or name == "output":
+                chunk += [a for _, a in pairs if a]
+            elif name == "all":
+                chunk += [t for pair in pairs for t in pair]
+            else:
+                chunk.append(system or "")
+        texts.append("\n".join(chunk))
+    return tuple(texts)
+
+
 def anchor_texts(records: Sequence[Conversation], config: DedupConfig,
                  parts_texts: Sequence[Sequence[str]] | None = None) -> list[str]:
     """What near duplicates must share, as text per record: the identifiers of its compared messages
     (tool definitions left out: their wording is schema, not task) and its tool calls. `parts_texts`:
     the records' dedup_parts, when already made (reused for records without tool definitions)."""
     parts = parse_fields(config.fields)
-    if config.identifiers:
-        texts = ["\n".join(dedup_parts(c, parts, tools=False) if c.tools or parts_texts is None else parts_texts[k])
-                 for k, c in enumerate(records)]
-        found = identifiers_batch(texts)
-    else:
-        found = [""] * len(records)
+    texts = ["\n".join(dedup_parts(c, parts, tools=False) if c.tools or parts_texts is None else parts_texts[k])
+             for k, c in enumerate(records)] if config.identifiers else None
     calls = [tool_calls_text(c) if config.tool_calls else "" for c in records]
+    return join_anchors(config, texts, calls)
+
+
+def join_anchors(config: DedupConfig, identifier_texts: Sequence[str] | None, calls: Sequence[str]) -> list[str]:
+    """Anchor texts from the texts identifiers are found in and the tool calls, per record."""
+    found = identifiers_batch(list(identifier_texts)) if config.identifiers else [""] * len(calls)
     return [f + ("\x00" + c if c else "") for f, c in zip(found, calls)]
 
 

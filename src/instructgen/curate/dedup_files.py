@@ -31,22 +31,24 @@ import multiprocessing as mp
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
+import orjson
 
 from .. import convert_parallel, formats
 from ..convert import ReadOptions, _FileOut, _lines_until, convert_lines, open_source, parse_rows, write_records
 from ..errors import InstructgenError
 from ..formats.base import DumpOptions
-from ..io import RowWriter, kind_of, rows_from_lines
+from ..io import MAX_ROW_BYTES, RowWriter, kind_of, rows_from_lines
 from ..io import open_source as open_file
 from ..record import Conversation
 from ..runlog import RunLog
-from .dedup import (BATCH, Clusters, DedupConfig, Sketches, anchor_texts, cluster, cluster_sizes, dedup_info,
-                    dedup_parts, drop_duplicate, parse_fields, sketch)
+from .dedup import (BATCH, Clusters, DedupConfig, Sketches, cluster, cluster_sizes, dedup_info, dedup_parts,
+                    drop_duplicate, join_anchors, parse_fields, plain_parts, sketch, tool_calls_text)
 
 KEEP, DUPLICATE = 1, 2  # a line's fate in pass 2 (0: not a record in pass 1: the converter says why)
 SIGNATURE_VERSION = 1
@@ -137,9 +139,17 @@ def by_lines(path: str) -> bool:
 
 def sketch_conversations(records: list[Conversation], config: DedupConfig) -> Sketches:
     """dedup.sketch_records in this process (workers call it; they start no workers of their own)."""
+    return sketch_items([(c, None) for c in records], config)
+
+
+def sketch_items(items: list[tuple[Conversation | None, tuple[str, ...] | None]], config: DedupConfig) -> Sketches:
+    """Sketches of records given as (Conversation, None) or, for plain records, (None, their dedup_parts)."""
     parts = parse_fields(config.fields)
-    texts = [dedup_parts(c, parts) for c in records]
-    return sketch(texts, config, anchor_texts(records, config, texts))
+    texts = [given if conv is None else dedup_parts(conv, parts) for conv, given in items]
+    ids = ["\n".join(dedup_parts(conv, parts, tools=False)) if conv is not None and conv.tools else "\n".join(t)
+           for (conv, _), t in zip(items, texts)] if config.identifiers else None
+    calls = [tool_calls_text(conv) if conv is not None and config.tool_calls else "" for conv, _ in items]
+    return sketch(texts, config, join_anchors(config, ids, calls))
 
 
 def _positioned(lines: Iterable[bytes], start_line: int, start_byte: int) -> Iterator[tuple[int, int, bytes]]:
@@ -161,20 +171,44 @@ def _line_records(positioned: Iterable[tuple[int, int, bytes]], name: str, spec:
             yield conv, lineno, offset
 
 
-def _index_records(found: Iterable[tuple[Conversation, int, int]], config: DedupConfig,
+def _line_items(positioned: Iterable[tuple[int, int, bytes]], name: str, spec: formats.FormatSpec,
+                config: DedupConfig) -> Iterator[tuple[tuple, int, int]]:
+    """((Conversation, None) or (None, dedup_parts), line, offset) of the lines that are records: a plain
+    record (the format's direct-path reader takes it) skips building a Conversation; the others are parsed."""
+    parts = parse_fields(config.fields)
+    read_plain = spec.read_plain if plain_parts((None, [], {}), parts) is not None else None
+    loads = orjson.loads
+    log = RunLog("dedup-index")
+    opts = ReadOptions(from_format=spec.name, announce=_quiet)
+    for lineno, offset, line in positioned:
+        if read_plain is not None and lineno > 1 and len(line) <= MAX_ROW_BYTES:  # line 1 may hold a BOM
+            try:
+                data = loads(line)
+            except orjson.JSONDecodeError:
+                data = None
+            plain = read_plain(data) if type(data) is dict else None
+            if plain is not None:
+                yield (None, plain_parts(plain, parts)), lineno, offset
+                continue
+        for conv in parse_rows(rows_from_lines((line,), name, lineno), spec, log, opts):
+            yield (conv, None), lineno, offset
+
+
+def _index_records(found: Iterable[tuple[tuple, int, int]], config: DedupConfig,
                    into: SketchBuffer | None = None) -> tuple[Sketches | None, np.ndarray, np.ndarray]:
-    """Sketches (appended to `into` batch by batch when given, else returned), lines and offsets."""
+    """Sketches of ((Conversation, None) or (None, parts), line, offset) items (appended to `into` batch by
+    batch when given, else returned), their lines and offsets."""
     shards: list[Sketches] = []
     lines: list[int] = []
     offsets: list[int] = []
-    batch: list[Conversation] = []
+    batch: list[tuple] = []
 
     def flush() -> None:
-        sk = sketch_conversations(batch, config)
+        sk = sketch_items(batch, config)
         into.append(sk) if into is not None else shards.append(sk)
 
-    for conv, line, offset in found:
-        batch.append(conv)
+    for item, line, offset in found:
+        batch.append(item)
         lines.append(line)
         offsets.append(offset)
         if len(batch) == BATCH:
@@ -193,7 +227,7 @@ def index_range(job: tuple[str, str, DedupConfig, int, int, int]) -> tuple[Sketc
     with open(path, "rb") as fh:
         fh.seek(a)
         positioned = _positioned(_lines_until(fh, b - a), first, a)
-        return _index_records(_line_records(positioned, path, formats.get(spec_name)), config)
+        return _index_records(_line_items(positioned, path, formats.get(spec_name), config), config)
 
 
 def range_jobs(path: str, spec_name: str, config: DedupConfig, n: int, pool_map=map) -> tuple[list[tuple], int]:
@@ -238,12 +272,12 @@ def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuff
             return Indexed(path, spec.name, into, start, into.size, np.concatenate(lines), np.concatenate(offsets))
         with open_file(path) as source:
             start_byte = 0 if kind_of(path) == "jsonl" else -1
-            found = _line_records(_positioned(source.complete_lines(), 1, start_byte), path, spec)
+            found = _line_items(_positioned(source.complete_lines(), 1, start_byte), path, spec, config)
             _, lines, offsets = _index_records(found, config, into)
         indexed = Indexed(path, spec.name, into, start, into.size, lines, offsets if start_byte == 0 else offsets[:0])
     else:
         records = parse_rows(rows, spec, RunLog("dedup-index"), ReadOptions(from_format=spec.name, announce=_quiet))
-        _, lines, _ = _index_records(((c, k, -1) for k, c in enumerate(records)), config, into)
+        _, lines, _ = _index_records((((c, None), k, -1) for k, c in enumerate(records)), config, into)
         indexed = Indexed(path, spec.name, into, start, into.size, lines, np.empty(0, np.int64))
     if bar is not None:
         bar.update(os.path.getsize(path))
@@ -611,6 +645,7 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     (clusters.jsonl rows into `reviews`). `progress(description, total, unit)` makes a bar."""
     runner = runner or LocalRunner()
     check_disk(inputs, writer.path, signatures, config)
+    clock = {"start": time.perf_counter()}
     total_bytes = sum(os.path.getsize(p) for p in [*against, *inputs])
     bar = progress("pass 1: sketch", total_bytes, "B") if progress else None
     buffer = SketchBuffer(config)
@@ -622,7 +657,9 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     if against:
         announce(f"reference: {n_reference} records from {', '.join(against)}")
     target = to_format or _single_format(files, from_format)
+    clock["pass 1"] = time.perf_counter()
     clusters = runner.decide(buffer.view(), config, n_reference)
+    clock["decisions"] = time.perf_counter()
     everything = [*reference, *files]
     bases = np.cumsum([0, *(len(f) for f in everything)])[:-1]
     heads = HeadTexts(everything, bases, config)
@@ -637,7 +674,11 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
             _write_row_file(indexed, decisions, int(base), writer, log, target, reviews, bar)
     if bar is not None:
         bar.close()
-    log.info["dedup"] = dedup_info(config, clusters, n_reference)
+    clock["pass 2"] = time.perf_counter()
+    marks = list(clock.items())
+    seconds = {name: round(t - marks[k - 1][1], 1) for k, (name, t) in enumerate(marks) if k}
+    log.info["dedup"] = {**dedup_info(config, clusters, n_reference), "seconds": seconds, "records": buffer.size}
+    announce("dedup took " + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items()))
     return Outcome(clusters, n_reference, [f.format for f in files], [f.path for f in everything if f.reused])
 
 
