@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from instructgen.cli import main
 from instructgen.curate import dedup_dask, lsh
 from instructgen.curate.dedup import DedupConfig, cluster, sketch
 from instructgen.curate.dedup_dask import DaskRunner, band_hash, band_keys, bucket_pairs
+from instructgen.errors import InstructgenError
 
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "po", "ru", "si", "tu") for b in ("ba", "de", "fi", "go", "hu",
                                                                                       "ja", "ko", "le", "mo", "nu")]
@@ -120,15 +122,13 @@ def _write_jsonl(path: Path, records: list[dict], opener=open) -> None:
                 fh.write('{"instruction": "broken"\n\n')  # a reject and a blank line in the first range
 
 
-def _run(tmp_path: Path, name: str, inputs: list[Path], reference: Path, *extra: str, clusters: bool = True
-         ) -> dict[str, bytes]:
-    """The command's files; without --dask in a child process (this one runs a Dask client, whose threads a
-    forked process must not inherit)."""
-    out = tmp_path / name / "out.jsonl"
+def _run(name: str, inputs: list[str], reference: str, *extra: str, clusters: bool = True) -> dict[str, bytes]:
+    """The command's files, with paths relative to the working folder; without --dask in a child process (this
+    one runs a Dask client, whose threads a forked process must not inherit)."""
+    out = Path(name) / "out.jsonl"
     out.parent.mkdir()
     review = ["--clusters", str(out.parent / "clusters.jsonl")] if clusters else []
-    argv = ["dedup", *map(str, inputs), "-o", str(out), *review, "--against", str(reference), "--progress", "never",
-            *extra]
+    argv = ["dedup", *inputs, "-o", str(out), *review, "--against", reference, "--progress", "never", *extra]
     if "--dask" in extra:
         assert main(argv) == 0
     else:
@@ -139,22 +139,44 @@ def _run(tmp_path: Path, name: str, inputs: list[Path], reference: Path, *extra:
             "stats": {k: v for k, v in stats.items() if k != "seconds"}}
 
 
-def test_cli_dask_output_is_byte_identical(runner, tmp_path, monkeypatch):
+@pytest.fixture
+def workers_elsewhere(runner):
+    """The workers' working folder is / (as on another machine): relative input paths must still reach them."""
+    before = runner.client.run(os.getcwd)
+    runner.client.run(os.chdir, "/")
+    yield
+    for worker, folder in before.items():
+        runner.client.run(os.chdir, folder, workers=[worker])
+
+
+def test_cli_dask_output_is_byte_identical(runner, workers_elsewhere, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     records = make_records(6000, seed=3)
     records[5]["output"] += " line\u2028separator"  # escaped in JSONL outputs
-    big, small, reference = tmp_path / "big.jsonl", tmp_path / "small.jsonl.gz", tmp_path / "reference.jsonl"
-    _write_jsonl(big, records[:4500])
-    _write_jsonl(small, records[4500:5500], gzip.open)  # compressed: sketched and written on the client
-    _write_jsonl(reference, records[5500:])
-    inputs, address = [big, small], runner.client.scheduler.address
+    _write_jsonl(Path("big.jsonl"), records[:4500])
+    _write_jsonl(Path("small.jsonl.gz"), records[4500:5500], gzip.open)  # compressed: read on the client
+    _write_jsonl(Path("reference.jsonl"), records[5500:])
+    inputs, address = ["big.jsonl", "small.jsonl.gz"], runner.client.scheduler.address
     monkeypatch.setattr(dedup_dask, "MIN_RANGE_BYTES", 20_000)  # about 30 ranges per pass
     for clusters in (True, False):
-        local = _run(tmp_path, f"local-{clusters}", inputs, reference, clusters=clusters)
-        dask = _run(tmp_path, f"dask-{clusters}", inputs, reference, "--dask", address, clusters=clusters)
+        local = _run(f"local-{clusters}", inputs, "reference.jsonl", clusters=clusters)
+        dask = _run(f"dask-{clusters}", inputs, "reference.jsonl", "--dask", address, clusters=clusters)
         assert local["stats"]["verified_pairs"] > 100 and local["rejects"].count(b"\n") > 1000
         assert b'of reference"' in local["rejects"] and b'"rejected"' in local["rejects"]
+        assert b'"origin":"big.jsonl:' in local["rejects"]
         for name in ("out", "rejects", "clusters", "stats"):
             assert dask[name] == local[name], name
+
+
+def test_files_the_workers_cannot_see_are_named(runner, tmp_path):
+    with pytest.raises(InstructgenError, match="does not see this file.*storage every worker sees"):
+        runner._check_visible([str(tmp_path / "elsewhere.jsonl")])
+
+
+def test_a_given_client_stays_open(runner):
+    with DaskRunner(client=runner.client) as given:
+        assert given.threads() == 2
+    assert runner.client.status == "running"
 
 
 def test_stdin_cannot_go_to_dask(tmp_path, capsys):

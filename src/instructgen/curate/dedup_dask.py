@@ -45,6 +45,7 @@ import numpy as np
 
 from .. import convert_parallel
 from ..convert import ReadOptions, _FileOut, _lines_until, convert_lines, open_source
+from ..errors import InstructgenError
 from ..io import RowWriter, kind_of
 from ..runlog import RunLog
 from . import lsh
@@ -62,18 +63,20 @@ JSONL_KINDS = ("jsonl", "jsonl.gz")
 
 
 class DaskRunner(LocalRunner):
-    """Runs dedup_files' passes on the Dask cluster at `address` (a scheduler, e.g. tcp://host:8786), or on
-    a LocalCluster started here when the address is None or "local": `workers` processes (default one per
-    core) of one thread each, `memory_limit` each, and any other LocalCluster argument in `cluster_options`.
-    A context manager: the client (and a cluster it started) close on leaving."""
+    """Runs dedup_files' passes on the Dask cluster at `address` (a scheduler, e.g. tcp://host:8786), through
+    a `client` already connected (Dask Gateway, a cluster object's get_client()), or on a LocalCluster started
+    here when neither is given (or the address is "local"): `workers` processes (default one per core) of one
+    thread each, `memory_limit` each, and any other LocalCluster argument in `cluster_options`. A context
+    manager: what it opened (client, LocalCluster) closes on leaving; a given client stays open."""
 
     def __init__(self, address: str | None = None, workers: int | None = None, memory_limit: str | int = "auto",
-                 **cluster_options: Any):
+                 client=None, **cluster_options: Any):
         super().__init__(1)  # what runs on the client runs in this process alone
         self.address = None if address in (None, LOCAL) else address
         self.cluster_options = {"n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1,
                                 "processes": True, "memory_limit": memory_limit, **cluster_options}
-        self.client = None
+        self.client = client
+        self._own_client = client is None
         self._cluster = None
         self._shipped: tuple[Decisions, Any] | None = None  # the decisions and their future on the workers
 
@@ -81,10 +84,10 @@ class DaskRunner(LocalRunner):
         from distributed import Client, LocalCluster
 
         try:
-            if self.address is None:
+            if self.client is None and self.address is None:
                 self._cluster = LocalCluster(**self.cluster_options)
                 self.client = Client(self._cluster)
-            else:
+            elif self.client is None:
                 self.client = Client(self.address)
             self.client.wait_for_workers(1)
         except BaseException:
@@ -97,7 +100,7 @@ class DaskRunner(LocalRunner):
 
     def close(self) -> None:
         self._shipped = None
-        if self.client is not None:
+        if self.client is not None and self._own_client:
             self.client.close()
             self.client = None
         if self._cluster is not None:
@@ -105,7 +108,7 @@ class DaskRunner(LocalRunner):
             self._cluster = None
 
     def describe(self) -> str:
-        where = self.address or f"a LocalCluster ({self.client.scheduler.address})"
+        where = self.client.scheduler.address + (" (a LocalCluster)" if self._cluster is not None else "")
         return f"dask: {len(self.client.nthreads())} workers, {self.threads()} threads at {where}; " \
                f"dashboard {self.client.dashboard_link}"
 
@@ -118,10 +121,12 @@ class DaskRunner(LocalRunner):
               announce: Callable[[str], None] = _quiet) -> Indexed:
         if not _plain_jsonl(path):
             return index_file(path, fmt, config, into, 1, bar, announce)
+        self._check_visible([path])
         spec, rows = open_source(path, RunLog("dedup-index"), ReadOptions(from_format=fmt, announce=announce))
         next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
         del rows
-        jobs, n_lines = range_jobs(path, spec.name, config, self._n_ranges(path), self._map)
+        # by its absolute path: a worker's working folder may be another (the sketches do not depend on the name)
+        jobs, n_lines = range_jobs(os.path.abspath(path), spec.name, config, self._n_ranges(path), self._map)
         into.reserve(n_lines)  # at most one record a line
         start, lines, offsets = into.size, [], []
         for job, (sk, job_lines, job_offsets) in zip(jobs, self._in_order(index_range, jobs)):
@@ -203,6 +208,7 @@ class DaskRunner(LocalRunner):
         """The decisions on every worker (once a run), without the signatures."""
         if self._shipped is None or self._shipped[0] is not decisions:
             self._shipped = None  # the previous run's go first
+            self._check_visible([f.path for f in decisions.heads.files if f.seekable])
             portable = dataclasses.replace(decisions, heads=PortableHeads(decisions.heads))
             self._shipped = (decisions, self.client.scatter(portable, broadcast=True, hash=False))
         return self._shipped[1]
@@ -210,11 +216,21 @@ class DaskRunner(LocalRunner):
     def _line_ranges(self, path: str) -> list[tuple[str, int, int, int]]:
         """(path, start byte, end byte, number of its first line) of the byte ranges of a plain JSONL file."""
         ranges = convert_parallel.byte_ranges(path, self._n_ranges(path))
-        counts = self._map(convert_parallel._count_lines, [(path, a, b) for a, b in ranges])
+        counts = self._map(convert_parallel._count_lines, [(os.path.abspath(path), a, b) for a, b in ranges])
         firsts = np.cumsum([1, *counts[:-1]]).tolist()
         return [(path, a, b, first) for (a, b), first in zip(ranges, firsts)]
 
     # -- on the cluster --------------------------------------------------------------------------------
+
+    def _check_visible(self, paths: list[str]) -> None:
+        """Every worker sees these files at their absolute paths, or an error that says what is missing."""
+        wanted = [os.path.abspath(p) for p in paths]
+        for worker, seen in self.client.run(lambda: [os.path.isfile(p) for p in wanted]).items():
+            missing = [p for p, ok in zip(wanted, seen) if not ok]
+            if missing:
+                raise InstructgenError(f"{missing[0]}: the Dask worker at {worker} does not see this file; the "
+                                       "workers read the inputs by path, so on several machines they must be on "
+                                       "storage every worker sees, at the same path")
 
     def _n_ranges(self, path: str) -> int:
         return max(1, min(self.threads() * convert_parallel.RANGES_PER_WORKER,
@@ -307,13 +323,21 @@ def bucket_pairs(keys, cap: int, n: int) -> tuple[np.ndarray, int]:
 
 class PortableHeads(HeadTexts):
     """HeadTexts as the workers get it: the files without their sketches (pass 2 reads the heads at their
-    offsets, it never compares signatures). Each process opens its own descriptors and closes them when
-    the decisions are let go."""
+    offsets, it never compares signatures), opened by their absolute paths (a worker's working folder may be
+    another; the records keep the names they were given). Each process opens its own descriptors and closes
+    them when the decisions are let go."""
 
     def __init__(self, heads: HeadTexts):
         self.__dict__.update(heads.__dict__)
         self.files = [dataclasses.replace(f, buffer=None) for f in heads.files]
+        self.folder = os.getcwd()
         self._fds = {}
+
+    def where(self, path: str) -> str:
+        return os.path.join(self.folder, path)
+
+    def _line_at(self, path: str, offset: int) -> bytes:
+        return super()._line_at(self.where(path), offset)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_fds": {}}
@@ -343,7 +367,7 @@ def dedup_range_on_worker(job: tuple[str, int, int, int], decisions: Decisions, 
         rows.write(row)
         n_reviewed += 1
 
-    with open(path, "rb") as fh:
+    with open(decisions.heads.where(path), "rb") as fh:
         fh.seek(a)
         convert_lines(_lines_until(fh, b - a), path, first, _FileOut(out), log, convert_config,
                       skip=fates.skipper(log, review))
