@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import threading
 from collections import Counter
 from functools import lru_cache
@@ -57,15 +56,6 @@ def absorb_log(merged: RunLog, log: RunLog) -> None:
             merged.info.setdefault(key, Counter()).update(value)
         else:
             merged.info.setdefault(key, value)
-
-
-def merge_logs(stage: str, logs: list[RunLog], rejects_path: str | os.PathLike | None) -> RunLog:
-    """One RunLog for a stage from its shard logs, replayed in shard order (writes the rejects file)."""
-    merged = RunLog(stage, rejects_path)
-    for log in logs:
-        absorb_log(merged, log)
-    merged.close()
-    return merged
 
 
 class Carrier:
