@@ -179,6 +179,11 @@ def test_a_given_client_stays_open(runner):
     assert runner.client.status == "running"
 
 
+def test_an_input_taken_for_the_address_is_explained(tmp_path, capsys):
+    assert main(["dedup", "--dask", "data.jsonl", "more.jsonl", "-o", str(tmp_path / "out.jsonl")]) != 0
+    assert "--dask data.jsonl: not a scheduler address" in capsys.readouterr().err
+
+
 def test_stdin_cannot_go_to_dask(tmp_path, capsys):
     assert main(["dedup", "-", "-o", str(tmp_path / "out.jsonl"), "--dask"]) != 0
     assert "stdin" in capsys.readouterr().err

@@ -72,7 +72,8 @@ def register(sub) -> None:
                    help="run both passes on a Dask cluster: tcp://host:8786 of a running dask-scheduler, or no "
                    "address for a LocalCluster on this machine (one worker per core, or --workers). The workers "
                    "read the inputs by path: on several machines they must be on storage every worker sees. The "
-                   "output is byte-identical to a run without --dask")
+                   "output is byte-identical to a run without --dask. Put it after the inputs (or write --dask=local): "
+                   "the word after it is taken for an address")
     add_options(p.add_argument_group("dedup settings (the [dedup] section of a pipeline config)"), DedupConfig)
     p.set_defaults(func=run_dedup)
 
@@ -170,6 +171,7 @@ def run_dedup(args) -> int:
     from .options import config_from_args
 
     config = config_from_args(DedupConfig, args)
+    _check_dask_address(args.dask)
     against = [str(p) for p in config.against]
     if config.against_only and not against:
         raise InstructgenError("--against-only needs --against REF...")
@@ -188,6 +190,16 @@ def run_dedup(args) -> int:
     if args.clusters:
         print(f"clusters (removed -> kept) are in {args.clusters}", file=sys.stderr)
     return 0
+
+
+def _check_dask_address(address: str | None) -> None:
+    import re
+
+    from ..errors import InstructgenError
+
+    if address and address != "local" and "://" not in address and not re.fullmatch(r"[\w.\-]+:\d+", address):
+        raise InstructgenError(f"--dask {address}: not a scheduler address (tcp://host:8786 or host:8786); --dask "
+                               "takes the word after it for one, so put it after the inputs or write --dask=local")
 
 
 def _dedup_streaming(args, config, against: list[str], log) -> None:
