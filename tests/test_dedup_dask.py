@@ -19,7 +19,10 @@ from instructgen.cli import main
 from instructgen.curate import dedup_dask, lsh
 from instructgen.curate.dedup import DedupConfig, cluster, sketch
 from instructgen.curate.dedup_dask import DaskRunner, band_hash, band_keys, bucket_pairs
+from instructgen.curate.dedup_files import LocalRunner, dedup_files
 from instructgen.errors import InstructgenError
+from instructgen.io import RowWriter
+from instructgen.runlog import RunLog
 
 WORDS = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "po", "ru", "si", "tu") for b in ("ba", "de", "fi", "go", "hu",
                                                                                       "ja", "ko", "le", "mo", "nu")]
@@ -166,6 +169,25 @@ def test_cli_dask_output_is_byte_identical(runner, workers_elsewhere, tmp_path, 
         assert b'"origin":"big.jsonl:' in local["rejects"]
         for name in ("out", "rejects", "clusters", "stats"):
             assert dask[name] == local[name], name
+
+
+def _dedup_with(runner, src: Path, out: Path, config: DedupConfig) -> tuple[bytes, bytes]:
+    rejects = out.with_suffix(".rejects.jsonl")
+    log = RunLog("dedup", rejects)
+    with RowWriter(str(out)) as writer:
+        dedup_files([str(src)], writer, config, log, runner=runner, announce=lambda _m: None)
+    log.close()
+    return out.read_bytes(), rejects.read_bytes()
+
+
+def test_one_runner_serves_several_runs(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(dedup_dask, "MIN_RANGE_BYTES", 20_000)
+    src = tmp_path / "in.jsonl"
+    _write_jsonl(src, make_records(2000, seed=5))
+    for k, threshold in enumerate((0.7, 0.85)):
+        config = DedupConfig(threshold=threshold)
+        local = _dedup_with(LocalRunner(1), src, tmp_path / f"local{k}.jsonl", config)
+        assert _dedup_with(runner, src, tmp_path / f"dask{k}.jsonl", config) == local
 
 
 def test_files_the_workers_cannot_see_are_named(runner, tmp_path):

@@ -38,6 +38,7 @@ import io
 import itertools
 import math
 import os
+import weakref
 from collections import deque
 from typing import Any, Callable, Iterable, Iterator
 
@@ -78,7 +79,7 @@ class DaskRunner(LocalRunner):
         self.client = client
         self._own_client = client is None
         self._cluster = None
-        self._shipped: tuple[Decisions, Any] | None = None  # the decisions and their future on the workers
+        self._shipped: tuple[weakref.ref, Any] | None = None  # the decisions and their future on the workers
 
     def __enter__(self) -> "DaskRunner":
         from distributed import Client, LocalCluster
@@ -206,11 +207,12 @@ class DaskRunner(LocalRunner):
 
     def _ship(self, decisions: Decisions):
         """The decisions on every worker (once a run), without the signatures."""
-        if self._shipped is None or self._shipped[0] is not decisions:
+        if self._shipped is None or self._shipped[0]() is not decisions:
             self._shipped = None  # the previous run's go first
             self._check_visible([f.path for f in decisions.heads.files if f.seekable])
             portable = dataclasses.replace(decisions, heads=PortableHeads(decisions.heads))
-            self._shipped = (decisions, self.client.scatter(portable, broadcast=True, hash=False))
+            # a weak reference: the decisions hold the run's sketches, which must go when the run ends
+            self._shipped = (weakref.ref(decisions), self.client.scatter(portable, broadcast=True, hash=False))
         return self._shipped[1]
 
     def _line_ranges(self, path: str) -> list[tuple[str, int, int, int]]:
