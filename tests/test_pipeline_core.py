@@ -305,3 +305,20 @@ def test_progress_bars_name_the_passes(tmp_path, capsys):
         run(cfg, layout, announce=quiet, progress=True)
     err = capsys.readouterr().err
     assert "read: 100%" in err and "write: 100%" in err
+
+
+def test_the_language_worker_answers_as_the_detector_here(monkeypatch):
+    from instructgen.pipeline import languages
+
+    texts = [["Write a short poem about the sea and the wind, please.", "请写一首关于大海的短诗。"],
+             ["Escribe un poema corto sobre el mar y el viento, por favor.", "", "ok"]]
+    worker = languages.LanguageWorker()
+    for batch in texts:
+        worker.submit(batch)
+    here = [lang for batch in texts for lang in languages.detect_languages(batch)]
+    assert worker.finish() == here and worker.child is not None and worker.child.returncode == 0
+
+    monkeypatch.setattr(languages.sys, "executable", "/nonexistent/python")  # no child: detected here
+    worker = languages.LanguageWorker()
+    worker.submit(texts[0])
+    assert worker.child is None and worker.finish() == here[:2]

@@ -6,7 +6,6 @@ file name when outside it) with their sha256; published ones by dataset id and r
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -87,18 +86,20 @@ def profile_records(records: list[Conversation], sample: int = PROFILE_SAMPLE) -
 class ProfileSampler:
     """The report's profile of an evenly spaced sample of `total` records (every step-th: records 0, step,
     2 step, ...), taken as the records stream past. Lengths are measured on the spot; languages are
-    detected in batches, by a worker process when the sample is big enough to be worth one, so that
+    detected in batches, by a child process when the sample is big enough to be worth one, so that
     detecting them (langdetect: up to ~15 ms a text) overlaps the pass instead of following it."""
 
-    def __init__(self, total: int, sample: int = PROFILE_SAMPLE, workers: int | None = None):
+    def __init__(self, total: int, sample: int = PROFILE_SAMPLE):
+        from .languages import LanguageWorker
+
         self.step = max(1, -(-total // sample))
         self.profile = Profile(total=total)
         self.seen = 0
         self.lengths: list[tuple[int, int]] = []
         self.texts: list[str] = []
-        self.batches: list[Any] = []  # futures (or lists) of languages, in order
+        self.languages: list[str] = []  # detected here, when there is no worker
         wanted = -(-total // self.step) if total else 0
-        self.pool = _detector_pool(workers) if wanted >= PROFILE_POOL_MIN else None
+        self.worker = LanguageWorker() if wanted >= PROFILE_WORKER_MIN else None
 
     def observe(self, conv: Conversation) -> None:
         if self.seen % self.step == 0:
@@ -112,44 +113,28 @@ class ProfileSampler:
         self.seen += 1
 
     def _detect(self) -> None:
+        from .languages import detect_languages
+
         if self.texts:
-            self.batches.append(self.pool.submit(detect_languages, self.texts) if self.pool is not None
-                                else detect_languages(self.texts))
+            if self.worker is not None:
+                self.worker.submit(self.texts)
+            else:
+                self.languages += detect_languages(self.texts)
         self.texts = []
 
     def finish(self) -> Profile:
         self._detect()
-        try:
-            languages = [lang for b in self.batches for lang in (b if isinstance(b, list) else b.result())]
-        finally:
-            self.close()
+        languages = self.worker.finish() if self.worker is not None else self.languages
         self.profile.rows = [(lang, i, o) for lang, (i, o) in zip(languages, self.lengths)]
         return self.profile
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+        if self.worker is not None:
+            self.worker.close()
 
 
 PROFILE_BATCH = 500
-PROFILE_POOL_MIN = 2_000  # sampled records from which a detector process pays for its start (~1 s)
-
-
-def detect_languages(texts: list[str]) -> list[str]:
-    from ..curate.langid import get_detector
-
-    detector = get_detector("script+langdetect", ())
-    return [detector.detect(t) or "unknown" for t in texts]
-
-
-def _detector_pool(workers: int | None):
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn: the pass runs in a process with threads (Prefect's), which fork does not copy safely
-    n = workers or max(1, min(4, (os.cpu_count() or 1) - 1))
-    return ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"))
+PROFILE_WORKER_MIN = 2_000  # sampled records from which a detector process pays for its start (~1 s)
 
 
 def _instruction_output(conv: Conversation) -> tuple[str, str]:
