@@ -322,3 +322,28 @@ def test_the_language_worker_answers_as_the_detector_here(monkeypatch):
     worker = languages.LanguageWorker()
     worker.submit(texts[0])
     assert worker.child is None and worker.finish() == here[:2]
+
+
+def test_on_a_dask_address_the_decisions_are_made_there_and_are_the_same(tmp_path):
+    pytest.importorskip("instructgen.curate.dedup_dask")
+    from distributed import LocalCluster
+
+    from instructgen.convert import ReadOptions, read_records
+    from instructgen.curate import dedup
+    from instructgen.pipeline import stages
+    from instructgen.runlog import RunLog
+
+    records = list(read_records([str(_dataset(tmp_path / "data.jsonl"))], RunLog("read"),
+                                ReadOptions(announce=quiet)))
+    config = dedup.DedupConfig()
+    view = stages.SketchView(dedup.sketch_records(records, config))
+    here = stages.decide(view, config, 0, "threads")
+    from instructgen.curate.dedup_dask import DaskRunner
+
+    asked = []
+    real = DaskRunner.verified_pairs
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            pytest.MonkeyPatch.context() as m:
+        m.setattr(DaskRunner, "verified_pairs", lambda self, *a, **k: asked.append(1) or real(self, *a, **k))
+        there = stages.decide(view, config, 0, f"dask={cluster.scheduler_address}")
+    assert asked and (here.dup_of >= 0).sum() > 0 and (here.dup_of == there.dup_of).all()
