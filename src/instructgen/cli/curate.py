@@ -62,7 +62,9 @@ def register(sub) -> None:
 
     p = command_parser(sub, "dedup", help=COMMANDS["dedup"],
                        description="Remove exact and near-duplicate records (MinHash/LSH), optionally "
-                       "against a reference set.", examples=DEDUP_EXAMPLES)
+                       "against a reference set. The input is read twice: pass 1 keeps a sketch of each record "
+                       "(about 540 bytes, not the record), pass 2 writes the survivors; big JSONL files use "
+                       "every core.", examples=DEDUP_EXAMPLES)
     _common(p, FORMAT_MODULES)
     p.add_argument("--clusters", metavar="PATH", help="write every removed record -> the record it duplicates (JSONL)")
     p.add_argument("--signatures", metavar="DIR", help="keep pass 1's signatures here (Parquet, about 540 bytes a "
