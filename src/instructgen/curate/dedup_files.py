@@ -440,6 +440,13 @@ class HeadTexts:
         conv = next(_line_records([(int(indexed.lines[k]), -1, line)], indexed.path, formats.get(indexed.format)))[0]
         return conv.origin, dedup_parts(conv, self.parts)
 
+    def close(self) -> None:
+        """Close the descriptors this process opened (a worker's own are closed with it)."""
+        for (pid, _path), fd in list(self._fds.items()):
+            if pid == os.getpid():
+                os.close(fd)
+                del self._fds[(pid, _path)]
+
     def _line_at(self, path: str, offset: int) -> bytes:
         key = (os.getpid(), path)  # a worker process opens its own descriptor
         if key not in self._fds:
@@ -666,12 +673,15 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     heads.collect(np.unique(clusters.dup_of[clusters.dup_of >= 0]))
     decisions = Decisions(clusters, config, n_reference, heads, review=reviews is not None)
     bar = progress("pass 2: write", int(sum(len(f) for f in files)), " rec") if progress else None
-    for indexed, base in zip(files, bases[len(reference):]):
-        if indexed.by_lines:
-            convert_config = (indexed.format, target, None, False, DumpOptions())
-            runner.write_lines(indexed, decisions, int(base), writer, log, convert_config, reviews, bar)
-        else:
-            _write_row_file(indexed, decisions, int(base), writer, log, target, reviews, bar)
+    try:
+        for indexed, base in zip(files, bases[len(reference):]):
+            if indexed.by_lines:
+                convert_config = (indexed.format, target, None, False, DumpOptions())
+                runner.write_lines(indexed, decisions, int(base), writer, log, convert_config, reviews, bar)
+            else:
+                _write_row_file(indexed, decisions, int(base), writer, log, target, reviews, bar)
+    finally:
+        heads.close()
     if bar is not None:
         bar.close()
     clock["pass 2"] = time.perf_counter()
