@@ -89,7 +89,15 @@ def build(sources: list[Source], config: dedup.DedupConfig, folder: Path | None,
                 source.path, source.detected, buffer, start, buffer.size, lines, np.empty(0, np.int64)))
     if reused:
         announce(f"dedup: signatures reused for {', '.join(os.path.basename(p) for p in reused)}")
+        _release_arrow_memory()
     return buffer, references
+
+
+def _release_arrow_memory() -> None:
+    """Arrow keeps the memory of the batches it read for later reads; none follow."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
 
 
 def _load(source: Source, buffer: files.SketchBuffer) -> bool:
