@@ -304,7 +304,7 @@ def test_progress_bars_name_the_passes(tmp_path, capsys):
     with OutputFolder(tmp_path / "out") as layout:
         run(cfg, layout, announce=quiet, progress=True)
     err = capsys.readouterr().err
-    assert "read: 100%" in err and "write: 100%" in err
+    assert "curate: 100%" in err and "write: 100%" in err
 
 
 def test_the_language_worker_answers_as_the_detector_here(monkeypatch):
@@ -347,3 +347,21 @@ def test_on_a_dask_address_the_decisions_are_made_there_and_are_the_same(tmp_pat
         m.setattr(DaskRunner, "verified_pairs", lambda self, *a, **k: asked.append(1) or real(self, *a, **k))
         there = stages.decide(view, config, 0, f"dask={cluster.scheduler_address}")
     assert asked and (here.dup_of >= 0).sum() > 0 and (here.dup_of == there.dup_of).all()
+
+
+def test_the_profile_is_the_same_detected_by_several_workers(monkeypatch):
+    from instructgen.pipeline import summary
+    from instructgen.record import from_pairs
+
+    records = [from_pairs([(f"Write a short note number {i} about rivers and the sea, please.",
+                            "Rivers run to the sea.")] if i % 3 else [(f"请写第{i}条关于河流的短文。", "河流奔向大海。")])
+               for i in range(90)]
+    here = summary.profile_records(records, sample=45)
+    monkeypatch.setattr(summary, "PROFILE_WORKER_MIN", 5)
+    monkeypatch.setattr(summary, "PROFILE_BATCH", 4)
+    monkeypatch.setattr(summary.os, "cpu_count", lambda: 4)
+    sampler = summary.ProfileSampler(len(records), sample=45)
+    assert len(sampler.workers) == 3
+    for conv in records:
+        sampler.observe(conv)
+    assert sampler.finish().rows == here.rows and len(here.rows) == 45 and here.languages()["zh"] == 15

@@ -146,16 +146,21 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
                                       filter_cfg, dedup_cfg) for path, fmt, columns in inputs]
     read = RunLog("read", layout.rejects("read"))
     filtered = RunLog("filter", layout.rejects("filter")) if filter_cfg is not None else None
-    owners: deque[signatures.Source] = deque()  # the source of each shard handed out and not yet back
-    bar = bars("read", sum(os.path.getsize(s.path) for s in sources), "B")
+    owners: deque[tuple[signatures.Source, int]] = deque()  # each shard handed out and not yet back: its
+    bar = bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")  # source, about how many bytes
     try:
-        shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce, bar)
+        shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce)
         for curated in steps.map("curate", stages.curate_shard, shards, filter_cfg, dedup_cfg):
             stages.absorb_log(read, curated.logs["read"])
             if filtered is not None:
                 stages.absorb_log(filtered, curated.logs["filter"])
             curated.logs = {}
-            owners.popleft().shards.append(curated)
+            source, nbytes = owners.popleft()
+            source.shards.append(curated)
+            if bar is not None:
+                bar.update(min(nbytes, bar.total - bar.n))
+        if bar is not None:
+            bar.update(bar.total - bar.n)  # what rows do not account for (newlines of a JSON array, Parquet)
     finally:
         read.close()
         if filtered is not None:
@@ -166,24 +171,17 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
     return sources
 
 
-def _shards(sources: list[signatures.Source], shard_size: int, layout: OutputLayout,
-            owners: deque, announce, bar) -> Iterator[stages.RowShard]:
+def _shards(sources: list[signatures.Source], shard_size: int, layout: OutputLayout, owners: deque, announce
+            ) -> Iterator[stages.RowShard]:
     """Every source's shards in order, each read when the orchestrator asks for it, with its spool file."""
     n = 0
     for source in sources:
-        done = 0
         for shard in stages.row_shards(source.path, source.format, source.columns, shard_size, announce):
             shard.spool, shard.sketch = str(layout.spool / f"{n:06d}.jsonl"), not source.reuse
             source.detected = shard.format
             n += 1
-            owners.append(source)
-            if bar is not None:
-                step = stages.row_bytes(shard)
-                bar.update(step)
-                done += step
+            owners.append((source, stages.row_bytes(shard)))
             yield shard
-        if bar is not None:
-            bar.update(max(0, os.path.getsize(source.path) - done))
 
 
 def _kept_between_runs(path: str, layout: OutputLayout) -> bool:

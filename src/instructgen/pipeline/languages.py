@@ -53,6 +53,10 @@ class LanguageWorker:
             self.outbox.put(texts)
 
     def finish(self) -> list[str]:
+        return [lang for batch in self.finish_batches() for lang in batch]
+
+    def finish_batches(self) -> list[list[str]]:
+        """The languages of each batch submitted, in order."""
         if self.child is not None:
             self.outbox.put(None)
             for t in self.threads:
@@ -60,7 +64,7 @@ class LanguageWorker:
             self.child.wait()
         if self.child is None or self.child.returncode != 0 or len(self.answers) != len(self.sent):
             self.answers = [detect_languages(texts) for texts in self.sent]
-        return [lang for batch in self.answers for lang in batch]
+        return self.answers
 
     def close(self) -> None:
         if self.child is not None and self.child.poll() is None:

@@ -6,6 +6,7 @@ file name when outside it) with their sha256; published ones by dataset id and r
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -99,7 +100,10 @@ class ProfileSampler:
         self.texts: list[str] = []
         self.languages: list[str] = []  # detected here, when there is no worker
         wanted = -(-total // self.step) if total else 0
-        self.worker = LanguageWorker() if wanted >= PROFILE_WORKER_MIN else None
+        # the pass itself takes one core; the others may detect
+        n = min(-(-wanted // PROFILE_WORKER_MIN), max(1, (os.cpu_count() or 1) - 1), 4)
+        self.workers = [LanguageWorker() for _ in range(n)] if wanted >= PROFILE_WORKER_MIN else []
+        self.batches = 0
 
     def observe(self, conv: Conversation) -> None:
         if self.seen % self.step == 0:
@@ -116,21 +120,25 @@ class ProfileSampler:
         from .languages import detect_languages
 
         if self.texts:
-            if self.worker is not None:
-                self.worker.submit(self.texts)
+            if self.workers:
+                self.workers[self.batches % len(self.workers)].submit(self.texts)
             else:
                 self.languages += detect_languages(self.texts)
+            self.batches += 1
         self.texts = []
 
     def finish(self) -> Profile:
         self._detect()
-        languages = self.worker.finish() if self.worker is not None else self.languages
-        self.profile.rows = [(lang, i, o) for lang, (i, o) in zip(languages, self.lengths)]
+        if self.workers:  # batch b went to worker b % n: take the batches back in that order
+            answers = [w.finish_batches() for w in self.workers]
+            n = len(answers)
+            self.languages = [lang for b in range(self.batches) for lang in answers[b % n][b // n]]
+        self.profile.rows = [(lang, i, o) for lang, (i, o) in zip(self.languages, self.lengths)]
         return self.profile
 
     def close(self) -> None:
-        if self.worker is not None:
-            self.worker.close()
+        for worker in self.workers:
+            worker.close()
 
 
 PROFILE_BATCH = 500
