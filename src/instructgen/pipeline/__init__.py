@@ -146,8 +146,8 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
                                       filter_cfg, dedup_cfg) for path, fmt, columns in inputs]
     read = RunLog("read", layout.rejects("read"))
     filtered = RunLog("filter", layout.rejects("filter")) if filter_cfg is not None else None
-    owners: deque[tuple[signatures.Source, int]] = deque()  # each shard handed out and not yet back: its
-    bar = bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")  # source, about how many bytes
+    owners: deque[tuple[signatures.Source, int]] = deque()  # shards out, not yet back: (source, row bytes)
+    bar = bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")
     try:
         shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce)
         for curated in steps.map("curate", stages.curate_shard, shards, filter_cfg, dedup_cfg):
@@ -209,11 +209,12 @@ def _write(config: PipelineConfig, layout: OutputLayout, spools: stages.Spools, 
     kept = len(spools) - (int(deduplicating.dropped().sum()) if deduplicating is not None else 0)
     rejects = {stage: str(layout.rejects(stage)) for stage in ["dedup", *(f"write:{f}" for f in outputs)]}
     bar = bars("write", len(spools), " rec")
+    profiler = summary.ProfileSampler(kept)
     try:
         return steps.call("write", stages.write_outputs, spools, outputs, rejects, config.pipeline.turns,
-                          deduplicating, str(layout.clusters), summary.ProfileSampler(kept),
-                          bar.update if bar is not None else None)
+                          deduplicating, str(layout.clusters), profiler, bar.update if bar is not None else None)
     finally:
+        profiler.close()  # its detector processes, should the pass have failed
         if bar is not None:
             bar.close()
 
