@@ -175,9 +175,10 @@ def _shards(sources: list[signatures.Source], shard_size: int, layout: OutputLay
             ) -> Iterator[stages.RowShard]:
     """Every source's shards in order, each read when the orchestrator asks for it, with its spool file."""
     n = 0
+    folder = layout.spool.resolve()  # workers elsewhere (Dask) do not share our working folder
     for source in sources:
         for shard in stages.row_shards(source.path, source.format, source.columns, shard_size, announce):
-            shard.spool, shard.sketch = str(layout.spool / f"{n:06d}.jsonl"), not source.reuse
+            shard.spool, shard.sketch = str(folder / f"{n:06d}.jsonl"), not source.reuse
             source.detected = shard.format
             n += 1
             owners.append((source, stages.row_bytes(shard)))
