@@ -52,7 +52,7 @@ from ..runlog import RunLog
 from . import lsh
 from .dedup import Clusters, DedupConfig, Sketches, cluster
 from .dedup_files import (Decisions, HeadTexts, Indexed, LocalRunner, SketchBuffer, _LineFates, _quiet,
-                          _write_line_file, index_file, index_range, range_jobs)
+                          _write_line_file, index_by_ranges, index_file)
 from .text import mix64
 
 LOCAL = "local"  # the address that means: start a LocalCluster here
@@ -127,16 +127,8 @@ class DaskRunner(LocalRunner):
         next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
         del rows
         # by its absolute path: a worker's working folder may be another (the sketches do not depend on the name)
-        jobs, n_lines = range_jobs(os.path.abspath(path), spec.name, config, self._n_ranges(path), self._map)
-        into.reserve(n_lines)  # at most one record a line
-        start, lines, offsets = into.size, [], []
-        for job, (sk, job_lines, job_offsets) in zip(jobs, self._in_order(index_range, jobs)):
-            into.append(sk)
-            lines.append(job_lines)
-            offsets.append(job_offsets)
-            if bar is not None:
-                bar.update(job[4] - job[3])
-        return Indexed(path, spec.name, into, start, into.size, _joined(lines), _joined(offsets))
+        return index_by_ranges(path, os.path.abspath(path), spec.name, config, into, self._n_ranges(path), self._map,
+                               lambda fn, jobs: self._in_order(fn, jobs), bar)
 
     # -- the decisions ---------------------------------------------------------------------------------
 
@@ -255,10 +247,6 @@ class DaskRunner(LocalRunner):
 
 def _plain_jsonl(path: str) -> bool:
     return path != "-" and kind_of(path) == "jsonl"
-
-
-def _joined(arrays: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(arrays) if arrays else np.empty(0, np.int64)
 
 
 def _results_as_completed(futures: list) -> Iterator:

@@ -239,6 +239,24 @@ def range_jobs(path: str, spec_name: str, config: DedupConfig, n: int, pool_map=
     return [(path, spec_name, config, a, b, first) for (a, b), first in zip(ranges, firsts)], sum(counts)
 
 
+def index_by_ranges(path: str, read_as: str, spec_name: str, config: DedupConfig, into: SketchBuffer, n: int,
+                    pool_map, pool_imap, bar=None) -> Indexed:
+    """Pass 1 over about n byte ranges of a plain JSONL file (read by workers as `read_as`), their results
+    appended to `into` in range order as they come (`pool_imap` must keep the order)."""
+    start = into.size
+    jobs, n_lines = range_jobs(read_as, spec_name, config, n, pool_map)
+    into.reserve(n_lines)  # at most one record a line
+    lines, offsets = [], []
+    for job, (sk, job_lines, job_offsets) in zip(jobs, pool_imap(index_range, jobs)):
+        into.append(sk)
+        lines.append(job_lines)
+        offsets.append(job_offsets)
+        if bar is not None:
+            bar.update(job[4] - job[3])
+    joined = [np.concatenate(a) if a else np.empty(0, np.int64) for a in (lines, offsets)]
+    return Indexed(path, spec_name, into, start, into.size, *joined)
+
+
 def _worth_parallel(path: str, workers: int) -> bool:
     return workers > 1 and kind_of(path) == "jsonl" and os.path.getsize(path) >= convert_parallel.MIN_BYTES
 
@@ -259,17 +277,8 @@ def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuff
         del rows
         if _worth_parallel(path, workers):
             with _pool(workers) as pool:
-                jobs, n_lines = range_jobs(path, spec.name, config, workers * convert_parallel.RANGES_PER_WORKER,
-                                           pool.map)
-                into.reserve(n_lines)  # at most one record a line
-                lines, offsets = [], []
-                for job, (sk, job_lines, job_offsets) in zip(jobs, pool.imap(index_range, jobs)):
-                    into.append(sk)
-                    lines.append(job_lines)
-                    offsets.append(job_offsets)
-                    if bar is not None:
-                        bar.update(job[4] - job[3])
-            return Indexed(path, spec.name, into, start, into.size, np.concatenate(lines), np.concatenate(offsets))
+                return index_by_ranges(path, path, spec.name, config, into, workers * convert_parallel.RANGES_PER_WORKER,
+                                       pool.map, pool.imap, bar)
         with open_file(path) as source:
             start_byte = 0 if kind_of(path) == "jsonl" else -1
             found = _line_items(_positioned(source.complete_lines(), 1, start_byte), path, spec, config)
