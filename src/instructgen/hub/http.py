@@ -13,6 +13,7 @@ retries LFS uploads and resumes cut downloads inside one call; this policy wraps
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +49,9 @@ def resolve_token(token_env: str = "HF_TOKEN", required: bool = True) -> str | N
 
 
 def scrub(text: str, token: str | None) -> str:
-    return text.replace(token, "***") if token else text
+    """`text` without the token, nor the user and password of any URL in it (`https://user:KEY@host`)."""
+    text = text.replace(token, "***") if token else text
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#'\"<>@]+@", r"\1***@", text)
 
 
 def one_line(text: str) -> str:
