@@ -14,7 +14,8 @@ Fault injection, decided per distinct request by a hash (so reruns see the same 
     closes), "no_choices" (`choices: []`), "null_content" (`content: null`), "empty_content" (`content: ""`),
     "trickle" (a valid body sent one byte every `trickle_interval` seconds), "echo_auth" (an HTML page that
     quotes the request's Authorization header, as some proxies do);
-  permanent: "garbage" (text nothing can parse), "length" (cut mid-item, finish_reason "length");
+  permanent: "garbage" (text nothing can parse), "length" (cut mid-item, finish_reason "length"),
+    "quota" (HTTP 429 with OpenAI's `insufficient_quota` error body: the account cannot pay, waiting never helps);
   reject_response_format=True: 400 to any request carrying response_format.
 
 `hits` counts every request per key, `served` every complete, well-formed 200 answer per key, `faulted`
@@ -220,6 +221,9 @@ class LLMDouble:
             return self._status(400, "response_format is not supported by this server")
         fault = self._fault(key)
         transient = fault if fault in TRANSIENT and attempt <= self.transient_times else None
+        if fault == "quota":
+            return self._status(429, "You exceeded your current quota, please check your plan and billing details.",
+                                {"Retry-After": self.retry_after}, code="insufficient_quota")
         if transient == "429":
             return self._status(429, "rate limited (test double)", {"Retry-After": self.retry_after})
         if transient == "500":
@@ -262,10 +266,11 @@ class LLMDouble:
             return Reply(200, {**doc, "choices": [{**choice, "message": message}]}, broken=True)
         return Reply(200, doc, delivery=fault, broken=True)  # truncated, trickle
 
-    def _status(self, status: int, message: str, headers: dict | None = None) -> "Reply":
+    def _status(self, status: int, message: str, headers: dict | None = None, code: str | None = None) -> "Reply":
         with self._lock:
             self.statuses[str(status)] += 1
-        return Reply(status, {"error": {"message": message, "type": "test_double", "code": status}}, headers or {})
+        error = {"message": message, "type": code or "test_double", "code": code or status}
+        return Reply(status, {"error": error}, headers or {})
 
     def _fault(self, key: str) -> str | None:
         x = int(key[:8], 16) / 0xFFFFFFFF

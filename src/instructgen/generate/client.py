@@ -23,12 +23,12 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import urlparse
 
 from ..errors import InstructgenError
 from .cache import RequestCache, request_key
-from .config import ClientConfig
+from .config import URL_CREDENTIALS, ClientConfig, url_credentials
 from .limits import RateLimiter, estimate_tokens
 from .retry import AttemptFailed, Completion, RequestRefused, Stopped, classify, parse_completion, policy
 
@@ -94,11 +94,14 @@ class Usage:
         return {k: getattr(self, k) for k in self.__slots__ if k != "in_flight"}
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """`text` without the API key, bearer tokens or anything shaped like an OpenAI key."""
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "***")
-    text = re.sub(r"(?i)(bearer\s+)[^\s\"'<>]+", r"\1***", text)
+def scrub(text: str, secret: str | Sequence[str] | None) -> str:
+    """`text` without the API key (or each of several secrets), bearer and basic credentials, the user and
+    password of any URL, or anything shaped like an OpenAI key."""
+    for one in ([secret] if isinstance(secret, str) else secret or ()):
+        if one and len(one) >= 4:
+            text = text.replace(one, "***")
+    text = URL_CREDENTIALS.sub(r"\1***@", text)
+    text = re.sub(r"(?i)((?:bearer|basic)\s+)[^\s\"'<>]+", r"\1***", text)
     return re.sub(r"\bsk-[A-Za-z0-9_\-]{8,}", "sk-***", text)
 
 
@@ -108,6 +111,7 @@ class ChatClient:
 
         self.config = config
         self._api_key = api_key
+        self.secrets = [api_key, *url_credentials(config.base_url)]  # what `scrub` removes from every text
         self.cache = cache
         self.usage = Usage()
         self.failures: list[dict[str, Any]] = []
@@ -259,7 +263,7 @@ class ChatClient:
         self.usage.errors[kind] = self.usage.errors.get(kind, 0) + 1
 
     def _scrub(self, text: str) -> str:
-        return scrub(text, self._api_key)
+        return scrub(text, self.secrets)
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -290,6 +294,6 @@ def resolve_api_key(config: ClientConfig) -> str:
         return key
     if is_local(config.base_url):
         return LOCAL_PLACEHOLDER_KEY
-    where = f"for {config.base_url}" if config.base_url else "for the OpenAI API"
+    where = f"for {config.redacted_base_url}" if config.base_url else "for the OpenAI API"
     raise InstructgenError(f"no API key {where}: set the environment variable {config.api_key_env} "
                            "(or name another one with --api-key-env)")

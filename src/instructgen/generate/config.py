@@ -9,13 +9,42 @@ Each field is defined once, with its one default and a description (the flag's h
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+# `scheme://user:password@host`: the userinfo of any URL in a text (it may hold a key)
+URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#'\"<>@]+@")
+
+
+def redact_url(url: str | None) -> str | None:
+    """`url` with any user and password replaced by `***` (what may be shown, logged or stored)."""
+    return URL_CREDENTIALS.sub(r"\1***@", url) if url else url
+
+
+def url_credentials(url: str | None) -> list[str]:
+    """The password written in `url` (raw and decoded), to scrub from any text; a user name alone counts as
+    one when it is long enough to be a key (`http://KEY@host`), a short one (`user`) would scrub common words."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    secret = parts.password or (parts.username if parts.username and len(parts.username) >= 8 else None)
+    found = {v for v in (secret, unquote(secret or "")) if v and len(v) >= 4}
+    return sorted(found, key=len, reverse=True)
+
+
 class ClientConfig(BaseModel):
-    """How to talk to the endpoint: one retry policy for every request (tenacity), one overall deadline each."""
+    """How to talk to the endpoint: one retry policy for every request (tenacity), one overall deadline each.
+
+    A key written into `base_url` (`http://user:KEY@host/v1`) is never shown: `redacted_base_url` is what
+    messages use, `repr()` and `redacted_dump()` (for logs, Prefect parameters, reports) carry it redacted.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -44,6 +73,21 @@ class ClientConfig(BaseModel):
                                        json_schema_extra={"metavar": "S"})
     max_failures_in_a_row: int = Field(8, ge=1, description="stop the run after this many requests in a row "
                                        "failed for good (endpoint down, every answer bad)")
+
+    @property
+    def redacted_base_url(self) -> str | None:
+        return redact_url(self.base_url)
+
+    def redacted_dump(self, **kw: Any) -> dict[str, Any]:
+        """`model_dump(mode="json")` with credentials in `base_url` redacted: what may be logged or stored."""
+        data = self.model_dump(mode="json", **kw)
+        if data.get("base_url"):
+            data["base_url"] = redact_url(data["base_url"])
+        return data
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "base_url" else value)
 
 
 class GenerateConfig(ClientConfig):

@@ -7,7 +7,7 @@ run is replaced, never unlinked; every line is scrubbed of the API key and anyth
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -16,7 +16,7 @@ from .client import scrub
 
 
 class FailureSink:
-    def __init__(self, path: str | os.PathLike, secret: str | None = None):
+    def __init__(self, path: str | os.PathLike, secret: str | Sequence[str] | None = None):
         self.path = str(path)
         self.count = 0
         self._secret = secret

@@ -2,7 +2,8 @@
 
     classify(exc, params) -> the exception to raise for what one attempt raised:
         AttemptFailed (retried: 408/409/429/5xx, timeouts, connection errors), RequestRefused (recorded, not
-        retried: other 4xx), ResponseFormatRejected (400 to response_format), InstructgenError (bad key, 404)
+        retried: other 4xx), ResponseFormatRejected (400 to response_format), InstructgenError (bad key, 404,
+        a 429 that says the quota is spent: `insufficient_quota` stops the run at once)
     parse_completion(body: bytes) -> Completion, or BadAnswer (an AttemptFailed): a 200 whose body is not
         JSON (an HTML page from a proxy, garbage, a truncated body), has no choices, or null/empty content
     policy(config, stopped, sleep, before_sleep, deadline) -> tenacity.AsyncRetrying: at most `max_attempts`;
@@ -29,6 +30,8 @@ from .config import ClientConfig
 
 BACKOFF_CAP = 60.0  # seconds: the longest backoff of our own (the server's Retry-After has its own cap)
 RAW_LIMIT = 100_000  # characters of a bad answer kept for the failures file
+# 429 codes that say the account cannot pay (OpenAI: insufficient_quota; Azure: quota exceeded): waiting never helps
+PERMANENT_429 = ("insufficient_quota", "billing_hard_limit_reached", "billing_not_active")
 
 
 class ResponseFormatRejected(Exception):
@@ -148,9 +151,29 @@ def classify(exc: BaseException, params: dict[str, Any], model: str, scrub: Call
     if status == 404:
         return InstructgenError(f"the endpoint answered 404 for model {model!r}: {scrub(str(exc))[:300]}; "
                                 "check --model and --base-url")
+    if status == 429 and _error_code(exc) in PERMANENT_429:
+        return InstructgenError(f"the endpoint refuses every request: HTTP 429 {_error_code(exc)}: "
+                                f"{scrub(_error_message(exc))[:300]}; no retry can fix that: add credit or quota to "
+                                "the account (or use another key or --base-url), then rerun the same command")
     if status in (408, 409, 429) or status >= 500:
         return AttemptFailed(str(status), detail, retry_after_seconds(exc.response.headers), raw)
     return RequestRefused(str(status), detail, raw)
+
+
+def _error_field(exc: Any, name: str) -> str:
+    """`error.<name>` of an OpenAI-style error body ('' when there is none)."""
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    value = error.get(name) if isinstance(error, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _error_code(exc: Any) -> str:
+    return _error_field(exc, "code") or _error_field(exc, "type")
+
+
+def _error_message(exc: Any) -> str:
+    return _error_field(exc, "message") or str(exc)
 
 
 class wait_retry_after(wait_base):

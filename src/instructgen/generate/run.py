@@ -118,7 +118,7 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
     client = ChatClient(config, api_key, cache)
     logs = [log]
     try:
-        with FailureSink(paths.failures, api_key) as failures, RowWriter(paths.out) as writer, \
+        with FailureSink(paths.failures, client.secrets) as failures, RowWriter(paths.out) as writer, \
                 _progress_bar(config, progress) as bar:
             runner = (AlpacaRun if config.mode == "alpaca" else SelfInstructRun)(
                 config, seeds, client, writer, log, failures, paths.instruction_rejects)
@@ -141,7 +141,7 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
         stop_reason=runner.stop_reason, usage=client.usage.to_dict(), cost_usd=client.usage.cost(prices, config.model),
         failures=client.usage.failures, unparsable=runner.unparsable_answers,
         lost_instructions=runner.lost_instructions, failures_path=paths.failures if failures.count else None,
-        endpoint=config.base_url or OPENAI_ENDPOINT, failing_after=config.max_failures_in_a_row, logs=logs)
+        endpoint=config.redacted_base_url or OPENAI_ENDPOINT, failing_after=config.max_failures_in_a_row, logs=logs)
 
 
 async def _drive(runner: AlpacaRun | SelfInstructRun, client: ChatClient, config: GenerateConfig,
