@@ -5,7 +5,8 @@
     OutputPlan                   every file and folder a command reads and writes; `check()` refuses, in one
                                  line, an output that is an input (the same file by any name: symlinks,
                                  `./../` aliases, hard links), two outputs that are one file, an input inside
-                                 a folder the command replaces, and an input named twice.
+                                 a folder the command replaces, an output inside an input folder (the next
+                                 run would read it back), and an input named twice. Linear in the inputs.
 
 A default name that collides is moved aside (`data.rejects.1.jsonl`) instead of refused: the user did
 not choose it. A name the user gave is never changed: the collision is an error that says what to do.
@@ -48,13 +49,13 @@ class _Entry:
 
 
 def _identity(path: str) -> tuple:
-    """What makes two names one file: the resolved path, and (for existing files) device and inode."""
-    real = os.path.realpath(path)
+    """What makes two names one file: device and inode (for existing files; `stat` follows links the way
+    the kernel opens them), else the resolved path."""
     try:
-        st = os.stat(real)
+        st = os.stat(path)
         return ("inode", st.st_dev, st.st_ino)
-    except OSError:
-        return ("path", real)
+    except (OSError, ValueError):
+        return ("path", os.path.realpath(path))
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -63,26 +64,51 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return _identity(str(a)) == _identity(str(b))
 
 
-def _inside(path: str, folder: str) -> bool:
+class _RealPaths:
+    """realpath of many files that share a few folders: each folder resolved once (a file that is itself
+    a link is resolved whole)."""
+
+    def __init__(self):
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        if os.path.islink(path):
+            return os.path.realpath(path)
+        folder, name = os.path.split(os.path.abspath(path))
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(real, name)
+
+
+def _inside(path: str, folder: str, real=os.path.realpath) -> bool:
     try:
-        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+        return Path(real(path)).is_relative_to(os.path.realpath(folder))
     except ValueError:
         return False
 
 
 @dataclass
 class OutputPlan:
-    """Inputs and outputs of one command, checked against each other before anything is written."""
+    """Inputs and outputs of one command, checked against each other before anything is written.
+    Linear in the number of inputs (a folder may hold a million files): each name is resolved once."""
 
     inputs: list[_Entry] = field(default_factory=list)
     outputs: list[_Entry] = field(default_factory=list)
     folders: list[_Entry] = field(default_factory=list)  # output folders whose contents the command replaces
+    read_folders: list[_Entry] = field(default_factory=list)  # input folders: everything in them is read
+    _ids: dict[tuple, _Entry] = field(default_factory=dict, repr=False)  # identity -> first entry named so
 
     def read(self, path: str | os.PathLike, label: str = "input") -> str:
-        self.inputs.append(_Entry(label, str(path)))
+        entry = _Entry(label, str(path))
+        self.inputs.append(entry)
+        self._remember(entry)
         return str(path)
 
     def read_all(self, paths, label: str = "input") -> list[str]:
+        """Register every input; a listing from `inputs.expand_inputs` also registers the folders it read."""
+        for folder in getattr(paths, "folders", ()):
+            self.read_folders.append(_Entry(f"{label} folder", str(folder)))
         return [self.read(p, label) for p in paths]
 
     def write(self, path: str | os.PathLike, label: str, chosen: bool = True) -> str:
@@ -90,16 +116,21 @@ class OutputPlan:
         path = str(path)
         if not chosen and path != STDIO:
             path = self._free_default(path)
-        self.outputs.append(_Entry(label, path, chosen))
+        entry = _Entry(label, path, chosen)
+        self.outputs.append(entry)
+        self._remember(entry)
         return path
 
     def write_folder(self, path: str | os.PathLike, label: str) -> str:
         self.folders.append(_Entry(label, str(path)))
         return str(path)
 
+    def _remember(self, entry: _Entry) -> None:
+        if entry.path != STDIO:
+            self._ids.setdefault(_identity(entry.path), entry)
+
     def _taken(self, path: str) -> bool:
-        return any(same_file(path, e.path) for e in (*self.inputs, *self.outputs)) or any(
-            _inside(path, f.path) for f in self.folders)
+        return _identity(path) in self._ids or any(_inside(path, f.path) for f in self.folders)
 
     def _free_default(self, path: str) -> str:
         if not self._taken(path):
@@ -115,34 +146,45 @@ class OutputPlan:
 
     def check(self) -> "OutputPlan":
         """Raise InstructgenError (one line, naming both paths and the flag to change) on any collision."""
-        seen: list[_Entry] = []
+        ids = {id(e): _identity(e.path) for e in (*self.inputs, *self.outputs) if e.path != STDIO}
+        seen: dict[tuple, _Entry] = {}
         for e in self.inputs:
             if e.path == STDIO:
                 continue
-            twin = next((s for s in seen if same_file(s.path, e.path)), None)
-            if twin is not None:
+            twin = seen.setdefault(ids[id(e)], e)
+            if twin is not e:
                 same = "" if twin.path == e.path else f" (also named {twin.path})"
                 raise InstructgenError(f"{e.label} {e.path} is named twice{same}; name each input once")
-            seen.append(e)
-        for k, out in enumerate(self.outputs):
+        written: dict[tuple, _Entry] = {}
+        for out in self.outputs:
             if out.path == STDIO:
                 continue
-            for inp in self.inputs:
-                if inp.path != STDIO and same_file(out.path, inp.path):
+            if (inp := seen.get(ids[id(out)])) is not None:
+                raise InstructgenError(
+                    f"{out.label} {out.path} is the {inp.label} {inp.path}: writing it would destroy the "
+                    f"input; choose another {out.label if out.chosen else '-o'}")
+            if (other := written.setdefault(ids[id(out)], out)) is not out:
+                raise InstructgenError(
+                    f"{out.label} {out.path} and {other.label} {other.path} are the same file; "
+                    f"give them different names")
+        self._check_folders()
+        return self
+
+    def _check_folders(self) -> None:
+        real = _RealPaths()
+        for folder in self.read_folders:
+            for out in self.outputs:
+                if out.path != STDIO and _inside(out.path, folder.path, real):
                     raise InstructgenError(
-                        f"{out.label} {out.path} is the {inp.label} {inp.path}: writing it would destroy the "
-                        f"input; choose another {out.label if out.chosen else '-o'}")
-            for other in self.outputs[:k]:
-                if other.path != STDIO and same_file(out.path, other.path):
-                    raise InstructgenError(
-                        f"{out.label} {out.path} and {other.label} {other.path} are the same file; "
-                        f"give them different names")
+                        f"{out.label} {out.path} is inside the {folder.label} {folder.path}, which is read "
+                        f"whole: the next run would read this output back as input; write it outside the folder")
         for folder in self.folders:
             for inp in self.inputs:
-                if inp.path != STDIO and (_inside(inp.path, folder.path) or same_file(inp.path, folder.path)):
+                if inp.path != STDIO and (_inside(inp.path, folder.path, real) or same_file(inp.path, folder.path)):
                     raise InstructgenError(
                         f"{inp.label} {inp.path} is inside {folder.label} {folder.path}, whose contents this "
                         f"command replaces; move the input or choose another {folder.label}")
+            for inp in [*self.inputs, *self.read_folders]:
                 if inp.path != STDIO and os.path.isdir(inp.path) and _inside(folder.path, inp.path):
                     raise InstructgenError(
                         f"{folder.label} {folder.path} is inside the folder {inp.label} {inp.path}, which is read "
@@ -151,4 +193,3 @@ class OutputPlan:
                 if out.path != STDIO and _inside(out.path, folder.path):
                     raise InstructgenError(
                         f"{out.label} {out.path} is inside {folder.label} {folder.path}; choose a path outside it")
-        return self
