@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from ..errors import InstructgenError
 
 # the order here is the order of `instructgen --help`; entry-point commands (run, serve) come after formats
-COMMAND_MODULES = ("convert", "validate", "formats", "generate", "hub", "curate")
+COMMAND_MODULES = ("convert", "validate", "formats", "generate", "hub", "curate", "score")
 ENTRY_POINT_GROUP = "instructgen.commands"
 
 DESCRIPTION = """\
