@@ -1,0 +1,403 @@
+"""The select stage: keep the best records by a score, with a threshold, a top-k, a token budget, per-group
+quotas and Deita's diversity rule.
+
+    SelectConfig
+    select_records(records, config, log, emit, *, spool_dir=".") -> dict (stats)
+        emits the selected records in input order; every other record goes to `log` (kind "filtered") with why:
+        `no score NAME`, `flag NAME`, `below threshold`, `quota` (the group's --top-k is full), `not in the top K`,
+        `over the token budget`, `near selected record FILE:LINE` (with its similarity)
+    Walk(...)                                the walk itself, over arrays (what select_records and the tests use)
+    brute_force_near(...)                    the diversity rule by comparing with every selected record (reference)
+
+How (one pass to read, one to write, about 40 bytes a record in memory plus the records taken): pass 1 reads
+each record's score, group, flags and token count into arrays and its canonical form into a spool file beside
+the output; records are walked best first (ties: input order); only the records the walk reaches are read
+back from the spool and sketched. The diversity rule is Deita's done right: a record is compared with the
+records ALREADY SELECTED, not with the whole pool, through an incremental LSH index over their MinHash
+signatures (word 1-2-grams, as dedup's default). The banding is chosen so that a pair at or above
+--similarity always shares a band (more bands than the mismatches such a pair can have: pigeonhole), and every
+candidate is verified on the signatures, so the result equals comparing with every selected record
+(`brute_force_near`); a test and benchmarks/select.py check that.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ..errors import InstructgenError
+from ..formats import source_row
+from ..record import Conversation
+from ..runlog import RunLog
+
+BATCH = 512  # records sketched at once when the walk reaches them
+NAME = re.compile(r"^[\w.\-]+$")
+
+
+class SelectConfig(BaseModel):
+    """The select stage: the [select] section of a pipeline config and `instructgen select`'s flags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field("alpagasus", description="the score to rank by: a name in meta.scores, or a product of names "
+                    "such as deita-complexity*deita-quality", json_schema_extra={"metavar": "SCORE"})
+    top_k: int | None = Field(None, ge=1, description="keep at most this many (per group with --per)",
+                              json_schema_extra={"metavar": "N"})
+    min: float | None = Field(None, description="keep only records scoring at least this (AlpaGasus: 4.5)",
+                              json_schema_extra={"metavar": "X"})
+    budget_tokens: int | None = Field(None, ge=1, description="keep records best first while their estimated "
+                                      "tokens (4 characters, or 1 CJK character, a token) fit this total (per group "
+                                      "with --per)", json_schema_extra={"metavar": "N"})
+    diverse: bool = Field(False, description="skip a record near one already selected (estimated Jaccard of word "
+                          "1-2-grams >= --similarity): Deita's rule")
+    similarity: float = Field(0.7, gt=0, lt=1, description="with --diverse: the similarity that counts as near",
+                              json_schema_extra={"metavar": "F"})
+    per: str | None = Field(None, description="quotas per group: language (meta.language, else detected), source "
+                            "(the input file), or a FIELD of the record's meta or extra; --top-k and "
+                            "--budget-tokens then apply to each group", json_schema_extra={"metavar": "GROUP"})
+    drop_flags: tuple[str, ...] = Field((), description="drop records whose meta.scores flag is set (from "
+                                        "`score --judge signals`): refusal,needs_media,...",
+                                        json_schema_extra={"metavar": "A,B"})
+    num_perm: int = Field(128, ge=16, le=512, description="with --diverse: MinHash permutations")
+    seed: int = Field(1, description="with --diverse: MinHash seed")
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, value: str) -> str:
+        parse_by(value)
+        return value
+
+    @field_validator("drop_flags", mode="before")
+    @classmethod
+    def _flags(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return tuple(v.removeprefix("flag_") for v in value)
+
+
+def parse_by(spec: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in str(spec).split("*"))
+    if not names or any(not NAME.match(n) for n in names):
+        raise ValueError(f"expected a score name or a product of names (a*b), got {spec!r}")
+    return names
+
+
+def score_of(conv: Conversation, names: Sequence[str]) -> float | str:
+    """The product of the named scores, or the name of the first one missing (or not a number)."""
+    scores = conv.meta.get("scores") if isinstance(conv.meta.get("scores"), dict) else {}
+    value = 1.0
+    for name in names:
+        v = scores.get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+            return name
+        value *= float(v)
+    return value
+
+
+def estimated_tokens(conv: Conversation) -> int:
+    text = "".join(m.content for m in conv.messages) + (conv.chosen.content if conv.chosen is not None else "")
+    cjk = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]", text))
+    return (len(text) - cjk) // 4 + cjk + 1
+
+
+def diversity_text(conv: Conversation) -> str:
+    parts = [m.content for m in conv.messages if m.role != "system"]
+    if conv.chosen is not None:
+        parts.append(conv.chosen.content)
+    return "\n".join(parts)
+
+
+def signatures(texts: Sequence[str], num_perm: int, seed: int) -> np.ndarray:
+    """MinHash signatures (uint32[n, num_perm]) of word 1-2-grams: dedup's tokens and hashing."""
+    from ..curate.minhash import minhash, ngram_range_hashes
+    from ..curate.text import token_ids
+
+    ids, lens = token_ids(list(texts))
+    hashes, counts = ngram_range_hashes(ids, lens, 1, 2)
+    return minhash(hashes, counts, num_perm, seed)
+
+
+def needed_matches(similarity: float, num_perm: int) -> int:
+    """Equal signature values a pair needs to be near: estimated Jaccard = matches / num_perm >= similarity."""
+    return math.ceil(similarity * num_perm - 1e-9)
+
+
+def band_rows(similarity: float, num_perm: int) -> int:
+    """The most rows per band such that a near pair surely shares a band: it differs in at most
+    num_perm - needed positions, so with more bands than that one band has no difference (pigeonhole)."""
+    mismatches = num_perm - needed_matches(similarity, num_perm)
+    return max(r for r in range(1, num_perm + 1) if num_perm // r > mismatches)
+
+
+class NearIndex:
+    """The selected records' signatures, banded into hash tables, growing as records are selected."""
+
+    def __init__(self, similarity: float, num_perm: int):
+        self.need = needed_matches(similarity, num_perm)
+        self.rows = band_rows(similarity, num_perm)
+        self.bands = num_perm // self.rows
+        self.tables: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        self.sigs = np.empty((1024, num_perm), dtype=np.uint32)
+        self.size = 0
+
+    def keys(self, sigs: np.ndarray) -> np.ndarray:
+        from ..curate.lsh import band_hashes
+
+        return np.stack([band_hashes(sigs, b, self.rows) for b in range(self.bands)], axis=1) if len(sigs) else \
+            np.empty((0, self.bands), dtype=np.uint64)
+
+    def nearest(self, sig: np.ndarray, keys: np.ndarray) -> tuple[int, float] | None:
+        """(slot, similarity) of the most similar selected record at or above the threshold (ties: the
+        earliest selected), or None."""
+        found: set[int] = set()
+        for band, key in enumerate(keys.tolist()):
+            hit = self.tables[band].get(key)
+            if hit:
+                found.update(hit)
+        if not found:
+            return None
+        slots = np.fromiter(sorted(found), dtype=np.int64, count=len(found))
+        matches = (self.sigs[slots] == sig).sum(axis=1)
+        best = int(np.argmax(matches))
+        if matches[best] < self.need:
+            return None
+        return int(slots[best]), float(matches[best]) / sig.shape[0]
+
+    def add(self, sig: np.ndarray, keys: np.ndarray) -> int:
+        if self.size == len(self.sigs):
+            self.sigs = np.concatenate([self.sigs, np.empty_like(self.sigs)])
+        slot = self.size
+        self.sigs[slot] = sig
+        self.size += 1
+        for band, key in enumerate(keys.tolist()):
+            self.tables[band].setdefault(key, []).append(slot)
+        return slot
+
+
+def brute_force_near(selected: np.ndarray, sig: np.ndarray, similarity: float) -> tuple[int, float] | None:
+    """The reference rule: compare with every selected signature."""
+    if not len(selected):
+        return None
+    matches = (selected == sig).sum(axis=1)
+    best = int(np.argmax(matches))
+    if matches[best] < needed_matches(similarity, sig.shape[0]):
+        return None
+    return best, float(matches[best]) / sig.shape[0]
+
+
+# reasons (codes in the walk's arrays)
+SELECTED, BELOW, QUOTA, TOP_K, BUDGET, NEAR = range(6)
+REASONS = {BELOW: "below threshold", QUOTA: "quota", TOP_K: "not in the top K", BUDGET: "over the token budget",
+           NEAR: "near selected record"}
+
+
+@dataclass
+class Walk:
+    """The walk over arrays: scores, groups (int ids), tokens; `sketch(indices)` gives signatures on demand."""
+
+    scores: np.ndarray
+    groups: np.ndarray
+    tokens: np.ndarray
+    config: SelectConfig
+    sketch: Callable[[np.ndarray], np.ndarray] | None = None
+    brute_force: bool = False  # the diversity rule by comparing with every selected record (the reference)
+    fate: np.ndarray = field(init=False)
+    near_of: np.ndarray = field(init=False)  # for NEAR: the record index it is near
+    near_sim: np.ndarray = field(init=False)
+    sketched: int = 0
+
+    def run(self) -> "Walk":
+        n, cfg = len(self.scores), self.config
+        self.fate = np.full(n, TOP_K if cfg.top_k else BELOW, dtype=np.uint8)
+        self.near_of = np.full(n, -1, dtype=np.int64)
+        self.near_sim = np.zeros(n, dtype=np.float32)
+        order = np.lexsort((np.arange(n), -self.scores))  # best first, ties in input order
+        if cfg.min is not None:
+            order = order[self.scores[order] >= cfg.min]  # the rest stay BELOW
+        n_groups = int(self.groups.max()) + 1 if n else 0
+        taken = np.zeros(n_groups, dtype=np.int64)
+        spent = np.zeros(n_groups, dtype=np.int64)
+        full = 0
+        index = NearIndex(cfg.similarity, cfg.num_perm) if cfg.diverse and not self.brute_force else None
+        selected_rows: list[int] = []  # record index per selected slot
+        brute_sigs = np.empty((0, cfg.num_perm), dtype=np.uint32)
+        sigs = keys = None
+        base = -1
+        quota_kind = QUOTA if cfg.per else TOP_K
+        for pos, i in enumerate(order.tolist()):
+            g = self.groups[i]
+            if cfg.top_k and taken[g] >= cfg.top_k:
+                self.fate[i] = quota_kind
+                if full == n_groups:
+                    self.fate[order[pos:]] = quota_kind
+                    break
+                continue
+            if cfg.budget_tokens and spent[g] + self.tokens[i] > cfg.budget_tokens:
+                self.fate[i] = BUDGET
+                continue
+            if cfg.diverse:
+                if pos >= base + BATCH or base < 0:  # sketch the next batch of the walk
+                    base = pos
+                    sigs = self.sketch(order[pos:pos + BATCH])
+                    self.sketched += len(sigs)
+                    keys = index.keys(sigs) if index is not None else None
+                sig = sigs[pos - base]
+                near = index.nearest(sig, keys[pos - base]) if index is not None else \
+                    brute_force_near(brute_sigs, sig, cfg.similarity)
+                if near is not None:
+                    self.fate[i], self.near_of[i], self.near_sim[i] = NEAR, selected_rows[near[0]], near[1]
+                    continue
+                if index is not None:
+                    index.add(sig, keys[pos - base])
+                else:
+                    brute_sigs = np.vstack([brute_sigs, sig[None, :]])
+                selected_rows.append(i)
+            self.fate[i] = SELECTED
+            taken[g] += 1
+            spent[g] += self.tokens[i]
+            if cfg.top_k and taken[g] == cfg.top_k:
+                full += 1
+        return self
+
+
+class _Spool:
+    """Records in canonical JSONL in a private temp file beside the output; read back by offset or in order."""
+
+    def __init__(self, folder: str):
+        fd, self.path = tempfile.mkstemp(prefix=".instructgen-select-", suffix=".jsonl", dir=folder)
+        self.fh = os.fdopen(fd, "w+b")
+        self.offsets: list[int] = []
+
+    def add(self, conv: Conversation) -> None:
+        self.offsets.append(self.fh.tell())
+        self.fh.write(orjson.dumps(conv.to_dict(), option=orjson.OPT_APPEND_NEWLINE, default=str))
+
+    def read(self, index: int) -> Conversation:
+        self.fh.seek(self.offsets[index])
+        return Conversation.from_dict(orjson.loads(self.fh.readline()))
+
+    def all(self) -> Iterable[Conversation]:
+        self.fh.flush()
+        self.fh.seek(0)
+        for line in self.fh:
+            yield Conversation.from_dict(orjson.loads(line))
+
+    def close(self) -> None:
+        self.fh.close()
+        os.unlink(self.path)
+
+
+def select_records(records: Iterable[Conversation], config: SelectConfig, log: RunLog,
+                   emit: Callable[[Conversation], None], *, spool_dir: str = ".") -> dict[str, Any]:
+    names = parse_by(config.by)
+    group_of = _grouper(config.per)
+    groups: dict[str, int] = {}
+    scores, group_ids, tokens, where = [], [], [], []  # where: the spool row of each ranked record
+    spool = _Spool(spool_dir)
+    try:
+        n_read = 0
+        for conv in records:
+            n_read += 1
+            why = _unranked(conv, names, config.drop_flags)
+            if why:
+                log.drop(conv.origin, why, source_row(conv), kind="filtered")
+                continue
+            scores.append(score_of(conv, names))
+            group_ids.append(groups.setdefault(group_of(conv), len(groups)))
+            tokens.append(estimated_tokens(conv))
+            where.append(len(spool.offsets))
+            spool.add(conv)
+        spool.fh.flush()
+        walk = Walk(np.asarray(scores, dtype=np.float64), np.asarray(group_ids, dtype=np.int64),
+                    np.asarray(tokens, dtype=np.int64), config,
+                    sketch=lambda idx: signatures([diversity_text(spool.read(int(i))) for i in idx],
+                                                  config.num_perm, config.seed)).run()
+        origins = {int(j): spool.read(int(j)).origin for j in np.unique(walk.near_of[walk.near_of >= 0])}
+        _write(spool, walk, origins, log, emit, config)
+    finally:
+        spool.close()
+    return _stats(walk, groups, config)
+
+
+def _unranked(conv: Conversation, names: Sequence[str], drop_flags: Sequence[str]) -> str | None:
+    scores = conv.meta.get("scores") if isinstance(conv.meta.get("scores"), dict) else {}
+    for flag in drop_flags:
+        if scores.get(f"flag_{flag}") or scores.get(flag) is True:
+            return f"flag {flag}"
+    value = score_of(conv, names)
+    return f"no score {value}" if isinstance(value, str) else None
+
+
+def _grouper(per: str | None) -> Callable[[Conversation], str]:
+    if not per:
+        return lambda conv: ""
+    if per == "source":
+        return lambda conv: conv.origin.rsplit(":", 1)[0]
+    if per == "language":
+        from ..curate.langid import get_detector
+
+        detector = get_detector("script+langdetect")
+
+        def language(conv: Conversation) -> str:
+            given = conv.meta.get("language")
+            if isinstance(given, str) and given:
+                return given
+            prompt = next((m.content for m in conv.messages if m.role == "user"), "")
+            return detector.detect(prompt) or "unknown"
+        return language
+
+    def field_value(conv: Conversation) -> str:
+        value = conv.meta.get(per, conv.extra.get(per))
+        return "" if value is None else str(value)
+    return field_value
+
+
+def _write(spool: _Spool, walk: Walk, origins: dict[int, str], log: RunLog, emit: Callable[[Conversation], None],
+           config: SelectConfig) -> None:
+    top = f"not in the top {config.top_k}"
+    fate = walk.fate
+    for k, conv in enumerate(spool.all()):
+        f = fate[k]
+        if f == SELECTED:
+            emit(conv)
+            continue
+        if f == NEAR:
+            near = origins[int(walk.near_of[k])]
+            log.drop(conv.origin, "near selected record", source_row(conv), kind="filtered",
+                     detail=f"near selected record {near} (similarity {walk.near_sim[k]:.2f})", near=near)
+        else:
+            log.drop(conv.origin, top if f == TOP_K else REASONS[int(f)], source_row(conv), kind="filtered",
+                     score=float(walk.scores[k]))
+
+
+def _stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str, Any]:
+    chosen = walk.fate == SELECTED
+    names = {v: k for k, v in groups.items()}
+    out: dict[str, Any] = {"by": config.by, "ranked": int(len(walk.fate)), "selected": int(chosen.sum()),
+                           "sketched": walk.sketched}
+    if len(walk.fate):
+        out["score_selected"] = _summary(walk.scores[chosen])
+        out["score_all"] = _summary(walk.scores)
+    if config.per:
+        out["per_group"] = {names[g]: {"ranked": int((walk.groups == g).sum()),
+                                       "selected": int((chosen & (walk.groups == g)).sum())} for g in names}
+    return out
+
+
+def _summary(values: np.ndarray) -> dict[str, float] | None:
+    if not len(values):
+        return None
+    return {"min": float(values.min()), "mean": round(float(values.mean()), 4), "max": float(values.max())}
+
+
+def check_config(config: SelectConfig) -> None:
+    if not (config.top_k or config.min is not None or config.budget_tokens or config.diverse):
+        raise InstructgenError("select keeps everything: give --top-k N, --min X, --budget-tokens N or --diverse")

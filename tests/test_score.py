@@ -1,0 +1,261 @@
+"""`instructgen score`: the score parser (table and properties) and the command end to end against the judge
+test double (real HTTP through generate's client: faults, retries, cache, budget, kill -9 and resume)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from instructgen.cli import main as cli_main
+from instructgen.quality.agreement import agreement
+from instructgen.quality.judges import BUILT_IN, get_judge, record_fields
+from instructgen.quality.parse import parse_score
+from judge_double import SHAPES, JudgeDouble
+
+SECRET = "sk-test-NEVER-PRINT-THIS-1234567890"
+
+
+# -- the parser ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("reply, low, high, value", [
+    ("4", 0, 5, 4.0),
+    ("4.5", 0, 5, 4.5),
+    ("Score: 4/5", 0, 5, 4.0),
+    ("Rating: [[8]]", 1, 10, 8.0),
+    ('{"score": 3}', 0, 5, 3.0),
+    ("评分：4分", 0, 5, 4.0),
+    ("I would rate it 3 out of 5", 0, 5, 3.0),
+    ("4\nThe answer is right, but 1/2 of the steps are unexplained.", 0, 5, 4.0),
+    ("The answer has 3 parts. Final rating: [[7.5]]", 1, 10, 7.5),
+    ('```json\n{"rating": "5", "why": "ok"}\n```', 0, 5, 5.0),
+    ("评分：４分", 0, 5, 4.0),  # full-width digit
+    ("我给这个回答打四分。", 0, 5, 4.0),
+    ("Step 1/2 is fine. Score: 3", 0, 5, 3.0),  # the label wins over an earlier fraction
+])
+def test_every_shape_of_the_issue_parses(reply, low, high, value):
+    parsed = parse_score(reply, low, high)
+    assert parsed is not None and parsed.value == value and not parsed.normalised
+
+
+@pytest.mark.parametrize("reply, low, high, value, note", [
+    ("Score: 8/10", 0, 5, 4.0, "8/10 read as 4 of 5"),
+    ("Score: 4/5", 1, 10, 8.0, "4/5 read as 8 of 10"),
+    ("8", 0, 5, 4.0, "read on a 0-10 scale"),
+    ("85", 1, 10, 8.5, "read on a 0-100 scale"),
+    ("0", 1, 10, 1.0, "raised to 1"),
+])
+def test_another_scale_is_mapped_and_said(reply, low, high, value, note):
+    parsed = parse_score(reply, low, high)
+    assert parsed.value == value and parsed.normalised and note in parsed.note
+
+
+@pytest.mark.parametrize("reply", ["", "No idea.", "The answer is fine but could be more detailed.",
+                                   "这个回答基本正确，但不够详细。", "Score: N/A"])
+def test_a_reply_without_a_score_is_none(reply):
+    assert parse_score(reply, 0, 5) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(scale=st.sampled_from(sorted({(v[0], v[1]) for v in BUILT_IN.values()})),
+       q=st.integers(0, 20), seed=st.integers(0, 10_000), shape=st.sampled_from(SHAPES))
+def test_property_every_shape_the_double_writes_reads_back(scale, q, seed, shape):
+    low, high = scale
+    value = round((low + q / 20 * (high - low)) * 2) / 2
+    double = JudgeDouble.__new__(JudgeDouble)
+    double.shapes = (shape,)
+    reply = double.shaped(value, low, high, random.Random(seed))
+    parsed = parse_score(reply, low, high)
+    assert parsed is not None and parsed.value == pytest.approx(value), reply
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(blacklist_categories=("Nd", "No", "Nl")), max_size=300))
+def test_property_text_without_digits_holds_no_score_and_never_raises(text):
+    parsed = parse_score(text, 0, 5)
+    assert parsed is None or text.count("分") or any(c in text for c in "零一二两三四五六七八九十")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200), st.floats(0, 5))
+def test_property_a_parsed_score_is_always_on_the_scale(text, _):
+    parsed = parse_score(text, 1, 5)
+    assert parsed is None or 1 <= parsed.value <= 5
+
+
+# -- judges ----------------------------------------------------------------------------------------
+
+def test_builtin_judges_fill_the_record_and_say_their_source():
+    from instructgen.record import Conversation, Message
+
+    conv = Conversation([Message("user", "写一首关于春天的诗"), Message("assistant", "春眠不觉晓，处处闻啼鸟。")])
+    for name in BUILT_IN:
+        judge = get_judge(name)
+        text = "\n".join(m["content"] for m in judge.messages(conv))
+        assert "写一首关于春天的诗" in text and "{" + "instruction}" not in text
+        if name != "deita-complexity":
+            assert "春眠不觉晓" in text
+        assert judge.source
+    fields = record_fields(conv)
+    assert fields["instruction"] == "写一首关于春天的诗" and fields["response"] == "春眠不觉晓，处处闻啼鸟。"
+
+
+# -- the command end to end ------------------------------------------------------------------------
+
+def _records(path: Path, n: int, zh_every: int = 3) -> list[float]:
+    """n alpaca records whose answers carry QUALITY=q (the double's score); returns the q's."""
+    qs, rows = [], []
+    for i in range(n):
+        q = (i * 7 % 11) / 10
+        qs.append(q)
+        instruction = f"解释第{i}个关于城市园艺的话题" if i % zh_every == 0 else f"Explain topic {i} about urban gardening"
+        rows.append({"instruction": instruction, "input": "", "output": f"Answer {i}, in detail. QUALITY={q}"})
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return qs
+
+
+def _expected(q: float, judge: str) -> float:
+    low, high, _ = BUILT_IN[judge]
+    return round((low + q * (high - low)) * 2) / 2
+
+
+def _score(double, inp: Path, out: Path, *extra: str) -> list[str]:
+    return ["score", str(inp), "-o", str(out), "--base-url", double.base_url, "--retry-backoff", "0",
+            "--concurrency", "8", *extra]
+
+
+def _lines(path: Path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def test_score_end_to_end_with_faults_parses_every_shape_and_resumes_from_cache(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    qs = _records(inp, 60)
+    with JudgeDouble(noscore=0.2, faults={"429": 0.1, "500": 0.1, "html": 0.05}) as double:
+        assert cli_main(_score(double, inp, out, "--judges", "alpagasus,mt-bench")) == 0
+        first = capsys.readouterr().err
+        sent = double.total_hits
+        # rerun: everything comes from the cache, nothing is paid twice
+        assert cli_main(_score(double, inp, out, "--judges", "alpagasus,mt-bench")) == 0
+        assert double.total_hits == sent
+    assert SECRET not in first
+    rows = _lines(out)
+    assert len(rows) == 60 and not _lines(tmp_path / "out.rejects.jsonl")
+    for row, q in zip(rows, qs):
+        assert row["meta"]["scores"] == {"alpagasus": _expected(q, "alpagasus"), "mt-bench": _expected(q, "mt-bench")}
+    stats = json.loads((tmp_path / "out.stats.json").read_text())
+    score = stats["score"]
+    assert score["judges"]["alpagasus"]["scored"] == 60 and score["judges"]["alpagasus"]["retried_stricter"] > 0
+    assert sum(score["judges"]["mt-bench"]["shapes"].values()) == 60
+    pair = score["agreement"]["alpagasus vs mt-bench"]
+    a = [r["meta"]["scores"]["alpagasus"] for r in rows]
+    m = [r["meta"]["scores"]["mt-bench"] for r in rows]
+    assert pair == agreement(a, m, (0, 5), (1, 10)) and pair["records"] == 60 and pair["spearman"] > 0.9
+    assert "score: in 60 = out 60" in first
+
+
+def test_a_reply_without_a_score_is_asked_again_then_recorded_unscored(tmp_path, capsys):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 12)
+    with JudgeDouble(noscore=1.0, never=True) as double:
+        assert cli_main(_score(double, inp, out, "--judge", "alpagasus")) == 0
+        assert double.total_hits == 24  # each record: the judge prompt, then the stricter retry
+    err = capsys.readouterr().err
+    assert "score: in 12 = out 0 + rejected 12" in err
+    rejects = _lines(tmp_path / "out.rejects.jsonl")
+    assert len(rejects) == 12 and {r["kind"] for r in rejects} == {"unscored"}
+    assert all(len(r["replies"]) == 2 and r["judge"] == "alpagasus" and r["raw"]["instruction"] for r in rejects)
+
+
+def test_budget_stops_cleanly_keeps_what_was_scored_and_a_rerun_pays_only_the_rest(tmp_path, capsys):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    qs = _records(inp, 40)
+    with JudgeDouble() as double:
+        assert cli_main(_score(double, inp, out, "--judge", "mt-bench", "--max-tokens", "2000",
+                               "--concurrency", "2")) == 0
+        err = capsys.readouterr().err
+        kept, rejected = _lines(out), _lines(tmp_path / "out.rejects.jsonl")
+        assert 0 < len(kept) < 40 and len(kept) + len(rejected) == 40
+        assert all("--max-tokens 2000 reached" in r["reason"] for r in rejected)
+        assert "rerun the same command with a larger budget" in err
+        paid = double.total_hits
+        assert cli_main(_score(double, inp, out, "--judge", "mt-bench")) == 0
+        assert double.total_hits - paid == 40 - len(kept)  # scored ones come from the cache
+    assert [r["meta"]["scores"]["mt-bench"] for r in _lines(out)] == [_expected(q, "mt-bench") for q in qs]
+
+
+def test_max_cost_needs_prices(tmp_path, capsys):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 3)
+    with JudgeDouble() as double:
+        assert cli_main(_score(double, inp, out, "--max-cost", "1")) == 1
+    assert "--max-cost needs the price" in capsys.readouterr().err and not out.exists()
+
+
+def test_own_prompt_chinese_records_and_signals_offline(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    rows = [{"instruction": "写一首诗", "input": "", "output": "春眠不觉晓，处处闻啼鸟。QUALITY=0.5"},
+            {"instruction": "Tell me a joke", "input": "", "output": "As an AI language model, I cannot do that."},
+            {"instruction": "Describe the attached photo", "input": "", "output": "It shows a cat. QUALITY=1"}]
+    inp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    prompt = tmp_path / "helpful.txt"
+    prompt.write_text("Rate how helpful this answer is on a scale of 1 to 7.\nQ: {instruction}\nA: {response}\n")
+    with JudgeDouble() as double:
+        assert cli_main(_score(double, inp, out, "--judge", "signals", "--judge-prompt", str(prompt),
+                               "--judge-scale", "1-7")) == 0
+    got = [r["meta"]["scores"] for r in _lines(out)]
+    assert got[0]["helpful"] == 4.0 and got[2]["helpful"] == 7.0
+    assert got[1]["flag_refusal"] == 1.0 and got[0]["flag_refusal"] == 0.0
+    assert got[2]["flag_needs_media"] == 1.0 and got[0]["output_length"] > 5
+
+
+def test_signals_need_no_endpoint(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 5)
+    assert cli_main(["score", str(inp), "-o", str(out), "--judge", "signals"]) == 0
+    assert all("flag_repetition" in r["meta"]["scores"] for r in _lines(out))
+    assert not (tmp_path / "out.cache").exists()
+
+
+def _count_cached(db: Path) -> int:
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_then_rerun_pays_for_nothing_twice(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 60)
+    cache_db = tmp_path / "out.cache" / "requests.sqlite"
+    with JudgeDouble(latency=0.05) as double:
+        argv = [sys.executable, "-m", "instructgen.cli", *_score(double, inp, out, "--judge", "alpagasus",
+                                                                  "--concurrency", "4")]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while _count_cached(cache_db) < 10 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert not out.exists()  # written atomically: nothing half-written
+        double.wait_idle()
+        cached, received_before = _count_cached(cache_db), set(double.hits)
+        assert 10 <= cached < 60
+        rerun = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        repaid = [k for k, n in double.served.items() if n > 1]
+        assert len(repaid) <= 4 and all(k in received_before for k in repaid)  # only those in flight at the kill
+    assert len(_lines(out)) == 60
