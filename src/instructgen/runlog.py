@@ -25,6 +25,8 @@ import orjson
 from .io import jsonl_safe
 
 DROP_KINDS = ("rejected", "filtered", "duplicates")
+# what a stage removed from a record that still goes out (the filter's cut turns): written, not counted as a record
+PART_KINDS = ("cut",)
 
 
 class RunLog:
@@ -51,11 +53,12 @@ class RunLog:
         self.n_out += n
 
     def drop(self, origin: str, reason: str, raw: Any, kind: str = "rejected", **details: Any) -> None:
-        """Count one dropped record and write it to the rejects file."""
-        assert kind in DROP_KINDS, kind
+        """Count one dropped record and write it to the rejects file (a PART_KINDS entry is only written)."""
+        assert kind in DROP_KINDS or kind in PART_KINDS, kind
         if isinstance(raw, bytes):
             raw = raw.decode("utf-8", "backslashreplace")  # invalid bytes kept, escaped as \xNN
-        self.dropped[kind] += 1
+        if kind in DROP_KINDS:
+            self.dropped[kind] += 1
         self.reasons[(kind, reason)] += 1
         entry = {"stage": self.stage, "kind": kind, "reason": reason, "origin": origin, **details, "raw": raw}
         if self.entries is not None:
