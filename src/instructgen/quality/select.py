@@ -216,7 +216,7 @@ class Walk:
 
     def run(self) -> "Walk":
         n, cfg = len(self.scores), self.config
-        self.fate = np.full(n, TOP_K if cfg.top_k else BELOW, dtype=np.uint8)
+        self.fate = np.full(n, BELOW, dtype=np.uint8)  # what the walk does not reach is below --min
         self.near_of = np.full(n, -1, dtype=np.int64)
         self.near_sim = np.zeros(n, dtype=np.float32)
         order = np.lexsort((np.arange(n), -self.scores))  # best first, ties in input order
