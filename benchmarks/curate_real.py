@@ -87,7 +87,26 @@ SETS = [
     # held out: never looked at while the rules were written; read afterwards
     RealSet("seeds_en", ("seeds/self_instruct_seed_tasks.jsonl",), "seed", ("en",)),
     RealSet("seeds_zh", ("seeds/belle_zh_seed_tasks.jsonl",), "seed", ("zh",)),
+    # added for issue 18 (the two-tier filter): hand-curated sets, dialogues, preference and multimodal data
+    RealSet("lima", ("real/lima.json",), "history", ("en",)),
+    RealSet("oaast_zh", ("real/chatglm_efficient_tuning_oaast_sft_zh_history.json",), "history", ("zh",)),
+    RealSet("glaive_zh", ("real/llamafactory_glaive_toolcall_zh_demo.json",), "sharegpt", ("zh",)),
+    RealSet("kto_en", ("real/llamafactory_kto_en_demo.json",), "openai", ("en",)),
+    RealSet("identity", ("real/llamafactory_identity.json",), "alpaca", ("en", "zh")),
+    RealSet("mllm", ("real/llamafactory_mllm_demo.json",), "openai", ("en", "zh")),
+    RealSet("moss_more", ("real/moss_003_sample_more.jsonl",), "moss", ("zh", "en")),
+    RealSet("moss_t2i", ("real/moss_003_text2img_all.jsonl",), "moss", ("zh", "en")),
+    RealSet("moss_plugin_sample", ("real/moss_003_plugin_sample.jsonl",), "moss", ("zh", "en")),
+    RealSet("moss_files", ("real/moss_003_files/*.json",), "moss", ("zh", "en")),
+    RealSet("chatglm6b", ("real/chatglm6b_prompt_response_sample.jsonl",), "chatglm", ("zh",)),
+    # Self-Instruct's 252 expert tasks (first instance) and eight models' answers to them: vanilla davinci is junk
+    RealSet("si_tasks", ("real/self_instruct/user_oriented_instructions.jsonl",), "seed", ("en",)),
+    *(RealSet(f"si_{model}", (f"real/self_instruct/{model}_predictions.jsonl",), "prediction", ("en",))
+      for model in ("davinci", "davinci-self-instruct", "davinci-superni-ft", "davinci-self-instruct-and-superni-ft",
+                    "davinci-t0-ft", "text-davinci-001", "text-davinci-002", "text-davinci-003")),
 ]
+# the sets whose answers are junk (recall is measured on them: every record should be dropped)
+JUNK_SETS = {"si_davinci"}
 
 
 # -- loading ------------------------------------------------------------------------------------------
@@ -111,7 +130,12 @@ def _seed_task(row: dict) -> dict:
     return {"instruction": row["instruction"], "input": first["input"], "output": first["output"]}
 
 
-_ADAPT = {"dpo": ("sharegpt", _dpo_chosen), "seed": ("alpaca", _seed_task)}
+def _prediction(row: dict) -> dict:
+    """A Self-Instruct human-eval prediction as an alpaca row: the task, its input, the model's answer."""
+    return {"instruction": row["instruction"].strip(), "input": row["input"], "output": row["response"]}
+
+
+_ADAPT = {"dpo": ("sharegpt", _dpo_chosen), "seed": ("alpaca", _seed_task), "prediction": ("alpaca", _prediction)}
 
 
 def load_set(s: RealSet, root: Path) -> list[Conversation]:

@@ -1,4 +1,4 @@
-"""Quality rules: each rule trips on what it should and not on what it should not (en and zh)."""
+"""Quality rules: each rule trips on what it should and not on what it should not (en and zh); junk drops, signals flag."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from instructgen.cli import main
-from instructgen.curate.filter import FilterConfig, check_record, filter_records, parse_rules
+from instructgen.curate.filter import FilterConfig, filter_records, judge_record, parse_rules
 from instructgen.curate.langid import get_detector, script_language
 from instructgen.curate.rules import RULES, turns_of
 from instructgen.errors import InstructgenError
@@ -109,10 +109,17 @@ CASES = [
     ("merged", "将以下数字改为负数。", "输入：1、2、5", "输出：-1、-2、-5", None),
     ("merged", "Sort the list.", "", "```python\n# Output: sorted list\nprint(sorted(xs))\n```", None),
     ("merged", "Write a title for the article.", "The ####-#### World Cup alpine skiing champions", "Champions crowned", None),
-    ("repetition", "Write a poem.", "", "I love you so much and I love you so much and I love you so much and I love you so much", "copies"),
-    ("repetition", "写一首诗。", "", "我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国", "copies"),
+    ("repetition", "Write a poem.", "", "I love you so much and I love you so much and I love you so much and I love you so much",
+     "repeats"),
+    ("repetition", "写一首诗。", "", "我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国我爱你中国", "repeats"),
     ("repetition", "Write a song.", "", "Oh the night is long and cold tonight\nOh the night is long and cold tonight\n"
-     "Oh the night is long and cold tonight\nOh the night is long and cold tonight", "copies"),
+     "Oh the night is long and cold tonight\nOh the night is long and cold tonight", "repeats"),
+    # loops of one token and of one numbered line (self-instruct's vanilla davinci answers)
+    ("repetition", "Come up with synonyms for the given word.", "Sincerely", "Sincerely, " * 40, "repetitive output"),
+    ("repetition", "Which emojis fit?", "", "🙂🎬 " * 30, "repetitive output"),
+    ("repetition", "What are the steps?", "", "1. Open your document.\n2. Go to the Developer tab.\n"
+     + "\n".join(f"{i}. Click on the \"Document Content\" button." for i in range(3, 12)), "lines said before"),
+    ("repetition", "Write a poem.", "", "yes " * 40, "repetitive output"),
     ("repetition", "List capitals.", "", "The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is Madrid.", None),
     ("repetition", "介绍长城。", "", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里，是世界文化遗产之一。", None),
     ("repetition", "描述一个可以从人工智能技术中受益的医疗应用。", "",
@@ -137,6 +144,7 @@ CASES = [
      "I will not talk in class. I will not talk in class. I will not talk in class. I will not talk in class. "
      "I will not talk in class.", None),
     ("repetition", "Show the table.", "", "| a | b |\n|---|---|\n| 1 | 1 |\n| 1 | 1 |\n| 1 | 1 |\n| 1 | 1 |\n| 1 | 1 |", None),
+    ("garbled", "Name the film.", "", "Belle \u00c3\u0089poque Paris, Ch\u00c3\u00a9ri tells the story", "mojibake"),  # ftfy
     ("garbled", "Say hi.", "", "Hi \ufffd there", "U+FFFD"),
     ("garbled", "Say hi.", "", "Hi\x07 there", "control character"),
     ("garbled", "Quote it.", "", "He said \u00e2\u20ac\u0153hello\u00e2\u20ac\u009d and left.", "mojibake"),
@@ -146,6 +154,31 @@ CASES = [
     ("garbled", "Write a year.", "", "1999 and 2000", None),
     ("garbled", "Give a number.", "", "1111111111", None),  # a number, not corruption
     ("garbled", "Set the registry value.", "", 'key.SetStringValue("UserEapInfo", "0100000001000000000000000000")', None),
+]
+
+
+SALAD = " } } } verify }:param } } withObject }pressive } ancell } Kob ELD }); qual ifies } ptr Listener } ucas"
+CASES += [
+    ("placeholder", "hi", "", "Hello! I am {{name}}, an AI assistant developed by {{author}}.", "{{name}}"),
+    ("placeholder", "Write a short bio.", "", "[INSERT NAME] is a chef from Lyon.", "INSERT"),
+    ("placeholder", "Write a Jinja template greeting the user.", "", "Hello {{ user.name }}!", None),
+    ("placeholder", "Show a Vue binding.", "", "Use `{{ message }}` in the template.", None),
+    ("placeholder", "Write a thank-you letter.", "", "Dear [Recipient's Name],\nThank you for the flowers.", None),
+    ("salad", "Explain how a compass works.", "", SALAD, "token salad"),
+    ("salad", "Explain how a compass works.", "", (SALAD + "\n") * 5, "token salad"),
+    ("salad", "How many legos?", "", "Two aeroplanes require 240 legos/airplane x 2 airplanes = 480 legos.\n"
+     "Julian needs 480 legos - 400 legos = 80 more legos", None),  # GSM8K #5228
+    ("salad", "Suggest hashtags.", "", "#WomenInScience #STEM #Science #WomenInSTEM #WomenInTech #WomenEmpowerment", None),
+    ("salad", "Give a table of contents in LaTeX.", "", "\\tableofcontents\n\\section{Introduction}\n\\subsection{Background}"
+     "\n\\section{Methods}\n\\subsection{Data Collection}\n\\subsection{Analysis}", None),
+    ("salad", "What is 12-hour time for 18:00?", "", "The 12-hour format time is python(\"from datetime import datetime; "
+     "datetime.strptime('18:00', '%H:%M').strftime('%I:%M %p')\").", None),
+    ("salad", "Write the kubectl call.", "", "const pods = await k8sApi.listNamespacedPod(namespace);\n"
+     "pods.body.items.forEach((pod) => console.log(pod.metadata.name));", None),
+    ("salad", "Décrivez la tour Eiffel.", "", "La tour Eiffel est une tour de fer puddlé construite à Paris pour "
+     "l'Exposition universelle de 1889.", None),
+    ("salad", "介绍长城。", "", "长城是中国古代的军事防御工程，东起山海关，西至嘉峪关，全长两万多公里。", None),
+    ("salad", "Name three Nobel laureates.", "", "Wisława Szymborska, Kazuo Ishiguro and Abdulrazak Gurnah.", None),
 ]
 
 
@@ -237,6 +270,16 @@ def test_lingua_backend_restricted_to_languages():
     assert det.detect("写一个关于龙的短故事。") == "zh"
 
 
+def test_junk_and_signals_are_two_tiers():
+    from instructgen.curate.rules import JUNK, SIGNALS
+
+    assert set(JUNK) | set(SIGNALS) == set(RULES) and not set(JUNK) & set(SIGNALS)
+    assert {"refusal", "needs_media", "language", "length"} <= set(SIGNALS)
+    assert FilterConfig(drop="refusal,length").drop == ("refusal", "length")
+    with pytest.raises(ValueError, match="not a signal"):
+        FilterConfig(drop=("repetition",))
+
+
 def test_parse_rules():
     assert parse_rules("default") == tuple(r for r in RULES if r != "safety_refusal")
     assert parse_rules("default,safety_refusal") == tuple(RULES)
@@ -250,8 +293,10 @@ def test_fixture_records_trip_their_expected_rule():
     cfg = FilterConfig(lang=("en", "zh"))
     rows = [json.loads(line) for line in (DATA / "junk.jsonl").read_text(encoding="utf-8").splitlines()[:-1]]
     for row in rows:
-        hit = check_record(single_turn(row["instruction"], row["input"], row["output"]), cfg)
-        assert (hit[0] if hit else "") == row["expect"], (row["instruction"], hit)
+        conv = single_turn(row["instruction"], row["input"], row["output"])
+        verdict = judge_record(conv, cfg)
+        assert (verdict.rule or "") == row["expect"], (row["instruction"], verdict)
+        assert [f["rule"] for f in verdict.flags] == ([row["flag"]] if row["flag"] else []), (row["instruction"], verdict)
 
 
 def test_filter_records_counts_per_rule():
@@ -271,7 +316,10 @@ def test_cli_filter_end_to_end(tmp_path, capsys):
     err = capsys.readouterr().err
     kept = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert kept and all(r["expect"] == "" for r in kept)
-    assert set(kept[0]) == {"instruction", "input", "output", "expect"}
+    assert set(kept[0]) == {"instruction", "input", "output", "expect", "flag"}
+    # a signal flags the record it keeps, in meta.flags, with the rule the fixture names
+    assert all([f["rule"] for f in r.get("meta", {}).get("flags", [])] == ([r["flag"]] if r["flag"] else []) for r in kept)
+    assert sum(bool(r["flag"]) for r in kept) == 8
     rejects = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
     filtered = [r for r in rejects if r["kind"] == "filtered"]
     assert all(r["reason"] == r["raw"]["expect"] and r["detail"] and r["stage"] == "filter" for r in filtered)
@@ -279,4 +327,22 @@ def test_cli_filter_end_to_end(tmp_path, capsys):
     stats = json.loads((tmp_path / "clean.stats.json").read_text())["stages"][0]
     assert stats["in"] == 20 == stats["out"] + stats["filtered"] + stats["rejected"] + stats["duplicates"]
     assert stats["out"] == len(kept) and stats["filtered"] == len(filtered)
-    assert "rule" in err and "needs_media" in err and f"filter: in 20 = out {len(kept)}" in err
+    assert "rule" in err and "flagged" in err and f"filter: in 20 = out {len(kept)}" in err
+    assert stats["filter_flags"]["needs_media"] == 3 and stats["filter_rules"]["garbled"] == 1
+
+
+def test_cli_filter_drop_turns_signals_into_drops_and_reads_folders(tmp_path, capsys):
+    folder = tmp_path / "in" / "deep"
+    folder.mkdir(parents=True)
+    (folder / "part.jsonl").write_text((DATA / "junk.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    out = tmp_path / "clean.jsonl"
+    assert main(["filter", str(tmp_path / "in"), "-o", str(out), "--lang", "zh,en",
+                 "--drop", "refusal,needs_media,language,length,merged"]) == 0
+    kept = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert kept and all(not r["flag"] and not r["expect"] for r in kept)
+    rejects = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(r["reason"] for r in rejects if r["kind"] == "filtered" and r["raw"]["flag"]) == sorted(
+        json.loads(line)["flag"] for line in (DATA / "junk.jsonl").read_text(encoding="utf-8").splitlines()[:-1]
+        if json.loads(line)["flag"])
+    assert main(["filter", str(tmp_path / "in"), "-o", str(tmp_path / "x.jsonl"), "--drop", "salad"]) != 0
+    assert "not a signal (junk is always dropped)" in capsys.readouterr().err

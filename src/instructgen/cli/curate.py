@@ -25,18 +25,19 @@ and tool calls must match too (--no-identifiers, --no-tool-calls relax that). Ca
 
 FILTER_EXAMPLES = """\
   instructgen filter data.jsonl -o clean.jsonl
-  instructgen filter data.jsonl -o clean.jsonl --lang zh,en
-  instructgen filter data.jsonl -o clean.jsonl --rules default,-language --min-output-words 3
-  instructgen filter data.jsonl -o clean.jsonl --rules refusal,empty_output
+  instructgen filter SFT_data/ --glob '*.json' -o clean.jsonl          a folder (recursively), or 'data/**/*.json'
+  instructgen filter data.jsonl -o clean.jsonl --lang zh,en --drop language
+  instructgen filter data.jsonl -o clean.jsonl --drop refusal,needs_media,language,length
+  instructgen filter data.jsonl -o clean.jsonl --rules default,-salad
 
-Rules (each drop names its reason in OUTPUT.rejects.jsonl):
-  empty_output  empty, whitespace or "N/A" output          echo        output equal to instruction/input
-  garbled       U+FFFD, control chars, mojibake, 999999999  length      too short/long (words; CJK: characters)
-  refusal       "As an AI language model", "作为一个AI语言模型", ... (whole phrases)
-  needs_media   needs an image/file/URL ("<Picture Attached>", "the attached photo", "下图")
-  merged        several tasks in one (###, Instruction:/Output: markers, numbered tasks)
-  repetition    duplicated 5..10-grams or lines in the output (Gopher's shares)
-  language      language not in --lang, or a question answered in another language
+Junk is dropped (a dialogue is cut before a junk turn; the removed turns go to the rejects file, kind cut):
+  empty_output  empty, whitespace or "N/A" output           echo         output equal to the instruction/input
+  garbled       U+FFFD, control chars, mojibake, <UNK>       placeholder  unfilled {{name}}, [INSERT ...]
+  repetition    loops of a token, a line or a sentence       salad        token salad (not words of its language)
+Signals are flagged in each record's meta.flags, and dropped only when --drop names them:
+  refusal       a non-answer: an AI disclaimer or refusal    needs_media  needs an image/file/URL it does not carry
+  language      not in --lang, or answered in another one    length       too short (one-turn records) or too long
+  merged        several tasks in one                         safety_refusal (opt-in) refusing a harmful request
 """
 
 STATS_EXAMPLES = """\
@@ -48,7 +49,7 @@ STATS_EXAMPLES = """\
 # the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
 COMMANDS = {
     "dedup": "remove exact and near-duplicate records",
-    "filter": "drop low-quality records by named rules",
+    "filter": "drop junk records and flag doubtful ones, by named rules",
     "stats": "counts, language mix and length percentiles of a dataset",
 }
 
@@ -66,6 +67,8 @@ def register(sub) -> None:
                        "(about 540 bytes, not the record), pass 2 writes the survivors; big JSONL files use "
                        "every core.", examples=DEDUP_EXAMPLES)
     _common(p, FORMAT_MODULES)
+    p.add_argument("--glob", metavar="PATTERN", help="in folders, read only the files whose name matches PATTERN "
+                   "(e.g. '*.json'); default: every .json, .jsonl, .jsonl.gz and .parquet file")
     p.add_argument("--clusters", metavar="PATH", help="write every removed record -> the record it duplicates (JSONL)")
     p.add_argument("--signatures", metavar="DIR", help="keep pass 1's signatures here (Parquet, about 540 bytes a "
                    "record) and reuse them when the same file is deduplicated again with the same sketch settings: "
@@ -80,9 +83,13 @@ def register(sub) -> None:
     p.set_defaults(func=run_dedup)
 
     p = command_parser(sub, "filter", help=COMMANDS["filter"],
-                       description="Drop records that trip a quality rule; each drop is counted per rule and "
-                       "kept in the rejects file with its reason.", examples=FILTER_EXAMPLES)
+                       description="Drop junk (empty, garbled, looping, token salad, unfilled placeholders, echoes) "
+                       "and flag doubtful records (refusal, media, language, length) in meta.flags; each drop, cut "
+                       "and flag is counted per rule, drops and cut turns are kept in the rejects file with the "
+                       "reason.", examples=FILTER_EXAMPLES)
     _common(p, FORMAT_MODULES)
+    p.add_argument("--glob", metavar="PATTERN", help="in folders, read only the files whose name matches PATTERN "
+                   "(e.g. '*.json'); default: every .json, .jsonl, .jsonl.gz and .parquet file")
     add_options(p.add_argument_group("filter settings (the [filter] section of a pipeline config)"), FilterConfig)
     p.set_defaults(func=run_filter)
 
@@ -172,8 +179,11 @@ def run_dedup(args) -> int:
     from ..runlog import RunLog
     from .options import config_from_args
 
+    from ..inputs import expand_inputs
+
     config = config_from_args(DedupConfig, args)
     _check_dask_address(args.dask)
+    args.inputs = expand_inputs(args.inputs, args.glob)
     against = [str(p) for p in config.against]
     if config.against_only and not against:
         raise InstructgenError("--against-only needs --against REF...")
@@ -272,11 +282,13 @@ def _dedup_in_memory(args, config, against: list[str], log) -> None:
 def run_filter(args) -> int:
     from ..convert import ReadOptions, read_records, write_records
     from ..curate.filter import FilterConfig, filter_records
+    from ..inputs import expand_inputs
     from ..io import RowWriter
     from ..runlog import RunLog
     from .options import config_from_args
 
     config = config_from_args(FilterConfig, args)
+    args.inputs = expand_inputs(args.inputs, args.glob)  # folders and patterns, as convert reads them
     rejects, stats_path = _paths(args)
     log = RunLog("filter", rejects)
     try:
@@ -288,8 +300,23 @@ def run_filter(args) -> int:
         _parquet_notes(writer, log)
     finally:
         log.close()
-    _finish(args, log, stats_path, sorted(log.info["filter_rules"].items(), key=lambda kv: -kv[1]))
+    _print_filter_table(log.info)
+    _finish(args, log, stats_path)
     return 0
+
+
+def _print_filter_table(info: dict) -> None:
+    """Per rule: records dropped, dialogues cut, records flagged (signals are only flagged unless --drop names them)."""
+    dropped, cut, flagged = info["filter_rules"], info["filter_truncated"], info["filter_flags"]
+    names = sorted({*dropped, *cut, *flagged}, key=lambda n: (-(dropped[n] + cut[n] + flagged[n]), n))
+    if not names:
+        return
+    width = max(len(n) for n in names)
+    print(f"{'rule':<{width}}  dropped      cut  flagged", file=sys.stderr)
+    for name in names:
+        cells = [dropped[name] if name in dropped else "-", cut[name] if name in dropped else "-",
+                 flagged[name] if name in flagged else "-"]
+        print(f"{name:<{width}}  " + "  ".join(f"{c:>7}" for c in cells), file=sys.stderr)
 
 
 def _parquet_notes(writer, log) -> None:

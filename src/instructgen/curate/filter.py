@@ -1,28 +1,29 @@
-"""The filter stage: named quality rules, judged one turn at a time, over a stream of records.
+"""The filter stage in two tiers, judged one turn at a time, over a stream of records.
 
     parse_rules(spec: str) -> tuple[str, ...]
-        "default", a comma list of rule names, or "default,-language" to drop some ("default,safety_refusal"
+        "default", a comma list of rule names, or "default,-language" to leave some out ("default,safety_refusal"
         adds the one rule that is off by default).
     judge_record(conv: Conversation, config: FilterConfig) -> Verdict
-        Verdict(rule, reason, keep): the first turn a rule fails and why; keep = how many turns (exchanges)
-        the record keeps: all of them when it passes, the ones before the failing turn when the record is
-        cut, 0 when it is dropped.
+        Verdict(rule, reason, keep, turn, flags): the first turn a junk rule (or a signal named in config.drop)
+        fails and why; keep = how many turns (exchanges) the record keeps: all of them when it passes, the ones
+        before the junk turn when the record is cut, 0 when it is dropped; flags = the signals raised on the
+        turns it keeps ({"rule", "turn" (1-based), "reason"}).
     check_record(conv: Conversation, config: FilterConfig) -> tuple[str, str] | None
-        (rule, reason) of the first failing turn (whether that cuts or drops the record), or None.
+        (rule, reason) of the first junk turn (whether that cuts or drops the record), or None.
     cut(conv: Conversation, keep: int) -> Conversation
         a copy of the record with its first `keep` exchanges (and its system message).
     filter_records(records: Iterable[Conversation], config: FilterConfig, log: RunLog) -> Iterator[Conversation]
-        yields the records that pass and the cut ones; each dropped record goes to `log` as kind "filtered",
-        reason = the rule's name, detail = what it found, raw = the record in its source format (intake is
-        counted by whoever read the records, e.g. convert.read_records). A cut record still goes out, so
-        in = out + rejected + filtered + duplicates holds: it is counted by log.lost("cut before a failing
-        turn (<rule>)"), which the summary prints, and in log.info["filter_truncated"] (per rule), beside
-        log.info["filter_rules"] (drops per rule).
+        yields the records that pass and the cut ones, each with its flags in meta["flags"] (a list; absent when
+        there are none). A dropped record goes to `log` as kind "filtered" (reason = the rule, detail = what it
+        found, raw = the record in its source format); the turns a cut removes go to `log` as kind "cut" (the
+        record itself goes out, so in = out + rejected + filtered + duplicates still holds, and every removed
+        turn is in the rejects file). Counts: log.info["filter_rules"] (drops per rule),
+        log.info["filter_truncated"] (cuts per rule), log.info["filter_flags"] (records flagged per signal).
 
-Each assistant turn is judged with the user message it answers. A record whose first turn fails is dropped;
-one whose later turn fails is cut before that turn (config.truncate; off: dropped) when what is left ends
-with an assistant message. Rules run cheapest first, turn by turn, and stop at the first failure; the
-language rule (the only one that may call a statistical model) runs last.
+Junk (rules.JUNK) is dropped: a record whose first turn is junk is dropped; one whose later turn is junk is cut
+before that turn (config.truncate; off: dropped) when what is left ends with an assistant message. Signals
+(rules.SIGNALS) only flag, unless config.drop names them: then they act like junk. A KTO answer labelled false
+and a DPO rejected answer are meant to be bad: only their prompt is judged (garbled text).
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ from ..formats import source_row
 from ..record import Conversation
 from ..runlog import RunLog
 from .langid import DETECTORS
-from .rules import DEFAULT_RULES, RULES, turns_of
+from .rules import DEFAULT_RULES, JUNK, RULES, SIGNALS, turns_of
 
 __all__ = ["FilterConfig", "Verdict", "parse_rules", "judge_record", "check_record", "cut", "filter_records"]
+
+# what is still judged of an answer that is meant to be bad (KTO label false): its prompt's text
+PROMPT_ONLY_RULES = ("garbled",)
 
 
 def parse_rules(spec: str | None) -> tuple[str, ...]:
@@ -74,7 +78,10 @@ class FilterConfig(BaseModel):
 
     rules: tuple[str, ...] = Field(DEFAULT_RULES, description="rules to run: default, a comma list of rule "
                                    "names, or default,-RULE to leave some out (default,safety_refusal adds the "
-                                   "rule that drops refusals of harmful requests)")
+                                   "signal for refusals of harmful requests). Junk rules (" + ", ".join(JUNK) +
+                                   ") drop; signals (" + ", ".join(SIGNALS) + ") flag the record in meta.flags")
+    drop: tuple[str, ...] = Field((), description="signals to drop instead of flag, e.g. refusal,needs_media,"
+                                  "language,length (default: none; every signal is only flagged)")
     lang: tuple[str, ...] = Field((), description="allowed languages (ISO 639-1 codes, e.g. zh,en); empty: any")
     detector: str = Field("script+langdetect", description="language detector (script check, then seeded "
                           "langdetect by default)", json_schema_extra={"choices": DETECTORS})
@@ -102,6 +109,18 @@ class FilterConfig(BaseModel):
         except InstructgenError as e:
             raise ValueError(str(e)) from None
 
+    @field_validator("drop", mode="before")
+    @classmethod
+    def _drop(cls, value: Any) -> Any:
+        value = _comma_list(value)
+        if isinstance(value, (list, tuple)):
+            for name in value:
+                if name not in SIGNALS:
+                    hint = " (junk is always dropped)" if name in JUNK else ""
+                    raise ValueError(f"drop: {name!r} is not a signal{hint}; signals: {', '.join(SIGNALS)}")
+            return tuple(dict.fromkeys(value))
+        return value
+
     @field_validator("lang", mode="before")
     @classmethod
     def _lang(cls, value: Any) -> Any:
@@ -123,10 +142,11 @@ def _known(name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    rule: str | None  # the rule the first failing turn failed; None: every turn passes
+    rule: str | None  # the rule the first junk turn failed; None: no turn is junk
     reason: str
     keep: int  # exchanges kept: all (passes), 1..n-1 (cut), 0 (dropped)
-    turn: int = -1  # 0-based index of the failing turn
+    turn: int = -1  # 0-based index of the junk turn
+    flags: tuple[dict[str, Any], ...] = ()  # signals raised on the kept turns
 
 
 def judge_record(conv: Conversation, config: FilterConfig) -> Verdict:
@@ -134,14 +154,26 @@ def judge_record(conv: Conversation, config: FilterConfig) -> Verdict:
     if pairwise:  # a preference pair is judged as its prompt + the chosen answer (the rejected one is meant to be worse)
         conv = replace(conv, messages=[*conv.messages, conv.chosen], chosen=None, rejected=None)
     turns = turns_of(conv)
-    rules = [(name, RULES[name]) for name in config.rules or DEFAULT_RULES]
+    chosen = config.rules or DEFAULT_RULES
+    stopping = [(name, RULES[name]) for name in chosen if name in JUNK or name in config.drop]
+    flagging = [(name, RULES[name]) for name in chosen if name not in JUNK and name not in config.drop]
+    flags: list[dict[str, Any]] = []
     for turn in turns:
-        for name, rule in rules:
+        if conv.label is False and turn.index == len(turns) - 1:  # a KTO answer meant to be bad: its prompt only
+            turn = replace(turn, output="")
+            checks, raise_flags = [(n, r) for n, r in stopping if n in PROMPT_ONLY_RULES], []
+        else:
+            checks, raise_flags = stopping, flagging
+        for name, rule in checks:
             reason = rule(turn, config)
             if reason:  # a pair is never cut: its answers belong to the last prompt
                 keep = turn.index if config.truncate and not pairwise and _valid_cut(conv, turns, turn.index) else 0
-                return Verdict(name, reason, keep, turn.index)
-    return Verdict(None, "", len(turns))
+                return Verdict(name, reason, keep, turn.index, tuple(flags) if keep else ())
+        for name, rule in raise_flags:
+            reason = rule(turn, config)
+            if reason:
+                flags.append({"rule": name, "turn": turn.index + 1, "reason": reason})
+    return Verdict(None, "", len(turns), -1, tuple(flags))
 
 
 def _valid_cut(conv: Conversation, turns: list, keep: int) -> bool:
@@ -161,20 +193,34 @@ def cut(conv: Conversation, keep: int) -> Conversation:
     return replace(conv, messages=conv.messages[:start])
 
 
+def _with_flags(conv: Conversation, flags: tuple[dict[str, Any], ...]) -> Conversation:
+    if flags:
+        conv.meta = {**conv.meta, "flags": list(flags)}
+    elif "flags" in conv.meta:  # flags of an earlier run would mislead: this run raised none
+        conv.meta = {k: v for k, v in conv.meta.items() if k != "flags"}
+    return conv
+
+
 def filter_records(records: Iterable[Conversation], config: FilterConfig, log: RunLog) -> Iterator[Conversation]:
     rules = config.rules or DEFAULT_RULES
-    counts: Counter[str] = Counter({name: 0 for name in rules})
+    counts: Counter[str] = Counter({name: 0 for name in rules if name in JUNK or name in config.drop})
     truncated: Counter[str] = Counter()
+    flagged: Counter[str] = Counter({name: 0 for name in rules if name not in JUNK and name not in config.drop})
     log.info["filter_rules"] = counts
     log.info["filter_truncated"] = truncated
+    log.info["filter_flags"] = flagged
     for conv in records:
         verdict = judge_record(conv, config)
+        flagged.update({f["rule"] for f in verdict.flags})
         if verdict.rule is None:
-            yield conv
+            yield _with_flags(conv, verdict.flags)
         elif verdict.keep:
             truncated[verdict.rule] += 1
-            log.lost(f"cut before a failing turn ({verdict.rule})")
-            yield cut(conv, verdict.keep)
+            log.lost(f"cut before a junk turn ({verdict.rule})")
+            total = len(turns_of(conv))
+            log.drop(conv.origin, verdict.rule, source_row(conv), kind="cut", detail=verdict.reason,
+                     turns_removed=f"{verdict.keep + 1}-{total} of {total}")
+            yield _with_flags(cut(conv, verdict.keep), verdict.flags)
         else:
             counts[verdict.rule] += 1
             log.drop(conv.origin, verdict.rule, source_row(conv), kind="filtered", detail=verdict.reason)

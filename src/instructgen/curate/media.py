@@ -9,7 +9,7 @@ https://…", "improve this page: https://…"), and an answer that claims to ha
 article discusses…"). Words in a self-contained text do not count ("uploaded videos" in a word problem,
 "如下图中的浮萍" in a reading passage): only the task's own words are searched (the alpaca instruction, or a
 short prompt, or the first and last lines of a long one). Records with tools are exempt: a tool can fetch
-the file or the page.
+the file or the page; so are records that carry their images, videos or audio (rules.carries_media).
 """
 
 from __future__ import annotations
@@ -103,6 +103,8 @@ def task_words(t: Turn) -> str:
 
 
 def needs_media(t: Turn, cfg: FilterConfig) -> str | None:
+    if t.has_media:
+        return None  # the images, videos or audio are attached to the record
     if t.has_tools or _TOOL_PROMPT.search(t.prompt[:400]):
         return None  # a tool can open the file or fetch the page
     words = task_words(t)

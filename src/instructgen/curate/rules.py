@@ -5,29 +5,32 @@
     turns_of(conv) -> list[Turn]        the exchanges of a record, in order (`Turn.start` = index of its
                                         first message in conv.messages, where a cut goes)
     RULES: dict[str, Rule]              name -> rule, cheapest first (the order they run in)
+    JUNK: tuple[str, ...]               the rules whose finding is junk on any data: dropped (a dialogue is cut
+                                        before the turn)
+    SIGNALS: tuple[str, ...]            the rules whose finding is a doubt: flagged in meta["flags"], dropped
+                                        only when FilterConfig.drop names them
     DEFAULT_RULES: tuple[str, ...]      every rule but `safety_refusal`
     Rule = Callable[[Turn, FilterConfig], str | None]
 
-Rules and what they catch (from alpaca-cleaned, FastChat and WizardLM-unfiltered cleaning, and from
-reading what they dropped on real sets: benchmarks/curate_real.py):
+Junk (curate/junk.py holds the measures; each judged by reading on every real set, benchmarks/curate_real.py):
     empty_output      no assistant text and no tool call, or a placeholder ("N/A", "none", "无", ...)
     echo              output equal to the prompt, or to the input unless the task may leave it as it is
                       (sort, order, correct, proofread: "already in order" is a right answer)
-    garbled           U+FFFD, control characters, mojibake (UTF-8 read as Latin-1/GBK), <UNK> placeholders, in
-                      prompt or output
-    length            too long (any turn); too short only for a one-turn record (a dialogue's "Hi" or
-                      "Thanks!" is a turn, not a defect); words, or CJK characters and words for CJK text
-    refusal           a non-answer: the turn is an AI disclaimer or a refusal with nothing else in it
-                      (curate/refusal.py); safety refusals to harmful requests are kept
-    safety_refusal    (not in the defaults) a refusal of a harmful request, for sets that should not
-                      teach refusing
-    needs_media       the prompt points at content the model cannot see: an attached or pictured image,
-                      file, audio or video, or a URL's page it is asked to read (curate/media.py)
-    merged            several instructions merged into one (### Instruction separators, repeated
-                      Instruction: markers, a numbered list of separate tasks)
-    repetition        a degenerate loop: a stretch of text repeated back to back (curate/repetition.py)
-    language          a turn not in FilterConfig.lang, or answered in another language; judged on the
-                      natural-language part (curate/language.py)
+    garbled           U+FFFD, control characters, mojibake (ftfy's badness measure; GBK's 锟斤拷), <UNK>
+                      placeholders, in prompt or output
+    placeholder       an unfilled template slot in the output ({{name}}, [INSERT ...]) the prompt did not ask for
+    repetition        a loop of any unit: most of the output re-says n-grams it already said, or is lines said
+                      before (Gopher / data-juicer ratios; parallel steps, lists, tables and code stay)
+    salad             token salad: half the output's tokens are not words of its language (wordfreq)
+Signals:
+    length            too long (any turn); too short only for a one-turn record
+    merged            several instructions merged into one (### Instruction separators, Instruction: markers,
+                      a numbered list of separate tasks)
+    needs_media       the prompt points at content the model cannot see (curate/media.py); never when the record
+                      carries its images, videos or audio
+    refusal           a non-answer: an AI disclaimer or a refusal with nothing else in it (curate/refusal.py)
+    safety_refusal    (not in the defaults) a refusal of a harmful request
+    language          a turn not in FilterConfig.lang, or answered in another language (curate/language.py)
 """
 
 from __future__ import annotations
@@ -39,11 +42,11 @@ from typing import TYPE_CHECKING, Callable
 
 from ..formats.base import split_instruction
 from ..record import Conversation
+from . import junk
 from .language import language
 from .langid import script_counts
 from .media import needs_media
 from .refusal import refusal, safety_refusal
-from .repetition import repetition
 
 if TYPE_CHECKING:
     from .filter import FilterConfig
@@ -61,6 +64,7 @@ class Turn:
     calls_tools: bool  # the assistant called a tool in this exchange
     has_tools: bool  # the record offers tools (definitions, calls or results)
     previous_prompt: str = ""  # the user message of the exchange before
+    has_media: bool = False  # the record carries its images, videos or audio
 
     @property
     def only(self) -> bool:
@@ -84,12 +88,21 @@ def turns_of(conv: Conversation) -> list[Turn]:
             if m.tool_calls and not calls:
                 spans[-1] = (start, prompt, texts, True)
     has_tools = conv.has_tools()
+    has_media = carries_media(conv)
     turns = []
     for k, (start, prompt, texts, calls) in enumerate(spans):
         instruction, inp = split_instruction(conv, prompt) if k == 0 else (prompt, "")
         turns.append(Turn(prompt, instruction, inp, "\n".join(texts), k, len(spans), start, calls, has_tools,
-                          spans[k - 1][1] if k else ""))
+                          spans[k - 1][1] if k else "", has_media))
     return turns
+
+
+MEDIA_FIELDS = ("images", "image", "videos", "video", "audios", "audio")
+
+
+def carries_media(conv: Conversation) -> bool:
+    """The record has its media attached (LLaMA-Factory's images/videos/audios columns, kept in extra or meta)."""
+    return any(conv.extra.get(k) or conv.meta.get(k) for k in MEDIA_FIELDS)
 
 
 def _norm(text: str) -> str:
@@ -233,9 +246,25 @@ def garbled(t: Turn, cfg: FilterConfig) -> str | None:
             return f"garbled {part} (U+FFFD replacement character)"
         if _CONTROL.search(text):
             return f"garbled {part} (control character)"
-        if len(_MOJIBAKE.findall(text)) >= 2:
+        if len(_MOJIBAKE.findall(text)) >= 2 or junk.mojibake(text):
             return f"garbled {part} (mojibake)"
     return None
+
+
+# -- placeholders, loops, token salad (curate/junk.py) ----------------------------------------------
+
+def placeholder(t: Turn, cfg: FilterConfig) -> str | None:
+    found = junk.placeholder(t.output, t.prompt)
+    return f"unfilled placeholder {found!r}" if found else None
+
+
+def repetition(t: Turn, cfg: FilterConfig) -> str | None:
+    found = junk.is_loop(t.output, t.instruction)
+    return f"repetitive output ({found})" if found else None
+
+
+def salad(t: Turn, cfg: FilterConfig) -> str | None:
+    return junk.is_salad(t.output)
 
 
 Rule = Callable[[Turn, "FilterConfig"], "str | None"]
@@ -243,12 +272,16 @@ RULES: dict[str, Rule] = {
     "empty_output": empty_output,
     "echo": echo,
     "garbled": garbled,
+    "placeholder": placeholder,
+    "repetition": repetition,
+    "salad": salad,
     "length": length,
     "merged": merged,
     "needs_media": needs_media,
     "refusal": refusal,
     "safety_refusal": safety_refusal,
-    "repetition": repetition,
     "language": language,
 }
+JUNK = ("empty_output", "echo", "garbled", "placeholder", "repetition", "salad")
+SIGNALS = tuple(name for name in RULES if name not in JUNK)
 DEFAULT_RULES = tuple(name for name in RULES if name != "safety_refusal")
