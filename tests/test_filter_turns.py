@@ -1,5 +1,5 @@
-"""Rules judge each turn: a dialogue is cut before its first failing turn, or dropped; and what the rules got
-wrong on real records (../shared/data, judged in benchmarks/judgements/filter.jsonl) stays right."""
+"""Rules judge each turn: a dialogue is cut before its first junk turn, or dropped; a signal only flags; and what
+the rules got wrong on real records (../shared/data, judged in benchmarks/judgements/filter.jsonl) stays right."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from instructgen.runlog import RunLog
 CFG = FilterConfig()
 GOOD = "Photosynthesis turns light, water and carbon dioxide into sugar and oxygen inside the leaves of plants."
 NON_ANSWER = "I'm sorry, but as an AI language model, I cannot access real-time data. Please check a weather website."
+LOOP = "Sincerely, " * 40  # junk: a loop of one token
 
 
 def dialogue(*answers: str, system: str | None = None) -> Conversation:
@@ -41,42 +42,82 @@ def run(records, config=CFG):
 
 # -- cutting and dropping ---------------------------------------------------------------------------
 
-def test_a_later_failing_turn_cuts_the_dialogue_before_it():
-    conv = dialogue(GOOD, NON_ANSWER, GOOD, system="Be brief.")
+def test_a_later_junk_turn_cuts_the_dialogue_before_it_and_the_removed_turns_go_to_the_rejects():
+    conv = dialogue(GOOD, LOOP, GOOD, system="Be brief.")
     verdict = judge_record(conv, CFG)
-    assert (verdict.rule, verdict.keep, verdict.turn) == ("refusal", 1, 1)
-    (out,), log = run([conv])
+    assert (verdict.rule, verdict.keep, verdict.turn) == ("repetition", 1, 1)
+    log = RunLog("filter", keep_entries=True)
+    log.took_in(1)
+    (out,) = list(filter_records([conv], CFG, log))
+    log.emitted(1)
     assert [m.role for m in out.messages] == ["system", "user", "assistant"]
     assert out.messages[2].content == GOOD and len(conv.messages) == 7  # the input record is not changed
-    assert log.info["filter_truncated"] == {"refusal": 1} and log.info["filter_rules"]["refusal"] == 0
-    assert log.losses == {"cut before a failing turn (refusal)": 1}
+    assert log.info["filter_truncated"] == {"repetition": 1} and log.info["filter_rules"]["repetition"] == 0
+    assert log.losses == {"cut before a junk turn (repetition)": 1}
     assert log.balanced and log.dropped["filtered"] == 0
+    (entry,) = log.entries
+    assert entry["kind"] == "cut" and entry["reason"] == "repetition" and entry["turns_removed"] == "2-3 of 3"
+    assert [m["content"] for m in entry["raw"]["messages"] if m["role"] == "assistant"] == [GOOD, LOOP, GOOD]
 
 
-def test_a_failing_first_turn_drops_the_dialogue():
-    out, log = run([dialogue(NON_ANSWER, GOOD)])
-    assert out == [] and log.info["filter_rules"]["refusal"] == 1 and log.balanced
+def test_a_junk_first_turn_drops_the_dialogue():
+    out, log = run([dialogue(LOOP, GOOD)])
+    assert out == [] and log.info["filter_rules"]["repetition"] == 1 and log.balanced
 
 
 def test_truncate_off_drops_instead_of_cutting():
-    out, log = run([dialogue(GOOD, NON_ANSWER)], FilterConfig(truncate=False))
+    out, log = run([dialogue(GOOD, LOOP)], FilterConfig(truncate=False))
     assert out == [] and log.dropped["filtered"] == 1 and not log.info["filter_truncated"]
 
 
 def test_the_summary_and_stats_show_cut_records():
     import io
 
-    _, log = run([dialogue(GOOD, NON_ANSWER)])
+    _, log = run([dialogue(GOOD, LOOP)])
     buf = io.StringIO()
     log.print_summary(buf)
-    assert "cut before a failing turn (refusal): 1 record" in buf.getvalue()
-    assert log.to_dict()["filter_truncated"] == {"refusal": 1}
+    assert "cut before a junk turn (repetition): 1 record" in buf.getvalue()
+    assert log.to_dict()["filter_truncated"] == {"repetition": 1}
+
+
+def test_a_signal_flags_the_record_and_never_removes_a_turn():
+    conv = dialogue(GOOD, NON_ANSWER, GOOD)
+    (out,), log = run([conv])
+    assert len(out.messages) == 6 and log.info["filter_flags"]["refusal"] == 1
+    assert [(f["rule"], f["turn"]) for f in out.meta["flags"]] == [("refusal", 2)]
+    (cut_record,), log = run([dialogue(GOOD, NON_ANSWER, GOOD)], FilterConfig(drop=("refusal",)))
+    assert len(cut_record.messages) == 2 and "flags" not in cut_record.meta
+    assert log.info["filter_truncated"] == {"refusal": 1} and "refusal" not in log.info["filter_flags"]
+
+
+def test_flags_of_an_earlier_run_are_replaced():
+    conv = dialogue(GOOD)
+    conv.meta["flags"] = [{"rule": "refusal", "turn": 1, "reason": "old"}]
+    (out,), _ = run([conv])
+    assert "flags" not in out.meta
+
+
+def test_a_kto_answer_labelled_false_is_not_judged_but_its_prompt_is():
+    bad = Conversation([Message("user", "Explain photosynthesis."), Message("assistant", LOOP)], label=False).check()
+    good_label = Conversation([Message("user", "Explain photosynthesis."), Message("assistant", LOOP)], label=True).check()
+    garbled_prompt = Conversation([Message("user", "Explain \ufffd\ufffd photosynthesis."), Message("assistant", LOOP)],
+                                  label=False).check()
+    assert judge_record(bad, CFG).rule is None
+    assert judge_record(good_label, CFG).rule == "repetition"
+    assert judge_record(garbled_prompt, CFG).rule == "garbled"
+
+
+def test_a_dpo_rejected_answer_is_not_judged():
+    pair = Conversation([Message("user", "Explain photosynthesis.")], chosen=Message("assistant", GOOD),
+                        rejected=Message("assistant", LOOP)).check()
+    assert judge_record(pair, CFG).rule is None
 
 
 def test_a_short_opening_turn_is_a_turn_not_a_defect():
     conv = from_pairs([("Hi", "Hello! How can I help?"), ("Explain photosynthesis.", GOOD)])
-    assert judge_record(conv, CFG).rule is None
-    assert judge_record(from_pairs([("Hi", "Hello! How can I help?")]), CFG).rule == "length"
+    assert judge_record(conv, CFG).rule is None and not judge_record(conv, CFG).flags
+    verdict = judge_record(from_pairs([("Hi", "Hello! How can I help?")]), CFG)
+    assert verdict.rule is None and [f["rule"] for f in verdict.flags] == ["length"]  # flagged, kept
 
 
 def test_tool_calls_are_answers_and_cuts_keep_call_and_result_together():
@@ -94,14 +135,14 @@ def test_tool_calls_are_answers_and_cuts_keep_call_and_result_together():
 
 
 def test_results_are_the_same_from_several_threads():
-    records = [dialogue(GOOD, NON_ANSWER), dialogue(NON_ANSWER), dialogue(GOOD, GOOD)] * 40
+    records = [dialogue(GOOD, NON_ANSWER), dialogue(NON_ANSWER), dialogue(GOOD, LOOP), dialogue(GOOD, GOOD)] * 40
     expected = [judge_record(c, FilterConfig(lang=("en",))) for c in records]
     with ThreadPoolExecutor(4) as pool:
         runs = list(pool.map(lambda _: [judge_record(c, FilterConfig(lang=("en",))) for c in records], range(4)))
     assert all(r == expected for r in runs)
 
 
-_text = st.sampled_from([GOOD, NON_ANSWER, "", "N/A", "好的，下面是答案：光合作用产生氧气。", "Hi", "\ufffd",
+_text = st.sampled_from([GOOD, NON_ANSWER, "", "N/A", "好的，下面是答案：光合作用产生氧气。", "Hi", "\ufffd", LOOP,
                          "I love you so much and I love you so much and I love you so much and I love you so much"])
 
 
@@ -142,16 +183,21 @@ def test_cli_filter_cuts_and_counts(tmp_path, capsys):
     src = tmp_path / "chat.jsonl"
     rows = [{"conversations": [{"from": "human", "value": "Explain photosynthesis."}, {"from": "gpt", "value": GOOD},
                                {"from": "human", "value": "And tomorrow's weather in Paris?"},
-                               {"from": "gpt", "value": NON_ANSWER}]}]
+                               {"from": "gpt", "value": NON_ANSWER},
+                               {"from": "human", "value": "Say it again?"}, {"from": "gpt", "value": LOOP}]}]
     src.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     out = tmp_path / "clean.jsonl"
     assert main(["filter", str(src), "-o", str(out)]) == 0
     err = capsys.readouterr().err
     kept = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(kept) == 1 and len(kept[0]["conversations"]) == 2
-    assert "cut before a failing turn (refusal): 1 record" in err
+    assert len(kept) == 1 and len(kept[0]["conversations"]) == 4  # the refusal is flagged, the loop cut
+    assert [f["rule"] for f in kept[0]["meta"]["flags"]] == ["refusal"]
+    assert "cut before a junk turn (repetition): 1 record" in err
+    (cut_entry,) = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text().splitlines()]
+    assert cut_entry["kind"] == "cut" and cut_entry["turns_removed"] == "3-3 of 3" and cut_entry["raw"] == rows[0]
     stats = json.loads((tmp_path / "clean.stats.json").read_text())["stages"][0]
-    assert stats["filter_truncated"] == {"refusal": 1} and stats["out"] == 1 and stats["filtered"] == 0
+    assert stats["filter_truncated"] == {"repetition": 1} and stats["out"] == 1 and stats["filtered"] == 0
+    assert stats["filter_flags"]["refusal"] == 1
     assert main(["filter", str(src), "-o", str(tmp_path / "whole.jsonl"), "--no-truncate"]) == 0
     assert (tmp_path / "whole.jsonl").read_text() == ""
 
@@ -187,17 +233,20 @@ def test_chinese_tasks_with_code_or_english_material_are_kept_under_lang_zh(n):
     assert judge_record(_record(ALPACA_ZH, "alpaca", n), FilterConfig(lang=("zh",))).rule is None
 
 
-def test_a_chinese_task_answered_in_english_prose_is_dropped_under_lang_zh():
-    assert judge_record(_record(ALPACA_ZH, "alpaca", 57), FilterConfig(lang=("zh",))).rule == "language"
+def test_a_chinese_task_answered_in_english_prose_is_flagged_under_lang_zh_and_dropped_when_asked():
+    conv = _record(ALPACA_ZH, "alpaca", 57)
+    assert [f["rule"] for f in judge_record(conv, FilterConfig(lang=("zh",))).flags] == ["language"]
+    assert judge_record(conv, FilterConfig(lang=("zh",), drop=("language",))).rule == "language"
 
 
 def test_a_scoped_decline_of_an_action_is_kept():
     assert judge_record(_record(GLAIVE, "sharegpt", 30), CFG).rule is None  # "I can't order a pizza, but ..."
 
 
-def test_a_moss_non_answer_in_a_later_turn_cuts_and_the_cut_record_writes_back_to_moss():
+def test_a_moss_non_answer_in_a_later_turn_is_flagged_or_cut_when_asked_and_writes_back_to_moss():
     conv = _record(MOSS, "moss", 10)  # turn 2: no contact details, only "check the lab's official website"
-    verdict = judge_record(conv, CFG)
+    assert [(f["rule"], f["turn"]) for f in judge_record(conv, CFG).flags] == [("refusal", 2), ("refusal", 3)]
+    verdict = judge_record(conv, FilterConfig(drop=("refusal",)))
     assert (verdict.rule, verdict.keep) == ("refusal", 1)
     rows = formats.get("moss").dump(cut(conv, verdict.keep), DumpOptions(), lambda what: None)
     assert rows[0]["num_turns"] == 1 and len(rows[0]["chat"]) == 1
@@ -205,8 +254,9 @@ def test_a_moss_non_answer_in_a_later_turn_cuts_and_the_cut_record_writes_back_t
 
 def test_safety_refusals_are_kept_unless_asked_for():
     conv = _record(MOSS, "moss", 39)  # refusals to "how do I damage someone's windpipe?" and the like
-    assert judge_record(conv, CFG).rule is None
-    assert judge_record(conv, FilterConfig(rules="default,safety_refusal")).rule == "safety_refusal"
+    assert judge_record(conv, CFG).rule is None and not judge_record(conv, CFG).flags
+    assert {f["rule"] for f in judge_record(conv, FilterConfig(rules="default,safety_refusal")).flags} == {"safety_refusal"}
+    assert judge_record(conv, FilterConfig(rules="default,safety_refusal", drop=("safety_refusal",))).rule == "safety_refusal"
 
 
 def test_the_judgements_file_names_existing_rules_and_verdicts():

@@ -21,10 +21,15 @@ def test_the_filter_judges_the_chosen_answer():
     good = pair("Name three primary colours.", "Red, yellow and blue.", "Green.", "a:1")
     refusing = pair("Describe your favourite memory.", "As an AI language model, I cannot do that.",
                     "I remember my first bicycle.", "a:2")
+    looping = pair("Name a colour.", "Sincerely, " * 40, "Blue.", "a:3")
+    bad_rejected = pair("Name a colour.", "Blue.", "Sincerely, " * 40, "a:4")  # the rejected answer is meant to be bad
     log = RunLog("filter")
-    kept = list(filter_records([good, refusing], FilterConfig(), log))
-    assert [c.origin for c in kept] == ["a:1"] and kept[0].pairwise
-    assert [(k, r) for (k, r) in log.reasons] == [("filtered", "refusal")]
+    kept = list(filter_records([good, refusing, looping, bad_rejected], FilterConfig(), log))
+    assert [c.origin for c in kept] == ["a:1", "a:2", "a:4"] and all(c.pairwise for c in kept)
+    assert [f["rule"] for f in kept[1].meta["flags"]] == ["refusal"]  # a signal flags the pair
+    assert [(k, r) for (k, r) in log.reasons] == [("filtered", "repetition")]
+    kept = list(filter_records([good, refusing], FilterConfig(drop=("refusal",)), RunLog("filter")))
+    assert [c.origin for c in kept] == ["a:1"]
 
 
 def test_dedup_keeps_one_prompt_with_two_different_pairs():
