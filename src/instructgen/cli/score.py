@@ -223,7 +223,7 @@ def _prices(path: str) -> dict:
 
 def run_select(args) -> int:
     from ..io import RowWriter
-    from ..quality.select import SelectConfig, check_config, select_records
+    from ..quality.select import SelectConfig, check_config, select_files
     from ..runlog import RunLog, write_stats
     from .options import config_from_args
 
@@ -233,8 +233,8 @@ def run_select(args) -> int:
     log = RunLog("select", rejects)
     try:
         with RowWriter(args.output) as writer:
-            outcome = select_records(_records(args, log), config, log, _Out(writer, log, args.to),
-                                     spool_dir=_spool_dir(args.output))
+            outcome = select_files(args.inputs, config, log, _Out(writer, log, args.to),
+                                   from_format=args.from_format, spool_dir=_spool_dir(args.output))
         _notes(writer, log)
     finally:
         log.close()

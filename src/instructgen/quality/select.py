@@ -90,9 +90,9 @@ def parse_by(spec: str) -> tuple[str, ...]:
     return names
 
 
-def score_of(conv: Conversation, names: Sequence[str]) -> float | str:
+def score_of(scores: Any, names: Sequence[str]) -> float | str:
     """The product of the named scores, or the name of the first one missing (or not a number)."""
-    scores = conv.meta.get("scores") if isinstance(conv.meta.get("scores"), dict) else {}
+    scores = scores if isinstance(scores, dict) else {}
     value = 1.0
     for name in names:
         v = scores.get(name)
@@ -102,17 +102,30 @@ def score_of(conv: Conversation, names: Sequence[str]) -> float | str:
     return value
 
 
-def estimated_tokens(conv: Conversation) -> int:
-    text = "".join(m.content for m in conv.messages) + (conv.chosen.content if conv.chosen is not None else "")
-    cjk = len(re.findall(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]", text))
+SKIP_KEYS = frozenset({"meta", "from", "role", "id", "type", "name", "tool_call_id"})  # labels, not the record's text
+
+
+def row_texts(value: Any, out: list[str]) -> list[str]:
+    """The text of a row as its format writes it: every string value, in order, but meta and role labels."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key not in SKIP_KEYS:
+                row_texts(item, out)
+    elif isinstance(value, list):
+        for item in value:
+            row_texts(item, out)
+    return out
+
+
+def estimated_tokens(text: str) -> int:
+    """About 4 characters a token, 1 a CJK character."""
+    cjk = len(_CJK.findall(text))
     return (len(text) - cjk) // 4 + cjk + 1
 
 
-def diversity_text(conv: Conversation) -> str:
-    parts = [m.content for m in conv.messages if m.role != "system"]
-    if conv.chosen is not None:
-        parts.append(conv.chosen.content)
-    return "\n".join(parts)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]")
 
 
 def signatures(texts: Sequence[str], num_perm: int, seed: int) -> np.ndarray:
@@ -269,113 +282,195 @@ class Walk:
 
 
 class _Spool:
-    """Records in canonical JSONL in a private temp file beside the output; read back by offset or in order."""
+    """Rows as read ([origin, format, row]) in a private temp file beside the output; read back by offset
+    (the records the walk reaches) or in order (the writing pass)."""
 
     def __init__(self, folder: str):
+        from array import array
+
         fd, self.path = tempfile.mkstemp(prefix=".instructgen-select-", suffix=".jsonl", dir=folder)
         self.fh = os.fdopen(fd, "w+b")
-        self.offsets: list[int] = []
+        self.offsets = array("q")
+        self.end = 0  # (tell() costs a system call per record)
 
-    def add(self, conv: Conversation) -> None:
-        self.offsets.append(self.fh.tell())
-        self.fh.write(orjson.dumps(conv.to_dict(), option=orjson.OPT_APPEND_NEWLINE, default=str))
+    def add(self, origin: str, spec_name: str, row: Any) -> None:
+        self.offsets.append(self.end)
+        line = orjson.dumps((origin, spec_name, row), option=orjson.OPT_APPEND_NEWLINE, default=str)
+        self.fh.write(line)
+        self.end += len(line)
 
-    def read(self, index: int) -> Conversation:
+    def read(self, index: int) -> list:
         self.fh.seek(self.offsets[index])
-        return Conversation.from_dict(orjson.loads(self.fh.readline()))
+        return orjson.loads(self.fh.readline())
 
-    def all(self) -> Iterable[Conversation]:
+    def all(self) -> Iterable[list]:
         self.fh.flush()
         self.fh.seek(0)
         for line in self.fh:
-            yield Conversation.from_dict(orjson.loads(line))
+            yield orjson.loads(line)
 
     def close(self) -> None:
         self.fh.close()
         os.unlink(self.path)
 
 
+@dataclass
+class _Ranked:
+    """Pass 1's arrays, one entry per ranked record (in input order)."""
+
+    scores: list = field(default_factory=list)
+    groups: list = field(default_factory=list)
+    tokens: list = field(default_factory=list)
+    names: dict = field(default_factory=dict)  # group -> id
+
+
+def select_files(paths: Sequence[str], config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None], *,
+                 from_format: str | None = None, spool_dir: str = ".") -> dict[str, Any]:
+    """The stage over files: rows are ranked as read (their meta.scores), only those the walk reaches are
+    sketched and only the selected ones parsed into records."""
+    from ..convert import ReadOptions, open_source
+
+    opts = ReadOptions(from_format=from_format)
+
+    def rows():
+        for path in paths:
+            spec, found = open_source(path, log, opts)
+            for row in found:
+                yield spec, row
+    return _select(rows(), config, log, emit, spool_dir, count_intake=True)
+
+
 def select_records(records: Iterable[Conversation], config: SelectConfig, log: RunLog,
                    emit: Callable[[Conversation], None], *, spool_dir: str = ".") -> dict[str, Any]:
+    """The stage over records already read (their intake counted by whoever read them)."""
+    from ..formats import get
+    from ..rows import Row
+
+    def rows():
+        for conv in records:
+            yield get(conv.source_format or "alpaca"), Row(source_row(conv), conv.origin)
+    return _select(rows(), config, log, emit, spool_dir, count_intake=False)
+
+
+def _select(rows: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None],
+            spool_dir: str, count_intake: bool) -> dict[str, Any]:
     names = parse_by(config.by)
     group_of = _grouper(config.per)
-    groups: dict[str, int] = {}
-    scores, group_ids, tokens, where = [], [], [], []  # where: the spool row of each ranked record
+    ranked = _Ranked()
     spool = _Spool(spool_dir)
+    specs: dict[str, Any] = {}
     try:
-        n_read = 0
-        for conv in records:
-            n_read += 1
-            why = _unranked(conv, names, config.drop_flags)
-            if why:
-                log.drop(conv.origin, why, source_row(conv), kind="filtered")
+        for spec, row in rows:
+            specs[spec.name] = spec
+            if row.error is not None or not isinstance(row.data, dict):
+                _reject_row(log, spec, row)  # counted in and dropped, with the reason `convert` gives
                 continue
-            scores.append(score_of(conv, names))
-            group_ids.append(groups.setdefault(group_of(conv), len(groups)))
-            tokens.append(estimated_tokens(conv))
-            where.append(len(spool.offsets))
-            spool.add(conv)
+            if count_intake:
+                log.took_in()
+            scores = _scores(row.data, spec, log, row.origin)
+            if scores is None:
+                continue
+            value = _rank_value(scores, names, config.drop_flags)
+            if isinstance(value, str):
+                log.drop(row.origin, value, row.data, kind="filtered")
+                continue
+            text = "\n".join(row_texts(row.data, [])) if config.budget_tokens or config.per == "language" else ""
+            ranked.scores.append(value)
+            group = group_of(row.data, row.origin, text)
+            ranked.groups.append(ranked.names.setdefault(group, len(ranked.names)))
+            ranked.tokens.append(estimated_tokens(text) if config.budget_tokens else 0)
+            spool.add(row.origin, spec.name, row.data)
         spool.fh.flush()
-        walk = Walk(np.asarray(scores, dtype=np.float64), np.asarray(group_ids, dtype=np.int64),
-                    np.asarray(tokens, dtype=np.int64), config,
-                    sketch=lambda idx: signatures([diversity_text(spool.read(int(i))) for i in idx],
-                                                  config.num_perm, config.seed)).run()
-        origins = {int(j): spool.read(int(j)).origin for j in np.unique(walk.near_of[walk.near_of >= 0])}
-        _write(spool, walk, origins, log, emit, config)
+
+        def sketch(indices: np.ndarray) -> np.ndarray:
+            texts = ["\n".join(row_texts(spool.read(int(i))[2], [])) for i in indices]
+            return signatures(texts, config.num_perm, config.seed)
+        walk = Walk(np.asarray(ranked.scores, dtype=np.float64), np.asarray(ranked.groups, dtype=np.int64),
+                    np.asarray(ranked.tokens, dtype=np.int64), config, sketch=sketch).run()
+        origins = {int(j): spool.read(int(j))[0] for j in np.unique(walk.near_of[walk.near_of >= 0])}
+        _write(spool, specs, walk, origins, log, emit, config)
     finally:
         spool.close()
-    return _stats(walk, groups, config)
+    return _stats(walk, ranked.names, config)
 
 
-def _unranked(conv: Conversation, names: Sequence[str], drop_flags: Sequence[str]) -> str | None:
-    scores = conv.meta.get("scores") if isinstance(conv.meta.get("scores"), dict) else {}
+def _reject_row(log: RunLog, spec: Any, row: Any) -> None:
+    from ..convert import ReadOptions, parse_rows
+
+    for _ in parse_rows([row], spec, log, ReadOptions(from_format=spec.name)):
+        pass
+
+
+def _scores(data: dict, spec: Any, log: RunLog, origin: str) -> Any:
+    """meta.scores of a row: its `meta` column, or (formats that keep meta elsewhere) the parsed record's."""
+    meta = data.get("meta")
+    if isinstance(meta, dict):
+        return meta.get("scores")
+    conv = _parse(spec, data, origin, log)
+    return None if conv is None else conv.meta.get("scores")
+
+
+def _parse(spec: Any, data: dict, origin: str, log: RunLog) -> Conversation | None:
+    from ..errors import BadRecord
+
+    try:
+        conv = spec.parse(data).check()
+    except BadRecord as e:
+        log.drop(origin, f"not a valid {spec.name} record: {e.reason}", data)
+        return None
+    conv.origin, conv.source_format = origin, spec.name
+    return conv
+
+
+def _rank_value(scores: Any, names: Sequence[str], drop_flags: Sequence[str]) -> float | str:
+    """The record's rank value, or why it is not ranked (`flag NAME`, `no score NAME`)."""
+    scores = scores if isinstance(scores, dict) else {}
     for flag in drop_flags:
         if scores.get(f"flag_{flag}") or scores.get(flag) is True:
             return f"flag {flag}"
-    value = score_of(conv, names)
-    return f"no score {value}" if isinstance(value, str) else None
+    value = score_of(scores, names)
+    return f"no score {value}" if isinstance(value, str) else value
 
 
-def _grouper(per: str | None) -> Callable[[Conversation], str]:
+def _grouper(per: str | None) -> Callable[[dict, str, str], str]:
     if not per:
-        return lambda conv: ""
+        return lambda row, origin, text: ""
     if per == "source":
-        return lambda conv: conv.origin.rsplit(":", 1)[0]
+        return lambda row, origin, text: origin.rsplit(":", 1)[0]
     if per == "language":
         from ..curate.langid import get_detector
 
         detector = get_detector("script+langdetect")
 
-        def language(conv: Conversation) -> str:
-            given = conv.meta.get("language")
-            if isinstance(given, str) and given:
-                return given
-            prompt = next((m.content for m in conv.messages if m.role == "user"), "")
-            return detector.detect(prompt) or "unknown"
+        def language(row: dict, origin: str, text: str) -> str:
+            meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+            given = meta.get("language")
+            return given if isinstance(given, str) and given else (detector.detect(text[:2000]) or "unknown")
         return language
 
-    def field_value(conv: Conversation) -> str:
-        value = conv.meta.get(per, conv.extra.get(per))
+    def field_value(row: dict, origin: str, text: str) -> str:
+        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        value = meta.get(per, row.get(per))
         return "" if value is None else str(value)
     return field_value
 
 
-def _write(spool: _Spool, walk: Walk, origins: dict[int, str], log: RunLog, emit: Callable[[Conversation], None],
-           config: SelectConfig) -> None:
+def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, str], log: RunLog,
+           emit: Callable[[Conversation], None], config: SelectConfig) -> None:
     top = f"not in the top {config.top_k}"
-    fate = walk.fate
-    for k, conv in enumerate(spool.all()):
+    fate, scores = walk.fate.tolist(), walk.scores
+    for k, (origin, spec_name, row) in enumerate(spool.all()):
         f = fate[k]
         if f == SELECTED:
-            emit(conv)
-            continue
-        if f == NEAR:
+            conv = _parse(specs[spec_name], row, origin, log)
+            if conv is not None:
+                emit(conv)
+        elif f == NEAR:
             near = origins[int(walk.near_of[k])]
-            log.drop(conv.origin, "near selected record", source_row(conv), kind="filtered",
+            log.drop(origin, "near selected record", row, kind="filtered",
                      detail=f"near selected record {near} (similarity {walk.near_sim[k]:.2f})", near=near)
         else:
-            log.drop(conv.origin, top if f == TOP_K else REASONS[int(f)], source_row(conv), kind="filtered",
-                     score=float(walk.scores[k]))
+            log.drop(origin, top if f == TOP_K else REASONS[f], row, kind="filtered", score=float(scores[k]))
 
 
 def _stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str, Any]:
