@@ -17,7 +17,7 @@ records ALREADY SELECTED, not with the whole pool, through an incremental LSH in
 signatures (word 1-2-grams, as dedup's default). The banding is chosen so that a pair at or above
 --similarity always shares a band (more bands than the mismatches such a pair can have: pigeonhole), and every
 candidate is verified on the signatures, so the result equals comparing with every selected record
-(`brute_force_near`); a test and benchmarks/select.py check that.
+(`brute_force_near`); a test and benchmarks/selection.py check that.
 """
 
 from __future__ import annotations

@@ -10,26 +10,25 @@
    baseline of the issue (distilabel's Deita filter) compares each record with the whole pool; its cost is
    shown as the count of comparisons it would make (R x R / 2), not run.
 
-Usage: python benchmarks/select.py [--n 1000000] [--top-k 10000] [--reference 20000]
+(Named selection.py, not select.py: a select.py in this folder would shadow the standard library's `select`
+module for every script here.)
+
+Usage: python benchmarks/selection.py [--n 1000000] [--top-k 10000] [--reference 20000]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import random
+import resource
+import subprocess
 import sys
+import tempfile
+import time
 
-# this file is named like the standard library's `select` module: its folder must not shadow it
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-import argparse  # noqa: E402
-import random  # noqa: E402
-import resource  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-import orjson  # noqa: E402
+import numpy as np
+import orjson
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
