@@ -41,6 +41,7 @@ class JudgeDouble(LLMDouble):
         self.shapes = shapes
         self.truth: dict[str, float] = {}  # request key -> the score the reply holds (judge's scale)
         self.replies: dict[str, str] = {}
+        self.scales: dict[str, tuple[float, float]] = {}
 
     def compose(self, body: dict, rng: random.Random) -> str:
         text = "\n".join(m.get("content", "") for m in body.get("messages", []))
@@ -59,7 +60,7 @@ class JudgeDouble(LLMDouble):
             reply = self.shaped(value, low, high, rng)
         if re.search(r"\d", reply):
             self.truth[key] = value
-        self.replies[key] = reply
+        self.replies[key], self.scales[key] = reply, (low, high)
         return reply
 
     @staticmethod

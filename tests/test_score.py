@@ -259,3 +259,20 @@ def test_kill_9_then_rerun_pays_for_nothing_twice(tmp_path):
         repaid = [k for k, n in double.served.items() if n > 1]
         assert len(repaid) <= 4 and all(k in received_before for k in repaid)  # only those in flight at the kill
     assert len(_lines(out)) == 60
+
+
+def test_the_api_key_appears_in_no_file_even_when_a_proxy_echoes_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 6)
+    with JudgeDouble(faults={"echo_auth": 1.0}, transient_times=99) as double:
+        code = cli_main(_score(double, inp, out, "--judge", "alpagasus", "--max-attempts", "2"))
+    err = capsys.readouterr().err
+    assert code == 1 and "failed for good" in err and SECRET not in err
+    failures = (tmp_path / "out.failures.jsonl").read_text()
+    assert "Authorization" in failures  # the echoed page is kept, the key in it is not
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+    rejects = _lines(tmp_path / "out.rejects.jsonl")
+    assert len(rejects) == 6 and all(r["reason"].startswith("not scored: request failed") for r in rejects)

@@ -37,6 +37,7 @@ from .judges import SIGNALS, Judge, custom_judge, get_judge, stricter
 from .parse import ParsedScore, parse_score
 
 UNSCORED = "unscored"
+FAILED = "failed: "  # + the request's error
 UNSCORED_REASON = "unscored: no score in the judge's reply, nor after asking for the number alone"
 BUDGET = "budget"
 
@@ -176,7 +177,7 @@ class _Scorer:
             if result.interrupted:
                 return INTERRUPTED, replies
             if not result.ok:
-                return f"not scored: request failed ({result.error})", replies
+                return FAILED + result.error, replies
             replies.append(result.text)
             parsed = parse_score(result.text, judge.low, judge.high)
             if parsed is not None:
@@ -268,7 +269,8 @@ async def _settle(conv: Conversation, task: asyncio.Task, scorer: _Scorer, log: 
     if verdict.stopped:
         _drop_stopped(conv, scorer.client.stop_reason, log)
     elif verdict.failed:
-        log.drop(conv.origin, verdict.failed, source_row(conv), scores=verdict.scores)
+        log.drop(conv.origin, "not scored: request failed", source_row(conv), detail=verdict.failed[len(FAILED):],
+                 scores=verdict.scores)
     elif verdict.unscored:
         for name in verdict.unscored:
             tallies[name].unscored += 1
