@@ -34,8 +34,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
 from instructgen.quality.select import NEAR, SELECTED, SelectConfig, Walk, signatures  # noqa: E402
 
-VOCAB = [f"{a}{b}" for a in ("ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "zu") for b in
-         ("rat", "mon", "lis", "dex", "pur", "gan", "tol", "vir", "sem", "nok", "bal", "cor")]
+VOCAB = [f"{a}{b}{c}" for a in ("ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "ve", "zu") for b in
+         ("rat", "mon", "lis", "dex", "pur", "gan", "tol", "vir", "sem", "nok", "bal", "cor")
+         for c in ("", "a", "e", "i", "o", "u", "an", "en", "in", "on", "um", "er", "is", "os", "us", "ax")]  # 1,920 words
 TOPICS = ["garden", "tax", "chess", "volcano", "jazz", "bicycle", "sleep", "origami", "storage", "glacier"]
 
 

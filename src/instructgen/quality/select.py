@@ -151,28 +151,31 @@ def band_rows(similarity: float, num_perm: int) -> int:
 
 
 class NearIndex:
-    """The selected records' signatures, banded into hash tables, growing as records are selected."""
+    """The selected records' signatures, banded into one hash table (band keys are salted by band, so one
+    table serves every band), growing as records are selected."""
 
     def __init__(self, similarity: float, num_perm: int):
         self.need = needed_matches(similarity, num_perm)
         self.rows = band_rows(similarity, num_perm)
         self.bands = num_perm // self.rows
-        self.tables: list[dict[int, list[int]]] = [{} for _ in range(self.bands)]
+        self.table: dict[int, list[int]] = {}
         self.sigs = np.empty((1024, num_perm), dtype=np.uint32)
         self.size = 0
 
-    def keys(self, sigs: np.ndarray) -> np.ndarray:
+    def keys(self, sigs: np.ndarray) -> list[list[int]]:
         from ..curate.lsh import band_hashes
 
-        return np.stack([band_hashes(sigs, b, self.rows) for b in range(self.bands)], axis=1) if len(sigs) else \
-            np.empty((0, self.bands), dtype=np.uint64)
+        if not len(sigs):
+            return []
+        return np.stack([band_hashes(sigs, b, self.rows) for b in range(self.bands)], axis=1).tolist()
 
-    def nearest(self, sig: np.ndarray, keys: np.ndarray) -> tuple[int, float] | None:
+    def nearest(self, sig: np.ndarray, keys: list[int]) -> tuple[int, float] | None:
         """(slot, similarity) of the most similar selected record at or above the threshold (ties: the
         earliest selected), or None."""
         found: set[int] = set()
-        for band, key in enumerate(keys.tolist()):
-            hit = self.tables[band].get(key)
+        get = self.table.get
+        for key in keys:
+            hit = get(key)
             if hit:
                 found.update(hit)
         if not found:
@@ -184,14 +187,19 @@ class NearIndex:
             return None
         return int(slots[best]), float(matches[best]) / sig.shape[0]
 
-    def add(self, sig: np.ndarray, keys: np.ndarray) -> int:
+    def add(self, sig: np.ndarray, keys: list[int]) -> int:
         if self.size == len(self.sigs):
             self.sigs = np.concatenate([self.sigs, np.empty_like(self.sigs)])
         slot = self.size
         self.sigs[slot] = sig
         self.size += 1
-        for band, key in enumerate(keys.tolist()):
-            self.tables[band].setdefault(key, []).append(slot)
+        table = self.table
+        for key in keys:
+            bucket = table.get(key)
+            if bucket is None:
+                table[key] = [slot]
+            else:
+                bucket.append(slot)
         return slot
 
 
