@@ -21,15 +21,21 @@ Layout (after the run):
     .instructgen.lock          held while a run writes here
 
 Nothing outside the names above is ever touched: a folder holding other files of the same names that
-no instructgen run wrote is refused before the run starts.
+no instructgen run wrote is refused before the run starts. Files in the folder may have been planted, so
+none is trusted: the manifest may name only the entries above (plain names, nothing with `/`, `..` or an
+absolute path), and it, the lock, `.cache` and `signatures` are refused when they are symbolic links (the
+lock also when it is not a plain file with one name); an entry that is a link is removed as a link, never
+followed.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
 import shutil
+import stat
 import tempfile
 import threading
 from contextlib import ExitStack, contextmanager
@@ -130,13 +136,39 @@ _HELD: dict[str, list] = {}  # folder -> [open lock file, depth]: a process may 
 _HELD_GUARD = threading.Lock()
 
 
+def _open_plain_file(path: Path, what: str) -> int:
+    """A descriptor on PATH, created exclusively if absent; a link or anything but a plain file with one name
+    (a planted symlink or hard link to someone else's file) is refused: we write into this file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _planted(path, what, "is a symbolic link") from None
+            raise
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise _planted(path, what, "is not a plain file" if not stat.S_ISREG(info.st_mode)
+                       else f"has {info.st_nlink} names (a hard link)")
+    return fd
+
+
+def _planted(path: Path, what: str, problem: str) -> InstructgenError:
+    return InstructgenError(f"{path} {problem}; instructgen writes {what} there itself and will not write "
+                            "through anything else: remove it (and look at what else was put in that folder), "
+                            "or choose another output folder with -o")
+
+
 def _acquire(folder: Path):
-    fh = open(folder / LOCK, "a+")
+    fh = os.fdopen(_open_plain_file(folder / LOCK, "its run lock"), "r+")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.seek(0)
-        holder = fh.read().strip() or "unknown"
+        holder = fh.read(64).strip() or "unknown"
         fh.close()
         raise InstructgenError(
             f"{folder} is in use by another instructgen run (pid {holder}); wait for it to finish or "
@@ -179,10 +211,21 @@ class OutputFolder:
         self.staging: Path | None = None
         self._hold: ExitStack | None = None
 
+    @contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold the folder's lock, having refused in one line a folder this run must not write into (planted
+        links, a manifest naming anything a run does not write, files of the run's names no run wrote): a
+        front end checks this before its orchestrator starts, then runs the pipeline inside."""
+        with hold_lock(self.path):
+            self._refuse_links(CACHE, SIGNATURES)
+            self._refuse_foreign_files()
+            yield
+
     def __enter__(self) -> OutputLayout:
         with ExitStack() as stack:
             stack.enter_context(hold_lock(self.path))
             self._remove_stale_staging()
+            self._refuse_links(CACHE, SIGNATURES)
             self._refuse_foreign_files()
             self.staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=self.path))
             self._hold = stack.pop_all()
@@ -202,30 +245,46 @@ class OutputFolder:
     def _remove_stale_staging(self) -> None:
         """Staging folders of runs that were killed (we hold the lock, so no live run owns one)."""
         for entry in self.path.glob(f"{STAGING_PREFIX}*"):
-            if entry.is_dir():
+            if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
 
+    def _refuse_links(self, *names: str) -> None:
+        """Folders kept between runs are written in place: a planted link would send those writes elsewhere."""
+        for name in names:
+            if (self.path / name).is_symlink():
+                raise _planted(self.path / name, f"the {name} folder", "is a symbolic link")
+
     def _previous(self) -> set[str]:
+        """The entries the previous run wrote (what this run replaces): from the manifest, checked."""
         manifest = self.path / MANIFEST
-        if manifest.exists():
-            try:
-                return set(orjson.loads(manifest.read_bytes()).get("entries", []))
-            except (orjson.JSONDecodeError, AttributeError, TypeError):
-                return set()
-        return self._legacy_run()
+        try:
+            fd = os.open(manifest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return self._legacy_run()
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise _planted(manifest, "the run's manifest", "is a symbolic link") from None
+            raise
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise _planted(manifest, "the run's manifest", "is not a plain file")
+            return _manifest_entries(manifest, fh.read(1 << 20))
 
     def _legacy_run(self) -> set[str]:
-        """A folder written before runs kept a manifest: its stats.json says it is ours."""
+        """A folder written before runs kept a manifest: its stats.json (a plain file) says it is ours."""
+        stats_file = self.path / "stats.json"
+        if stats_file.is_symlink():
+            return set()
         try:
-            stats = orjson.loads((self.path / "stats.json").read_bytes())
+            stats = orjson.loads(stats_file.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return set()
-        return {name for name in OWNED if (self.path / name).exists()} if isinstance(stats, dict) and \
+        return {name for name in OWNED if os.path.lexists(self.path / name)} if isinstance(stats, dict) and \
             "stages" in stats else set()
 
     def _refuse_foreign_files(self) -> None:
         ours = self._previous()
-        foreign = [name for name in OWNED if (self.path / name).exists() and name not in ours]
+        foreign = [name for name in OWNED if os.path.lexists(self.path / name) and name not in ours]
         if foreign:
             raise InstructgenError(
                 f"{self.path} holds {', '.join(foreign)} that no instructgen run wrote; a run replaces these "
@@ -237,8 +296,8 @@ class OutputFolder:
         previous = self._previous()
         written = sorted(p.name for p in self.staging.iterdir())
         for name in sorted(previous | set(written)):
-            target = self.path / name
-            if name in previous and (target.exists() or target.is_symlink()):
+            target = self.path / name  # every name is one of OWNED (checked): a plain name inside the folder
+            if name in previous and os.path.lexists(target):
                 if target.is_dir() and not target.is_symlink():
                     shutil.rmtree(target)
                 else:
@@ -249,3 +308,23 @@ class OutputFolder:
 
         write_text_atomic(self.path / MANIFEST, orjson.dumps({"entries": written}).decode() + "\n")
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _manifest_entries(manifest: Path, text: bytes) -> set[str]:
+    """The names a manifest lists, each one a run writes; anything else means the file was not written by a
+    run (a run removes what it lists, so a planted '../victim' must never get that far)."""
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        doc = None
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise InstructgenError(f"{manifest}: not a manifest instructgen wrote (no list of entries); remove it if "
+                               "you did not expect it, or choose another output folder with -o")
+    strange = [e for e in entries if e not in OWNED]
+    if strange:
+        raise InstructgenError(
+            f"{manifest}: lists {', '.join(repr(e) for e in strange[:3])}, which no instructgen run writes (a run "
+            f"writes only {', '.join(OWNED)} in its folder); nothing was removed. Remove the file if you did not "
+            "expect it, or choose another output folder with -o")
+    return set(entries)
