@@ -8,6 +8,7 @@ never pay for it.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -119,6 +120,27 @@ def _check_output(cfg, output_dir: str | None) -> str:
     return out
 
 
+class _ExpectedErrors(logging.Filter):
+    """Keeps off the console Prefect's tracebacks of the errors `instructgen run` reports in one line when it
+    ends (InstructgenError: a reason a person can act on; OSError: a file that could not be written, named).
+    Prefect's API handler still records them, so the UI keeps the whole story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from instructgen.errors import InstructgenError
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, (InstructgenError, OSError))
+
+
+def quiet_expected_tracebacks() -> None:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(isinstance(f, _ExpectedErrors)
+                                                                   for f in handler.filters):
+            handler.addFilter(_ExpectedErrors())
+
+
 def start_prefect_server() -> None:
     """Start Prefect's temporary local server (when no API is configured) with a wait long enough for a
     first start, saying what it waits for; a user's own PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins."""
@@ -150,16 +172,21 @@ def run(args) -> int:
     if args.print_example:
         sys.stdout.write(example_config().read_text(encoding="utf-8"))
         return 0
+    # every setting and path is checked before Prefect starts: each problem is one line, said at once
     cfg = _check_config(args.config)
     out = _check_output(cfg, args.output_dir)
     _prepare_prefect_env()
-    from instructgen.pipeline.layout import hold_lock
+    from instructgen.pipeline.layout import OutputFolder
     from instructgen_flows.pipeline import run_pipeline
-    from instructgen_flows.runners import make_task_runner
+    from instructgen_flows.runners import check_reachable, make_task_runner
 
-    make_task_runner(args.runner or cfg.pipeline.runner)  # a bad or missing runner fails before Prefect starts
-    with hold_lock(out):  # a second run on the same folder is refused here, before Prefect starts
+    runner = args.runner or cfg.pipeline.runner
+    make_task_runner(runner)  # a bad or missing runner
+    check_reachable(runner)  # a cluster address nothing answers on
+    folder = OutputFolder(out)
+    with folder.holding():  # a second run on the same folder is refused here, as are planted files
         start_prefect_server()
+        quiet_expected_tracebacks()
         progress = None if args.progress is None else \
             args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
         result = run_pipeline(args.config, out, args.runner, progress=progress)

@@ -280,12 +280,19 @@ def input_files(cfg: PipelineConfig) -> list[tuple[tuple, Path]]:
 
 
 def check_input_files(cfg: PipelineConfig) -> None:
-    """A missing, unreadable or folder input is one ConfigError naming its key and file:line (before any stage runs)."""
+    """A missing, unreadable or folder input, a file of an unknown type, or a dedup reference with no record
+    of a known format is one ConfigError naming its key and file:line (before any stage runs)."""
     where = cfg.config_path or Path("<config>")
     try:
         lines = _KeyLines(where.read_text(encoding="utf-8")) if cfg.config_path else None
     except OSError:
         lines = None
+
+    def fail(loc: tuple, problem: str) -> ConfigError:
+        key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
+        line = f":{lines.line(loc)}" if lines else ""
+        return ConfigError(f"{where}{line}: {key}: {problem}")
+
     for loc, path in input_files(cfg):
         problem = None
         if not path.exists():
@@ -295,13 +302,34 @@ def check_input_files(cfg: PipelineConfig) -> None:
         elif not os.access(path, os.R_OK):
             problem = "cannot be read (permission denied)"
         if problem:
-            key = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in loc).replace(".[", "[")
-            line = f":{lines.line(loc)}" if lines else ""
-            raise ConfigError(f"{where}{line}: {key}: {path}: {problem}")
+            raise fail(loc, f"{path}: {problem}")
     for i, source in enumerate(cfg.sources):
         if source.path is not None and source.path.is_dir():
             try:
                 expand_inputs([str(source.path)], source.glob)
             except InstructgenError as e:
-                line = f":{lines.line(('sources', i, 'path'))}" if lines else ""
-                raise ConfigError(f"{where}{line}: sources[{i}].path: {e}") from None
+                raise fail(("sources", i, "path"), str(e)) from None
+        elif source.path is not None:
+            _check_records(source.path, source.format, source.columns, lambda e, i=i: fail(("sources", i, "path"), e))
+    if cfg.dedup.enabled:
+        for i, path in enumerate(cfg.dedup.against):
+            _check_records(path, None, None, lambda e, i=i: fail(("dedup", "against", i), e))
+
+
+def _check_records(path: Path, fmt: str | None, columns: dict[str, str] | None, fail) -> None:
+    """A file the pipeline reads: a known file type whose first rows are records of a known format (detected
+    when not given), checked now rather than after the stages before it have run."""
+    from ..convert import ReadOptions, open_source
+    from ..io import kind_of
+    from ..runlog import RunLog
+
+    try:
+        kind_of(path)
+        _spec, rows = open_source(str(path), RunLog("check"), ReadOptions(from_format=fmt, columns=columns,
+                                                                          announce=lambda _message: None))
+        if hasattr(rows, "close"):
+            rows.close()
+    except InstructgenError as e:
+        raise fail(str(e)) from None
+    except OSError as e:
+        raise fail(f"{path}: cannot be read ({e.strerror or e})") from None
