@@ -23,6 +23,7 @@ record (the sketches, the decisions and each record's spool offset).
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from ..curate import dedup
+from ..errors import InstructgenError
 from ..inputs import expand_inputs
 from ..report import ReportData
 from ..runlog import RunLog
@@ -76,8 +78,27 @@ class RunSummary:
 def run(config: PipelineConfig, layout: OutputLayout, steps: Steps | None = None,
         announce: Callable[[str], None] = print, runner_name: str = "in-process", progress: bool = False
         ) -> RunSummary:
-    """The whole pipeline into `layout`; `progress`: bars with ETA on stderr for the passes over the data."""
-    steps = steps or InProcess()
+    """The whole pipeline into `layout`; `progress`: bars with ETA on stderr for the passes over the data.
+    A file that cannot be written (a full disk) is an InstructgenError naming the file, else the folder."""
+    try:
+        return _run(config, layout, steps or InProcess(), announce, runner_name, progress)
+    except OSError as e:
+        raise _named(e, layout) from e
+
+
+def _named(error: OSError, layout: OutputLayout) -> InstructgenError:
+    """A write that fails deep in a stage (a buffered write to a full disk) names no file; every such write
+    goes into the output folder, so that is the place to name."""
+    where = error.filename or layout.final
+    hint = "free some space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else \
+        "lift the file-size limit (ulimit -f)" if error.errno == errno.EFBIG else "check that place"
+    return InstructgenError(f"{where}: {error.strerror or error}; the run stopped and left the outputs of the "
+                            f"previous run in {layout.final} as they were: {hint}, or choose another output "
+                            "folder with -o")
+
+
+def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: Callable[[str], None],
+         runner_name: str, progress: bool) -> RunSummary:
     logs: list[RunLog] = []
     inputs, published, generation = _inputs(config, layout, steps, logs)
     filter_cfg = config.filter if config.filter.enabled else None  # a section is its stage's config
