@@ -6,11 +6,17 @@ Charts: counts through the stages, rejects per reason, language mix, length dist
 duplicate cluster sizes; then a few example records per reject reason.
 
 This module only renders numbers it is given; the pipeline computes them (pipeline/summary.py).
+
+Names and texts in a report come from the run's inputs (the pipeline name, file names, rejected records)
+and may carry markup: the HTML is autoescaped, and the markdown escapes them too (`text`, `cell`), puts file
+names in code spans and records in code blocks whose fences no backticks inside can close (`code`,
+`codeblock`), so no input becomes HTML, a link or an image in a markdown viewer.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
@@ -127,15 +133,24 @@ def _context(d: ReportData) -> dict[str, Any]:
         "kind_colours": KIND_COLOURS,
         "hub_md": _hub_line(d.hub, markdown=True) if d.hub else "",
         "hub_text": _hub_line(d.hub, markdown=False) if d.hub else "",
+        "hub_link": _web_link(d.hub.get("commit_url")) if d.hub else None,
     }
 
 
+def _web_link(url: Any) -> str | None:
+    """A link the report may make: http(s) only (a `javascript:` address from a server stays text)."""
+    return url if isinstance(url, str) and re.match(r"https?://[^\s<>\"'()]+$", url) else None
+
+
 def _hub_line(hub: dict[str, Any], markdown: bool) -> str:
-    if hub.get("commit_url") and markdown:
-        return f"[{hub.get('repo', 'commit')}]({hub['commit_url']})"
+    """The Hub line; for markdown already escaped (the link, or the text)."""
+    if markdown and _web_link(hub.get("commit_url")):
+        return f"[{_md_text(hub.get('repo') or 'commit')}]({hub['commit_url']})"
     if hub.get("dry_run_dir"):
-        return f"dry run for {hub.get('repo', '')} written to {hub['dry_run_dir']}"
-    return hub.get("message", "not published")
+        line = f"dry run for {hub.get('repo', '')} written to {hub['dry_run_dir']}"
+    else:
+        line = str(hub.get("message", "not published"))
+    return _md_text(line) if markdown else line
 
 
 def _detail(entry: dict[str, Any], lead: str) -> str:
@@ -152,8 +167,35 @@ def _short(value: Any) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " …"
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")
+
+
+def _md_text(text: Any) -> str:
+    """Plain text for markdown outside code: no HTML (entities), no emphasis, link, image or code syntax,
+    one line."""
+    one_line = " ".join(str(text).splitlines())
+    escaped = one_line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", escaped)
+
+
+def _cell(text: Any) -> str:
+    """Text for a markdown table cell (a `|` inside is escaped like any other markup)."""
+    return _md_text(text)
+
+
+def _code(text: Any) -> str:
+    """A markdown code span holding TEXT literally, whatever backticks it has (its fence is longer)."""
+    one_line = " ".join(str(text).splitlines())
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", one_line)), default=0) + 1)
+    pad = " " if one_line.startswith("`") or one_line.endswith("`") else ""
+    return f"{fence}{pad}{one_line}{pad}{fence}"
+
+
+def _codeblock(text: Any, language: str = "") -> str:
+    """A fenced markdown code block holding TEXT literally: its fence is longer than any backtick run inside."""
+    body = str(text)
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", body)), default=0) + 1)
+    return f"{fence}{language}\n{body}\n{fence}"
 
 
 @cache
@@ -163,5 +205,5 @@ def _env(html: bool):
     env = jinja2.Environment(loader=jinja2.PackageLoader("instructgen", "templates"), autoescape=html,
                              trim_blocks=False, lstrip_blocks=False, keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined)
-    env.filters.update(detail=_detail, short=_short, cell=_cell)
+    env.filters.update(detail=_detail, short=_short, cell=_cell, text=_md_text, code=_code, codeblock=_codeblock)
     return env
