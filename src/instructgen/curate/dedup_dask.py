@@ -130,6 +130,9 @@ class DaskRunner(LocalRunner):
         return index_by_ranges(path, os.path.abspath(path), spec.name, config, into, self._n_ranges(path), self._map,
                                lambda fn, jobs: self._in_order(fn, jobs), bar)
 
+    def here(self, path: str) -> bool:
+        return not _plain_jsonl(path) or os.path.getsize(path) < MIN_RANGE_BYTES
+
     # -- the decisions ---------------------------------------------------------------------------------
 
     def decide(self, sketches: Sketches, config: DedupConfig, n_reference: int) -> Clusters:

@@ -40,7 +40,8 @@ import numpy as np
 import orjson
 
 from .. import convert_parallel, formats
-from ..convert import ReadOptions, _FileOut, _lines_until, convert_lines, open_source, parse_rows, write_records
+from ..convert import ReadOptions, _Detected, _FileOut, _lines_until, _open, convert_lines, open_source, parse_rows, \
+    write_records
 from ..errors import InstructgenError
 from ..formats.base import DumpOptions
 from ..io import MAX_ROW_BYTES, RowWriter, kind_of, rows_from_lines
@@ -293,6 +294,46 @@ def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuff
     return indexed
 
 
+def index_small_files(paths: list[str], fmt: str | None, config: DedupConfig, into: SketchBuffer,
+                      detected: _Detected, bar=None) -> list[Indexed]:
+    """Pass 1 over small files in order, their records sketched in shared batches; the format of each
+    given, or detected (and announced once per folder through `detected`)."""
+    done: list[tuple[str, str, int]] = []  # (path, format, records)
+
+    def items() -> Iterator[tuple[tuple, int, int]]:
+        for path in paths:
+            spec, rows = _open(path, RunLog("dedup-index"), ReadOptions(from_format=fmt, announce=detected.announce),
+                               detected)
+            n = 0
+            for n, found in enumerate(_file_items(path, spec, rows, config), 1):
+                yield found
+            done.append((path, spec.name, n))
+            if bar is not None:
+                bar.update(os.path.getsize(path))
+
+    start = into.size
+    _, lines, offsets = _index_records(items(), config, into)
+    indexed, a = [], 0
+    for path, name, n in done:
+        seek = offsets[a:a + n] if kind_of(path) == "jsonl" else offsets[:0]
+        indexed.append(Indexed(path, name, into, start + a, start + a + n, lines[a:a + n], seek))
+        a += n
+    return indexed
+
+
+def _file_items(path: str, spec: formats.FormatSpec, rows, config: DedupConfig) -> Iterator[tuple[tuple, int, int]]:
+    """pass 1's (item, line, offset) of one file, read in `spec` (its rows opened once for detection)."""
+    if by_lines(path):
+        next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
+        del rows
+        with open_file(path) as source:
+            start_byte = 0 if kind_of(path) == "jsonl" else -1
+            yield from _line_items(_positioned(source.complete_lines(), 1, start_byte), path, spec, config)
+        return
+    records = parse_rows(rows, spec, RunLog("dedup-index"), ReadOptions(from_format=spec.name, announce=_quiet))
+    yield from (((c, None), k, -1) for k, c in enumerate(records))
+
+
 # -- signatures kept between runs --------------------------------------------------------------------------
 
 SKETCH_SETTINGS = ("num_perm", "shingle", "fields", "seed", "identifiers", "tool_calls")
@@ -393,6 +434,25 @@ def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: Sketch
     return indexed
 
 
+def index_all(paths: list[str], fmt: str | None, config: DedupConfig, into: SketchBuffer, folder: str | None,
+              runner: "LocalRunner", bar=None, announce: Callable[[str], None] = _quiet) -> list[Indexed]:
+    """Pass 1 over files in order: big ones by `runner` (or their saved signatures, kept per file in
+    `folder`), runs of small ones sketched here in shared batches."""
+    detected = _Detected(announce)
+    out: list[Indexed] = []
+    run: list[str] = []
+    for path in paths:
+        if folder is None and runner.here(path):
+            run.append(path)
+            continue
+        out += index_small_files(run, fmt, config, into, detected, bar) if run else []
+        run = []
+        out.append(index_or_reuse(path, fmt, config, into, folder, runner, bar, announce))
+    out += index_small_files(run, fmt, config, into, detected, bar) if run else []
+    detected.finish()
+    return out
+
+
 # -- pass 2 ------------------------------------------------------------------------------------------------
 
 class HeadTexts:
@@ -411,7 +471,8 @@ class HeadTexts:
             if indexed.seekable:
                 continue
             base = int(self.bases[f])
-            mine = heads[(heads >= base) & (heads < base + len(indexed))] - base
+            lo, hi = np.searchsorted(heads, [base, base + len(indexed)])  # heads are sorted (np.unique)
+            mine = heads[lo:hi] - base
             if not len(mine):
                 continue
             wanted = {int(indexed.lines[k]): base + int(k) for k in mine}
@@ -599,23 +660,26 @@ def _write_line_file(indexed: Indexed, decisions: Decisions, base: int, writer: 
             log.drop(cut.origin, cut.error, cut.raw)
 
 
-def _write_row_file(indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
-                    to_format: str, reviews: RowWriter | None, bar) -> None:
-    opts = ReadOptions(from_format=indexed.format, announce=_quiet)
-    spec, rows = open_source(indexed.path, log, opts)
-
+def _write_row_files(files: list[tuple[Indexed, int]], decisions: Decisions, writer: RowWriter, log: RunLog,
+                     to_format: str, reviews: RowWriter | None, bar) -> None:
+    """Pass 2 over files read as rows (JSON, Parquet; each with the index of its first record), their
+    survivors written in one stream (a file of one record costs no writer setup of its own)."""
     def survivors() -> Iterator[Conversation]:
-        for k, conv in enumerate(parse_rows(rows, spec, log, opts), base):
-            if bar is not None:
-                bar.update()
-            if decisions.duplicate(k):
-                row = decisions.drop(conv, k, log)
-                if row is not None:
-                    reviews.write(row)
-            else:
-                yield conv
+        for indexed, base in files:
+            opts = ReadOptions(from_format=indexed.format, announce=_quiet)
+            spec, rows = open_source(indexed.path, log, opts)
+            for k, conv in enumerate(parse_rows(rows, spec, log, opts), base):
+                if bar is not None:
+                    bar.update()
+                if decisions.duplicate(k):
+                    row = decisions.drop(conv, k, log)
+                    if row is not None:
+                        reviews.write(row)
+                else:
+                    yield conv
 
-    write_records(survivors(), writer, to_format, log, DumpOptions())
+    if files:
+        write_records(survivors(), writer, to_format, log, DumpOptions())
 
 
 # -- the stage ---------------------------------------------------------------------------------------------
@@ -644,6 +708,11 @@ class LocalRunner:
               announce: Callable[[str], None] = _quiet) -> Indexed:
         return index_file(path, fmt, config, into, self.workers, bar, announce)
 
+    def here(self, path: str) -> bool:
+        """Pass 1 over this file runs in this process (in batches shared with its neighbours: a folder of a
+        million one-record files costs a batch per BATCH records, not one a file)."""
+        return not _worth_parallel(path, self.workers)
+
     def decide(self, sketches: Sketches, config: DedupConfig, n_reference: int) -> Clusters:
         return cluster([sketches], config, n_reference)
 
@@ -665,8 +734,8 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     total_bytes = sum(os.path.getsize(p) for p in [*against, *inputs])
     bar = progress("pass 1: sketch", total_bytes, "B") if progress else None
     buffer = SketchBuffer(config)
-    reference = [index_or_reuse(p, None, config, buffer, signatures, runner, bar) for p in against]
-    files = [index_or_reuse(p, from_format, config, buffer, signatures, runner, bar, announce) for p in inputs]
+    reference = index_all(against, None, config, buffer, signatures, runner, bar, _quiet)
+    files = index_all(inputs, from_format, config, buffer, signatures, runner, bar, announce)
     if bar is not None:
         bar.close()
     n_reference = sum(len(r) for r in reference)
@@ -683,12 +752,16 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     decisions = Decisions(clusters, config, n_reference, heads, review=reviews is not None)
     bar = progress("pass 2: write", int(sum(len(f) for f in files)), " rec") if progress else None
     try:
+        pending: list[tuple[Indexed, int]] = []  # files of rows in a row, written in one go
         for indexed, base in zip(files, bases[len(reference):]):
-            if indexed.by_lines:
-                convert_config = (indexed.format, target, None, False, DumpOptions())
-                runner.write_lines(indexed, decisions, int(base), writer, log, convert_config, reviews, bar)
-            else:
-                _write_row_file(indexed, decisions, int(base), writer, log, target, reviews, bar)
+            if not indexed.by_lines:
+                pending.append((indexed, int(base)))
+                continue
+            _write_row_files(pending, decisions, writer, log, target, reviews, bar)
+            pending = []
+            convert_config = (indexed.format, target, None, False, DumpOptions())
+            runner.write_lines(indexed, decisions, int(base), writer, log, convert_config, reviews, bar)
+        _write_row_files(pending, decisions, writer, log, target, reviews, bar)
     finally:
         heads.close()
     if bar is not None:
