@@ -154,7 +154,7 @@ def test_band_params_match_datasketch(threshold, num_perm, weights):
 def test_keep_longest():
     texts = ["Write a haiku about rain on a tin roof at night",
              "Write a haiku about rain on a tin roof at night, please, with vivid imagery"]
-    cfg = DedupConfig(keep="longest", threshold=0.6)
+    cfg = DedupConfig(keep="longest", threshold=0.5)
     c = cluster([sketch(texts, cfg)], cfg)
     assert c.dup_of.tolist() == [1, -1]
     # an empty record is the shortest, not the longest (lengths are unsigned: no wrap-around)
@@ -179,8 +179,9 @@ def test_fields_select_conversation_parts():
     assert dedup_text(c, "all") == "q1\na1\nq2\na2"
     assert dedup_text(c, "instruction") == "q1"
     assert dedup_text(c, "output") == "a1\na2"
-    assert dedup_parts(c, parse_fields("prompt,response")) == ("q1\nq2", "a1\na2")
-    assert dedup_parts(c, parse_fields("instruction+system, output")) == ("q1\nbe nice", "a1\na2")
+    # messages are joined with a mark the focus (the final answer) is found by; shown as a newline
+    assert dedup_parts(c, parse_fields("prompt,response")) == ("q1\n\x1eq2", "a1\n\x1ea2")
+    assert dedup_parts(c, parse_fields("instruction+system, output")) == ("q1\n\x1ebe nice", "a1\n\x1ea2")
     with pytest.raises(InstructgenError, match="--fields"):
         dedup_text(c, "answer")
     with pytest.raises(InstructgenError, match="--fields"):

@@ -44,8 +44,8 @@ def test_shared_passage_with_different_questions_is_kept():
     a = rec(PASSAGE + "\nQuestion: Which country holds most of the forest?", "Brazil.", "a")
     b = rec(PASSAGE + "\nQuestion: How many nations share the region?", "Nine nations.", "b")
     assert kept_origins([a, b]) == ["a", "b"]
-    # comparing prompts only, the shared passage makes them look alike
-    assert kept_origins([a, b], fields="instruction") == ["a"]
+    # comparing prompts only, the shared passage no longer makes them alike: the questions are compared on their own
+    assert kept_origins([a, b], fields="instruction") == ["a", "b"]
 
 
 def test_a_near_duplicate_needs_every_part_near_identical():
@@ -94,9 +94,13 @@ def test_quoted_literals_and_urls_count():
                    "Summarize the article at https://example.com/b for a teenage reader."]) == [-1, -1]
     assert decide(["Translate 'good morning' into French, please, and keep it polite.",
                    "Translate 'good morning' into French please and keep it very polite."]) == [-1, 0]
-    # without the rule only the estimate decides
-    assert decide(["Translate 'good morning' into French, please, and keep it polite.",
-                   "Translate 'good night' into French, please, and keep it polite."], identifiers=False) == [-1, 0]
+    # without the rule only the estimate decides: a record long enough that one changed content word is little
+    # (a short one is kept apart by its content words, test_dedup_rules.py)
+    long = ["Translate the greeting '{}' into formal French for a hotel receptionist who welcomes business "
+            "travellers, and keep the tone polite, warm and short."]
+    pair = [long[0].format("good morning"), long[0].format("good night")]
+    assert decide(pair) == [-1, -1]
+    assert decide(pair, identifiers=False) == [-1, 0]
 
 
 def test_identifiers():

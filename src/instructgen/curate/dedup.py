@@ -75,13 +75,16 @@ from ..formats.base import split_instruction
 from ..record import Conversation
 from ..runlog import RunLog
 from . import lsh
-from .minhash import minhash, ngram_range_hashes
-from .text import char_ids, compact_diff, identifiers_batch, mix64, normalize_batch, sequence_keys, token_ids
+from .dedup_text import MESSAGE_BREAK, display, focus, identifiers_batch, numbers_as_digits, tokens
+from .minhash import minhash, ngram_range_hashes, shingle_hashes
+from .text import char_ids, compact_diff, mix64, normalize_batch, sequence_keys
 
 PARTS = ("prompt", "response", "all", "instruction", "input", "output", "user", "system")
 BATCH = 20_000
 PARALLEL_MIN = 200_000
 PART_SEED_STEP = 1_000_003  # each part gets its own permutations, so parts collide independently
+FOCUS_SEED = 7_919  # and each part's focus half its own again
+ANSWER_PARTS = ("response", "output")  # compared parts whose focus is their last message (the final answer)
 # LSH banding weighs a missed pair 4 times a needless candidate: every candidate is verified anyway
 # (~0.1 us), and datasketch's default (0.3, 0.7) misses 4 in 10 pairs right at the threshold; heavier
 # weights (0.1, 0.9) find a little more but hold 2.3x the candidate pairs in memory (benchmarks/dedup.py)
@@ -208,11 +211,12 @@ def _part_texts(conv: Conversation, name: str, with_tools: bool = True) -> list[
 
 def dedup_parts(conv: Conversation, parts: Sequence[str], tools: bool = True) -> tuple[str, ...]:
     """One text per compared part (see parse_fields); `tools=False` leaves out the tool definitions."""
-    return tuple("\n".join(t for name in part.split("+") for t in _part_texts(conv, name, tools)) for part in parts)
+    return tuple(MESSAGE_BREAK.join(t for name in part.split("+") for t in _part_texts(conv, name, tools))
+                 for part in parts)
 
 
 def dedup_text(conv: Conversation, fields: str | Sequence[str] = "prompt,response") -> str:
-    return "\n".join(dedup_parts(conv, parse_fields(fields) if isinstance(fields, str) else tuple(fields)))
+    return display("\n".join(dedup_parts(conv, parse_fields(fields) if isinstance(fields, str) else tuple(fields))))
 
 
 @dataclass(slots=True)
@@ -253,19 +257,52 @@ def _fallback_keys(texts: Sequence[str]) -> np.ndarray:
     return out
 
 
-def _sketch_part(texts: list[str], config: DedupConfig, part: int) -> tuple[np.ndarray, np.ndarray]:
-    """(exact keys uint64[n], MinHash values uint16[n, num_perm]) of one part."""
+def _sketch_part(texts: list[str], config: DedupConfig, part: int, answer: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(exact keys uint64[n], MinHash values uint16[n, num_perm]) of one part: the first half of the
+    columns hashes the whole text's shingles, the second half its focus's content words (dedup_text.focus:
+    the final answer of an answer part, a prompt without its long passages)."""
     kind, lo, hi = shingle_plan(config.shingle)
-    words, word_lens = token_ids(texts)
+    n = len(texts)
+    focused = [focus(t, passages=not answer) for t in texts]
+    differ = [k for k in range(n) if len(focused[k]) != len(texts[k])]
+    tok = tokens(list(texts) + [focused[k] for k in differ])
+    word_lens = tok.lens[:n]
+    words = tok.ids[:int(word_lens.sum())]
     keys = sequence_keys(words, word_lens)
     empty = word_lens == 0
     if empty.any():
         keys[empty] = _fallback_keys([texts[k] for k in np.flatnonzero(empty)])
     ids, lens = (words, word_lens) if kind == "word" else char_ids(normalize_batch(texts))
+    whole = config.num_perm - config.num_perm // 2
+    seed = config.seed + PART_SEED_STEP * part
+    sigs = np.empty((n, config.num_perm), dtype=np.uint16)
     # a record with no letters or digits shingles as its own exact key, not as "empty"
     hashes, counts = ngram_range_hashes(ids, lens, lo, hi, empty_ids=keys[lens == 0])
-    sigs = minhash(hashes, counts, config.num_perm, config.seed + PART_SEED_STEP * part)
-    return keys, sigs.astype(np.uint16)
+    sigs[:, :whole] = minhash(hashes, counts, whole, seed)
+    rows = np.arange(n)
+    rows[differ] = np.arange(n, n + len(differ))
+    content, counts = shingle_hashes(*_content_words(tok, rows), 1, empty_ids=keys[_content_words_empty(tok, rows)])
+    sigs[:, whole:] = minhash(content, counts, config.num_perm - whole, seed + FOCUS_SEED)
+    return keys, sigs
+
+
+def _content_words_empty(tok, rows: np.ndarray) -> np.ndarray:
+    return tok.lens[rows] == 0
+
+
+def _content_words(tok, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(content-word ids, count per record) of the token rows `rows`; a record without content words keeps
+    all its words (a record of "thank you" is still compared on them)."""
+    starts = np.cumsum(tok.lens) - tok.lens
+    lens = tok.lens[rows]
+    total = int(lens.sum())
+    at = np.repeat(starts[rows] - (np.cumsum(lens) - lens), lens) + np.arange(total)
+    owner = np.repeat(np.arange(len(rows)), lens)
+    mask = tok.content[at]
+    some = np.bincount(owner[mask], minlength=len(rows)) > 0
+    mask |= ~some[owner]
+    return tok.skeleton[at[mask]], np.bincount(owner[mask], minlength=len(rows)).astype(np.int64)
 
 
 def _stable_hash(text: str) -> int:
@@ -294,7 +331,7 @@ def plain_parts(plain, parts: Sequence[str]) -> tuple[str, ...] | None:
                 chunk += [t for pair in pairs for t in pair]
             else:
                 chunk.append(system or "")
-        texts.append("\n".join(chunk))
+        texts.append(MESSAGE_BREAK.join(chunk))
     return tuple(texts)
 
 
@@ -324,18 +361,23 @@ def _anchor_keys(anchors: Sequence[str]) -> np.ndarray:
 
 def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anchors: Sequence[str] | None = None
                   ) -> Sketches:
-    parts = [(r,) if isinstance(r, str) else tuple(r) for r in rows]
-    n_parts = len(parts[0]) if parts else 1
-    if any(len(p) != n_parts for p in parts):
+    raw = [(r,) if isinstance(r, str) else tuple(r) for r in rows]
+    n_parts = len(raw[0]) if raw else 1
+    if any(len(p) != n_parts for p in raw):
         raise ValueError("every record needs the same number of parts")
+    # number words as digits once, for tokens and identifiers alike
+    columns = [numbers_as_digits([r[p] for r in raw]) for p in range(n_parts)]
+    parts = list(zip(*columns)) if raw else []
     keys = np.zeros(len(parts), dtype=np.uint64)
     sigs = np.empty((len(parts), n_parts, config.num_perm), dtype=np.uint16)
+    names = parse_fields(config.fields)
+    answers = [len(names) == n_parts and all(n in ANSWER_PARTS for n in names[p].split("+")) for p in range(n_parts)]
     for p in range(n_parts if parts else 0):
-        part_keys, sigs[:, p] = _sketch_part([r[p] for r in parts], config, p)
+        part_keys, sigs[:, p] = _sketch_part(columns[p], config, p, answers[p])
         keys = mix64(keys) ^ part_keys if p else part_keys  # ordered: (a, b) and (b, a) differ
-    lengths = np.fromiter((sum(map(len, r)) for r in parts), dtype=np.uint32, count=len(parts))
+    lengths = np.fromiter((sum(map(len, r)) for r in raw), dtype=np.uint32, count=len(raw))
     if anchors is None:  # plain texts: their own identifiers
-        anchors = identifiers_batch(["\n".join(r) for r in parts]) if config.identifiers else [""] * len(parts)
+        anchors = identifiers_batch(["\n".join(r) for r in parts], digits=True) if config.identifiers else [""] * len(parts)
     anchor_keys = _anchor_keys(anchors)
     # exact copies share them too: the token key alone cannot tell "x - 1" from "x + 1"
     has = anchor_keys != 0
@@ -423,7 +465,7 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         # that happens with probability (product of the parts' similarities) ** rows
         bands, rows = lsh.band_params(config.threshold ** n_parts, sk.sigs.shape[2], *BAND_WEIGHTS)
         def verified(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold).min(axis=1)
+            s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold, halves=True).min(axis=1)
             return np.where((s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]]), s, -1.0)
 
         find = pairs or lsh.verified_pairs
@@ -438,7 +480,7 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         dup_of[alive[removed]] = alive[parent[removed]]
         sim[alive[removed]] = best[removed]
         stage[alive[removed]] = NEAR
-        part_sim[alive[removed]] = lsh.verify_parts(sk.sigs, alive[parent[removed]], alive[removed])
+        part_sim[alive[removed]] = lsh.verify_parts(sk.sigs, alive[parent[removed]], alive[removed], halves=True)
     return Clusters(dup_of, sim, stage, info, part_sim)
 
 
@@ -456,8 +498,9 @@ def review_row(removed: Conversation, kept: Conversation | None, config: DedupCo
     whole texts and a compact word diff (kept -> removed) so a person can judge the pair. `kept` may be
     None when only its origin (and `kept_parts`, its dedup_parts) are known."""
     parts = parse_fields(config.fields)
-    mine = dedup_parts(removed, parts)
+    mine = tuple(map(display, dedup_parts(removed, parts)))
     theirs = dedup_parts(kept, parts) if kept is not None else (tuple(kept_parts) if kept_parts is not None else None)
+    theirs = tuple(map(display, theirs)) if theirs is not None else None
     each = part_similarity if part_similarity is not None else [similarity] * len(parts)
     return {"origin": removed.origin, "duplicate_of": kept_origin or (kept.origin if kept is not None else ""),
             "similarity": round(float(similarity), 4), "stage": stage, "reference": reference,

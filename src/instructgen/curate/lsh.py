@@ -12,8 +12,10 @@
         the work on huge template buckets while keeping the earliest (kept) records reachable.
     estimated_jaccard(sigs, i, j, threshold=0) -> float32[m]   share of equal MinHash values
         (0 for pairs that provably cannot reach the threshold).
-    verify_parts(sigs: uint[n, parts, P], i, j, threshold=0) -> float32[m, parts]
-        the same per part; a pair stops being verified at the first part that cannot reach the threshold.
+    verify_parts(sigs: uint[n, parts, P], i, j, threshold=0, halves=False) -> float32[m, parts]
+        the same per part; with `halves`, each half of a part's columns on its own (dedup: the whole text,
+        then its focus's content words) and the part's similarity is the lesser. A pair stops being
+        verified at the first part or half that cannot reach the threshold (its later parts read 0).
     greedy(n, i, j, sim, protected=0, only_protected_parents=False) -> (dup_of: int64[n], sim: float32[n])
         Records in index order; a record is a duplicate of the most similar *kept* earlier record
         it has a verified pair with. A removed record never makes another one a duplicate, so
@@ -31,6 +33,7 @@ from .text import mix64
 
 PAIR_CHUNK = 1 << 18
 OPT_GRID = 2001
+COARSE_KEEP = 16
 
 
 @lru_cache(maxsize=64)
@@ -38,14 +41,22 @@ def band_params(threshold: float, num_perm: int, fp_weight: float = 0.3, fn_weig
     """datasketch.lsh._optimal_param in numpy (same choice; without importing scipy, which takes 0.7 s)."""
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
-    pairs = [(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)]
-    b = np.array([p[0] for p in pairs], dtype=float)[:, None]
-    r = np.array([p[1] for p in pairs], dtype=float)[:, None]
-    lo = np.linspace(0.0, threshold, OPT_GRID)
-    hi = np.linspace(threshold, 1.0, OPT_GRID)
+    pairs = np.array([(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)], dtype=float)
+    # a coarse grid ranks every split, the fine one decides among the best few (0.03 s instead of 0.4 s)
+    coarse = _weighted_error(pairs, threshold, fp_weight, fn_weight, OPT_GRID // 20)
+    best = np.argsort(coarse, kind="stable")[:COARSE_KEEP]
+    fine = _weighted_error(pairs[best], threshold, fp_weight, fn_weight, OPT_GRID)
+    b, r = pairs[best[int(np.argmin(fine))]]
+    return int(b), int(r)
+
+
+def _weighted_error(pairs: np.ndarray, threshold: float, fp_weight: float, fn_weight: float, grid: int) -> np.ndarray:
+    b, r = pairs[:, :1], pairs[:, 1:]
+    lo = np.linspace(0.0, threshold, grid)
+    hi = np.linspace(threshold, 1.0, grid)
     false_pos = np.trapezoid(1 - (1 - lo ** r) ** b, lo, axis=1)  # candidate although below the threshold
     false_neg = np.trapezoid((1 - hi ** r) ** b, hi, axis=1)  # missed although above it
-    return pairs[int(np.argmin(false_pos * fp_weight + false_neg * fn_weight))]
+    return false_pos * fp_weight + false_neg * fn_weight
 
 
 def band_hashes(sigs: np.ndarray, band: int, rows: int, index: np.ndarray | None = None) -> np.ndarray:
@@ -147,13 +158,20 @@ def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold:
     return out
 
 
-def verify_parts(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+def verify_parts(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0, halves: bool = False
+                 ) -> np.ndarray:
+    num_perm = sigs.shape[2]
+    whole = num_perm - num_perm // 2
+    spans = [(0, whole), (whole, num_perm)] if halves else [(0, num_perm)]
     out = np.zeros((len(i), sigs.shape[1]), dtype=np.float32)
     alive = np.arange(len(i))
     for p in range(sigs.shape[1]):
-        s = estimated_jaccard(sigs[:, p], i[alive], j[alive], threshold)
-        out[alive, p] = s
-        alive = alive[s >= threshold]
+        least = np.ones(len(i), dtype=np.float32)
+        for lo, hi in spans:
+            s = estimated_jaccard(sigs[:, p, lo:hi], i[alive], j[alive], threshold)
+            least[alive] = np.minimum(least[alive], s)
+            out[alive, p] = least[alive]
+            alive = alive[s >= threshold]
     return out
 
 
