@@ -281,12 +281,19 @@ def test_belle_refines_alpaca_only_when_every_row_has_its_shape():
     assert formats.detect_rows([belle_row, ALPACA_ROW]) == "alpaca"
 
 
-def test_sharegpt_keeps_belle_assistant_role_and_system_turn():
+def test_sharegpt_writes_one_tag_vocabulary_and_keeps_the_system_turn():
     row = {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "q"},
                              {"from": "assistant", "value": "a"}]}
     conv = formats.get("sharegpt").parse(row)
     assert conv.system == "S" and conv.messages[2].role == "assistant"
-    assert dump(conv, "sharegpt")[0] == [row]
+    # BELLE's `assistant` beside `human` is two vocabularies: written as the standard one, or the one asked for
+    standard = {"conversations": [{"from": "system", "value": "S"}, {"from": "human", "value": "q"},
+                                  {"from": "gpt", "value": "a"}]}
+    assert dump(conv, "sharegpt")[0] == [standard]
+    assert formats.get("sharegpt").notes(conv, DumpOptions()) == ["role tags written as human/gpt (one vocabulary "
+                                                                   "per file)"]
+    (chosen,), _ = dump(conv, "sharegpt", tags="user-assistant")
+    assert [t["from"] for t in chosen["conversations"]] == ["system", "user", "assistant"]
     (other,), _ = dump(Conversation([Message(m.role, m.content) for m in conv.messages]), "sharegpt")
     assert other == {"system": "S", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
 
@@ -407,7 +414,7 @@ ODD = [
                                     {"role": "tool", "name": "g", "parameters": {"x": "é"}, "observation": "ok"},
                                     {"role": "assistant", "content": "a"}],
                   "tools": [{"type": "function", "function": {"name": "f"}}, {"name": "g"}]}),
-    ("sharegpt", {"id": 7, "conversations": [{"from": "user", "value": "q", "markdown": None},
+    ("sharegpt", {"id": 7, "conversations": [{"from": "human", "value": "q", "markdown": None},
                                              {"from": "gpt", "value": "a"}], "system": "", "tools": ""}),
     ("sharegpt", {"conversations": [{"from": "human", "value": "q"},
                                     {"from": "function_call", "value": "{\"name\":\"f\",\"arguments\":{\"a\":1}}"},

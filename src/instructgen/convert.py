@@ -29,6 +29,7 @@ from . import convert_parallel, formats
 from .errors import Ambiguous, BadRecord, CannotRepresent, InstructgenError
 from .formats.moss_plugins import plugin_meta_losses
 from .formats.base import DumpOptions, extra_fields_fate
+from .formats.meaning import meaning_problems
 from .io import MAX_ROW_BYTES, Row, RowWriter, jsonl_safe, kind_of, read_rows, rows_from_lines
 from .io import open_source as open_file
 from .record import Conversation
@@ -146,13 +147,17 @@ def write_records(
     records: Iterable[Conversation], writer: RowWriter, to_format: str, log: RunLog,
     opts: DumpOptions | None = None, strict: bool = False,
 ) -> None:
-    """Dump records in `to_format` into `writer`; losses are counted, unrepresentable records dropped."""
+    """Dump records in `to_format` into `writer`; losses are counted, unrepresentable records dropped
+    (in a format that writes the conversation whole, also those `validate` would call invalid)."""
     spec = writable(to_format)
     opts = opts or DumpOptions()
     notes = log.info.setdefault(NOTES, Counter())
+    growth = ExplodeGrowth(opts.max_explode_growth, log) if explodes(opts) else None
     for conv in records:
         losses: set[str] = set()
         try:
+            if spec.whole and (problems := meaning_problems(conv, spec.alternates, spec.answers_calls)):
+                raise CannotRepresent(problems[0])
             rows = spec.dump(conv, opts, losses.add)
         except CannotRepresent as e:
             if strict:
@@ -175,10 +180,75 @@ def write_records(
             notes.update(spec.notes(conv, opts))
         if len(rows) > 1:
             notes["records written as several rows (--turns explode)"] += 1
+        if growth is not None:
+            growth.add(conv, rows)
         columns = opts.columns or (conv.hints.get("columns") if conv.source_format == to_format else None)
         for row in rows:
             writer.write(_rename_out(row, columns) if columns else row)
         log.emitted()
+
+
+EXPLODE_FLOOR = 1 << 20  # characters: an exploded output smaller than this is never refused
+
+
+def explodes(opts: DumpOptions) -> bool:
+    return opts.turns == "explode" or opts.explode_turns
+
+
+class ExplodeGrowth:
+    """How much `--turns explode` grows the text: each row repeats the turns before it, so a record of
+    n turns writes about n²/2 turns. Past `cap` times the records' own text (and EXPLODE_FLOOR) the
+    conversion stops before anything is written; the final ratio goes to log.info["explode_growth"]."""
+
+    def __init__(self, cap: float, log: RunLog | None = None) -> None:
+        self.cap, self.log = cap, log
+        self.text_in = self.text_out = 0
+
+    def add(self, conv: Conversation, rows: list[dict]) -> None:
+        self.text_in += sum(len(m.content) for m in conv.messages) + sum(
+            len(m.content) for m in (conv.chosen, conv.rejected) if m is not None)
+        self.text_out += text_size(rows)
+        if self.log is not None:
+            self.log.info["explode_growth"] = round(self.ratio, 1)
+        if self.cap and self.text_out > EXPLODE_FLOOR and self.ratio > self.cap:
+            raise InstructgenError(too_much_growth(self.ratio, self.cap, "the rows written so far hold"))
+
+    @property
+    def ratio(self) -> float:
+        return self.text_out / max(self.text_in, 1)
+
+
+def too_much_growth(ratio: float, cap: float, what: str) -> str:
+    return (f"--turns explode: {what} {ratio:.0f}x the text of the records they come from (every row repeats "
+            f"the turns before it), past the cap of {cap:g}x; nothing was written. Pass --max-explode-growth 0 "
+            "(or a higher cap) to write it anyway, or --turns last for one row per record")
+
+
+def text_size(value: Any) -> int:
+    """The characters of every string in a JSON value."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(text_size(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(text_size(v) for v in value)
+    return 0
+
+
+def estimate_explode_growth(inputs: list[str], to_format: str, read_opts: ReadOptions, dump_opts: DumpOptions,
+                            sample: int = 1000) -> float | None:
+    """The growth `--turns explode` gives the first `sample` records of the inputs (None: nothing to sample,
+    e.g. stdin), said before converting so that a quadratic output is no surprise."""
+    spec = writable(to_format)
+    growth = ExplodeGrowth(0)
+    quiet = replace(read_opts, announce=lambda _msg: None, strict=False)
+    files = [p for p in inputs if p != "-"]
+    for conv in itertools.islice(read_records(files, RunLog("estimate"), quiet), sample):
+        try:
+            growth.add(conv, spec.dump(conv, dump_opts, lambda _what: None))
+        except CannotRepresent:
+            continue
+    return growth.ratio if growth.text_in else None
 
 
 def writable(to_format: str) -> formats.FormatSpec:

@@ -67,6 +67,15 @@ def register(sub) -> None:
                    "last, or explode: one row per turn; history, chatglm: explode, with the earlier turns as "
                    "history). A preference record always gives the turn its answers judge; --turns first "
                    "refuses one that judges a later turn")
+    p.add_argument("--tags", choices=("human-gpt", "user-assistant"),
+                   help="sharegpt: the role tags written, whatever the source's (default: human-gpt, what FastChat "
+                   "and LLaMA-Factory's sharegpt default read; user-assistant for a dataset_info.json that "
+                   "names those)")
+    p.add_argument("--max-explode-growth", type=float, default=10.0, metavar="X",
+                   help="--turns explode repeats the earlier turns in every row (history, chatglm), so the output "
+                   "grows with the square of the turns: the expected size is printed first, and an output past X "
+                   "times the text of its records (and 1 MiB) is refused, nothing written (default: %(default)g; "
+                   "0: no cap)")
     p.add_argument("--explode-turns", action="store_true",
                    help="chatglm: one row per assistant turn with a growing history (= --turns explode)")
     p.add_argument("--merge-turns", action="store_true",
@@ -116,14 +125,38 @@ def plan_paths(args, inputs: list[str], output: str, output_chosen: bool) -> tup
     return output, rejects, stats
 
 
+def say_explode_growth(inputs: list[str], to_format: str, read_opts, dump_opts) -> None:
+    """The output size --turns explode will give, from the first records, before anything is written;
+    refused up front when it is past the cap."""
+    from ..convert import EXPLODE_FLOOR, estimate_explode_growth, too_much_growth
+    from ..errors import InstructgenError
+
+    ratio = estimate_explode_growth(inputs, to_format, read_opts, dump_opts)
+    if ratio is None:
+        return
+    size = sum(os.path.getsize(p) for p in inputs if p != "-")
+    why = "; every row repeats the turns before it" if ratio >= 2 else ""
+    print(f"--turns explode: expected output about {_megabytes(size * ratio)} from {_megabytes(size)} "
+          f"({ratio:.1f}x, measured on the first records{why})", file=sys.stderr)
+    cap = dump_opts.max_explode_growth
+    if cap and ratio > cap and size * ratio > EXPLODE_FLOOR:
+        raise InstructgenError(too_much_growth(ratio, cap, "the first records' rows would hold"))
+
+
+def _megabytes(n: float) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.0f} KB"
+
+
 def run(args) -> int:
-    from ..convert import NOTES, ReadOptions, convert, parse_columns
+    from ..convert import NOTES, ReadOptions, convert, explodes, parse_columns
     from ..errors import InstructgenError
     from ..formats.base import DumpOptions
     from ..inputs import expand_inputs
     from ..runlog import RunLog, write_stats
 
     check_turns(args.to, args.turns)
+    if args.tags and args.to != "sharegpt":
+        raise InstructgenError(f"--tags applies to --to sharegpt, not {args.to}")
     inputs = expand_inputs(args.inputs, args.glob)
     output, rejects, stats = plan_paths(args, inputs, args.output or default_output(args.inputs[0], args.to),
                                         output_chosen=bool(args.output))
@@ -136,15 +169,16 @@ def run(args) -> int:
     columns = parse_columns(args.columns)
     log = RunLog("convert", rejects)
     progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    read_opts = ReadOptions(from_format=args.from_format, columns=columns, merge_turns=args.merge_turns,
+                            strict=args.strict)
+    dump_opts = DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=args.meta_instruction_file,
+                            explode_turns=args.explode_turns, turns=args.turns, columns=columns,
+                            keep_meta=not args.no_meta, extras=not args.no_meta,
+                            max_explode_growth=args.max_explode_growth, tags=args.tags)
+    if explodes(dump_opts):
+        say_explode_growth(inputs, args.to, read_opts, dump_opts)
     try:
-        convert(
-            inputs, output, args.to, log,
-            ReadOptions(from_format=args.from_format, columns=columns, merge_turns=args.merge_turns, strict=args.strict),
-            DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=args.meta_instruction_file,
-                        explode_turns=args.explode_turns, turns=args.turns, columns=columns,
-                        keep_meta=not args.no_meta, extras=not args.no_meta),
-            progress=progress, workers=args.workers,
-        )
+        convert(inputs, output, args.to, log, read_opts, dump_opts, progress=progress, workers=args.workers)
     finally:
         log.close()
     if output != "-":

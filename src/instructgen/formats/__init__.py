@@ -43,6 +43,8 @@ def registry() -> dict[str, FormatSpec]:
             preference=getattr(m, "PREFERENCE", False),
             turns=tuple(getattr(m, "TURNS", ())),
             alternates=getattr(m, "ALTERNATES", False),
+            whole=getattr(m, "WHOLE", False),
+            answers_calls=getattr(m, "ANSWERS_CALLS", False),
             notes=getattr(m, "notes", None),
             read_plain=getattr(m, "read_plain", None),
             write_plain=getattr(m, "write_plain", None),

@@ -12,6 +12,11 @@ A format module defines:
     PREFERENCE: bool          True when the format has LLaMA-Factory's preference layouts (chosen/rejected, label)
     TURNS: tuple              the --turns modes the format takes (single-turn formats: first, last, explode)
     ALTERNATES: bool          True when its readers need user and assistant turns to alternate (validate checks it)
+    ANSWERS_CALLS: bool       True when its readers refuse a tool call left unanswered before the conversation
+                              goes on (OpenAI's Chat API; validate checks it)
+    WHOLE: bool               True when it writes the conversation as it is (tool turns included), so `convert`
+                              refuses a record `validate` would call meaningless there (formats that flatten
+                              to user/assistant pairs repair such records by construction)
     def detect(row: dict) -> bool
     def parse(row: dict) -> Conversation          raises BadRecord
     def dump(conv, opts, lost) -> list[dict]      raises CannotRepresent; calls lost("...") per loss
@@ -56,6 +61,9 @@ class DumpOptions:
     columns: dict[str, str] | None = None  # chatglm: canonical field -> column name (prompt=content, ...)
     keep_meta: bool = True  # write the "meta" channel
     extras: bool = True  # write back top-level fields the source format did not define (same format only)
+    tags: str | None = None  # sharegpt: role tags, "human-gpt" (None: the standard) or "user-assistant"
+    # --turns explode: refuse an output whose text grows past this many times its records' (0: no cap)
+    max_explode_growth: float = 10.0
 
 
 # -- reading helpers -------------------------------------------------------------------------------
@@ -97,8 +105,10 @@ def preference_fields(row: dict, known: frozenset[str], text_answers: bool = Fal
                       ) -> tuple[tuple[Message, Message] | None, bool | None, frozenset[str]]:
     """(chosen and rejected answers, KTO label, the row's known fields with them) of a row in one of
     LLaMA-Factory's preference layouts. `text_answers`: the answers are strings (alpaca); else
-    `answer(value, where)` reads one answer object. A `label` that is not a boolean is not a KTO tag:
-    it stays an ordinary extra field."""
+    `answer(value, where)` reads one answer object. A `label` that is not a boolean but reads as a
+    verdict (a number, null, a list, "yes", "false", ...) is refused: written as plain supervised data
+    it would make an undesirable answer a training target. A word such as "spam" is a category,
+    not a KTO tag: it stays an ordinary extra field."""
     if "chosen" in row or "rejected" in row:
         for key in ("chosen", "rejected"):
             if key not in row:
@@ -112,7 +122,20 @@ def preference_fields(row: dict, known: frozenset[str], text_answers: bool = Fal
         return pair, None, known | {"chosen", "rejected"}
     if isinstance(row.get("label"), bool):
         return None, row["label"], known | {"label"}
+    if "label" in row and _reads_as_verdict(row["label"]):
+        raise BadRecord(f"field 'label' is LLaMA-Factory's KTO tag and must be true or false, got {row['label']!r}; "
+                        "make the column booleans (or rename it if it is not a verdict on the answer)")
     return None, None, known
+
+
+VERDICT_WORDS = frozenset({"true", "false", "yes", "no", "y", "n", "t", "f", "1", "0", "none", "null", "",
+                           "good", "bad", "desirable", "undesirable"})
+
+
+def _reads_as_verdict(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in VERDICT_WORDS
+    return not isinstance(value, dict)  # numbers, null, lists: a verdict in the wrong type
 
 
 def split_known(row: dict, known: frozenset[str] | set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -332,6 +355,8 @@ class FormatSpec:
     preference: bool = False  # writes chosen/rejected and label in LLaMA-Factory's layouts
     turns: tuple[str, ...] = ()  # the --turns modes it takes
     alternates: bool = False  # its readers (LLaMA-Factory) need user/assistant turns to alternate
+    whole: bool = False  # writes the conversation as it is: convert checks meaning before writing
+    answers_calls: bool = False  # its readers refuse a call left unanswered (OpenAI's Chat API)
     notes: Callable[[Conversation, DumpOptions], Iterable[str]] | None = None
     read_plain: Callable[[dict], Any] | None = None
     write_plain: Callable[..., dict | None] | None = None

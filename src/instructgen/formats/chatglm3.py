@@ -37,6 +37,7 @@ EXAMPLE = {
 }
 FIELDS = frozenset({"conversations", "tools"})
 NATIVE_META: frozenset[str] = frozenset()
+WHOLE = True  # the conversation is written as it is (tool turns included)
 ROLES = ("system", "user", "assistant", "tool", "observation")
 GROUPS_KEY = "tool_calls_per_message"
 KNOWN = {

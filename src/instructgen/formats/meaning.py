@@ -2,6 +2,9 @@
 
 - tool results follow calls: every tool message answers a call of an assistant message before it
   (by id when both have one, else the oldest unanswered call), and no call is answered twice;
+- in formats whose readers need it (OpenAI's: the Chat API refuses an assistant message whose
+  `tool_calls` are not followed by a result for each), every call is answered before the conversation
+  goes on; only the final message may be a call left open, the call training teaches;
 - roles alternate where the format requires it (ShareGPT and OpenAI rows as LLaMA-Factory reads
   them: user or tool results, then an assistant turn, in turn; the results of one message's calls
   count as one turn);
@@ -14,9 +17,9 @@ from __future__ import annotations
 from ..record import Conversation
 
 
-def meaning_problems(conv: Conversation, alternates: bool) -> list[str]:
+def meaning_problems(conv: Conversation, alternates: bool, answers_calls: bool = False) -> list[str]:
     """One line per problem; [] for a record that means what training needs."""
-    problems = _tool_results(conv)
+    problems = _tool_results(conv, answers_calls)
     if alternates:
         problems += _alternation(conv)
     last = conv.messages[-1]
@@ -25,11 +28,16 @@ def meaning_problems(conv: Conversation, alternates: bool) -> list[str]:
     return problems
 
 
-def _tool_results(conv: Conversation) -> list[str]:
+def _tool_results(conv: Conversation, answers_calls: bool) -> list[str]:
     problems, pending = [], []  # pending: ids (or None) of calls not answered yet
+    caller = 0  # the message that made the pending calls
     for i, m in enumerate(conv.messages):
+        if pending and m.role != "tool":
+            if answers_calls:
+                problems.append(_unanswered(caller, pending))
+            pending = []
         if m.tool_calls:
-            pending = [c.id for c in m.tool_calls]
+            pending, caller = [c.id for c in m.tool_calls], i
         elif m.role == "tool":
             if not pending:
                 problems.append(f"message {i}: a tool result that answers no call")
@@ -38,9 +46,16 @@ def _tool_results(conv: Conversation) -> list[str]:
             if m.tool_call_id is not None and pending[k] is not None and pending[k] != m.tool_call_id:
                 problems.append(f"message {i}: a tool result for call {m.tool_call_id!r}, which is not pending")
             pending.pop(k)
-        elif m.role in ("user", "assistant"):
-            pending = []
+    if answers_calls and pending and len(pending) < len(conv.messages[caller].tool_calls):  # a final call may stay open, not half
+        problems.append(_unanswered(caller, pending))
     return problems
+
+
+def _unanswered(caller: int, pending: list) -> str:
+    ids = ", ".join(repr(c) for c in pending if c is not None)
+    n = len(pending)
+    return (f"message {caller}: {n} tool call{'s' if n != 1 else ''}{f' ({ids})' if ids else ''} never answered "
+            "by a tool result (the Chat API refuses it)")
 
 
 def _alternation(conv: Conversation) -> list[str]:

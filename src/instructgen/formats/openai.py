@@ -39,6 +39,8 @@ FIELDS = frozenset({"messages", "tools"})
 NATIVE_META: frozenset[str] = frozenset()
 PREFERENCE = True
 ALTERNATES = True  # as LLaMA-Factory reads it
+WHOLE = True  # the conversation is written as it is (tool turns included)
+ANSWERS_CALLS = True  # the Chat API refuses tool_calls not followed by a result for each
 MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "weight", "name"})
 
 

@@ -3,7 +3,9 @@
 Roles: human, gpt, system (first only), and LLaMA-Factory's function_call
 (value: JSON {"name", "arguments"}, or a list of them for parallel calls) and
 observation (the tool result). BELLE writes `assistant` for `gpt` and some
-files `user` for `human`: both are read and written back as found. `tools` is
+files `user` for `human`: both are read, and written in one vocabulary whatever
+the source (human/gpt, or user/assistant with `tags="user-assistant"`): readers
+such as LLaMA-Factory and FastChat take one pair of tags per file. `tools` is
 a JSON string in LLaMA-Factory (a list is read too). Assistant text directly
 followed by a function_call is read as one assistant message with a tool call
 (the OpenAI shape) and written back as the two turns.
@@ -48,9 +50,11 @@ FIELDS = frozenset({"id", "conversations", "system", "tools"})
 NATIVE_META = frozenset({"id"})
 PREFERENCE = True
 ALTERNATES = True  # as LLaMA-Factory reads it
+WHOLE = True  # the conversation is written as it is (tool turns included)
 ROLE_OF = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
            "function_call": "assistant", "observation": "tool"}
 DEFAULT_FROM = {"user": "human", "assistant": "gpt", "system": "system", "tool": "observation"}
+TAGS = {"human-gpt": DEFAULT_FROM, "user-assistant": {**DEFAULT_FROM, "user": "user", "assistant": "assistant"}}
 TURN_FIELDS = frozenset({"from", "value"})
 TEXTS_KEY, MERGED_KEY = "tool_call_texts", "tool_results_merged"
 RESULT_SEP = "\n</tool_response>\n<tool_response>\n"  # how LLaMA-Factory's OpenAI converter joins parallel results
@@ -181,6 +185,7 @@ def _tools_string(tools: list) -> str:
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     own = conv.source_format == NAME
+    tag = TAGS[opts.tags or "human-gpt"]
     conv = with_stashed_ids(conv)
     check_weights(conv, lost)
     if renamed_results(conv.messages):
@@ -206,10 +211,10 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
         private = m.meta.get(NAME, {}) if own else {}
         i += 1
         if not m.tool_calls:
-            turns.append({"from": private.get("from", DEFAULT_FROM[m.role]), "value": m.content})
+            turns.append({"from": tag[m.role], "value": m.content})
         else:
             if m.content and private.get("text_turn"):
-                turns.append({"from": DEFAULT_FROM["assistant"], "value": m.content})
+                turns.append({"from": tag["assistant"], "value": m.content})
                 texts.append("")
             else:
                 texts.append(m.content)
@@ -227,8 +232,8 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     if conv.tools or (own and (conv.tools is not None or "tools_raw" in conv.hints)):
         row["tools"] = tools_out(conv, NAME, _tools_string)
     if conv.chosen is not None:
-        row["chosen"] = _answer_out(conv.chosen, own, lost)
-        row["rejected"] = _answer_out(conv.rejected, own, lost)
+        row["chosen"] = _answer_out(conv.chosen, own, lost, tag)
+        row["rejected"] = _answer_out(conv.rejected, own, lost, tag)
     if conv.label is not None:
         row["label"] = conv.label
     stash = {}
@@ -243,10 +248,28 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
 
 def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
     own = conv.source_format == NAME
+    out = []
     if opts.keep_meta and any(m.tool_calls and m.content and not (own and m.meta.get(NAME, {}).get("text_turn"))
                               for m in conv.messages):
-        return ["assistant text beside tool calls carried in meta (LLaMA-Factory reads a function_call turn alone)"]
-    return []
+        out.append("assistant text beside tool calls carried in meta (LLaMA-Factory reads a function_call turn alone)")
+    tag = TAGS[opts.tags or "human-gpt"]
+    if own and any(m.meta.get(NAME, {}).get("from", tag[m.role]) != tag[m.role]
+                   for m in (*conv.messages, conv.chosen, conv.rejected) if m is not None):
+        out.append(f"role tags written as {tag['user']}/{tag['assistant']} (one vocabulary per file)")
+    return out
+
+
+def tags_used(row: dict) -> set[str]:
+    """The user and assistant tags (human, user, gpt, assistant) a row's turns use."""
+    turns = row.get("conversations")
+    turns = [*(turns if isinstance(turns, list) else []), row.get("chosen"), row.get("rejected")]
+    return {t["from"] for t in turns if isinstance(t, dict) and t.get("from") in ("human", "user", "gpt", "assistant")}
+
+
+def mixed_tags(tags: set[str]) -> str | None:
+    """What is mixed when `tags` hold two vocabularies (human and user, or gpt and assistant), else None."""
+    both = [pair for pair in (("human", "user"), ("gpt", "assistant")) if set(pair) <= tags]
+    return " and ".join(f"{a!r} with {b!r}" for a, b in both) or None
 
 
 def _results_after(msgs: list[Message], i: int) -> list[Message]:
@@ -287,14 +310,14 @@ def _restore_texts(conv: Conversation) -> None:
             m.content = text
     del conv.meta[TEXTS_KEY]
 
-def _answer_out(m: Message, own: bool, lost: Lost) -> dict:
+def _answer_out(m: Message, own: bool, lost: Lost, tag: dict[str, str]) -> dict:
     private = m.meta.get(NAME, {}) if own else {}
     if m.tool_calls:
         if m.content:
             lost("assistant text beside a tool call dropped")
         d = {"from": "function_call", "value": call_value(m.tool_calls)}
     else:
-        d = {"from": private.get("from", DEFAULT_FROM["assistant"]), "value": m.content}
+        d = {"from": tag["assistant"], "value": m.content}
     for k, v in private.get("extra", {}).items():
         d.setdefault(k, v)
     return d
