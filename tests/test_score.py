@@ -276,3 +276,25 @@ def test_the_api_key_appears_in_no_file_even_when_a_proxy_echoes_it(tmp_path, ca
             assert SECRET.encode() not in path.read_bytes(), path
     rejects = _lines(tmp_path / "out.rejects.jsonl")
     assert len(rejects) == 6 and all(r["reason"].startswith("not scored: request failed") for r in rejects)
+
+
+def test_signals_are_the_filters_measures_as_numbers():
+    from instructgen.curate.filter import FilterConfig, judge_record
+    from instructgen.quality.signals import signals
+    from instructgen.record import Conversation, Message
+
+    loop = Conversation([Message("user", "Write a love letter"), Message("assistant", "I love you so much. " * 30)])
+    salad = Conversation([Message("user", "Describe the weather today"),
+                          Message("assistant", "xqzt vlorp gnarf blick zzyx wompt frazzle quibt snorf plinx")])
+    fine = Conversation([Message("user", "Name three primary colours"),
+                         Message("assistant", "Red, yellow and blue are the three primary colours.")])
+    config = FilterConfig()
+    got = {name: signals(conv, config) for name, conv in (("loop", loop), ("salad", salad), ("fine", fine))}
+    assert got["loop"]["repetition"] > 0.6 > got["fine"]["repetition"]
+    assert got["salad"]["salad"] > 0.5 > got["fine"]["salad"]
+    for name, conv in (("loop", loop), ("salad", salad), ("fine", fine)):  # a flag is the filter's own verdict
+        verdict = judge_record(conv, config)
+        flagged = {f"flag_{verdict.rule}"} if verdict.rule else set()
+        flagged |= {f"flag_{f['rule']}" for f in verdict.flags}
+        assert {k for k, v in got[name].items() if k.startswith("flag_") and v} >= flagged
+    assert got["fine"]["output_length"] == 9 and got["fine"]["turns"] == 1
