@@ -9,19 +9,25 @@ tasks (en) and BELLE's Chinese seed tasks (first instance each). Each set is fil
 Records are loaded here, by format, and named `<file>#<n>` (n = 1-based record number in the file), so the
 judgements do not depend on how the reader numbers lines.
 
+The filter has two tiers (issue 18): junk rules drop (a dialogue is cut before a junk turn), signals only flag
+(meta.flags). Each set runs with the default rules and `--lang` = its language(s), nothing in `--drop`.
+
 Judgements: benchmarks/judgements/filter.jsonl, one JSON object a line, written by reading the records:
     {"set", "origin", "rule", "verdict", "why"}
     verdict tp | fp   a drop (or a cut, rule = "truncated:<rule>") by `rule` that is right | wrong
     verdict ok | fn   a KEPT record read for misses (a fixed-seed sample per set): right to keep | should have gone
                       (rule = the rule that should have caught it, or "-" when no rule could); a read counts while
                       the record is still kept whole
-Judging standard (what a curator of SFT data wants gone): tp when the turn is a non-answer, needs content the
-model cannot see, is corrupted, loops, or is in the wrong language for its task; fp when a good turn goes (a scoped
-answer, a decline of an action a text model cannot take, an honest answer about the assistant, a safety refusal of
-a harmful request, structure such as parallel steps, material in another language, code).
-Per set the benchmark prints: in, dropped per rule, truncated, judged drops, false positives, FP rate and
-the drops nobody has judged yet (judge them: `--dump DIR` writes every drop and a sample of kept records with
-their text, for reading). A rule's FP rate = judged wrong / judged, over its drops in the current run.
+    (judgements of the one-tier filter before issue 18 stay in the file: a rule that now only flags has no drops
+    to score, so they no longer count)
+Judging standard (what a curator of SFT data wants gone): tp when the turn is junk on any data: empty, corrupted,
+a loop, token salad, an unfilled template slot, an echo of the prompt; fp when a real answer goes (structure such as
+parallel steps, lists, tables, code, requested repeats; a weak but real answer is not junk).
+Per set the benchmark prints: in, out, dropped per rule, cut, judged drops, false positives, flags per signal, and
+the drops nobody has judged yet (judge them: `--dump DIR` writes every drop, the flagged records and a sample of
+kept records with their text, for reading). Per rule over all sets: drops, judged, wrong, precision by reading,
+flags. Junk recall: on the sets whose answers are junk (JUNK_SETS), the share of records dropped. Targets (issue
+18): si_davinci >= 95 % dropped, si_text-davinci-003 <= 1 %, the clean and hand-curated sets <= 0.5 % each.
 
 The dedup evaluation: `dedup_report()` below (the dedup engineer's
 benchmarks/curate_real_dedup.py, plugged in by the lead).
@@ -44,6 +50,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# the scripts here are named after what they measure: one may shadow a standard module ("select"), so this folder
+# goes to the end of the path
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
 sys.path.insert(0, str(HERE.parent / "src"))
 
 from instructgen import formats  # noqa: E402
@@ -165,31 +174,22 @@ class FilterRun:
     truncated: list[tuple[str, str, str]]  # origin, "truncated:<rule>", detail
     seconds: float
     sizes: dict[str, int]  # origin -> messages in the record as read
-
-
-def _cut_reason(conv: Conversation, config: FilterConfig) -> tuple[str, str]:
-    """The rule that cut a truncated record (asked again of the original record)."""
-    from instructgen.curate import filter as F
-
-    judge = getattr(F, "judge_record", None)
-    if judge is None:
-        return "truncated:?", ""
-    verdict = judge(conv, config)
-    return f"truncated:{verdict.rule}", verdict.reason
+    flags: list[tuple[str, str, str]]  # origin, signal, reason (one per flagged turn)
 
 
 def run_filter(records: list[Conversation], config: FilterConfig) -> FilterRun:
-    sizes = {c.origin: (len(c.messages), c) for c in records}
-    originals = {c.origin: _copy(c) for c in records}
+    sizes = {c.origin: len(c.messages) for c in records}
     log = RunLog("filter", keep_entries=True)
     log.took_in(len(records))
     start = time.perf_counter()
     kept = list(filter_records(records, config, log))
     seconds = time.perf_counter() - start
-    drops = [(e["origin"], e["reason"], str(e.get("detail", ""))) for e in log.entries or []]
-    truncated = [(c.origin, *_cut_reason(originals[c.origin], config)) for c in kept
-                 if len(c.messages) < sizes[c.origin][0]]
-    return FilterRun(len(records), kept, drops, truncated, seconds, {o: n for o, (n, _) in sizes.items()})
+    entries = log.entries or []
+    drops = [(e["origin"], e["reason"], str(e.get("detail", ""))) for e in entries if e["kind"] == "filtered"]
+    truncated = [(e["origin"], f"truncated:{e['reason']}", str(e.get("detail", ""))) for e in entries
+                 if e["kind"] == "cut"]
+    flags = [(c.origin, f["rule"], f["reason"]) for c in kept for f in c.meta.get("flags", [])]
+    return FilterRun(len(records), kept, drops, truncated, seconds, sizes, flags)
 
 
 # -- judgements ---------------------------------------------------------------------------------------
@@ -237,11 +237,10 @@ def as_text(conv: Conversation) -> list[dict]:
     return msgs
 
 
-def _failing_turn(conv: Conversation, config: FilterConfig) -> int | None:
-    from instructgen.curate import filter as F
+def _failing_turn(conv: Conversation, config: FilterConfig) -> int:
+    from instructgen.curate.filter import judge_record
 
-    judge = getattr(F, "judge_record", None)
-    return judge(conv, config).turn + 1 if judge else None
+    return judge_record(conv, config).turn + 1
 
 
 def dump(out_dir: Path, s: RealSet, records: list[Conversation], run: FilterRun, sample: int, seed: int,
@@ -252,6 +251,13 @@ def dump(out_dir: Path, s: RealSet, records: list[Conversation], run: FilterRun,
         for origin, rule, detail in run.drops + run.truncated:
             fh.write(json.dumps({"set": s.name, "origin": origin, "rule": rule, "detail": detail,
                                  "turn": _failing_turn(by_origin[origin], config),
+                                 "messages": as_text(by_origin[origin])}, ensure_ascii=False) + "\n")
+    by_flag = defaultdict(list)
+    for origin, rule, reason in run.flags:
+        by_flag[origin].append({"rule": rule, "reason": reason})
+    with open(out_dir / f"{s.name}.flags.jsonl", "w", encoding="utf-8") as fh:
+        for origin, found in by_flag.items():
+            fh.write(json.dumps({"set": s.name, "origin": origin, "flags": found,
                                  "messages": as_text(by_origin[origin])}, ensure_ascii=False) + "\n")
     kept = random.Random(seed).sample(run.kept, min(sample, len(run.kept)))
     with open(out_dir / f"{s.name}.kept.jsonl", "w", encoding="utf-8") as fh:
@@ -277,11 +283,24 @@ def _rate(fp: int, judged: int) -> str:
     return f"{100 * fp / judged:5.1f} %" if judged else "    -  "
 
 
+CLEAN_SETS = ("gsm8k", "lima", "moss", "moss_more", "oaast_zh", "seeds_en", "seeds_zh", "si_tasks")
+TARGETS = {"si_davinci": (">=", 95.0), "si_text-davinci-003": ("<=", 1.0), **{name: ("<=", 0.5) for name in CLEAN_SETS}}
+
+
+def _target(name: str, share: float) -> str:
+    if name not in TARGETS:
+        return ""
+    op, limit = TARGETS[name]
+    met = share >= limit if op == ">=" else share <= limit
+    return f"  target {op} {limit:g} %: {'met' if met else 'MISSED'}"
+
+
 def report(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
     rules = sorted({r for _, _, sc in results for r in sc["rules"]})
-    print("\nper set: in, out, records dropped (d) / judged (j) / false positives (fp) per rule; truncated records "
-          "count as rule 'truncated:<rule>' (they still go out)")
+    print("\nper set: in, out, records dropped as junk (d) / judged (j) / wrong (fp) per rule; a cut dialogue counts as "
+          "rule 'truncated:<rule>' (it still goes out); flags: records flagged per signal (kept)")
     total: dict[str, Counter] = defaultdict(Counter)
+    flag_total: Counter[str] = Counter()
     for s, run, sc in results:
         cells = []
         for rule in rules:
@@ -292,18 +311,41 @@ def report(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
         judged = sum(c["judged"] for c in sc["rules"].values())
         fp = sum(c["fp"] for c in sc["rules"].values())
         n_drop = len(run.drops)
-        print(f"  {s.name:<15} in {run.n_in:>5}  out {len(run.kept):>5}  dropped {n_drop:>4} ({100 * n_drop / run.n_in:4.1f} %)"
-              f"  truncated {len(run.truncated):>3}  judged {judged:>4}  fp {fp:>3}  FP rate {_rate(fp, judged)}"
-              f"  kept read {sc['kept_read']:>3}, missed {len(sc['fn'])}  [lang {','.join(s.lang)}]")
+        share = 100 * n_drop / run.n_in if run.n_in else 0.0
+        flagged = Counter()
+        for rule, origins in _flagged_records(run).items():
+            flagged[rule] = len(origins)
+        flag_total.update(flagged)
+        print(f"  {s.name:<24} in {run.n_in:>5}  out {len(run.kept):>5}  dropped {n_drop:>4} ({share:5.1f} %)"
+              f"  cut {len(run.truncated):>3}  judged {judged:>4}  fp {fp:>3}  kept read {sc['kept_read']:>3}, "
+              f"missed {len(sc['fn'])}  [lang {','.join(s.lang)}]{_target(s.name, share)}")
         if cells:
-            print(f"  {'':<15} d/j/fp: " + "; ".join(cells))
+            print(f"  {'':<24} d/j/fp: " + "; ".join(cells))
+        if flagged:
+            print(f"  {'':<24} flags: " + ", ".join(f"{k} {v}" for k, v in sorted(flagged.items())))
         if sc["unjudged"]:
-            print(f"  {'':<15} UNJUDGED {len(sc['unjudged'])}: " + ", ".join(f"{o} {r}" for o, r in sc["unjudged"][:6])
+            print(f"  {'':<24} UNJUDGED {len(sc['unjudged'])}: " + ", ".join(f"{o} {r}" for o, r in sc["unjudged"][:6])
                   + (" ..." if len(sc["unjudged"]) > 6 else ""))
-    print("\nper rule over all sets: dropped, judged, false positives, FP rate")
+    print("\nper junk rule over all sets: dropped (records and cuts), judged, wrong, precision by reading (target >= 0.98)")
     for rule in rules:
         c = total[rule]
-        print(f"  {rule:<24} {c['dropped']:>5} {c['judged']:>5} {c['fp']:>4}   {_rate(c['fp'], c['judged'])}")
+        precision = f"{(c['judged'] - c['fp']) / c['judged']:.3f}" if c["judged"] else "  -  "
+        print(f"  {rule:<24} {c['dropped']:>5} {c['judged']:>5} {c['fp']:>4}   {precision}")
+    print("\nper signal over all sets: records flagged (kept, meta.flags; dropped only with --drop)")
+    for rule, n in sorted(flag_total.items(), key=lambda kv: -kv[1]):
+        print(f"  {rule:<24} {n:>5}")
+    junk = [(s, run) for s, run, _ in results if s.name in JUNK_SETS]
+    if junk:
+        print("\njunk recall (sets whose answers are junk: every record should be dropped)")
+        for s, run in junk:
+            print(f"  {s.name:<24} {len(run.drops)}/{run.n_in} = {100 * len(run.drops) / run.n_in:.1f} %")
+
+
+def _flagged_records(run: FilterRun) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = defaultdict(set)
+    for origin, rule, _ in run.flags:
+        out[rule].add(origin)
+    return out
 
 
 def before_table(path: Path) -> None:
@@ -314,7 +356,7 @@ def before_table(path: Path) -> None:
     for s in SETS:
         if s.name in saved:
             entry = saved[s.name]
-            run = FilterRun(entry["in"], [], [(o, r, "") for o, r in entry["drops"]], [], entry["seconds"], {})
+            run = FilterRun(entry["in"], [], [(o, r, "") for o, r in entry["drops"]], [], entry["seconds"], {}, [])
             results.append((s, run, score(s.name, run, judged)))
     print(f"drop lists of {path.name} (kept counts are not saved: 'out' and kept reads read 0)")
     report(results)
@@ -324,13 +366,15 @@ def before_table(path: Path) -> None:
 def throughput(results: list[tuple[RealSet, FilterRun, dict]]) -> None:
     print("\nfilter throughput per set (one process, this machine; noisy, shared cores)")
     for s, run, _ in results:
-        print(f"  {s.name:<15} {run.n_in:>5} records  {run.seconds:7.2f} s  {run.n_in / run.seconds:>9,.0f} records/s")
+        print(f"  {s.name:<24} {run.n_in:>5} records  {run.seconds:7.2f} s  {run.n_in / run.seconds:>9,.0f} records/s")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", help="comma list of set names (default: all): " + ", ".join(s.name for s in SETS))
-    ap.add_argument("--dump", type=Path, help="write <set>.drops.jsonl and <set>.kept.jsonl here, for reading")
+    ap.add_argument("--dump", type=Path, help="write <set>.drops.jsonl, <set>.flags.jsonl and <set>.kept.jsonl here, "
+                    "for reading")
+    ap.add_argument("--no-dedup", action="store_true", help="the filter only (skip the dedup section)")
     ap.add_argument("--kept-sample", type=int, default=40, help="kept records per set in the dump (default 40)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kept sample (default 0)")
     ap.add_argument("--save-drops", type=Path, help="write the drop lists (set -> rule -> origins) as JSON")
@@ -362,7 +406,8 @@ def main() -> None:
         drops = {s.name: {"in": run.n_in, "seconds": round(run.seconds, 3),
                           "drops": sorted([list(d[:2]) for d in run.drops + run.truncated])} for s, run, _ in results}
         args.save_drops.write_text(json.dumps(drops, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    dedup_report()
+    if not args.no_dedup:
+        dedup_report()
 
 
 if __name__ == "__main__":

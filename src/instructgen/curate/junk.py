@@ -98,23 +98,56 @@ def loop_shares(text: str, n: int = LOOP_N) -> tuple[float, float, int, int]:
     return dup_ngram_share(tokens, n), lines, top, len(tokens)
 
 
-# the task asks for the same words again ("repeat this sentence 5 times", "把这句话重复3遍"); "repeating ourselves"
-# or a "repeat visit" in the input does not
-_ASKS_FOR_REPEATS = re.compile(
-    r"(?i)\brepeat(?:s|ed)? (?:after|this|these|that|it|the|my|each|every|back|\"|“)|\b(?:\d+|two|three|four|five|six"
-    r"|seven|eight|nine|ten|twenty|fifty|hundred) times\b|\b(?:twice|thrice|again and again|over and over)\b"
-    r"|重复|遍|(?<![一二三四五六七八九十\d])次")
+_LINE_START = re.compile(r"(?m)^[ \t]*(?:[-*+•>#]+|\(?\d+[.)、:]|step \d+[.:]?)?[ \t]*", re.I)
+
+
+def _may_loop(text: str, tokens: list[str]) -> bool:
+    """A cheap necessary condition: a text whose n-gram share reaches LOOP_NGRAM_SHARE repeats earlier tokens at
+    that share of its positions, so it has at most (1 - share) * length distinct tokens; a line loop needs one line
+    said LOOP_LINE_MIN_REPEATS times (list markers and numbers in front aside)."""
+    if len(tokens) >= LOOP_MIN_TOKENS and len(set(tokens)) <= (1 - LOOP_NGRAM_SHARE) * len(tokens):
+        return True
+    if text.count("\n") < LOOP_LINE_MIN_REPEATS - 1:
+        return False
+    lines = [ln for ln in _LINE_START.sub("", text).casefold().split("\n") if ln.strip()]
+    return len(lines) - len(set(lines)) >= LOOP_LINE_MIN_REPEATS - 1
+
+
+# the task asks for the same words a number of times ("repeat this sentence 5 times", "把这句话重复3遍"): that many
+# copies are the answer. "Repeat after me." asks for one; "tired of repeating ourselves" for none.
+_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+                 "twenty": 20, "fifty": 50, "hundred": 100, "twice": 2, "thrice": 3, "两": 2, "二": 2, "三": 3,
+                 "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9, "十": 10, "百": 100}
+_REPEAT_COUNT = re.compile(r"(?i)\b(\d+|two|three|four|five|six|seven|eight|nine|ten|twenty|fifty|hundred) times\b"
+                           r"|\b(twice|thrice)\b|(\d+|[两二三四五六七八九十百]+)\s*[遍次]")
+
+
+def asked_copies(prompt: str) -> int:
+    """How many copies of something the prompt asks for (0: it asks for none)."""
+    best = 0
+    for m in _REPEAT_COUNT.finditer(prompt):
+        word = next(g for g in m.groups() if g)
+        best = max(best, int(word) if word.isdigit() else _NUMBER_WORDS.get(word.lower(), _NUMBER_WORDS.get(word[-1], 0)))
+    return best
 
 
 def is_loop(text: str, prompt: str = "") -> str | None:
-    if prompt and _ASKS_FOR_REPEATS.search(prompt):
+    text = _without_code(text)
+    tokens = loop_tokens(text)
+    if not _may_loop(text, tokens):
         return None
-    ngrams, lines, top, n = loop_shares(text)
+    ngrams, n = dup_ngram_share(tokens), len(tokens)
+    lines, top = dup_line_share(text)
     if n >= LOOP_MIN_TOKENS and ngrams >= LOOP_NGRAM_SHARE:
-        return f"{ngrams:.0%} of the answer repeats {LOOP_N}-token stretches it already said"
-    if lines >= LOOP_LINE_SHARE and top >= LOOP_LINE_MIN_REPEATS:
-        return f"{lines:.0%} of the answer is lines said before (one line {top} times)"
-    return None
+        found = f"{ngrams:.0%} of the answer repeats {LOOP_N}-token stretches it already said"
+    elif lines >= LOOP_LINE_SHARE and top >= LOOP_LINE_MIN_REPEATS:
+        found = f"{lines:.0%} of the answer is lines said before (one line {top} times)"
+    else:
+        return None
+    copies = max(top, round(1 / (1 - ngrams)) if ngrams < 1 else n)
+    if prompt and copies <= 2 * asked_copies(prompt):
+        return None  # the copies asked for
+    return found
 
 
 # -- token salad --------------------------------------------------------------------------------------
@@ -172,15 +205,16 @@ def unmatched_brackets(text: str) -> int:
     return sum(abs(text.count(a) - text.count(b)) for a, b in ("()", "[]", "{}"))
 
 
+_EDGE_CLASS = "".join("\\" + ch for ch in _EDGE)
+# a whitespace-separated token that is a lower-case word once the punctuation around it is stripped
+_LOWER_TOKEN = re.compile(rf"(?<!\S)[{_EDGE_CLASS}]*({_LOWER_WORD.pattern})[{_EDGE_CLASS}]*(?!\S)")
+
+
 def _lower_words(prose: str) -> list[str]:
     """The plain lower-case words of the prose: names, acronyms, identifiers (camelCase, snake_case, dotted,
     #hashtags, \\commands), numbers and tokens with digits or code symbols inside count neither way."""
-    out = []
-    for token in prose.split():
-        core = token.strip(_EDGE)
-        if core and _LOWER_WORD.fullmatch(core):
-            out.append(core.replace("’", "'"))
-    return out
+    words = _LOWER_TOKEN.findall(prose)
+    return [w.replace("’", "'") for w in words] if "’" in prose else words
 
 
 def _unknown(words: list[str], vocabulary: frozenset[str]) -> int:
