@@ -54,6 +54,32 @@ def run(base_url: str, judges: tuple[str, ...], n: int, concurrency: int, cache:
     return time.perf_counter() - t, report, kept
 
 
+def bare_sdk(base_url: str, n: int, concurrency: int) -> float:
+    """The floor: the bare openai SDK sending the same judge prompts, `concurrency` at a time, nothing else."""
+    import asyncio
+
+    from openai import AsyncOpenAI
+
+    from instructgen.quality.judges import get_judge
+
+    judge = get_judge("mt-bench")
+    bodies = [judge.messages(conv) for conv in records(n)]
+
+    async def go() -> None:
+        client = AsyncOpenAI(api_key="not-needed", base_url=base_url, max_retries=0)
+        slots = asyncio.Semaphore(concurrency)
+
+        async def one(messages):
+            async with slots:
+                await client.chat.completions.create(model="bare", messages=messages, temperature=0.0,
+                                                     max_tokens=512, seed=1)
+        await asyncio.gather(*(one(m) for m in bodies))
+        await client.close()
+    t = time.perf_counter()
+    asyncio.run(go())
+    return time.perf_counter() - t
+
+
 def throughput(n: int, latency: float, concurrency: int) -> None:
     double = subprocess.Popen([sys.executable, str(HERE.parent / "tests" / "judge_double.py"), "--latency",
                                str(latency)], stdout=subprocess.PIPE, text=True)
@@ -61,13 +87,17 @@ def throughput(n: int, latency: float, concurrency: int) -> None:
     try:
         for label, proc in (("no faults", double), ("429 + 500 faults, 10 % each", faulty)):
             port = proc.stdout.readline().split()[1]
+            with tempfile.TemporaryDirectory() as warm:  # imports, connections: not part of the figure
+                run(f"http://127.0.0.1:{port}/v1", ("alpagasus",), concurrency, concurrency, warm)
             with tempfile.TemporaryDirectory() as cache:
                 seconds, report, kept = run(f"http://127.0.0.1:{port}/v1", ("mt-bench",), n, concurrency, cache)
             sent = report.usage["requests_sent"]
             ideal = sent * latency / concurrency
+            bare = f"; the bare openai SDK, same prompts: {bare_sdk(f'http://127.0.0.1:{port}/v1', n, concurrency):.2f} s" \
+                if proc is double else ""
             print(f"{label}: {n} records, {sent} HTTP requests, concurrency {concurrency}, latency {latency:g} s: "
                   f"{seconds:.2f} s, ideal {ideal:.2f} s, ratio {ideal / seconds:.3f} (need >= 0.9); "
-                  f"{len(kept)} scored, retries {report.usage['retries']}")
+                  f"{len(kept)} scored, retries {report.usage['retries']}{bare}")
     finally:
         for proc in (double, faulty):
             proc.terminate()

@@ -138,3 +138,20 @@ def test_select_without_a_rule_is_an_error(tmp_path, capsys):
     _write(inp, _scored(5))
     assert cli_main(["select", str(inp), "-o", str(tmp_path / "best.jsonl")]) == 1
     assert "--top-k" in capsys.readouterr().err
+
+
+def test_bad_rows_and_records_without_scores_are_accounted(tmp_path, capsys):
+    inp = tmp_path / "mixed.jsonl"
+    inp.write_text('{"instruction": "Add 2 and 3", "output": "5", "meta": {"scores": {"a": 3}}}\n'
+                   'not json\n'
+                   '{"instruction": "Say hi", "output": "Hi"}\n'
+                   '[1, 2]\n'
+                   '{"foo": 1, "meta": {"scores": {"a": 5}}}\n', encoding="utf-8")
+    assert cli_main(["select", str(inp), "--from", "alpaca", "-o", str(tmp_path / "best.jsonl"), "--by", "a",
+                     "--top-k", "5"]) == 0
+    err = capsys.readouterr().err
+    assert "select: in 5 = out 1 + rejected 3 + filtered 1" in err
+    rejects = {r["origin"].rsplit(":", 1)[1]: r for r in _lines(tmp_path / "best.rejects.jsonl")}
+    assert rejects["3"]["reason"] == "no score a" and rejects["2"]["kind"] == "rejected"
+    assert rejects["5"]["reason"].startswith("not a valid alpaca record")
+    assert [r["instruction"] for r in _lines(tmp_path / "best.jsonl")] == ["Add 2 and 3"]

@@ -413,9 +413,9 @@ def _scores(data: dict, spec: Any, log: RunLog, origin: str) -> Any:
     """meta.scores of a row: its `meta` column, or (formats that keep meta elsewhere) the parsed record's."""
     meta = data.get("meta")
     if isinstance(meta, dict):
-        return meta.get("scores")
-    conv = _parse(spec, data, origin, log)
-    return None if conv is None else conv.meta.get("scores")
+        return meta.get("scores") or {}
+    conv = _parse(spec, data, origin, log)  # None: not a valid record (dropped with the reason)
+    return None if conv is None else (conv.meta.get("scores") or {})
 
 
 def _parse(spec: Any, data: dict, origin: str, log: RunLog) -> Conversation | None:
