@@ -70,7 +70,7 @@ def scale(n: int, top_k: int) -> None:
         write_input(src, n)
         print(f"generated {n:,} records ({os.path.getsize(src) / 1e6:.0f} MB) in {time.perf_counter() - t:.1f} s")
         argv = [sys.executable, "-m", "instructgen.cli", "select", src, "-o", out, "--by", "alpagasus",
-                "--top-k", str(top_k), "--diverse", "--progress", "never"]
+                "--top-k", str(top_k), "--diverse"]
         t = time.perf_counter()
         run = subprocess.run(argv, capture_output=True, text=True)
         seconds = time.perf_counter() - t

@@ -70,19 +70,20 @@ def register(sub) -> None:
     p = command_parser(sub, "select", help=COMMANDS["select"], examples=SELECT_EXAMPLES,
                        description="Keep the best records by a score in meta.scores (or a product of scores), "
                        "with a threshold, a top-k, a token budget, per-group quotas and Deita's diversity rule.")
-    _io(p, FORMAT_MODULES)
+    _io(p, FORMAT_MODULES, progress=False)
     add_options(p.add_argument_group("selection (the [select] section of a pipeline config)"), SelectConfig)
     p.set_defaults(func=run_select)
 
 
-def _io(p, formats) -> None:
+def _io(p, formats, progress: bool = True) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".json, .jsonl, .jsonl.gz, .parquet, or - for stdin")
     p.add_argument("-o", "--output", required=True, metavar="OUTPUT", help="output file (its extension picks the type) or -")
     p.add_argument("--from", dest="from_format", metavar="FORMAT", choices=formats, help="input format (default: detect per file)")
     p.add_argument("--to", metavar="FORMAT", choices=formats, help="output format (default: the input's)")
     p.add_argument("--rejects", metavar="PATH", help="records not kept, with why (default: OUTPUT.rejects.jsonl)")
     p.add_argument("--stats", metavar="PATH", help="stats.json to write/merge into (default: OUTPUT.stats.json)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar on stderr")
+    if progress:
+        p.add_argument("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar on stderr")
 
 
 def _plan(args, extra_inputs: dict[str, str] | None = None, failures: bool = False, cache_dir: str | None = None):
