@@ -137,6 +137,9 @@ _MAY_KEEP_INPUT = re.compile(
     r"|punctuate|repeat|copy|echo|return|identify|spell)|排序|整理|纠正|改正|修改|检查|校对|重复|复制")
 
 
+_ASKS_TO_REPEAT = re.compile(r"(?i)\brepeat\b|\becho\b|\bsay (?:it|this|that) back|重复|复述|跟我说|跟着我说")
+
+
 def _close(a: str, b: str) -> bool:
     """Could a and b be equal up to spacing, quotes and the closing mark? (a cheap test before _lines)"""
     return abs(len("".join(a.split())) - len("".join(b.split()))) <= 6
@@ -146,8 +149,8 @@ def echo(t: Turn, cfg: FilterConfig) -> str | None:
     if not (_close(t.output, t.prompt) or _close(t.output, t.instruction) or (t.input and _close(t.output, t.input))):
         return None
     out = _lines(t.output)
-    if not out:
-        return None
+    if not out or (t.index and _ASKS_TO_REPEAT.search(t.previous_prompt)):
+        return None  # "from now on, repeat what I say": the next turn's echo is the answer
     if out == _lines(t.instruction) or (t.input and out == _lines(t.instruction + "\n" + t.input)):
         return "output repeats the instruction"
     if t.input and out == _lines(t.input) and not _MAY_KEEP_INPUT.search(t.instruction):
