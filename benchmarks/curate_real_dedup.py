@@ -72,6 +72,14 @@ SETS: dict[str, list[str]] = {
     "belle": ["formats/belle_instruction_readme_examples.jsonl", "formats/belle_conversations_readme_examples.jsonl"],
     "seeds_en": ["seeds/self_instruct_seed_tasks.jsonl"],
     "seeds_zh": ["seeds/belle_zh_seed_tasks.jsonl"],
+    # issue 18's sets (real/judged_by_reading.tsv): multi-turn branches sharing a history, tool calls, identity
+    "oaast_zh": ["real/chatglm_efficient_tuning_oaast_sft_zh_history.json"],
+    "lima": ["real/lima.json"],
+    "glaive_zh": ["real/llamafactory_glaive_toolcall_zh_demo.json"],
+    "moss_t2i": ["real/moss_003_text2img_all.jsonl"],
+    "chatglm6b": ["real/chatglm6b_prompt_response_sample.jsonl"],
+    "kto_en": ["real/llamafactory_kto_en_demo.json"],
+    "identity_zh": ["real/llamafactory_identity.json"],
 }
 
 

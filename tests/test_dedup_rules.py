@@ -34,13 +34,16 @@ def kept(records: list[Conversation], **settings) -> list[str]:
 def test_one_content_word_keeps_short_records_apart():
     assert decide(["What do cows eat in the field all day? They eat grass.",
                    "What do cows eat in the field all day? They eat hay."]) == [-1, -1]
-    assert decide(["Name a fruit that is yellow and grows on a tree in the tropics.",
-                   "Name a fruit that is orange and grows on a tree in the tropics."]) == [-1, -1]
+    assert decide(["Name a fruit that is yellow and that grows on a tree.",
+                   "Name a fruit that is orange and that grows on a tree."]) == [-1, -1]
+    for seed in range(20):  # settled by the words themselves, not by the luck of an estimate
+        assert decide(["What do cows eat in the field all day? They eat grass.",
+                       "What do cows eat in the field all day? They eat hay."], seed=seed) == [-1, -1]
 
 
 @pytest.mark.parametrize("copy", [
     "What do cows eat in the field all day? They eat the grass.",  # a function word
-    "Please tell me: what do cows eat in the field all day? They eat grass.",  # asking nicely
+    "Please, what do cows eat in the field all day? They eat grass.",  # asking nicely
     "What do cows eat in the feild all day? They eat grass.",  # a typo (letters swapped)
     "what do cows eat in the field all day ?  they eat grass",  # case, spacing, punctuation
 ])

@@ -31,9 +31,20 @@ part, tool names and arguments included, and the identifiers below.
 
 What near duplicates must share besides (`--identifiers`, `--tool-calls`, both on): the numbers of the
 record with their sign, its URLs and quoted literals (text.identifiers: "square root of 256" is not
-"of 625", "x - 1" not "x + 1", wikipedia('Battle of Hastings') not wikipedia('Battle of Gettysburg'))
-and its tool calls, names and canonical JSON arguments. These are what a task is about; MinHash
-cannot weigh them, since one changed token moves a Jaccard estimate little.
+"of 625", "x - 1" not "x + 1", wikipedia('Battle of Hastings') not wikipedia('Battle of Gettysburg')),
+the tool calls written in its text (`Calculator(2*3)`, `python('[2, 3]')`: arguments as written, spacing
+aside) and its structured tool calls, names and canonical JSON arguments. These are what a task is about;
+MinHash cannot weigh them, since one changed token moves a Jaccard estimate little. Number words are
+numbers (dedup_text: "three" = "3", "三个" = "3个", "twenty-one" = "21"), in tokens and identifiers alike.
+
+The focus of each part (dedup_text.focus): a response's last message (the final answer of a dialogue), a
+prompt without its long passages (a paragraph of >= 40 tokens holding >= 40 % of the message: a reading
+passage, a document, a tool description). A quarter of each part's columns hash the focus's content words
+(not among the most frequent words of English or Chinese, read up to a letter swap), and near duplicates
+must reach FOCUS_BAR (0.8) x threshold there as well: a shared history or passage no longer makes two
+different answers or questions one record. A focus of at most five content words must have the same ones
+(hashed into the anchors): "They eat grass" is not "They eat hay", while a typo, an article or "please"
+changes no content word. Words are shingled up to a letter swap too, so a typo changes no shingle.
 
 Shingles (`--shingle auto` = `word:1-2`): tokens are chosen per script (each Han/kana character is a
 token, every other run of letters and digits is a word, numbers included) and a record's shingles are
@@ -48,8 +59,10 @@ probability (product of the parts' similarities) ** rows; bands and rows are opt
 threshold ** parts, weighing a missed pair 4 times a needless candidate (all are verified).
 
 Memory: the index keeps 2 * num_perm * parts + 16 bytes per record (uint16 MinHash values, uint64
-exact key, uint32 length, uint32 hash of identifiers and tool calls): 528 bytes a record at 128
-permutations and two parts (as the single 32-bit signature before), 528 MB for a million records.
+exact key, uint32 length, uint32 hash of identifiers, tool calls and short foci): 528 bytes a record at 128
+permutations and two parts, 528 MB for a million records. The focus takes a quarter of each part's columns
+rather than more of them (the same 528 bytes as before issue 18; saved signatures of the older layout are
+not reused: dedup_files.SIGNATURE_VERSION 2).
 Values are kept to their low 16 bits: a chance match of two different minima (1 in 65536 a column)
 moves an estimate by < 0.00002 and a band of several columns practically never collides by chance.
 Clustering adds, transiently, an 8-byte hash and sort order per record for one band at a time and
@@ -83,7 +96,14 @@ PARTS = ("prompt", "response", "all", "instruction", "input", "output", "user", 
 BATCH = 20_000
 PARALLEL_MIN = 200_000
 PART_SEED_STEP = 1_000_003  # each part gets its own permutations, so parts collide independently
-FOCUS_SEED = 7_919  # and each part's focus half its own again
+FOCUS_SEED = 7_919  # and each part's focus columns their own again
+# a quarter of the columns for the focus: its content words either match (1.0, exact at any width) or differ by
+# a word of three to five (<= 0.67); the whole text keeps most columns, as its estimate decides near the threshold
+FOCUS_SHARE = 4
+# the focus's content words must reach this share of the threshold: a different final answer or question reads
+# 0.2-0.5 there; copies edited in a word or two, 0.7-1 (a bar at the threshold itself lost 10 %-edited copies)
+FOCUS_BAR = 0.8
+SHORT_CONTENT = 5  # a focus of this many content words or fewer must have the same ones (see _short_keys)
 ANSWER_PARTS = ("response", "output")  # compared parts whose focus is their last message (the final answer)
 # LSH banding weighs a missed pair 4 times a needless candidate: every candidate is verified anyway
 # (~0.1 us), and datasketch's default (0.3, 0.7) misses 4 in 10 pairs right at the threshold; heavier
@@ -258,9 +278,9 @@ def _fallback_keys(texts: Sequence[str]) -> np.ndarray:
 
 
 def _sketch_part(texts: list[str], config: DedupConfig, part: int, answer: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(exact keys uint64[n], MinHash values uint16[n, num_perm]) of one part: the first half of the
-    columns hashes the whole text's shingles, the second half its focus's content words (dedup_text.focus:
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(exact keys uint64[n], MinHash values uint16[n, num_perm], short keys uint64[n]) of one part: the first three quarters
+    of the columns hash the whole text's shingles, the last quarter its focus's content words (dedup_text.focus:
     the final answer of an answer part, a prompt without its long passages)."""
     kind, lo, hi = shingle_plan(config.shingle)
     n = len(texts)
@@ -273,8 +293,9 @@ def _sketch_part(texts: list[str], config: DedupConfig, part: int, answer: bool 
     empty = word_lens == 0
     if empty.any():
         keys[empty] = _fallback_keys([texts[k] for k in np.flatnonzero(empty)])
-    ids, lens = (words, word_lens) if kind == "word" else char_ids(normalize_batch(texts))
-    whole = config.num_perm - config.num_perm // 2
+    # shingles of words read up to a letter swap: a typo changes no shingle (the exact key reads them as written)
+    ids, lens = (tok.skeleton[:len(words)], word_lens) if kind == "word" else char_ids(normalize_batch(texts))
+    whole = whole_columns(config.num_perm)
     seed = config.seed + PART_SEED_STEP * part
     sigs = np.empty((n, config.num_perm), dtype=np.uint16)
     # a record with no letters or digits shingles as its own exact key, not as "empty"
@@ -282,9 +303,25 @@ def _sketch_part(texts: list[str], config: DedupConfig, part: int, answer: bool 
     sigs[:, :whole] = minhash(hashes, counts, whole, seed)
     rows = np.arange(n)
     rows[differ] = np.arange(n, n + len(differ))
-    content, counts = shingle_hashes(*_content_words(tok, rows), 1, empty_ids=keys[_content_words_empty(tok, rows)])
+    words, counts = _content_words(tok, rows)
+    content, counts = shingle_hashes(words, counts, 1, empty_ids=keys[_content_words_empty(tok, rows)])
     sigs[:, whole:] = minhash(content, counts, config.num_perm - whole, seed + FOCUS_SEED)
-    return keys, sigs
+    return keys, sigs, _short_keys(content, counts)
+
+
+def _short_keys(content: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """uint64[n]: for a focus of at most SHORT_CONTENT content words, a hash of them (in any order); else 0.
+    Such records must have the same: one content word of a few is the whole task (grass or hay), and an
+    estimate over a few words is too coarse to tell 0.6 from 0.7."""
+    starts = np.cumsum(counts) - counts
+    total = np.add.reduceat(mix64(content), starts) if len(counts) else np.zeros(0, np.uint64)
+    return np.where(counts <= SHORT_CONTENT, total | np.uint64(1), np.uint64(0))
+
+
+def whole_columns(of: "int | Sketches") -> int:
+    """Columns of a part's signature for its whole text; the rest (a quarter) are its focus's content words."""
+    num_perm = of if isinstance(of, int) else of.sigs.shape[2]
+    return num_perm - num_perm // FOCUS_SHARE
 
 
 def _content_words_empty(tok, rows: np.ndarray) -> np.ndarray:
@@ -372,13 +409,19 @@ def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anch
     sigs = np.empty((len(parts), n_parts, config.num_perm), dtype=np.uint16)
     names = parse_fields(config.fields)
     answers = [len(names) == n_parts and all(n in ANSWER_PARTS for n in names[p].split("+")) for p in range(n_parts)]
+    short = np.zeros(len(parts), dtype=np.uint64)
     for p in range(n_parts if parts else 0):
-        part_keys, sigs[:, p] = _sketch_part(columns[p], config, p, answers[p])
+        part_keys, sigs[:, p], part_short = _sketch_part(columns[p], config, p, answers[p])
         keys = mix64(keys) ^ part_keys if p else part_keys  # ordered: (a, b) and (b, a) differ
+        short = mix64(short ^ part_short)
     lengths = np.fromiter((sum(map(len, r)) for r in raw), dtype=np.uint32, count=len(raw))
     if anchors is None:  # plain texts: their own identifiers
         anchors = identifiers_batch(["\n".join(r) for r in parts], digits=True) if config.identifiers else [""] * len(parts)
+    # near duplicates share the anchors and, part by part, the content words of a short focus
     anchor_keys = _anchor_keys(anchors)
+    if n_parts and len(parts):
+        mixed = (mix64(anchor_keys.astype(np.uint64) ^ short) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        anchor_keys = np.where(mixed == 0, np.uint32(1), mixed)
     # exact copies share them too: the token key alone cannot tell "x - 1" from "x + 1"
     has = anchor_keys != 0
     keys[has] = mix64(keys[has] ^ anchor_keys[has].astype(np.uint64))
@@ -465,7 +508,8 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         # that happens with probability (product of the parts' similarities) ** rows
         bands, rows = lsh.band_params(config.threshold ** n_parts, sk.sigs.shape[2], *BAND_WEIGHTS)
         def verified(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold, halves=True).min(axis=1)
+            s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold, whole_columns(sk),
+                                  FOCUS_BAR * config.threshold).min(axis=1)
             return np.where((s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]]), s, -1.0)
 
         find = pairs or lsh.verified_pairs
@@ -480,7 +524,8 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         dup_of[alive[removed]] = alive[parent[removed]]
         sim[alive[removed]] = best[removed]
         stage[alive[removed]] = NEAR
-        part_sim[alive[removed]] = lsh.verify_parts(sk.sigs, alive[parent[removed]], alive[removed], halves=True)
+        part_sim[alive[removed]] = lsh.verify_parts(sk.sigs, alive[parent[removed]], alive[removed],
+                                                     split=whole_columns(sk))
     return Clusters(dup_of, sim, stage, info, part_sim)
 
 

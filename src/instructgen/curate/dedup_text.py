@@ -192,7 +192,7 @@ class Tokens:
     ids: np.ndarray  # uint64[T] every token's id
     lens: np.ndarray  # int64[n]
     content: np.ndarray  # bool[T]: the token is a content word
-    skeleton: np.ndarray  # uint64[T] content-word id, up to the order of a long word's letters
+    skeleton: np.ndarray  # uint64[T] word id up to the order of a long word's letters (a swap typo)
 
 
 def tokens(texts: Sequence[str]) -> Tokens:

@@ -12,9 +12,9 @@
         the work on huge template buckets while keeping the earliest (kept) records reachable.
     estimated_jaccard(sigs, i, j, threshold=0) -> float32[m]   share of equal MinHash values
         (0 for pairs that provably cannot reach the threshold).
-    verify_parts(sigs: uint[n, parts, P], i, j, threshold=0, halves=False) -> float32[m, parts]
-        the same per part; with `halves`, each half of a part's columns on its own (dedup: the whole text,
-        then its focus's content words) and the part's similarity is the lesser. A pair stops being
+    verify_parts(sigs: uint[n, parts, P], i, j, threshold=0, split=None, split_threshold=0) -> float32[m, parts]
+        the same per part; with `split`, columns [0, split) give the similarity and columns [split, P) are a
+        gate that must reach split_threshold (dedup: the whole text, then its focus's content words). A pair stops being
         verified at the first part or half that cannot reach the threshold (its later parts read 0).
     greedy(n, i, j, sim, protected=0, only_protected_parents=False) -> (dup_of: int64[n], sim: float32[n])
         Records in index order; a record is a duplicate of the most similar *kept* earlier record
@@ -158,20 +158,19 @@ def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold:
     return out
 
 
-def verify_parts(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0, halves: bool = False
-                 ) -> np.ndarray:
+def verify_parts(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0, split: int | None = None,
+                 split_threshold: float = 0.0) -> np.ndarray:
     num_perm = sigs.shape[2]
-    whole = num_perm - num_perm // 2
-    spans = [(0, whole), (whole, num_perm)] if halves else [(0, num_perm)]
     out = np.zeros((len(i), sigs.shape[1]), dtype=np.float32)
     alive = np.arange(len(i))
     for p in range(sigs.shape[1]):
-        least = np.ones(len(i), dtype=np.float32)
-        for lo, hi in spans:
-            s = estimated_jaccard(sigs[:, p, lo:hi], i[alive], j[alive], threshold)
-            least[alive] = np.minimum(least[alive], s)
-            out[alive, p] = least[alive]
-            alive = alive[s >= threshold]
+        s = estimated_jaccard(sigs[:, p, :split or num_perm], i[alive], j[alive], threshold)
+        out[alive, p] = s
+        alive = alive[s >= threshold]
+        if split:  # the gate: below it, the pair reads as its gate's estimate (under the threshold too)
+            g = estimated_jaccard(sigs[:, p, split:], i[alive], j[alive], split_threshold)
+            out[alive[g < split_threshold], p] = np.minimum(g[g < split_threshold], out[alive[g < split_threshold], p])
+            alive = alive[g >= split_threshold]
     return out
 
 
