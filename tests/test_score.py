@@ -159,6 +159,9 @@ def test_score_end_to_end_with_faults_parses_every_shape_and_resumes_from_cache(
     score = stats["score"]
     assert score["judges"]["alpagasus"]["scored"] == 60 and score["judges"]["alpagasus"]["retried_stricter"] > 0
     assert sum(score["judges"]["mt-bench"]["shapes"].values()) == 60
+    for judge in ("alpagasus", "mt-bench"):  # another scale is mapped and said, per record and in the stats
+        noted = [r for r in rows if judge in r["meta"].get("score_notes", {})]
+        assert len(noted) == score["judges"][judge]["normalised"] > 0
     pair = score["agreement"]["alpagasus vs mt-bench"]
     a = [r["meta"]["scores"]["alpagasus"] for r in rows]
     m = [r["meta"]["scores"]["mt-bench"] for r in rows]
@@ -298,3 +301,17 @@ def test_signals_are_the_filters_measures_as_numbers():
         flagged |= {f"flag_{f['rule']}" for f in verdict.flags}
         assert {k for k, v in got[name].items() if k.startswith("flag_") and v} >= flagged
     assert got["fine"]["output_length"] == 9 and got["fine"]["turns"] == 1
+
+
+def test_max_cost_stops_cleanly_at_the_price_given(tmp_path, capsys):
+    inp, out, prices = tmp_path / "in.jsonl", tmp_path / "out.jsonl", tmp_path / "prices.json"
+    _records(inp, 30)
+    prices.write_text('{"*": {"prompt": 100.0, "completion": 100.0}}')  # USD per 1M tokens: ~0.01 a request
+    with JudgeDouble() as double:
+        assert cli_main(_score(double, inp, out, "--judge", "alpagasus", "--max-cost", "0.05", "--prices",
+                               str(prices), "--concurrency", "1")) == 0
+    kept, rejected = _lines(out), _lines(tmp_path / "out.rejects.jsonl")
+    assert 0 < len(kept) < 30 and len(kept) + len(rejected) == 30
+    assert all("--max-cost 0.05 reached" in r["reason"] for r in rejected)
+    stats = json.loads((tmp_path / "out.stats.json").read_text())["score"]
+    assert stats["cost_usd"] >= 0.05 and stats["stop_reason"].startswith("budget")
