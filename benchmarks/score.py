@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))

@@ -234,6 +234,7 @@ def _prices(path: str) -> dict:
 
 def run_select(args) -> int:
     from ..io import RowWriter
+    from ..paths import derived
     from ..quality.select import SelectConfig, check_config, select_files
     from ..runlog import RunLog, write_stats
     from .options import config_from_args
@@ -245,7 +246,7 @@ def run_select(args) -> int:
     try:
         with RowWriter(args.output) as writer:
             outcome = select_files(args.inputs, config, log, _Out(writer, log, args.to),
-                                   from_format=args.from_format, spool_dir=_spool_dir(args.output))
+                                   from_format=args.from_format, spool=derived(args.output, "spool", "select.spool"))
         _notes(writer, log)
     finally:
         log.close()
@@ -255,9 +256,3 @@ def run_select(args) -> int:
     if stats_path:
         write_stats(stats_path, [log], select=outcome)
     return 0
-
-
-def _spool_dir(output: str) -> str:
-    import os
-
-    return "." if output == "-" else (os.path.dirname(os.path.abspath(output)) or ".")

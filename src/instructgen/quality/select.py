@@ -2,7 +2,8 @@
 quotas and Deita's diversity rule.
 
     SelectConfig
-    select_records(records, config, log, emit, *, spool_dir=".") -> dict (stats)
+    select_files(paths, config, log, emit, *, from_format=None, spool=PATH) -> dict (stats)
+    select_records(records, config, log, emit, *, spool=PATH) -> dict (stats)   (records already read)
         emits the selected records in input order; every other record goes to `log` (kind "filtered") with why:
         `no score NAME`, `flag NAME`, `below threshold`, `quota` (the group's --top-k is full), `not in the top K`,
         `over the token budget`, `near selected record FILE:LINE` (with its similarity)
@@ -23,9 +24,7 @@ candidate is verified on the signatures, so the result equals comparing with eve
 from __future__ import annotations
 
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -293,11 +292,13 @@ class _Spool:
     """Rows as read ([origin, format, row]) in a private temp file beside the output; read back by offset
     (the records the walk reaches) or in order (the writing pass)."""
 
-    def __init__(self, folder: str):
+    def __init__(self, beside: str):
         from array import array
 
-        fd, self.path = tempfile.mkstemp(prefix=".instructgen-select-", suffix=".jsonl", dir=folder)
-        self.fh = os.fdopen(fd, "w+b")
+        from ..tempfiles import temp_beside
+
+        self.path = temp_beside(beside)  # a kill -9 leaves it behind: the next run writing there removes it
+        self.fh = open(self.path, "w+b")
         self.offsets = array("q")
         self.end = 0  # (tell() costs a system call per record)
 
@@ -318,8 +319,10 @@ class _Spool:
             yield orjson.loads(line)
 
     def close(self) -> None:
+        from ..tempfiles import unlink_quietly
+
         self.fh.close()
-        os.unlink(self.path)
+        unlink_quietly(self.path)
 
 
 @dataclass
@@ -333,7 +336,7 @@ class _Ranked:
 
 
 def select_files(paths: Sequence[str], config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None], *,
-                 from_format: str | None = None, spool_dir: str = ".") -> dict[str, Any]:
+                 from_format: str | None = None, spool: str = "select.spool") -> dict[str, Any]:
     """The stage over files: rows are ranked as read (their meta.scores), only those the walk reaches are
     sketched and only the selected ones parsed into records."""
     from ..convert import ReadOptions, open_source
@@ -345,11 +348,11 @@ def select_files(paths: Sequence[str], config: SelectConfig, log: RunLog, emit: 
             spec, found = open_source(path, log, opts)
             for row in found:
                 yield spec, row
-    return _select(rows(), config, log, emit, spool_dir, count_intake=True)
+    return _select(rows(), config, log, emit, spool, count_intake=True)
 
 
 def select_records(records: Iterable[Conversation], config: SelectConfig, log: RunLog,
-                   emit: Callable[[Conversation], None], *, spool_dir: str = ".") -> dict[str, Any]:
+                   emit: Callable[[Conversation], None], *, spool: str = "select.spool") -> dict[str, Any]:
     """The stage over records already read (their intake counted by whoever read them)."""
     from ..formats import get
     from ..rows import Row
@@ -357,15 +360,15 @@ def select_records(records: Iterable[Conversation], config: SelectConfig, log: R
     def rows():
         for conv in records:
             yield get(conv.source_format or "alpaca"), Row(source_row(conv), conv.origin)
-    return _select(rows(), config, log, emit, spool_dir, count_intake=False)
+    return _select(rows(), config, log, emit, spool, count_intake=False)
 
 
 def _select(rows: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None],
-            spool_dir: str, count_intake: bool) -> dict[str, Any]:
+            spool_path: str, count_intake: bool) -> dict[str, Any]:
     names = parse_by(config.by)
     group_of = _grouper(config.per)
     ranked = _Ranked()
-    spool = _Spool(spool_dir)
+    spool = _Spool(spool_path)
     specs: dict[str, Any] = {}
     try:
         for spec, row in rows:
