@@ -270,11 +270,15 @@ def test_dry_run_folder_is_deterministic_and_loads_offline(inputs, tmp_path):
         data = (tmp_path / "dry1" / p).read_bytes()
         assert data == (tmp_path / "dry2" / p).read_bytes(), f"{p} differs between two identical runs"
         assert TOKEN.encode() not in data
-    script = (
-        "import datasets, json, sys\n"
+    script = (  # columns whose shape varies are JSON text, named in each shard's metadata
+        "import datasets, glob, json, sys\n"
+        "import pyarrow.parquet as pq\n"
         "for config in ('moss', 'sharegpt'):\n"
         "    ds = datasets.load_dataset(sys.argv[1], config, split='train')\n"
-        "    print(json.dumps([{k: v for k, v in r.items() if v is not None} for r in ds], ensure_ascii=False))\n"
+        "    shard = glob.glob(f'{sys.argv[1]}/{config}/*.parquet')[0]\n"
+        "    text = json.loads(pq.read_schema(shard).metadata[b'instructgen'])['json_columns']\n"
+        "    rows = [{k: json.loads(v) if k in text else v for k, v in r.items() if v is not None} for r in ds]\n"
+        "    print(json.dumps(rows, ensure_ascii=False))\n"
     )
     r = subprocess.run([sys.executable, "-c", script, str(tmp_path / "dry1")], env=env, capture_output=True,
                        text=True, timeout=300)

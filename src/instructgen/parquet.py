@@ -4,12 +4,15 @@ How a top-level column is stored, decided over ALL rows (never from the first on
 
 - natively, when Arrow holds every value of it exactly (strings, ints, lists of strings,
   lists of objects that all have the same keys, ...);
-- as JSON text (Arrow's canonical `arrow.json` extension type, which `datasets` shows as `Json()`)
-  otherwise: mixed types (MOSS `conversation_id` is an int in some records and a string in others),
+- as JSON text in a plain string column otherwise: mixed types (MOSS `conversation_id` is an int in some records and a string in others),
   objects whose keys vary between rows (tool JSON schemas, `meta`, MOSS `chat`: Arrow would pad
   every object with the keys of all the others), empty objects, integers over 64 bits, ints mixed
   with floats. Each such column is named, with the reason and its number of values, in `notes()`
-  and in the file's metadata (key `instructgen`).
+  and in the file's metadata (key `instructgen`, `json_columns`).
+
+Plain strings, not Arrow's `arrow.json` extension type: `datasets` before 5.0 (LLaMA-Factory pins
+4.0) refuses that type ("does not have a datasets dtype equivalent"), and polars and pandas read a
+string column everywhere; such a column is parsed with `json.loads` by whoever needs its value.
 
 `read_rows` decodes JSON columns back, so our own files round-trip exactly. One documented
 exception: at the top level a null value and a missing field are the same thing (Parquet cannot
@@ -71,12 +74,12 @@ class ColumnPlan:
 
         col.values += len(values) - values.count(None)
         if col.json_reason is not None:
-            return json_array(values)
+            return _marked_json_array(values)
         arr = exact_array(values)
         if arr is None:
             col.kinds |= {_kind(v) for v in values if v is not None}
             col.json_reason = _reason(col.kinds)
-            return json_array(values)
+            return _marked_json_array(values)
         if not pa.types.is_null(arr.type) and arr.type not in col.types:
             col.kinds |= _kinds_of_type(arr.type)
             col.types.append(arr.type)
@@ -92,7 +95,7 @@ class ColumnPlan:
         fields = []
         for name, col in self.columns.items():
             if col.json_reason is not None:
-                fields.append(pa.field(name, pa.json_()))
+                fields.append(pa.field(name, pa.string()))
             else:
                 fields.append(pa.field(name, _unified(col.types) if col.types else pa.null()))
         meta = {"json_columns": {n: c.json_reason for n, c in self.columns.items() if c.json_reason}}
@@ -113,16 +116,17 @@ class ColumnPlan:
         import pyarrow as pa
 
         schema = self.schema()
+        json_names = self.json_columns()
         arrays = []
         for f in schema:
             if f.name not in table.column_names:
                 arrays.append(pa.nulls(table.num_rows, f.type))
                 continue
             column = table.column(f.name)
-            if column.type == f.type:
+            if f.name in json_names:  # JSON text already (marked by observe), or native values of an earlier batch
+                arrays.append(column.cast(pa.string()) if column.type == pa.json_() else json_array(column.to_pylist()))
+            elif column.type == f.type:
                 arrays.append(column)
-            elif f.type == pa.json_():
-                arrays.append(json_array(column.to_pylist()))
             else:  # only null leaves differ (checked by _unified), so the cast changes no value
                 arrays.append(column.cast(f.type))
         return pa.Table.from_arrays(arrays, schema=schema)
@@ -135,7 +139,8 @@ class ColumnPlan:
         arrays = []
         for f in schema:
             values = [row.get(f.name) for row in rows]
-            arrays.append(json_array(values) if f.type == pa.json_() else pa.array(values, type=f.type))
+            json_text = f.name in self.columns and self.columns[f.name].json_reason is not None
+            arrays.append(json_array(values) if json_text else pa.array(values, type=f.type))
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -176,9 +181,18 @@ def _holds_exactly(values: list[Any], t) -> bool:
 
 
 def json_array(values: list[Any]):
+    """JSON text of each value, in a string array."""
     import pyarrow as pa
 
-    return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], type=pa.json_())
+    return pa.array([None if v is None else orjson.dumps(v).decode() for v in values], type=pa.string())
+
+
+def _marked_json_array(values: list[Any]):
+    """JSON text typed as Arrow's `arrow.json` extension: only in the batches `observe` returns, so that
+    `conform` tells them from native strings; the file itself gets plain strings."""
+    import pyarrow as pa
+
+    return pa.ExtensionArray.from_storage(pa.json_(), json_array(values))
 
 
 def _may_change_values(t) -> bool:

@@ -1,7 +1,7 @@
 """Parquet shards of a Hub config, and the languages a card names.
 
-How each column is stored (natively when Arrow holds every value exactly, else as JSON text that
-`datasets` shows as `Json()`) is decided by `instructgen.parquet.ColumnPlan` over every row, the same
+How each column is stored (natively when Arrow holds every value exactly, else as JSON text in a
+string column, which every `datasets` version loads) is decided by `instructgen.parquet.ColumnPlan` over every row, the same
 rules as any Parquet file instructgen writes. Writer options are fixed and nothing time-dependent is
 written, so the same rows give the same bytes.
 """
@@ -50,7 +50,8 @@ def spool_to_parquet(spool: Path, config_dir: Path, split: str, shard_rows: int
         pq.write_table(plan.table(batch), tmp, row_group_size=ROW_GROUP_ROWS, **PARQUET_OPTIONS)
         tmp.replace(config_dir / name)
         names.append(name)
-    described = [(f.name, "json" if f.type == pa.json_() else str(f.type)) for f in schema]
+    json_text = plan.json_columns()
+    described = [(f.name, "string (JSON text)" if f.name in json_text else str(f.type)) for f in schema]
     return names, described, examples
 
 

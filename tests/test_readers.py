@@ -1,0 +1,169 @@
+"""Issue 20: every output loads where people load it.
+
+Parquet holds no Arrow extension type (datasets < 5 refuses `arrow.json`): nested data is native where
+its shape is fixed, JSON text in a plain string column where it varies (named in the file's metadata).
+ShareGPT output speaks one role vocabulary, and validate flags a file that mixes two.
+The real readers in their own environments are run by benchmarks/readers.py; here, the installed
+`datasets` and polars, and datasets 4.0 when the client environment is built (skipped otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from instructgen.cli import main
+from instructgen.io import read_rows
+
+TOOL_CHAT = {"messages": [
+    {"role": "user", "content": "weather in Paris?"},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_0", "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+    {"role": "tool", "tool_call_id": "call_0", "content": "18C"},
+    {"role": "assistant", "content": "18C in Paris."}],
+    "tools": [{"type": "function", "function": {"name": "weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}]}
+PLAIN = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+         "meta": {"id": 3, "source": {"name": "x"}}}
+MOSS_INT_ID = {"conversation_id": 1, "meta_instruction": "m", "num_turns": 1,
+               "chat": {"turn_1": {"Human": "<|Human|>: q<eoh>\n", "Inner Thoughts": "<|Inner Thoughts|>: None<eot>\n",
+                                   "Commands": "<|Commands|>: None<eoc>\n", "Tool Responses": "<|Results|>: None<eor>\n",
+                                   "MOSS": "<|MOSS|>: a<eom>\n"}}}
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def extension_types(t) -> list:
+    if isinstance(t, pa.ExtensionType):
+        return [t]
+    if pa.types.is_struct(t):
+        return [x for i in range(t.num_fields) for x in extension_types(t.field(i).type)]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return extension_types(t.value_type)
+    return []
+
+
+@pytest.fixture
+def rich(tmp_path) -> Path:
+    """Tool calls, varying meta, preference pairs: every shape that used to need JSON columns."""
+    return write_jsonl(tmp_path / "rich.jsonl", [TOOL_CHAT, PLAIN, TOOL_CHAT, PLAIN])
+
+
+@pytest.mark.parametrize("to", ["openai", "sharegpt", "chatglm3", "moss", "alpaca"])
+def test_parquet_outputs_hold_no_extension_type_and_read_back_exactly(rich, to, tmp_path, capsys):
+    out, back = tmp_path / f"out.{to}.parquet", tmp_path / f"out.{to}.jsonl"
+    assert main(["convert", str(rich), "--to", to, "-o", str(out)]) == 0
+    assert main(["convert", str(rich), "--to", to, "-o", str(back)]) == 0
+    schema = pq.read_schema(out)
+    assert [f.name for f in schema if extension_types(f.type)] == []
+    json_columns = json.loads(schema.metadata[b"instructgen"])["json_columns"]
+    assert all(schema.field(name).type == pa.string() for name in json_columns)
+    assert [r.data for r in read_rows(str(out))] == [r.data for r in read_rows(str(back))]
+
+
+def test_the_installed_datasets_and_polars_load_the_parquet(rich, tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    polars = pytest.importorskip("polars")
+    out = tmp_path / "out.parquet"
+    assert main(["convert", str(rich), "--to", "openai", "-o", str(out)]) == 0
+    ds = datasets.load_dataset("parquet", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == 4 and {"messages", "tools", "meta"} <= set(ds.column_names)
+    # JSON text where the shape varies: json.loads gives the record back
+    assert json.loads(ds[0]["messages"])[1]["tool_calls"][0]["function"]["name"] == "weather"
+    assert polars.read_parquet(out).height == 4
+
+
+def test_a_moss_file_with_int_and_string_ids_loads_in_datasets(tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    src = write_jsonl(tmp_path / "moss.jsonl", [MOSS_INT_ID, {**MOSS_INT_ID, "conversation_id": "c-2"}])
+    out = tmp_path / "moss.parquet"
+    assert main(["convert", str(src), "--to", "moss", "-o", str(out)]) == 0
+    ds = datasets.load_dataset("parquet", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache"))
+    assert [json.loads(x) for x in ds["conversation_id"]] == [1, "c-2"]
+
+
+def test_the_hub_folder_loads_per_config_with_the_installed_datasets(rich, tmp_path, capsys):
+    datasets = pytest.importorskip("datasets")
+    folder = tmp_path / "hub"
+    assert main(["push", str(rich), "--repo", "me/x", "--formats", "openai,sharegpt,moss", "--dry-run", str(folder),
+                 "--rejects-dir", str(tmp_path / "rej")]) == 0
+    for config in ("openai", "sharegpt", "moss"):
+        ds = datasets.load_dataset(str(folder), config, split="train", cache_dir=str(tmp_path / "cache"))
+        assert len(ds) == 4, config
+        for shard in (folder / config).glob("*.parquet"):
+            assert not [f for f in pq.read_schema(shard) if extension_types(f.type)]
+
+
+def _client_python(name: str) -> Path:
+    root = Path(os.environ.get("IG_CLIENTS", Path(tempfile.gettempdir()) / "ig-clients"))
+    python = root / name / "bin" / "python"
+    if not (root / name / ".built").exists() or not python.exists():
+        pytest.skip(f"client environment {name} not built (bash ../shared/tools/clients/client_venvs.sh)")
+    return python
+
+
+def test_datasets_4_0_loads_our_parquet_and_hub_folder(rich, tmp_path, capsys):
+    """LLaMA-Factory 0.9.5 pins datasets 4.0, which refuses Arrow's JSON extension type."""
+    python = _client_python("ds4")
+    out, folder = tmp_path / "out.parquet", tmp_path / "hub"
+    assert main(["convert", str(rich), "--to", "openai", "-o", str(out)]) == 0
+    assert main(["push", str(rich), "--repo", "me/x", "--formats", "openai,moss", "--dry-run", str(folder),
+                 "--rejects-dir", str(tmp_path / "rej")]) == 0
+    code = (
+        "import datasets, sys; c = sys.argv[3]\n"
+        "a = datasets.load_dataset('parquet', data_files=sys.argv[1], split='train', cache_dir=c)\n"
+        "b = [len(datasets.load_dataset(sys.argv[2], n, split='train', cache_dir=c)) for n in ('openai', 'moss')]\n"
+        "print(datasets.__version__, len(a), *b)\n"
+    )
+    proc = subprocess.run([str(python), "-c", code, str(out), str(folder), str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-800:]
+    assert proc.stdout.split() == ["4.0.0", "4", "4", "4"]
+
+
+# -- one role vocabulary (issue 20.3) -----------------------------------------------------------------
+
+HUMAN_GPT = {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
+USER_ASSISTANT = {"conversations": [{"from": "user", "value": "q2"}, {"from": "assistant", "value": "a2"}]}
+
+
+def test_merging_two_vocabularies_writes_one(tmp_path, capsys):
+    a = write_jsonl(tmp_path / "a.jsonl", [HUMAN_GPT] * 3)
+    b = write_jsonl(tmp_path / "b.jsonl", [USER_ASSISTANT] * 2)
+    out = tmp_path / "all.json"
+    assert main(["convert", str(a), str(b), "--to", "sharegpt", "-o", str(out)]) == 0
+    assert "role tags written as human/gpt (one vocabulary per file): 2 records" in capsys.readouterr().err
+    rows = json.loads(out.read_text(encoding="utf-8"))
+    assert {t["from"] for r in rows for t in r["conversations"]} == {"human", "gpt"}
+    assert main(["validate", str(out)]) == 0
+
+
+def test_tags_chooses_the_vocabulary_and_only_for_sharegpt(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "a.jsonl", [HUMAN_GPT, USER_ASSISTANT])
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", str(src), "--to", "sharegpt", "--tags", "user-assistant", "-o", str(out)]) == 0
+    assert {t["from"] for r in read_rows(str(out)) for t in r.data["conversations"]} == {"user", "assistant"}
+    assert main(["convert", str(src), "--to", "openai", "--tags", "user-assistant", "-o", str(out)]) == 1
+    assert "--tags applies to --to sharegpt" in capsys.readouterr().err
+
+
+def test_validate_flags_tags_mixed_across_records_and_within_one(tmp_path, capsys):
+    across = write_jsonl(tmp_path / "across.jsonl", [HUMAN_GPT] * 3 + [USER_ASSISTANT] * 2)
+    assert main(["validate", str(across)]) == 1
+    out = capsys.readouterr().out
+    assert "mixed role tags across records" in out and "3 records use 'gpt'" in out and "2 records use 'assistant'" in out
+    within = write_jsonl(tmp_path / "within.jsonl", [
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "assistant", "value": "a"},
+                           {"from": "user", "value": "q"}, {"from": "gpt", "value": "a"}]}])
+    assert main(["validate", str(within)]) == 1
+    assert "mixed role tags in one record" in capsys.readouterr().out
