@@ -9,9 +9,12 @@
    200 ms latency (run as a separate process): our client (one tenacity retry policy, an overall deadline
    per attempt, answer checks, usage) vs the bare openai SDK behind a semaphore, alternating rounds;
    both also as a ratio to the ideal (32 / 0.2 s).
+3. Modes: each generate mode (evol, pairs, alpaca) end to end through `generate()` against the same double,
+   requests per second as a ratio to the ideal at the concurrency cap (issue 21 asks >= 0.9).
 
     python benchmarks/generate.py                 # both
     python benchmarks/generate.py --only filter --sizes 1000,10000
+    python benchmarks/generate.py --only modes --modes evol,pairs --concurrency 32 --latency 0.2
 """
 
 from __future__ import annotations
@@ -167,9 +170,44 @@ def bench_client(requests: int, concurrency: int, latency: float, rounds: int = 
           f"bare {best['bare'] / ideal:.3f}")
 
 
+def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int) -> None:
+    """Each generate mode end to end (loop, client, cache, filters, rules, writer) against the double with a fixed
+    latency: requests per second vs the ideal at the concurrency cap (concurrency / latency)."""
+    import tempfile
+
+    from instructgen.generate.config import GenerateConfig
+    from instructgen.generate.run import generate
+    from instructgen.runlog import RunLog
+
+    seeds = SHARED_SEEDS if SHARED_SEEDS.exists() else OWN_SEEDS
+    server = subprocess.Popen([sys.executable, str(REPO / "tests" / "llm_double.py"), "--latency", str(latency)],
+                              stdout=subprocess.PIPE, text=True)
+    ideal = concurrency / latency
+    try:
+        url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}/v1"
+        for mode in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                config = GenerateConfig(seed_tasks=[seeds], mode=mode, rounds=rounds, num_instructions=100_000,
+                                        base_url=url, model="double", concurrency=concurrency, timeout=60,
+                                        response_format="text", cache_dir=Path(tmp) / "cache")
+                t0 = time.perf_counter()
+                result = generate(config, Path(tmp) / "out.jsonl", RunLog("generate", Path(tmp) / "rejects.jsonl"))
+                elapsed = time.perf_counter() - t0
+            sent = result.usage["requests_sent"]
+            print(f"[{mode}] {seeds.name}, {'rounds ' + str(rounds) + ', ' if mode == 'evol' else ''}concurrency "
+                  f"{concurrency}, double latency {latency * 1e3:.0f} ms: {sent} requests in {elapsed:.2f} s = "
+                  f"{sent / elapsed:.1f} req/s; ideal {ideal:.1f} req/s -> ratio {sent / elapsed / ideal:.3f} "
+                  f"({result.records_written} records)")
+    finally:
+        server.kill()
+        server.wait()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=("filter", "client"))
+    ap.add_argument("--only", choices=("filter", "client", "modes"))
+    ap.add_argument("--modes", default="evol,pairs,alpaca", help="generate modes for --only modes")
+    ap.add_argument("--rounds", type=int, default=3, help="evol rounds for the modes benchmark")
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--candidates", type=int, default=400)
     ap.add_argument("--brute-budget", type=float, default=20.0, help="seconds of brute force per pool size")
@@ -181,6 +219,8 @@ def main() -> None:
         bench_filter([int(s) for s in args.sizes.split(",")], args.candidates, args.brute_budget)
     if args.only in (None, "client"):
         bench_client(args.requests, args.concurrency, args.latency)
+    if args.only in (None, "modes"):
+        bench_modes(args.modes.split(","), args.concurrency, args.latency, args.rounds)
 
 
 if __name__ == "__main__":

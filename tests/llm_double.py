@@ -5,6 +5,10 @@ of the request body only) in the forms instructgen's prompts ask for:
 Alpaca's numbered `###` text or {"tasks": [...]}, Self-Instruct's
 `Task N:` lines or {"instructions": [...]}, Yes/No classification, and
 instances. It is not a model: the content is assembled from word lists.
+It also plays Evol-Instruct (evolutions, with planted failures of each kind the elimination rules exist for:
+see `_evolve`), the equality judge, an assistant answering any other prompt, and MT-bench's pairwise judge
+(fair, position-biased, tie or mute per pair of answers: `_pairwise`), and a self-chat user simulator
+(talkative, brief, mute or echoing per topic: `_simulated_user`).
 
 Fault injection, decided per distinct request by a hash (so reruns see the same faults):
   transient (the first `transient_times` attempts of a request only; a large value makes them permanent):
@@ -70,6 +74,8 @@ TRANSIENT = ("429", "500", "slow", "html", "bytes", "truncated", "no_choices", "
 BROKEN_200 = ("html", "bytes", "truncated", "no_choices", "null_content", "empty_content", "trickle", "echo_auth")
 HTML_ERROR_PAGE = ("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1>"
                    "<p>The upstream server sent an invalid response. (test double proxy)</p></body></html>")
+SORRY_MARK, SORRY_MARK_ZH = " Use only facts that nobody can know.", "只用没有人能知道的事实。"
+STOP_MARK, STOP_MARK_ZH = " Answer with filler words alone.", "只用虚词回答。"
 GARBAGE_BYTES = b"\x00\xff\xfe\x89PNG\r\n\x1a\n garbage \xc3\x28 {\"choices\": [oops"
 
 
@@ -97,7 +103,7 @@ class LLMDouble:
 
     def __init__(self, latency: float = 0.0, faults: dict[str, float] | None = None, transient_times: int = 1,
                  retry_after: str = "0", slow_seconds: float = 2.0, reject_response_format: bool = False,
-                 port: int = 0, trickle_interval: float = 1.0):
+                 port: int = 0, trickle_interval: float = 1.0, planted_rate: float = 0.06):
         self.latency = latency
         self.faults = faults or {}
         self.transient_times = transient_times
@@ -105,6 +111,10 @@ class LLMDouble:
         self.slow_seconds = slow_seconds
         self.reject_response_format = reject_response_format
         self.trickle_interval = trickle_interval
+        self.planted_rate = planted_rate  # share of each planted bad kind (evolutions, judge verdicts)
+        self.planted: dict[tuple[str, str], str] = {}  # (given, evolved) -> good | copy | same | sorry | stop
+        self.planted_judge: dict[tuple[str, str], str] = {}  # (answer, answer) -> fair | biased | tie | mute
+        self.planted_chat: dict[str, str] = {}  # topic -> talkative | brief | mute | echo
         self.hits: Counter[str] = Counter()
         self.served: Counter[str] = Counter()
         self.faulted: Counter[str] = Counter()
@@ -285,6 +295,16 @@ class LLMDouble:
         prompt = body["messages"][-1]["content"]
         as_json = "response_format" in body
         zh = bool(re.search(r"[\u4e00-\u9fff]{4}", prompt))
+        if "do you think they are equal" in prompt or "你认为它们是否相同" in prompt:
+            return self._equality(prompt)
+        if "Prompt Rewriter" in prompt or "Prompt Creator" in prompt or "提示改写者" in prompt or "提示创作者" in prompt:
+            return self._evolve(prompt, rng, zh)
+        if prompt.startswith("[User Question]"):
+            return self._pairwise(prompt)
+        if "You are playing the user" in prompt or "扮演用户" in prompt:
+            return self._simulated_user(prompt, rng, zh)
+        if self._echoing_chat(body["messages"]):
+            return prompt  # the assistant repeats the question: junk (the filter's echo rule)
         if "Is it classification?" in prompt or "是否分类任务" in prompt or '"is_classification"' in prompt:
             task = re.findall(r"(?m)^(?:Task: |任务：)(.*)$", prompt)[-1]
             yes = any(w in task for w in ("Classify", "classify", "分类", "判断"))
@@ -299,7 +319,107 @@ class LLMDouble:
             if as_json:
                 return json.dumps({"instructions": items}, ensure_ascii=False)
             return "\n".join(f"{'任务' if zh else 'Task'} {9 + i}{'：' if zh else ': '}{t}" for i, t in enumerate(items))
-        return self._alpaca(prompt, rng, zh, as_json)
+        if re.search(r"\d+\s*(?:个新的任务|new tasks)", prompt) or '"tasks"' in prompt:
+            return self._alpaca(prompt, rng, zh, as_json)
+        return self._answer(prompt, rng, zh)
+
+    # -- Evol-Instruct, answers and the pairwise judge ---------------------------------------------
+    def _evolve(self, prompt: str, rng: random.Random, zh: bool) -> str:
+        """An evolution of the given prompt; some are planted failures, one of each kind an elimination rule
+        exists for (`planted[(given, evolved)] = kind`): copy (scaffolding copied), same (no information gain),
+        sorry (its answer is a short apology), stop (its answer is only stop words)."""
+        m = re.search(r"(?s)#(?:The Given Prompt|Given Prompt|给定提示)#[:：] ?\n (.*?) \n#", prompt)
+        given = m.group(1) if m else "?"
+        w = ZH if zh else EN
+        if "Prompt Creator" in prompt or "提示创作者" in prompt:
+            evolved = self._instruction(rng, zh)
+        elif zh:
+            evolved = (f"{given}另外，请{rng.choice(w['verb'])}{rng.choice(w['topic'])}的{rng.choice(w['noun'])}，"
+                       f"并考虑{rng.choice(w['adj'])}因素，第{rng.randrange(2, 99)}条。")
+        else:
+            evolved = (f"{given} Also {rng.choice(w['verb']).lower()} the {rng.choice(w['adj'])} "
+                       f"{rng.choice(w['noun'])} of {rng.choice(w['topic'])}, in {rng.randrange(2, 99)} steps.")
+        roll = rng.random()
+        kind, text = "good", evolved
+        if roll < self.planted_rate:
+            kind, text = "copy", ("#改写后的提示#：" if zh else "#Rewritten Prompt#:\n") + evolved
+        elif roll < 2 * self.planted_rate:
+            kind, text = "same", given
+        elif roll < 3 * self.planted_rate:
+            kind, text = "sorry", evolved + (SORRY_MARK_ZH if zh else SORRY_MARK)
+        elif roll < 4 * self.planted_rate:
+            kind, text = "stop", evolved + (STOP_MARK_ZH if zh else STOP_MARK)
+        with self._lock:
+            self.planted[(given.strip(), text.strip())] = kind
+        return text
+
+    def _equality(self, prompt: str) -> str:
+        m = re.search(r"(?s)(?:The First Prompt: |第一条提示：)(.*)\n(?:The Second Prompt: |第二条提示：)(.*)\n", prompt)
+        same = m is not None and " ".join(m.group(1).split()) == " ".join(m.group(2).split())
+        return "Equal" if same else "Not Equal"
+
+    def _answer(self, prompt: str, rng: random.Random, zh: bool) -> str:
+        if SORRY_MARK.strip() in prompt:
+            return "Sorry, I cannot answer that: nobody knows those facts."
+        if SORRY_MARK_ZH.strip() in prompt:
+            return "抱歉，我无法回答这个问题。"
+        if STOP_MARK.strip() in prompt:
+            return "It is what it is, and so on... and on!"
+        if STOP_MARK_ZH.strip() in prompt:
+            return "的，了，是在和……"
+        w = ZH if zh else EN
+        n = rng.randrange(3, 9)
+        if zh:
+            return "".join(f"第{k}点：{rng.choice(w['topic'])}的{rng.choice(w['noun'])}值得{rng.choice(w['audience'])}"
+                           f"注意，{rng.choice(w['adj'])}{rng.choice(w['noun'])}。" for k in range(1, n + 1))
+        return " ".join(f"{k}. {rng.choice(w['verb'])} the {rng.choice(w['adj'])} {rng.choice(w['noun'])} of "
+                        f"{rng.choice(w['topic'])} with {rng.choice(w['audience'])} in mind." for k in range(1, n + 1))
+
+    def _simulated_user(self, prompt: str, rng: random.Random, zh: bool) -> str:
+        """The next user message of a self-chat, or [END]. Per topic the double is one of: talkative (never ends),
+        brief (ends after 1-2 turns), mute (ends at once), or echo (never ends, and from turn 2 on the assistant
+        answers by repeating the question: junk the filter's echo rule cuts); `planted_chat[topic]` records which."""
+        topic = re.search(r"(?:about the topic: |话题是：)(.*)", prompt).group(1).strip()
+        done = len(re.findall(r"(?m)^\[(?:User|用户)\] ", prompt))
+        roll = random.Random(hashlib.sha256(topic.encode()).hexdigest()).random()
+        kind = ("mute" if roll < self.planted_rate else "echo" if roll < 2 * self.planted_rate
+                else "brief" if roll < 0.5 else "talkative")
+        with self._lock:
+            self.planted_chat[topic] = kind
+        if kind == "mute" or (kind == "brief" and done >= 1 + len(topic) % 2):
+            return "[END]"
+        w = ZH if zh else EN
+        if zh:
+            return f"关于{topic}，{rng.choice(w['adj'])}{rng.choice(w['noun'])}有哪些？（第{done + 1}问）"
+        return (f"About {topic}: what are the {rng.choice(w['adj'])} {rng.choice(w['noun'])} "
+                f"a {rng.choice(['beginner', 'expert', 'student'])} should know? (question {done + 1})")
+
+    def _echoing_chat(self, messages: list[dict]) -> bool:
+        """An assistant turn after the first of a self-chat whose topic the double plays as "echo"."""
+        if len(messages) < 3 or messages[0].get("role") != "user":
+            return False
+        m = re.match(r"(?:About (.*?): what|关于(.*?)，)", messages[0].get("content", ""))
+        topic = m and (m.group(1) or m.group(2))
+        with self._lock:
+            return bool(topic) and self.planted_chat.get(topic) == "echo"
+
+    def _pairwise(self, prompt: str) -> str:
+        """MT-bench's pairwise verdict. Per pair of answers (either order) the double is one of: fair (prefers
+        the longer answer, then the larger), biased (always [[A]]: position bias), tie ([[C]]) or mute (no
+        verdict); `planted_judge[(shorter, longer)]` records which."""
+        m = re.search(r"(?s)\[The Start of Assistant A's Answer\]\n(.*)\n\[The End of Assistant A's Answer\].*"
+                      r"\[The Start of Assistant B's Answer\]\n(.*)\n\[The End of Assistant B's Answer\]", prompt)
+        a, b = (m.group(1), m.group(2)) if m else ("", "")
+        pair = tuple(sorted((a, b), key=lambda t: (len(t), t)))
+        roll = random.Random(hashlib.sha256("\x00".join(pair).encode()).hexdigest()).random()
+        kind = ("biased" if roll < self.planted_rate else "tie" if roll < 2 * self.planted_rate
+                else "mute" if roll < 3 * self.planted_rate else "fair")
+        with self._lock:
+            self.planted_judge[pair] = kind
+        if kind == "mute":
+            return "Both answers have merits; I cannot decide."
+        verdict = {"biased": "A", "tie": "C"}.get(kind) or ("A" if a == pair[1] else "B")
+        return f"Assistant {verdict} follows the question more closely. [[{verdict}]]"
 
     def _instruction(self, rng: random.Random, zh: bool) -> str:
         w = ZH if zh else EN

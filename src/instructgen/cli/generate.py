@@ -19,6 +19,13 @@ EXAMPLES = """\
       --num-instructions 200 -o gen_zh.jsonl
   instructgen generate --seed-tasks seeds.jsonl -n 1000 -o gen.jsonl \\
       --base-url http://127.0.0.1:8000/v1 --model Qwen2.5-7B-Instruct --concurrency 32   (vLLM: no key needed)
+  instructgen generate --mode evol --seed-tasks seeds.jsonl --rounds 3 -n 1000 -o evol.jsonl
+      (Evol-Instruct: eliminated evolutions in evol.rejects.jsonl with their rule; lineage in meta.evol)
+  instructgen generate --mode pairs --seed-tasks prompts.jsonl --answers-per-prompt 2 \\
+      --pair-temperatures 0.7 1.2 -o pairs.jsonl --format alpaca    (chosen/rejected; --format openai too)
+  instructgen generate --mode chat --topics topics.txt --turns 4 -o chats.jsonl --format sharegpt
+      (a user simulator and the assistant; topics.txt: one topic a line)
+  instructgen generate ... --retry-failed     (send again only the failed rows of the ledger)
   instructgen generate --seed-tasks seeds.jsonl -n 200 -o gen.jsonl --requests-per-minute 500 \\
       --tokens-per-minute 200000 --prices prices.json     prices.json: {"gpt-4o-mini": {"prompt": 0.15, "completion": 0.6}}
 
@@ -29,7 +36,8 @@ missing requests are sent, and with the same --seed the result is the same.
 A 429/5xx, a timeout, a dropped connection or a 200 answer that is not a chat
 completion (an HTML page, garbage, no choices, null content) is retried with
 backoff and jitter; Retry-After is honoured up to --max-retry-after.
-Written beside the output: OUT.rejects.jsonl (dropped candidates with reason),
+Written beside the output: OUT.rejects.jsonl (the ledger: dropped candidates, eliminations, requests
+that failed for good and replies that could not be read, each with its reason and raw reply),
 OUT.failures.jsonl (failed requests with the raw answer, unparsable answers),
 OUT.stats.json (counts, tokens, cost), OUT.cache/ (the request cache).
 Exit status 1 when fewer instructions than asked were kept because requests
@@ -40,7 +48,7 @@ message names the cause); 0 when -n was reached or --max-requests stopped it.
 
 # the commands this module adds, with their one-line help (`instructgen --help` lists them without loading more)
 COMMANDS = {
-    "generate": "generate instruction data from seed tasks (Self-Instruct / Alpaca)",
+    "generate": "generate instruction data from seed tasks (Self-Instruct, Alpaca, Evol-Instruct, preference pairs)",
 }
 
 
@@ -71,6 +79,10 @@ def register(sub) -> None:
                        help='JSON price table in USD per 1M tokens: {"MODEL" or "*": {"prompt": x, "completion": y}}')
     files.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                        help="progress bar on stderr (auto: when it is a terminal)")
+    files.add_argument("--retry-failed", action="store_true",
+                       help="send again only the rows of the last run's ledger (its rejects file): requests that "
+                       "failed for good and replies that could not be read (asked with a new seed); everything "
+                       "else is replayed from the cache and nothing new is sent")
     p.set_defaults(func=run)
 
 
@@ -79,6 +91,7 @@ def _require(group, dest: str) -> None:
         if action.dest == dest:
             action.required = True
             action.help = action.help.split(" (default:")[0]
+            action.option_strings.sort(key=lambda flag: flag != "--seed-tasks")  # --topics: chat mode's spelling
 
 
 def run(args) -> int:
@@ -94,7 +107,8 @@ def run(args) -> int:
     prices = _prices(args.prices) if args.prices else None
     progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
     result = generate(config, paths.out, RunLog("generate", paths.rejects), failures_path=paths.failures,
-                      prices=prices, progress=progress)
+                      prices=prices, progress=progress, retry_failed=args.retry_failed,
+                      turn_filter=_junk_filter() if config.mode == "chat" else None)
     for lg in result.logs:
         lg.print_summary()
     u = result.usage
@@ -104,6 +118,9 @@ def run(args) -> int:
           f"{u['completion_tokens']} completion{cost}", file=sys.stderr)
     if result.failures_path:
         print(f"failed requests and unparsable answers are in {result.failures_path}", file=sys.stderr)
+    if u.get("not_sent"):
+        print(f"--retry-failed: {u['not_sent']} requests outside the ledger were not sent; rerun without "
+              "--retry-failed to continue from there", file=sys.stderr)
     if paths.out != "-":
         print(f"wrote {result.records_written} records ({result.instructions_kept} instructions) to {paths.out}",
               file=sys.stderr)
@@ -116,6 +133,14 @@ def run(args) -> int:
         print(f"warning: {shortfall}; rerun with a larger --max-requests to continue from the cache",
               file=sys.stderr)
     return 0
+
+
+def _junk_filter():
+    """The filter stage's default rules over each self-chat, turn by turn (junk drops or cuts, signals flag)."""
+    from ..curate.filter import FilterConfig, filter_records
+
+    config = FilterConfig()
+    return lambda records, log: filter_records(records, config, log)
 
 
 def _prices(path: str) -> dict:

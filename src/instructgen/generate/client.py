@@ -18,6 +18,7 @@ after `max_failures_in_a_row` requests in a row failed for good.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import os
 import re
@@ -35,6 +36,7 @@ from .retry import AttemptFailed, Completion, RequestRefused, Stopped, classify,
 LOCAL_PLACEHOLDER_KEY = "not-needed"
 FAILING = "failing"  # stop reason: too many requests in a row failed for good
 INTERRUPTED = "interrupted"  # stop reason: Ctrl-C
+REASK = "reask:"  # cache entries: requests whose cached answer could not be read, to be sent again (--retry-failed)
 
 
 @dataclass(slots=True)
@@ -42,6 +44,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     params: dict[str, Any]  # temperature, top_p, max_tokens, seed, response_format, ...
     tag: str = ""  # what the request is for (shown in failures)
+    row: str = ""  # the row of the run it belongs to ("evolution 2.7"): --retry-failed sends whole rows
 
 
 @dataclass(slots=True)
@@ -58,6 +61,7 @@ class ChatResult:
     interrupted: bool = False  # not sent (or not retried) because the run is stopping: not a failure
     started: float | None = None  # monotonic time of the first send
     deadline: float | None = None  # no wait may end past it: started + max_request_seconds
+    asked: str = ""  # the key of the request as the loop built it (`key` differs once it is re-asked)
 
     @property
     def ok(self) -> bool:
@@ -72,6 +76,7 @@ class Usage:
     retries: int = 0
     failures: int = 0  # requests that failed for good
     interrupted: int = 0  # requests not sent or not finished because the run stopped
+    not_sent: int = 0  # requests --retry-failed did not send (not in the ledger, not in the cache)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
@@ -117,6 +122,9 @@ class ChatClient:
         self.failures: list[dict[str, Any]] = []
         self.stop_reason: str | None = None
         self.failures_in_a_row = 0
+        # --retry-failed: the request keys and rows of the ledger; a request of neither (not cached) is not sent
+        self.only_keys: set[str] | None = None
+        self.only_rows: set[str] = set()
         # the SDK's own retries are off: one policy (retry.policy) for every error, bad 200 answers included
         self._openai = AsyncOpenAI(api_key=api_key, base_url=config.base_url, timeout=config.timeout, max_retries=0)
         self._stopped = asyncio.Event()
@@ -139,12 +147,17 @@ class ChatClient:
         return request_key(self.config.model, request.messages, request.params)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        key = self.key_of(request)
+        asked = self.key_of(request)
+        request, key = self._reasked(request, asked)
         hit = self._cached(key)
         if hit is not None:
             return ChatResult(request, key, hit["text"], hit.get("finish_reason"), hit.get("prompt_tokens", 0),
-                              hit.get("completion_tokens", 0), cached=True)
-        result = ChatResult(request, key)
+                              hit.get("completion_tokens", 0), cached=True, asked=asked)
+        result = ChatResult(request, key, asked=asked)
+        if self.only_keys is not None and asked not in self.only_keys and request.row not in self.only_rows:
+            result.error, result.interrupted = "not sent: --retry-failed sends only the rows of the ledger", True
+            self.usage.not_sent += 1
+            return result
         try:
             done = await policy(self.config, self._stopped, self._sleep, self._before_sleep,
                                 lambda: result.deadline)(self._attempt, request, result)
@@ -157,6 +170,22 @@ class ChatClient:
             return result
         self._succeeded(result, done)
         return result
+
+    def reask(self, key: str) -> None:
+        """Ask the request with this key again although its answer is cached (the answer could not be read):
+        from now on it is sent with another `seed`, so the endpoint samples a new answer (kept in the cache)."""
+        if self.cache is not None:
+            done = self.cache.get(REASK + key) or {}
+            self.cache.put(REASK + key, {"text": "", "times": int(done.get("times", 0)) + 1})
+
+    def _reasked(self, request: ChatRequest, key: str) -> tuple[ChatRequest, str]:
+        salt = self.cache.get(REASK + key) if self.cache is not None else None
+        if not salt:
+            return request, key
+        seed = int(hashlib.sha256(f"{request.params.get('seed', 0)}:reask:{salt['times']}".encode()).hexdigest()[:8],
+                   16) % 2**31
+        again = ChatRequest(request.messages, {**request.params, "seed": seed}, request.tag, request.row)
+        return again, self.key_of(again)
 
     def _cached(self, key: str) -> dict[str, Any] | None:
         """A usable cached answer; an empty one (cached by an older version) counts as a miss."""
@@ -250,7 +279,8 @@ class ChatClient:
             result.error = f"gave up after {_attempts(result.attempts)}; last error: {error.message}"
         self.usage.failures += 1
         self.usage.causes[error.kind] = self.usage.causes.get(error.kind, 0) + 1
-        entry = {"kind": "request failed", "tag": result.request.tag, "cause": error.kind, "error": result.error,
+        entry = {"kind": "request failed", "tag": result.request.tag, "row": result.request.row, "cause": error.kind,
+                 "error": result.error,
                  "attempts": result.attempts, "key": result.key, "messages": result.request.messages}
         if error.raw:
             entry["raw"] = error.raw

@@ -94,13 +94,28 @@ class GenerateConfig(ClientConfig):
     """The generate stage: the [generate] section of a pipeline config and `instructgen generate`'s flags."""
 
     seed_tasks: list[Path] = Field(default_factory=list, description="Self-Instruct seed files (instruction, "
-                                   "instances, is_classification) or any format convert reads",
-                                   json_schema_extra={"nargs": "+", "metavar": "FILE"})
+                                   "instances, is_classification) or any format convert reads; chat mode: the "
+                                   "topics (--topics), one a line in a .txt file or the instructions of seed tasks",
+                                   json_schema_extra={"nargs": "+", "metavar": "FILE", "flag": ("--topics",)})
     num_instructions: int = Field(100, ge=1, description="instructions to keep",
                                   json_schema_extra={"flag": ("-n",)})
-    mode: Literal["alpaca", "self-instruct"] = Field("alpaca", description="alpaca: one request asks for "
-                                                     "--tasks-per-request tasks; self-instruct: bootstrap, "
-                                                     "classify, instances, clean-up")
+    mode: Literal["alpaca", "self-instruct", "evol", "pairs", "chat"] = Field(
+        "alpaca", description="alpaca: one request asks for --tasks-per-request tasks; self-instruct: bootstrap, "
+        "classify, instances, clean-up; evol: Evol-Instruct (WizardLM) evolves the seed instructions for --rounds "
+        "rounds, answers each and applies the four elimination rules; pairs: --answers-per-prompt answers to each "
+        "seed instruction, judged pairwise in both orders (MT-bench), written as chosen/rejected; chat: a user "
+        "simulator and the assistant talk about each topic for up to --turns turns (Baize / UltraChat)")
+    rounds: int = Field(1, ge=1, description="evol mode: evolution rounds (each kept evolution is evolved again "
+                        "in the next round; a failed one leaves its parent to be evolved again)")
+    turns: int = Field(3, ge=1, description="chat mode: turns (user message + answer) at most per chat; the user "
+                       "simulator may end it sooner")
+    answers_per_prompt: int = Field(2, ge=2, description="pairs mode: answers asked for each prompt, one per "
+                                    "--pair-temperatures entry (cycled)", json_schema_extra={"metavar": "K"})
+    pair_temperatures: list[float] = Field(default_factory=lambda: [0.7, 1.2], description="pairs mode: the "
+                                           "sampling temperature of answer 1, 2, ... (cycled)",
+                                           json_schema_extra={"nargs": "+", "metavar": "T"})
+    judge: Literal["pairwise"] = Field("pairwise", description="pairs mode: MT-bench's pairwise judge prompt, "
+                                       "asked in both orders; a disagreement or a tie makes no pair (recorded)")
     lang: Literal["en", "zh"] = Field("en", description="prompt language and filters")
     temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")

@@ -48,3 +48,32 @@ class FailureSink:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def read_ledger(path: str | os.PathLike) -> tuple[set[str], set[str], set[str]]:
+    """What a rejects file's ledger rows name: (keys of requests that failed for good, keys of replies that could
+    not be read, the rows they belong to, e.g. "evolution 2.7"). A missing file or a line that is not such a row is an error naming it: --retry-failed must not
+    guess."""
+    from ..errors import InstructgenError
+    from .loops import LEDGER_FAILED, LEDGER_UNREADABLE
+
+    if not os.path.isfile(path):
+        raise InstructgenError(f"--retry-failed: no rejects file at {path} (the ledger of the run to retry); run "
+                               "the command without --retry-failed first, or name the ledger with --rejects")
+    failed: set[str] = set()
+    unreadable: set[str] = set()
+    rows: set[str] = set()
+    with open(path, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise InstructgenError(f"--retry-failed: {path}:{n}: not a JSON line; is this a rejects file "
+                                       "written by instructgen generate?") from None
+            ledger = entry.get("ledger") if isinstance(entry, dict) else None
+            key = entry.get("key") if isinstance(entry, dict) else None
+            if ledger in (LEDGER_FAILED, LEDGER_UNREADABLE) and isinstance(key, str) and key:
+                (failed if ledger == LEDGER_FAILED else unreadable).add(key)
+                if isinstance(entry.get("row"), str):
+                    rows.add(entry["row"])
+    return failed, unreadable, rows

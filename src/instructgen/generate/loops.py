@@ -33,6 +33,8 @@ from .retry import ResponseFormatRejected
 from .similarity import RougeLIndex
 
 SURPLUS = "beyond --num-instructions"
+LEDGER_FAILED, LEDGER_UNREADABLE = "request failed", "unreadable reply"  # rejects rows --retry-failed sends again
+RECOVERED = "recovered:"  # cache entries: rows --retry-failed sent again (see _Run.recovered)
 CAPABILITY_KEY = "capability:response_format_rejected:"
 DONE, MAX_REQUESTS, REQUEST_BUDGET = "done", "max-requests", "request-budget"
 
@@ -50,6 +52,8 @@ async def cancel_all(tasks: Any) -> None:
 
 
 class _Run:
+    mode = "alpaca"
+
     def __init__(self, config: GenerateConfig, seeds: list[si.SeedTask], client: ChatClient, writer: RowWriter,
                  log: RunLog, failures: Any, instruction_rejects: str | None = None):
         self.config = config
@@ -67,6 +71,8 @@ class _Run:
         self.answered = 0
         self.unparsable_answers = 0
         self.lost_instructions = 0  # kept, but no record: their instances request failed (self-instruct)
+        self.skipped_rows = 0  # rows not sent: the run stopped, or --retry-failed sends only the ledger's rows
+        self.ledger_keys: set[str] = set()  # failed requests already in the rejects file
         self.requests_limit = 0
         self.stop_reason: str | None = None
         self.form = "text" if config.response_format == "text" else "json"
@@ -117,6 +123,23 @@ class _Run:
             self.on_answer()
         return result, form
 
+    def sweep_failures(self) -> None:
+        """Requests that failed for good and are not in the ledger yet (the run was done before their turn, or
+        another request of the same row failed first): in the ledger too."""
+        for failure in self.client.failures:
+            if failure.get("key") not in self.ledger_keys:
+                self.ledger_keys.add(failure.get("key"))
+                self.drop(self.log, failure.get("tag") or "request", f"request failed: {failure.get('cause')}",
+                          failure.get("raw"), kind="rejected", ledger=LEDGER_FAILED, key=failure.get("key"),
+                          tag=failure.get("tag"), error=failure.get("error"), mode=self.mode,
+                          row=failure.get("row") or failure.get("tag") or "request")
+
+    def recovered(self, row: str) -> bool:
+        """The row failed in an earlier run and --retry-failed recovered it (marked in the cache, so every later
+        run decides alike): it is decided after all others, and changes nothing decided before, so no record
+        of the earlier run is lost or changed by the retry."""
+        return self.client.cache is not None and self.client.cache.get(RECOVERED + row) is not None
+
     def _capability_key(self) -> str:
         return CAPABILITY_KEY + self.config.model
 
@@ -126,10 +149,34 @@ class _Run:
         log.drop(origin, reason, raw, kind=kind, **details)
 
     def unparsable(self, log: RunLog, origin: str, result: ChatResult) -> None:
+        self.unreadable(log, origin, "unparsable response", result, result.text)
+
+    def unreadable(self, log: RunLog, origin: str, reason: str, result: ChatResult | None, raw: Any,
+                   row: str | None = None) -> None:
+        """A reply nothing could be read from: in the rejects file (the ledger, with its request key so
+        --retry-failed asks again) and in the failures file."""
         self.unparsable_answers += 1
-        self.drop(log, origin, "unparsable response", result.text, finish_reason=result.finish_reason)
-        self.failures.write({"kind": "unparsable response", "origin": origin, "tag": result.request.tag,
-                             "finish_reason": result.finish_reason, "raw": result.text})
+        finish = result.finish_reason if result else None
+        key = {"key": result.asked or result.key} if result else {}
+        self.drop(log, origin, reason, raw, finish_reason=finish, ledger=LEDGER_UNREADABLE, mode=self.mode,
+                  row=row or origin, **key)
+        self.failures.write({"kind": reason, "origin": origin, "tag": result.request.tag if result else "",
+                             "finish_reason": finish, "raw": raw, **key})
+
+    def failed_request(self, log: RunLog, origin: str, result: ChatResult, **details: Any) -> None:
+        """A request that failed for good, in the rejects file (the ledger): the cause, the error, the last raw
+        reply and the request key (--retry-failed sends it again). Counted in as one rejected row."""
+        if result.interrupted:
+            self.skipped_rows += 1
+            return
+        self.ledger_keys.add(result.key)
+        failure = next((f for f in reversed(self.client.failures) if f.get("key") == result.key), {})
+        details.setdefault("mode", self.mode)
+        details.setdefault("row", result.request.row or origin)
+        self.drop(log, origin, f"request failed: {failure.get('cause', 'error')}", failure.get("raw"),
+                  kind="rejected", ledger=LEDGER_FAILED, key=result.asked or result.key, tag=result.request.tag,
+                  error=result.error,
+                  **details)
 
     def novel_instruction(self, log: RunLog, origin: str, instruction: str, raw: Any) -> bool:
         """Count the candidate in; True if it passes the rules and the diversity filter (not yet added)."""
@@ -145,8 +192,8 @@ class _Run:
         log.took_in()
         return True
 
-    def write(self, instruction: str, inp: str, output: str, origin: str) -> None:
-        conv = single_turn(instruction, inp, output)
+    def write(self, instruction: str, inp: str, output: str, origin: str, meta: dict | None = None) -> None:
+        conv = single_turn(instruction, inp, output, meta=meta)
         conv.origin = origin
         write_records([conv], self.writer, self.config.format, self.log)
 
@@ -192,6 +239,7 @@ class AlpacaRun(_Run):
         c = self.config
         limit = self.request_limit(c.tasks_per_request)
         pending: dict[int, asyncio.Task] = {}
+        deferred: list[tuple[int, ChatResult, str]] = []
         k = next_k = 0
         try:
             while self.kept_instructions < c.num_instructions and k < limit and not self.client.stopped:
@@ -202,17 +250,23 @@ class AlpacaRun(_Run):
                     pending[next_k] = asyncio.create_task(self.ask(partial(self.build, next_k)))
                     next_k += 1
                 result, form = await pending.pop(k)
-                self.absorb(k, result, form)
+                if self.recovered(f"request {k}"):
+                    deferred.append((k, result, form))
+                else:
+                    self.absorb(k, result, form)
                 k += 1
         except BaseException:
             await cancel_all(pending.values())
             raise
         await self.settle(pending.values())
+        for late in deferred:
+            self.absorb(*late)
         self.stop_reason = self.why_stopped()
         self.log.info["requests_planned"] = k
 
     def absorb(self, k: int, result: ChatResult, form: str) -> None:
         if not result.ok:
+            self.failed_request(self.log, f"request {k}", result)
             return
         parse = si.parse_alpaca_json if form == "json" else si.parse_alpaca_text
         parsed = parse(result.text, result.finish_reason)
@@ -240,6 +294,8 @@ class AlpacaRun(_Run):
 
 class SelfInstructRun(_Run):
     """Bootstrap (6 seeds + 2 generated in context) -> classify -> instances -> clean-up."""
+
+    mode = "self-instruct"
 
     bootstrap_count = 8
 
@@ -297,9 +353,10 @@ class SelfInstructRun(_Run):
         return written
 
     def absorb(self, origin: str, result: ChatResult, form: str) -> list[tuple[int, str]]:
-        if not result.ok:
-            return []
         log = self.instruction_log
+        if not result.ok:
+            self.failed_request(log, origin, result)
+            return []
         parsed = (si.parse_instructions_json if form == "json" else si.parse_instructions_text)(
             result.text, result.finish_reason)
         if not parsed.items and not parsed.problems:
@@ -327,8 +384,11 @@ class SelfInstructRun(_Run):
         origin = f"instruction {idx}"
         result, _ = await self.ask(lambda form: ChatRequest(
             si.user_message(si.classify_prompt(instruction, self.classify_examples, c.lang, form)),
-            self.params(form, "classify", instruction), tag=f"classify {idx}"))
+            self.params(form, "classify", instruction), tag=f"classify {idx}", row=origin))
         is_clf = si.parse_classification(result.text) if result.ok else None
+        if not result.ok:
+            self.failed_request(self.log, origin, result, instruction=instruction,
+                                consequence="classification taken as no")
         if result.ok and is_clf is None:
             self.unclear_classifications += 1
             self.failures.write({"kind": "unclear classification answer (taken as no)", "origin": origin,
@@ -340,9 +400,10 @@ class SelfInstructRun(_Run):
         examples = rng.sample(pool, min(2, len(pool)))
         result, form = await self.ask(lambda form: ChatRequest(
             si.user_message(si.instances_prompt(instruction, examples, is_clf, c.lang, form)),
-            self.params(form, "instances", instruction), tag=f"instances {idx}"))
+            self.params(form, "instances", instruction), tag=f"instances {idx}", row=origin))
         if not result.ok:
             self.lost_instructions += not result.interrupted
+            self.failed_request(self.log, origin, result, instruction=instruction)
             return []
         parsed = (si.parse_instances_json if form == "json" else si.parse_instances_text)(
             result.text, result.finish_reason)

@@ -28,6 +28,8 @@ class GenerateResult:
     endpoint: str
     failing_after: int  # max_failures_in_a_row
     logs: list[RunLog] = field(default_factory=list)
+    mode: str = "alpaca"
+    skipped: int = 0  # rows not sent: the run stopped, or --retry-failed sends only the ledger's rows
 
     @property
     def complete(self) -> bool:
@@ -50,8 +52,11 @@ class GenerateResult:
         elif self.stop_reason == REQUEST_BUDGET:
             parts[0] += (f": the request budget ran out ({self.requests_limit} requests by default for -n "
                          f"{self.asked}; set --max-requests to allow more)")
-        if self.lost_instructions:
+        if self.lost_instructions and self.mode == "self-instruct":
             parts.append(f"{self.lost_instructions} kept instructions got no instances because their request failed")
+        elif self.lost_instructions:
+            parts.append(f"{self.lost_instructions} {self.mode} rows were lost because a request failed for good "
+                         "(in the rejects file; --retry-failed sends only those again)")
         if self.failures:
             parts.append(f"{self.failures} requests failed for good: {describe_causes(self.usage['causes'], self.endpoint)}")
         if self.unparsable:
@@ -65,7 +70,17 @@ class GenerateResult:
                 "requests_limit": self.requests_limit, "stop_reason": self.stop_reason, "failures": self.failures,
                 "unparsable_answers": self.unparsable, "failures_file": self.failures_path,
                 "instructions_asked": self.asked, "instructions_kept": self.instructions_kept,
-                "instructions_without_records": self.lost_instructions, "records_written": self.records_written}
+                "instructions_without_records": self.lost_instructions, "records_written": self.records_written,
+                "mode": self.mode, "rows_not_sent": self.skipped, "failure_reasons": self.failure_reasons()}
+
+    def failure_reasons(self) -> dict[str, dict[str, int]]:
+        """{mode: {reason: rows}}: every failed request, unreadable reply and elimination of this run."""
+        reasons: dict[str, int] = {}
+        for log in self.logs:
+            for (kind, reason), n in log.reasons.items():
+                if kind != "duplicates" and not reason.startswith(("beyond ", "ROUGE-L")):
+                    reasons[reason] = reasons.get(reason, 0) + n
+        return {self.mode: dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}
 
 
 def describe_causes(causes: dict[str, int], endpoint: str) -> str:

@@ -2,7 +2,8 @@
 
     plan_outputs(config, out_path, rejects=, failures=, stats=, ...) -> GenerateOutputs
         every path the stage writes, checked against the seed files before anything is opened
-    generate(config, out_path, log, *, failures_path=None, prices=None, progress=False) -> GenerateResult
+    generate(config, out_path, log, *, failures_path=None, prices=None, progress=False, retry_failed=False,
+             turn_filter=None) -> GenerateResult
         Ctrl-C: the first stops sending and waits for requests in flight (answers cached), then raises
         KeyboardInterrupt; the output is not written. `result.shortfall()` says why fewer were kept than asked.
     await agenerate(...)   the same inside a running event loop (raises `Interrupted` instead)
@@ -46,9 +47,9 @@ from ..runlog import RunLog
 from .cache import RequestCache
 from .client import INTERRUPTED, ChatClient, ChatRequest, ChatResult, resolve_api_key
 from .config import GenerateConfig
-from .failures import FailureSink
+from .failures import FailureSink, read_ledger
 from .interrupt import CtrlC, Interrupted
-from .loops import AlpacaRun, SelfInstructRun
+from .loops import RECOVERED, AlpacaRun, SelfInstructRun
 from .result import GenerateResult
 from .seeds import load_seed_tasks
 
@@ -98,34 +99,46 @@ def _output(plan: OutputPlan, given: str | Path | None, flag: str, default: str,
 
 
 def generate(config: GenerateConfig, out_path: str | Path, log: RunLog, *, failures_path: str | Path | None = None,
-             prices: dict[str, Any] | None = None, progress: bool = False) -> GenerateResult:
+             prices: dict[str, Any] | None = None, progress: bool = False, retry_failed: bool = False,
+             turn_filter: Any = None) -> GenerateResult:
     try:
         return asyncio.run(agenerate(config, out_path, log, failures_path=failures_path, prices=prices,
-                                     progress=progress))
+                                     progress=progress, retry_failed=retry_failed, turn_filter=turn_filter))
     except Interrupted:
         raise KeyboardInterrupt from None
 
 
 async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *,
                     failures_path: str | Path | None = None, prices: dict[str, Any] | None = None,
-                    progress: bool = False) -> GenerateResult:
+                    progress: bool = False, retry_failed: bool = False, turn_filter: Any = None) -> GenerateResult:
     if not config.seed_tasks:
-        raise InstructgenError("no seed tasks: give --seed-tasks FILE (seed_tasks in a pipeline config)")
+        raise InstructgenError("no seed tasks: give --seed-tasks FILE (--topics FILE in chat mode; seed_tasks in a "
+                               "pipeline config)")
     paths = plan_outputs(config, out_path, rejects=log.rejects_path, failures=failures_path, default_rejects=False)
-    seeds = load_seed_tasks(config.seed_tasks)
+    seeds = [] if config.mode == "chat" else load_seed_tasks(config.seed_tasks)  # chat: topics (ChatRun)
+    ledger = _read_ledgers(paths) if retry_failed else None
     api_key = resolve_api_key(config)
     cache = RequestCache(paths.cache_dir)
     client = ChatClient(config, api_key, cache)
+    if ledger is not None:
+        failed, unreadable, rows = ledger
+        for key in unreadable:
+            client.reask(key)
+        client.only_keys, client.only_rows = failed | unreadable, rows
+        for row in rows:
+            cache.put(RECOVERED + row, {"text": ""})
     logs = [log]
     try:
         with FailureSink(paths.failures, client.secrets) as failures, RowWriter(paths.out) as writer, \
                 _progress_bar(config, progress) as bar:
-            runner = (AlpacaRun if config.mode == "alpaca" else SelfInstructRun)(
-                config, seeds, client, writer, log, failures, paths.instruction_rejects)
+            runner = _runner_class(config.mode)(config, seeds, client, writer, log, failures,
+                                                paths.instruction_rejects)
             logs = [lg for lg in (getattr(runner, "instruction_log", None), log) if lg is not None]
+            runner.turn_filter = turn_filter  # chat mode: the junk rules per turn (the caller's filter stage)
             runner.on_answer = lambda: _show(bar, runner)
             try:
                 await _drive(runner, client, config, paths.cache_dir)
+                runner.sweep_failures()
             finally:
                 _show(bar, runner)
                 for entry in client.failures:
@@ -141,7 +154,27 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
         stop_reason=runner.stop_reason, usage=client.usage.to_dict(), cost_usd=client.usage.cost(prices, config.model),
         failures=client.usage.failures, unparsable=runner.unparsable_answers,
         lost_instructions=runner.lost_instructions, failures_path=paths.failures if failures.count else None,
-        endpoint=config.redacted_base_url or OPENAI_ENDPOINT, failing_after=config.max_failures_in_a_row, logs=logs)
+        endpoint=config.redacted_base_url or OPENAI_ENDPOINT, failing_after=config.max_failures_in_a_row, logs=logs,
+        mode=config.mode, skipped=runner.skipped_rows)
+
+
+def _read_ledgers(paths: GenerateOutputs) -> tuple[set[str], set[str], set[str]]:
+    """The ledger rows of the rejects file (and, in self-instruct mode, of the instruction rejects file)."""
+    if not paths.rejects:
+        raise InstructgenError("--retry-failed needs the rejects file of the run to retry (--rejects PATH)")
+    found = read_ledger(paths.rejects)
+    if paths.instruction_rejects and Path(paths.instruction_rejects).is_file():
+        found = tuple(a | b for a, b in zip(found, read_ledger(paths.instruction_rejects)))
+    return found
+
+
+def _runner_class(mode: str) -> type:
+    from .chat import ChatRun
+    from .evol import EvolRun
+    from .pairs import PairsRun
+
+    return {"alpaca": AlpacaRun, "self-instruct": SelfInstructRun, "evol": EvolRun, "pairs": PairsRun,
+            "chat": ChatRun}[mode]
 
 
 async def _drive(runner: AlpacaRun | SelfInstructRun, client: ChatClient, config: GenerateConfig,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import re
 from array import array
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,8 +160,9 @@ class RougeLIndex:
             self._rebuild()
         return idx
 
-    def most_similar_above(self, text: str) -> Match | None:
-        """An entry whose ROUGE-L F1 with `text` is > threshold (the highest among those checked), or None."""
+    def most_similar_above(self, text: str, exclude: Collection[int] = ()) -> Match | None:
+        """An entry whose ROUGE-L F1 with `text` is > threshold (the highest among those checked), or None;
+        entries numbered in `exclude` (an evolved instruction's own ancestors) are not compared."""
         ids = self._ids(tokenize(text), grow=False)
         la = len(ids)
         if la == 0:
@@ -189,7 +191,7 @@ class RougeLIndex:
             masks[tok] = masks.get(tok, 0) | (1 << i)
         best: Match | None = None
         for j, n_b, bound_j in zip(entry[keep].tolist(), lb[keep].tolist(), bound[keep].tolist()):
-            if 2 * len(elements_a & self._elements[j]) <= bound_j:
+            if j in exclude or 2 * len(elements_a & self._elements[j]) <= bound_j:
                 continue
             self.lcs_computed += 1
             score = fmeasure(_lcs_with_masks(masks, la, self._tokens[j]), la, n_b)
