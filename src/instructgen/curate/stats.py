@@ -2,7 +2,8 @@
 
     dataset_stats(records: Iterable[Conversation], detector: str = "script+langdetect",
                   lang_sample: int = 20000) -> dict
-        counts (records, formats, multi-turn, system prompts, tools, empty outputs), language mix of
+        counts (records, formats, multi-turn, system prompts, tools, empty outputs, records flagged per signal
+        by the filter: meta.flags), language mix of
         the first user message (over the first `lang_sample` records: langdetect costs ~2 ms a text),
         and length percentiles (characters, and words/CJK characters) of instructions and outputs.
     format_stats(stats: dict) -> str      the same as a plain-text table
@@ -26,6 +27,7 @@ def dataset_stats(records: Iterable[Conversation], detector: str = "script+langd
     det = get_detector(detector)
     formats: Counter[str] = Counter()
     languages: Counter[str] = Counter()
+    flags: Counter[str] = Counter()
     cols: dict[str, list[int]] = {k: [] for k in ("turns", "instruction_chars", "instruction_units",
                                                    "output_chars", "output_units")}
     n = with_system = with_tools = empty_output = multi_turn = 0
@@ -39,6 +41,7 @@ def dataset_stats(records: Iterable[Conversation], detector: str = "script+langd
         with_system += conv.system is not None
         with_tools += conv.has_tools()
         empty_output += not output.strip()
+        flags.update({f.get("rule", "?") for f in conv.meta.get("flags") or [] if isinstance(f, dict)})
         cols["turns"].append(turns)
         cols["instruction_chars"].append(len(user))
         cols["instruction_units"].append(text_length(user)[0])
@@ -60,6 +63,7 @@ def dataset_stats(records: Iterable[Conversation], detector: str = "script+langd
         "with_system": with_system,
         "with_tools": with_tools,
         "empty_output": empty_output,
+        "flags": dict(flags.most_common()),
         "languages": dict(languages.most_common()),
         "language_sample": min(n, lang_sample),
         "language_detector": det.name,
@@ -78,6 +82,8 @@ def format_stats(stats: dict) -> str:
         f"tools          {pct(stats['with_tools'])}",
         f"empty output   {pct(stats['empty_output'])}",
     ]
+    if stats.get("flags"):
+        lines.append("flagged        " + ", ".join(f"{k} {pct(v)}" for k, v in stats["flags"].items()))
     sample = stats["language_sample"]
     mix = ", ".join(f"{k} {100 * v / sample:.1f} %" for k, v in stats["languages"].items()) if sample else "-"
     note = f" (first {sample} records)" if sample < n else ""
