@@ -8,7 +8,6 @@ never pay for it.
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -120,27 +119,6 @@ def _check_output(cfg, output_dir: str | None) -> str:
     return out
 
 
-class _ExpectedErrors(logging.Filter):
-    """Keeps off the console Prefect's tracebacks of the errors `instructgen run` reports in one line when it
-    ends (InstructgenError: a reason a person can act on; OSError: a file that could not be written, named).
-    Prefect's API handler still records them, so the UI keeps the whole story."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        from instructgen.errors import InstructgenError
-
-        error = record.exc_info[1] if record.exc_info else None
-        return not isinstance(error, (InstructgenError, OSError))
-
-
-def quiet_expected_tracebacks() -> None:
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, PrefectConsoleHandler) and not any(isinstance(f, _ExpectedErrors)
-                                                                   for f in handler.filters):
-            handler.addFilter(_ExpectedErrors())
-
-
 def start_prefect_server() -> None:
     """Start Prefect's temporary local server (when no API is configured) with a wait long enough for a
     first start, saying what it waits for; a user's own PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins."""
@@ -156,14 +134,18 @@ def start_prefect_server() -> None:
     timeout = chosen if chosen != PREFECT_DEFAULT_STARTUP_SECONDS else EPHEMERAL_STARTUP_SECONDS
     print(f"starting Prefect's temporary local server (its first start creates a database under PREFECT_HOME; "
           f"waiting up to {timeout} s)", file=sys.stderr)
+    server = SubprocessASGIServer()
     try:
-        SubprocessASGIServer().start(timeout=timeout)
+        server.start(timeout=timeout)
     except RuntimeError as e:
         first = str(e).split(". ")[0]
         raise InstructgenError(
             f"{first}: Prefect's temporary server did not answer within {timeout} s. Wait longer with "
             "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=600, or start a server yourself (`prefect server "
             "start`, then `prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api`)") from None
+    # worker processes (--runner processes) talk to this server instead of each starting its own (which, on
+    # a busy machine, does not answer within Prefect's 20 s and fails the run)
+    os.environ["PREFECT_API_URL"] = server.api_url
 
 
 def run(args) -> int:
@@ -186,7 +168,6 @@ def run(args) -> int:
     folder = OutputFolder(out)
     with folder.holding():  # a second run on the same folder is refused here, as are planted files
         start_prefect_server()
-        quiet_expected_tracebacks()
         progress = None if args.progress is None else \
             args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
         result = run_pipeline(args.config, out, args.runner, progress=progress)

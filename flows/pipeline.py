@@ -15,6 +15,7 @@ from the UI or the CLI.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import deque
@@ -64,7 +65,28 @@ STEP_OPTIONS: dict[str, dict[str, Any]] = {
 LOCAL = dict(cache_policy=NO_CACHE, persist_result=False)
 
 
+class _ExpectedErrors(logging.Filter):
+    """Keeps off the console Prefect's tracebacks of the errors `instructgen run` reports in one line when it
+    ends (InstructgenError: a reason a person can act on; OSError: a file that could not be written, named).
+    Prefect's API handler still records them, so the UI keeps the whole story."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, (InstructgenError, OSError))
+
+
+def quiet_expected_tracebacks() -> None:
+    """In this process (the flow's, and each worker process a task runs in, where Prefect logs its failure)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not any(isinstance(f, _ExpectedErrors)
+                                                                   for f in handler.filters):
+            handler.addFilter(_ExpectedErrors())
+
+
 def _call(fn: Callable[..., Any], args: tuple) -> Any:
+    quiet_expected_tracebacks()
     return fn(*args)
 
 
@@ -109,6 +131,7 @@ def pipeline_flow(
     """Run every enabled stage of the pipeline config (the bundled example when no path is given);
     `progress`: bars on stderr (None: the config's `pipeline.progress`, auto = when stderr is a terminal)."""
     started = time.time()
+    quiet_expected_tracebacks()
     cfg = load_config(config_path)
     out = Path(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
     runner = runner or cfg.pipeline.runner

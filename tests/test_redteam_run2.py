@@ -231,9 +231,12 @@ def open_on_full_disk(path, mode="r", *args, **kwargs):
     return FullDisk(fh) if "w" in mode else fh
 
 
-stages.open = open_on_full_disk
-from instructgen.cli import main
-sys.exit(main(sys.argv[1:]))
+stages.open = open_on_full_disk  # in the worker processes too: they import this module again
+
+if __name__ == "__main__":
+    from instructgen.cli import main
+
+    sys.exit(main(sys.argv[1:]))
 '''
 
 
@@ -269,16 +272,18 @@ def test_a_full_disk_names_the_output_folder_and_keeps_the_previous_run(tmp_path
 
 
 def test_a_full_disk_during_run_is_one_line_naming_the_path(tmp_path, prefect_home):
-    """`instructgen run` as a user runs it (Prefect's temporary server), its spool writes failing with ENOSPC."""
+    """`instructgen run` as a user runs it (Prefect's temporary server), shards on worker processes whose spool
+    writes fail with ENOSPC: no traceback from the workers or the flow, and no second Prefect server."""
     script = tmp_path / "full_disk.py"
     script.write_text(FULL_DISK, encoding="utf-8")
-    result = run_cli(["run", str(write_config(tmp_path)), "-o", "out"], tmp_path, script=script,
-                     env={"PREFECT_HOME": str(prefect_home)})
+    result = run_cli(["run", str(write_config(tmp_path)), "-o", "out", "--runner", "processes"], tmp_path,
+                     script=script, env={"PREFECT_HOME": str(prefect_home)})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("instructgen run: error:")]
     assert len(errors) == 1, result.stderr
     assert errors[0].startswith(f"instructgen run: error: {(tmp_path / 'out').resolve()}: No space left on device")
+    assert result.stderr.count("Starting temporary server") == 1, result.stderr
     assert len(result.stderr.splitlines()) < 20, result.stderr
     assert not (tmp_path / "out" / "data").exists()
 
