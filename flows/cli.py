@@ -165,8 +165,7 @@ def run(args) -> int:
     runner = args.runner or cfg.pipeline.runner
     make_task_runner(runner)  # a bad or missing runner
     check_reachable(runner)  # a cluster address nothing answers on
-    folder = OutputFolder(out)
-    with folder.holding():  # a second run on the same folder is refused here, as are planted files
+    with OutputFolder(out).holding():  # a second run on the same folder is refused here, as are planted files
         start_prefect_server()
         progress = None if args.progress is None else \
             args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
