@@ -167,3 +167,18 @@ def test_validate_flags_tags_mixed_across_records_and_within_one(tmp_path, capsy
                            {"from": "user", "value": "q"}, {"from": "gpt", "value": "a"}]}])
     assert main(["validate", str(within)]) == 1
     assert "mixed role tags in one record" in capsys.readouterr().out
+
+
+# -- openai: a call-only message always has "content": null (issue 20.6) ------------------------------------
+
+def test_a_call_only_message_without_content_is_written_with_content_null(tmp_path, capsys):
+    row = {"messages": [{"role": "user", "content": "weather?"},
+                        {"role": "assistant", "tool_calls": TOOL_CHAT["messages"][1]["tool_calls"]},
+                        {"role": "tool", "tool_call_id": "call_0", "content": "18C"},
+                        {"role": "assistant", "content": "18C."}]}
+    src = write_jsonl(tmp_path / "in.jsonl", [row])
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", str(src), "--to", "openai", "-o", str(out)]) == 0
+    (written,) = [r.data for r in read_rows(str(out))]
+    assert "content" in written["messages"][1] and written["messages"][1]["content"] is None
+    assert written["messages"][1]["tool_calls"] == row["messages"][1]["tool_calls"]

@@ -85,7 +85,7 @@ def _message(m: Any, i: int, where: str | None = None) -> Message:
     if "content" not in m:
         if not (role == "assistant" and m.get("tool_calls")):
             raise BadRecord(f"{where}: missing field 'content'")
-        content, private["no_content"] = "", True
+        content = ""  # written back as null: readers (LLaMA-Factory, the fine-tuning checks) index `content`
     else:
         content = _text(m["content"], f"{where}.content")
         if not isinstance(m["content"], str) or (m["content"] == "" and m.get("tool_calls")):
@@ -192,8 +192,7 @@ def _message_out(m: Message, own: bool, call_ids: list[str], result_id: str | No
     if "content" in private and _text_or_none(private["content"]) == m.content:
         d["content"] = private["content"]
     elif m.tool_calls and not m.content:
-        if not (own and private.get("no_content")):
-            d["content"] = None  # as the API returns a message that only calls tools
+        d["content"] = None  # as the API returns a message that only calls tools
     else:
         d["content"] = m.content
     if m.tool_calls or private.get("empty_tool_calls"):
