@@ -22,8 +22,8 @@ from ..errors import InstructgenError
 from ..prompts import self_chat
 from ..record import Conversation, Message
 from ..runlog import RunLog
-from .client import ChatRequest, ChatResult
-from .loops import DONE, SURPLUS, _Run, cancel_all, request_seed
+from .client import ChatResult
+from .loops import DONE, SURPLUS, _Run, cancel_all
 
 EMPTY_CHAT = "the user simulator ended the chat before the first turn"
 
@@ -77,8 +77,8 @@ class ChatRun(_Run):
         row = ChatRow(i, topic)
         for t in range(1, c.turns + 1):
             prompt = self_chat.user_simulator_prompt(topic, row.turns, c.lang)
-            user = await self.send([{"role": "user", "content": prompt}], ("chat-user", i, t, topic),
-                                   f"user {i}.{t}", row.origin)
+            user = await self.send_plain([{"role": "user", "content": prompt}], ("chat-user", i, t, topic),
+                                         f"user {i}.{t}", row.origin)
             if not self._ok(row, user):
                 return row
             if self_chat.ends_chat(user.text):
@@ -86,7 +86,8 @@ class ChatRun(_Run):
                 return row
             row.turns.append(("user", user.text.strip()))
             messages = [{"role": role, "content": text} for role, text in row.turns]
-            answer = await self.send(messages, ("chat-assistant", i, t, topic), f"assistant {i}.{t}", row.origin)
+            answer = await self.send_plain(messages, ("chat-assistant", i, t, topic), f"assistant {i}.{t}",
+                                           row.origin)
             if not self._ok(row, answer):
                 return row
             row.turns.append(("assistant", answer.text))
@@ -101,16 +102,6 @@ class ChatRun(_Run):
         else:
             row.failed = result
         return False
-
-    async def send(self, messages: list[dict[str, str]], seed_parts: tuple, tag: str, row: str) -> ChatResult:
-        c = self.config
-        params = {"temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
-                  "seed": request_seed(c.seed, *seed_parts)}
-        result = await self.client.complete(ChatRequest(messages, params, tag=tag, row=row))
-        self.answered += result.ok
-        if self.on_answer:
-            self.on_answer()
-        return result
 
     def decide(self, row: ChatRow) -> None:
         log = self.log

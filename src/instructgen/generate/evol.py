@@ -30,7 +30,7 @@ from typing import Any
 from ..formats.base import join_instruction
 from ..prompts import evol_instruct as prompts
 from . import elimination as rules
-from .client import ChatRequest, ChatResult
+from .client import ChatResult
 from .loops import DONE, SURPLUS, _Run, cancel_all
 
 
@@ -70,10 +70,9 @@ class EvolRun(_Run):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        lang = self.config.lang
+        self.lang = self.config.lang
         self.pool = [Slot(f"seed {n}", join_instruction(s.instruction, s.instances[0][0] if s.instances else ""),
                           0, f"seed {n}", index_ids=(n,)) for n, s in enumerate(self.seeds)]
-        self.lang = lang
         self.eliminated: dict[str, int] = {}
 
     # -- one row ------------------------------------------------------------------------------------
@@ -83,8 +82,8 @@ class EvolRun(_Run):
         mutation = rng.choice(prompts.MUTATIONS)
         prompt = prompts.evolution_prompt(parent.text, mutation, self.lang, rng.choice(prompts.INPUT_FORMATS))
         row = Evolution(r, i, parent, mutation)
-        result = await self.send([{"role": "user", "content": prompt}], c.temperature, ("evolve", r, i, parent.text),
-                                 f"evolve {r}.{i}", row.origin)
+        result = await self.send_plain([{"role": "user", "content": prompt}], ("evolve", r, i, parent.text),
+                                       f"evolve {r}.{i}", row.origin)
         if not result.ok:
             return self._not_answered(row, result)
         row.evolved = result.text.strip()
@@ -93,10 +92,10 @@ class EvolRun(_Run):
             row.rule, row.raw["copied"] = rules.COPIES_PROMPT, copied
             return row
         answer, judged = await asyncio.gather(
-            self.send([{"role": "user", "content": row.evolved}], c.temperature, ("answer", r, i, row.evolved),
-                      f"answer {r}.{i}", row.origin),
-            self.send([{"role": "user", "content": prompts.equality_prompt(parent.text, row.evolved, self.lang)}],
-                      0.0, ("equality", r, i, row.evolved), f"equality {r}.{i}", row.origin))
+            self.send_plain([{"role": "user", "content": row.evolved}], ("answer", r, i, row.evolved),
+                            f"answer {r}.{i}", row.origin),
+            self.send_plain([{"role": "user", "content": prompts.equality_prompt(parent.text, row.evolved, self.lang)}],
+                            ("equality", r, i, row.evolved), f"equality {r}.{i}", row.origin, temperature=0.0))
         for result in (answer, judged):
             if not result.ok:
                 return self._not_answered(row, result)
@@ -118,22 +117,6 @@ class EvolRun(_Run):
         else:
             row.failed = result
         return row
-
-    async def send(self, messages: list[dict[str, str]], temperature: float, seed_parts: tuple, tag: str,
-                   row: str) -> ChatResult:
-        c = self.config
-        params = {"temperature": temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
-                  "seed": self.request_seed(*seed_parts)}
-        result = await self.client.complete(ChatRequest(messages, params, tag=tag, row=row))
-        self.answered += result.ok
-        if self.on_answer:
-            self.on_answer()
-        return result
-
-    def request_seed(self, *parts: Any) -> int:
-        from .loops import request_seed
-
-        return request_seed(self.config.seed, *parts)
 
     # -- deciding, in order ---------------------------------------------------------------------------
     def decide(self, row: Evolution) -> Slot:

@@ -140,6 +140,19 @@ class _Run:
         of the earlier run is lost or changed by the retry."""
         return self.client.cache is not None and self.client.cache.get(RECOVERED + row) is not None
 
+    async def send_plain(self, messages: list[dict[str, str]], seed_parts: tuple, tag: str, row: str,
+                         temperature: float | None = None) -> ChatResult:
+        """One plain-text request of a row (evol, pairs, chat modes): the run's sampling (or `temperature`) and a
+        `seed` fixed by `--seed` and `seed_parts`."""
+        c = self.config
+        params = {"temperature": c.temperature if temperature is None else temperature, "top_p": c.top_p,
+                  "max_tokens": c.max_tokens, "seed": request_seed(c.seed, *seed_parts)}
+        result = await self.client.complete(ChatRequest(messages, params, tag=tag, row=row))
+        self.answered += result.ok
+        if self.on_answer:
+            self.on_answer()
+        return result
+
     def _capability_key(self) -> str:
         return CAPABILITY_KEY + self.config.model
 

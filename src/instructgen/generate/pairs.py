@@ -25,8 +25,8 @@ from ..convert import write_records
 from ..formats.base import join_instruction
 from ..prompts import mt_bench
 from ..record import Conversation, Message
-from .client import ChatRequest, ChatResult
-from .loops import DONE, SURPLUS, _Run, cancel_all, request_seed
+from .client import ChatResult
+from .loops import DONE, SURPLUS, _Run, cancel_all
 
 DISAGREE = "judges disagree across orders (position bias): no pair"
 TIE = "judged a tie: no pair"
@@ -73,8 +73,8 @@ class PairsRun(_Run):
         row = PromptRow(i, prompt)
         row.temperatures = [c.pair_temperatures[j % len(c.pair_temperatures)] for j in range(c.answers_per_prompt)]
         answers = await asyncio.gather(*(
-            self.send([{"role": "user", "content": prompt}], t, ("pair-answer", i, j, prompt), f"answer {i}.{j}",
-                      row.origin)
+            self.send_plain([{"role": "user", "content": prompt}], ("pair-answer", i, j, prompt), f"answer {i}.{j}",
+                            row.origin, temperature=t)
             for j, t in enumerate(row.temperatures)))
         if not self._all_ok(row, answers):
             return row
@@ -83,8 +83,8 @@ class PairsRun(_Run):
                  if row.answers[x].strip() != row.answers[y].strip()]
         row.comparisons = [Comparison(x, y) for x, y in combinations(range(len(row.answers)), 2)]
         judged = await asyncio.gather(*(
-            self.send(mt_bench.pairwise_messages(prompt, row.answers[a], row.answers[b]), 0.0,
-                      ("pair-judge", i, a, b, prompt), f"judge {i}: {a} vs {b}", row.origin)
+            self.send_plain(mt_bench.pairwise_messages(prompt, row.answers[a], row.answers[b]),
+                            ("pair-judge", i, a, b, prompt), f"judge {i}: {a} vs {b}", row.origin, temperature=0.0)
             for x, y in pairs for a, b in ((x, y), (y, x))))
         if not self._all_ok(row, judged):
             return row
@@ -106,17 +106,6 @@ class PairsRun(_Run):
         else:
             row.failed = bad
         return False
-
-    async def send(self, messages: list[dict[str, str]], temperature: float, seed_parts: tuple, tag: str,
-                   row: str) -> ChatResult:
-        c = self.config
-        params = {"temperature": temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
-                  "seed": request_seed(c.seed, *seed_parts)}
-        result = await self.client.complete(ChatRequest(messages, params, tag=tag, row=row))
-        self.answered += result.ok
-        if self.on_answer:
-            self.on_answer()
-        return result
 
     # -- deciding, in order -------------------------------------------------------------------------
     def decide(self, row: PromptRow) -> None:
