@@ -224,3 +224,22 @@ def test_the_sketch_keeps_its_size():
     cfg = DedupConfig()
     sk = sketch([("a question about the reef", "an answer")] * 3, cfg)
     assert sk.sigs.shape == (3, 2, cfg.num_perm) and sk.sigs.dtype.itemsize == 2
+
+
+# -- real data, read by hand ------------------------------------------------------------------------------
+
+def test_real_branches_with_a_different_final_answer_stay(shared):
+    """OpenAssistant zh branches sharing one history (real/judged_by_reading.tsv): the final answers of
+    :5081 and :5070, :4175 and :4164 differ in substance, so neither pair merges; exact repeats still do."""
+    path = shared("real", "chatglm_efficient_tuning_oaast_sft_zh_history.json")
+    records = list(read_records([str(path)], RunLog("read"), ReadOptions(announce=lambda _m: None)))
+    line = {c.origin.rsplit(":", 1)[1]: c for c in records}
+    for a, b in (("5070", "5081"), ("4164", "4175")):
+        assert kept([line[a], line[b]]) == [line[a].origin, line[b].origin]
+    # the history is shared: only the final answer tells them apart
+    assert line["5070"].messages[:-1] == line["5081"].messages[:-1]
+    assert len(dedup_records(records, DedupConfig(), RunLog("dedup"))) < len(records)  # its exact repeats go
+
+
+def test_frequent_words_are_wordfreqs():
+    assert dedup_text.FREQUENT_WORDS == dedup_text.frequent_words_from_wordfreq()

@@ -293,8 +293,9 @@ def _sketch_part(texts: list[str], config: DedupConfig, part: int, answer: bool 
     empty = word_lens == 0
     if empty.any():
         keys[empty] = _fallback_keys([texts[k] for k in np.flatnonzero(empty)])
-    # shingles of words read up to a letter swap: a typo changes no shingle (the exact key reads them as written)
-    ids, lens = (tok.skeleton[:len(words)], word_lens) if kind == "word" else char_ids(normalize_batch(texts))
+    # shingles of words read up to a letter swap and without "please": a typo or asking nicely changes no
+    # shingle (the exact key reads the words as written)
+    ids, lens = _plain_words(tok, n) if kind == "word" else char_ids(normalize_batch(texts))
     whole = whole_columns(config.num_perm)
     seed = config.seed + PART_SEED_STEP * part
     sigs = np.empty((n, config.num_perm), dtype=np.uint16)
@@ -318,6 +319,17 @@ def _short_keys(content: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(counts <= SHORT_CONTENT, total | np.uint64(1), np.uint64(0))
 
 
+def _plain_words(tok, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(word ids up to a letter swap, count per record) of the first n token rows, POLITENESS left out."""
+    lens = tok.lens[:n]
+    total = int(lens.sum())
+    keep = ~tok.polite[:total]
+    if keep.all():
+        return tok.skeleton[:total], lens
+    owner = np.repeat(np.arange(n), lens)
+    return tok.skeleton[:total][keep], np.bincount(owner[keep], minlength=n).astype(np.int64)
+
+
 def whole_columns(of: "int | Sketches") -> int:
     """Columns of a part's signature for its whole text; the rest (a quarter) are its focus's content words."""
     num_perm = of if isinstance(of, int) else of.sigs.shape[2]
@@ -330,15 +342,16 @@ def _content_words_empty(tok, rows: np.ndarray) -> np.ndarray:
 
 def _content_words(tok, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(content-word ids, count per record) of the token rows `rows`; a record without content words keeps
-    all its words (a record of "thank you" is still compared on them)."""
+    its words but "please" (a record of "thank you" is still compared on them), or all of them."""
     starts = np.cumsum(tok.lens) - tok.lens
     lens = tok.lens[rows]
     total = int(lens.sum())
     at = np.repeat(starts[rows] - (np.cumsum(lens) - lens), lens) + np.arange(total)
     owner = np.repeat(np.arange(len(rows)), lens)
     mask = tok.content[at]
-    some = np.bincount(owner[mask], minlength=len(rows)) > 0
-    mask |= ~some[owner]
+    for fallback in (~tok.polite[at], np.ones(total, dtype=bool)):
+        some = np.bincount(owner[mask], minlength=len(rows)) > 0
+        mask |= ~some[owner] & fallback
     return tok.skeleton[at[mask]], np.bincount(owner[mask], minlength=len(rows)).astype(np.int64)
 
 

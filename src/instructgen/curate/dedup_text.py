@@ -28,7 +28,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -38,7 +38,7 @@ from .text import CJK_CLASS as HAN_CLASS, TOKEN_PATTERN, identifiers_batch as li
 MESSAGE_BREAK = "\n\x1e"
 PASSAGE_TOKENS = 40
 PASSAGE_SHARE = 0.4
-POLITENESS = ("please", "kindly", "thanks")  # asking nicely asks nothing else (ranked ~200 by wordfreq)
+POLITENESS = ("please", "kindly", "请")  # asking nicely asks nothing else (ranked ~200 by wordfreq)
 SKELETON_LETTERS = 5  # words this long are read up to the order of their letters (a swap typo)
 _TOKEN = re.compile(TOKEN_PATTERN.replace(r"\p{Han}\p{Hiragana}\p{Katakana}", r"\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff"))
 
@@ -108,7 +108,11 @@ def _tool_calls(text: str) -> list[str]:
 
 
 def _digits(match: re.Match) -> str:
-    word = match.group()
+    return _as_digits(match.group())
+
+
+@lru_cache(maxsize=4096)
+def _as_digits(word: str) -> str:
     value = number_value(word)
     if value is None:
         return word
@@ -192,6 +196,7 @@ class Tokens:
     ids: np.ndarray  # uint64[T] every token's id
     lens: np.ndarray  # int64[n]
     content: np.ndarray  # bool[T]: the token is a content word
+    polite: np.ndarray  # bool[T]: the token only asks nicely (POLITENESS)
     skeleton: np.ndarray  # uint64[T] word id up to the order of a long word's letters (a swap typo)
 
 
@@ -199,7 +204,8 @@ def tokens(texts: Sequence[str]) -> Tokens:
     import polars as pl
 
     if not texts:
-        return Tokens(np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, bool), np.empty(0, np.uint64))
+        return Tokens(np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, bool), np.empty(0, bool),
+                      np.empty(0, np.uint64))
     # tokens are cut from the raw text and each distinct token is normalised once (see text.token_ids)
     toks = pl.Series(list(texts), dtype=pl.String).str.extract_all(TOKEN_PATTERN)
     lens = toks.list.len().fill_null(0).to_numpy().astype(np.int64)
@@ -207,15 +213,15 @@ def tokens(texts: Sequence[str]) -> Tokens:
     if len(flat) != int(lens.sum()):  # polars versions differ on exploding empty lists
         raise AssertionError("token count mismatch")
     if len(flat) == 0:
-        return Tokens(np.empty(0, np.uint64), lens, np.empty(0, bool), np.empty(0, np.uint64))
+        return Tokens(np.empty(0, np.uint64), lens, np.empty(0, bool), np.empty(0, bool), np.empty(0, np.uint64))
     uniq = flat.unique(maintain_order=True)
     canon = [canonical(t) for t in uniq.to_list()]
     stop = function_words()
     content = [c not in stop for c in canon]
     skeleton = ["\x02" + ("".join(sorted(c)) if len(c) >= SKELETON_LETTERS and c.isalpha() else c) for c in canon]
-    index = pl.Series(np.arange(len(canon), dtype=np.uint32))
-    at = flat.replace_strict(uniq, index, return_dtype=pl.UInt32).to_numpy()
-    return Tokens(_hash64(canon)[at], lens, np.asarray(content, dtype=bool)[at], _hash64(skeleton)[at])
+    at = flat.cast(pl.Enum(uniq)).to_physical().to_numpy()  # each token's place in uniq (4x replace_strict)
+    polite = np.asarray([c in POLITENESS for c in canon], dtype=bool)
+    return Tokens(_hash64(canon)[at], lens, np.asarray(content, dtype=bool)[at], polite[at], _hash64(skeleton)[at])
 
 
 def focus(text: str, passages: bool = True) -> str:
