@@ -10,7 +10,7 @@
    replies with no score (asked again for the number alone): of the replies holding a score, the share the
    parser read back as the score the double meant; and every record scored with the value the double meant.
 
-Usage: python benchmarks/score.py [--n 800] [--latency 0.2] [--concurrency 16]
+Usage: python benchmarks/score.py [--n 480] [--latency 1.0] [--concurrency 16]
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ def parse_rate(n: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=800)
-    ap.add_argument("--latency", type=float, default=0.2)
+    ap.add_argument("--n", type=int, default=480)
+    ap.add_argument("--latency", type=float, default=1.0)  # a judge reply takes seconds; at 0.2 s the client's CPU shows
     ap.add_argument("--concurrency", type=int, default=16)
     args = ap.parse_args()
     throughput(args.n, args.latency, args.concurrency)
