@@ -289,8 +289,9 @@ class Walk:
 
 
 class _Spool:
-    """Rows as read ([origin, format, row]) in a private temp file beside the output; read back by offset
-    (the records the walk reaches) or in order (the writing pass)."""
+    """Rows as read, one line each (`["origin", "format"]` TAB the row's JSON, its raw bytes when it has them),
+    in a private temporary beside the output; read back by offset (the rows the walk reaches) or in order (the
+    writing pass, which hands a dropped row's JSON to the rejects file without decoding it)."""
 
     def __init__(self, beside: str):
         from array import array
@@ -303,20 +304,27 @@ class _Spool:
         self.end = 0  # (tell() costs a system call per record)
 
     def add(self, origin: str, spec_name: str, row: Any) -> None:
+        raw = row.raw if isinstance(row.raw, bytes) and b"\n" not in row.raw and b"\r" not in row.raw \
+            else orjson.dumps(row.data, default=str)
+        line = orjson.dumps((origin, spec_name)) + b"\t" + raw + b"\n"
         self.offsets.append(self.end)
-        line = orjson.dumps((origin, spec_name, row), option=orjson.OPT_APPEND_NEWLINE, default=str)
         self.fh.write(line)
         self.end += len(line)
 
-    def read(self, index: int) -> list:
+    def read(self, index: int) -> tuple[str, str, Any]:
         self.fh.seek(self.offsets[index])
-        return orjson.loads(self.fh.readline())
+        head, raw = self.fh.readline().split(b"\t", 1)
+        origin, spec_name = orjson.loads(head)
+        return origin, spec_name, orjson.loads(raw)
 
-    def all(self) -> Iterable[list]:
+    def all(self) -> Iterable[tuple[str, str, bytes]]:
+        """(origin, format, the row's JSON bytes) in order."""
         self.fh.flush()
         self.fh.seek(0)
         for line in self.fh:
-            yield orjson.loads(line)
+            head, raw = line.split(b"\t", 1)
+            origin, spec_name = orjson.loads(head)
+            yield origin, spec_name, raw.rstrip(b"\n")
 
     def close(self) -> None:
         from ..tempfiles import unlink_quietly
@@ -390,7 +398,7 @@ def _select(rows: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[C
             group = group_of(row.data, row.origin, text)
             ranked.groups.append(ranked.names.setdefault(group, len(ranked.names)))
             ranked.tokens.append(estimated_tokens(text) if config.budget_tokens else 0)
-            spool.add(row.origin, spec.name, row.data)
+            spool.add(row.origin, spec.name, row)
         spool.fh.flush()
 
         def sketch(indices: np.ndarray) -> np.ndarray:
@@ -470,18 +478,19 @@ def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, 
            emit: Callable[[Conversation], None], config: SelectConfig) -> None:
     top = f"not in the top {config.top_k}"
     fate, scores = walk.fate.tolist(), walk.scores
-    for k, (origin, spec_name, row) in enumerate(spool.all()):
+    for k, (origin, spec_name, raw) in enumerate(spool.all()):
         f = fate[k]
         if f == SELECTED:
-            conv = _parse(specs[spec_name], row, origin, log)
+            conv = _parse(specs[spec_name], orjson.loads(raw), origin, log)
             if conv is not None:
                 emit(conv)
         elif f == NEAR:
             near = origins[int(walk.near_of[k])]
-            log.drop(origin, "near selected record", row, kind="filtered",
+            log.drop(origin, "near selected record", orjson.Fragment(raw), kind="filtered",
                      detail=f"near selected record {near} (similarity {walk.near_sim[k]:.2f})", near=near)
         else:
-            log.drop(origin, top if f == TOP_K else REASONS[f], row, kind="filtered", score=float(scores[k]))
+            log.drop(origin, top if f == TOP_K else REASONS[f], orjson.Fragment(raw), kind="filtered",
+                     score=float(scores[k]))
 
 
 def _stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str, Any]:
