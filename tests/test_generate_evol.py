@@ -196,3 +196,14 @@ def test_pairs_both_orders_agree_or_no_pair_and_every_judge_failure_is_recorded(
         assert judged[pair] == "fair" and chosen == pair[1]  # the fair judge prefers the longer answer
         prompt = row["instruction"] if fmt == "alpaca" else row["messages"][-1]["content"]
         assert prompt and row["meta"]["pairs"]["verdicts"] in (["A", "B"], ["B", "A"])
+
+
+def test_max_requests_caps_the_row_modes_and_a_rerun_with_more_continues_from_the_cache(tmp_path):
+    with LLMDouble(planted_rate=0.0) as double:
+        capped, rows, _ = _run(double, tmp_path, rounds=2, max_requests=30, concurrency=4)
+        sent = double.total_hits
+        assert capped.stop_reason == "max-requests" and not capped.failed and capped.skipped > 0
+        assert sent == 30  # no faults: each request started is one HTTP request
+        full, rows2, _ = _run(double, tmp_path, rounds=2, concurrency=4)
+        assert set(double.hits.values()) == {1}  # nothing paid twice
+    assert full.stop_reason == "done" and len(rows2) > len(rows)

@@ -23,7 +23,7 @@ from ..prompts import self_chat
 from ..record import Conversation, Message
 from ..runlog import RunLog
 from .client import ChatResult
-from .loops import DONE, SURPLUS, _Run, cancel_all
+from .loops import SURPLUS, _Run, cancel_all
 
 EMPTY_CHAT = "the user simulator ended the chat before the first turn"
 
@@ -144,6 +144,6 @@ class ChatRun(_Run):
             await cancel_all(pending.values())
             raise
         await self.settle(pending.values())
-        self.stop_reason = self.client.stop_reason or DONE
+        self.stop_reason = self.row_mode_stop_reason()
         self.log.info.update(mode=self.mode, topics=len(self.topics), turns=c.turns,
                              ended_by_user=self.ended_by_user)

@@ -128,7 +128,9 @@ class GenerateConfig(ClientConfig):
     response_format: Literal["auto", "json", "text"] = Field(
         "auto", description="auto: ask for JSON, fall back to numbered text if the endpoint answers 400")
     max_requests: int | None = Field(None, ge=1, description="stop after this many (bootstrap) requests; "
-                                     "none: 10 + 4 x what -n needs", json_schema_extra={"metavar": "K"})
+                                     "none: 10 + 4 x what -n needs; evol, pairs, chat: requests of every kind, "
+                                     "none: no cap (a rerun with a larger cap continues from the cache)",
+                                     json_schema_extra={"metavar": "K"})
     cache_dir: Path | None = Field(None, description="request cache folder; none: OUT.cache beside "
                                    "the output",
                                    json_schema_extra={"metavar": "DIR"})

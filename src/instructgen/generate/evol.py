@@ -31,7 +31,7 @@ from ..formats.base import join_instruction
 from ..prompts import evol_instruct as prompts
 from . import elimination as rules
 from .client import ChatResult
-from .loops import DONE, SURPLUS, _Run, cancel_all
+from .loops import SURPLUS, _Run, cancel_all
 
 
 @dataclass(slots=True)
@@ -185,5 +185,5 @@ class EvolRun(_Run):
         await self.settle(task for _, _, task in queue)
         for row in deferred:
             self.decide(row)
-        self.stop_reason = self.client.stop_reason or DONE
+        self.stop_reason = self.row_mode_stop_reason()
         self.log.info.update(mode=self.mode, rounds=c.rounds, eliminated=dict(self.eliminated))

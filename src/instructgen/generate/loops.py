@@ -73,6 +73,8 @@ class _Run:
         self.lost_instructions = 0  # kept, but no record: their instances request failed (self-instruct)
         self.skipped_rows = 0  # rows not sent: the run stopped, or --retry-failed sends only the ledger's rows
         self.ledger_keys: set[str] = set()  # failed requests already in the rejects file
+        self.budget_spent = False  # evol, pairs, chat: --max-requests requests started, later rows not sent
+        self.started = 0  # requests started by send_plain (cache hits included)
         self.requests_limit = 0
         self.stop_reason: str | None = None
         self.form = "text" if config.response_format == "text" else "json"
@@ -147,7 +149,12 @@ class _Run:
         c = self.config
         params = {"temperature": c.temperature if temperature is None else temperature, "top_p": c.top_p,
                   "max_tokens": c.max_tokens, "seed": request_seed(c.seed, *seed_parts)}
-        result = await self.client.complete(ChatRequest(messages, params, tag=tag, row=row))
+        request = ChatRequest(messages, params, tag=tag, row=row)
+        if c.max_requests and self.started >= c.max_requests:  # the cap: the row waits for a rerun with more
+            self.budget_spent = True
+            return ChatResult(request, "", error="not sent: --max-requests reached", interrupted=True)
+        self.started += 1
+        result = await self.client.complete(request)
         self.answered += result.ok
         if self.on_answer:
             self.on_answer()
@@ -221,6 +228,10 @@ class _Run:
         c = self.config
         self.requests_limit = c.max_requests or 10 + 4 * math.ceil(c.num_instructions / per_request)
         return self.requests_limit
+
+    def row_mode_stop_reason(self) -> str:
+        """Why an evol, pairs or chat run ended: the client stopped, the --max-requests cap, or all rows done."""
+        return self.client.stop_reason or (MAX_REQUESTS if self.budget_spent else DONE)
 
     def why_stopped(self) -> str:
         if self.client.stop_reason:

@@ -26,7 +26,7 @@ from ..formats.base import join_instruction
 from ..prompts import mt_bench
 from ..record import Conversation, Message
 from .client import ChatResult
-from .loops import DONE, SURPLUS, _Run, cancel_all
+from .loops import SURPLUS, _Run, cancel_all
 
 DISAGREE = "judges disagree across orders (position bias): no pair"
 TIE = "judged a tie: no pair"
@@ -166,5 +166,5 @@ class PairsRun(_Run):
             await cancel_all(pending.values())
             raise
         await self.settle(pending.values())
-        self.stop_reason = self.client.stop_reason or DONE
+        self.stop_reason = self.row_mode_stop_reason()
         self.log.info.update(mode=self.mode, prompts=len(prompts), answers_per_prompt=k)
