@@ -104,7 +104,8 @@ FOCUS_SHARE = 4
 # 0.2-0.5 there; copies edited in a word or two, 0.7-1 (a bar at the threshold itself lost 10 %-edited copies)
 FOCUS_BAR = 0.8
 SHORT_CONTENT = 5  # a focus of this many content words or fewer must have the same ones (see _short_keys)
-ANSWER_PARTS = ("response", "output")  # compared parts whose focus is their last message (the final answer)
+# a compared part holding one of these has its last message (the final answer) as its focus; others are prompts
+ANSWER_PARTS = ("response", "output", "all")
 # LSH banding weighs a missed pair 4 times a needless candidate: every candidate is verified anyway
 # (~0.1 us), and datasketch's default (0.3, 0.7) misses 4 in 10 pairs right at the threshold; heavier
 # weights (0.1, 0.9) find a little more but hold 2.3x the candidate pairs in memory (benchmarks/dedup.py)
@@ -421,7 +422,7 @@ def _sketch_batch(rows: Sequence[str | Sequence[str]], config: DedupConfig, anch
     keys = np.zeros(len(parts), dtype=np.uint64)
     sigs = np.empty((len(parts), n_parts, config.num_perm), dtype=np.uint16)
     names = parse_fields(config.fields)
-    answers = [len(names) == n_parts and all(n in ANSWER_PARTS for n in names[p].split("+")) for p in range(n_parts)]
+    answers = [len(names) == n_parts and any(n in ANSWER_PARTS for n in names[p].split("+")) for p in range(n_parts)]
     short = np.zeros(len(parts), dtype=np.uint64)
     for p in range(n_parts if parts else 0):
         part_keys, sigs[:, p], part_short = _sketch_part(columns[p], config, p, answers[p])

@@ -5,8 +5,9 @@ written in text, content words, and the part of a text that is asked or answered
     tokens(texts) -> Tokens       text.token_ids' tokens with number words read as numbers ("three", "三" -> 3),
                                   plus each record's content words (not among its language's most frequent
                                   words, read up to a swap of letters: "recieve" is "receive")
-    focus(text, passages) -> str  the last message of a part; in a prompt, without a long passage it quotes
-                                  (a paragraph of >= PASSAGE_TOKENS tokens holding >= PASSAGE_SHARE of them)
+    focus(text, passages) -> str  an answer part's last message (the final answer); a prompt without the
+                                  long passages it quotes (a paragraph of >= PASSAGE_TOKENS tokens holding
+                                  >= PASSAGE_SHARE of them)
     numbers_as_digits(texts)      number words written as digits (before tokens and identifiers are read)
     identifiers_batch(texts)      text.identifiers plus number words as numbers and tool calls written in
                                   text (`Calculator(2*3)`, `python('[2, 3]')`), arguments kept literally
@@ -225,17 +226,19 @@ def tokens(texts: Sequence[str]) -> Tokens:
 
 
 def focus(text: str, passages: bool = True) -> str:
-    """The last message of a part (see MESSAGE_BREAK); with `passages`, the lines of it that are not a long
-    passage (a line of >= PASSAGE_TOKENS tokens holding >= PASSAGE_SHARE of them), when other lines remain."""
-    last = text.rsplit(MESSAGE_BREAK, 1)[-1]
-    if not passages or len(last) < PASSAGE_TOKENS * 2:
-        return last
-    lines = last.split("\n")
+    """What a part asks or answers: without `passages` (an answer part), its last message (see MESSAGE_BREAK);
+    with them (a prompt), its lines but the long passages (a line of >= PASSAGE_TOKENS tokens holding
+    >= PASSAGE_SHARE of them: a reading passage, a document, a tool description), when other lines remain."""
+    if not passages:
+        return text.rsplit(MESSAGE_BREAK, 1)[-1]
+    if len(text) < PASSAGE_TOKENS * 2:
+        return text
+    lines = text.split("\n")
     if len(lines) < 2:
-        return last
+        return text
     counts = [len(_TOKEN.findall(line)) for line in lines]
     total = sum(counts)
     rest = [line for line, c in zip(lines, counts) if not (c >= PASSAGE_TOKENS and c >= PASSAGE_SHARE * total)]
     if len(rest) == len(lines) or not any(_TOKEN.search(line) for line in rest):
-        return last
+        return text
     return "\n".join(rest)
