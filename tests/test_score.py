@@ -160,7 +160,7 @@ def test_score_end_to_end_with_faults_parses_every_shape_and_resumes_from_cache(
     assert score["judges"]["alpagasus"]["scored"] == 60 and score["judges"]["alpagasus"]["retried_stricter"] > 0
     assert sum(score["judges"]["mt-bench"]["shapes"].values()) == 60
     for judge in ("alpagasus", "mt-bench"):  # another scale is mapped and said, per record and in the stats
-        noted = [r for r in rows if judge in r["meta"].get("score_notes", {})]
+        noted = [r for r in rows if r["meta"]["score_notes"][judge]]
         assert len(noted) == score["judges"][judge]["normalised"] > 0
     pair = score["agreement"]["alpagasus vs mt-bench"]
     a = [r["meta"]["scores"]["alpagasus"] for r in rows]
@@ -315,3 +315,18 @@ def test_max_cost_stops_cleanly_at_the_price_given(tmp_path, capsys):
     assert all("--max-cost 0.05 reached" in r["reason"] for r in rejected)
     stats = json.loads((tmp_path / "out.stats.json").read_text())["score"]
     assert stats["cost_usd"] >= 0.05 and stats["stop_reason"].startswith("budget")
+
+
+def test_parquet_output_keeps_scores_as_a_typed_column(tmp_path):
+    import pyarrow.parquet as pq
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.parquet"
+    qs = _records(inp, 10)
+    with JudgeDouble() as double:
+        assert cli_main(_score(double, inp, out, "--judges", "alpagasus,deita-quality")) == 0
+    table = pq.read_table(out)
+    scores = table.schema.field("meta").type.field("scores").type
+    assert {scores.field(n).type for n in ("alpagasus", "deita-quality")} == {__import__("pyarrow").float64()}
+    assert table.schema.field("meta").type.field("score_notes").type.field("alpagasus").type == "string"
+    got = [row["meta"]["scores"]["alpagasus"] for row in table.to_pylist()]
+    assert got == [_expected(q, "alpagasus") for q in qs]

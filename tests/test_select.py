@@ -155,3 +155,23 @@ def test_bad_rows_and_records_without_scores_are_accounted(tmp_path, capsys):
     assert rejects["3"]["reason"] == "no score a" and rejects["2"]["kind"] == "rejected"
     assert rejects["5"]["reason"].startswith("not a valid alpaca record")
     assert [r["instruction"] for r in _lines(tmp_path / "best.jsonl")] == ["Add 2 and 3"]
+
+
+def test_per_source_quota_and_token_budget(tmp_path, capsys):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    rows = _scored(30)
+    _write(a, rows[:15])
+    _write(b, rows[15:])
+    out = tmp_path / "best.jsonl"
+    assert cli_main(["select", str(a), str(b), "-o", str(out), "--by", "q", "--top-k", "4", "--per", "source"]) == 0
+    best = _lines(out)
+    firsts = {r["instruction"] for r in rows[:15]}
+    assert len(best) == 8 and sum(r["instruction"] in firsts for r in best) == 4
+    capsys.readouterr()
+    assert cli_main(["select", str(a), "-o", str(out), "--by", "q", "--budget-tokens", "200"]) == 0
+    best, rejects = _lines(out), _lines(tmp_path / "best.rejects.jsonl")
+    assert best and len(best) + len(rejects) == 15
+    assert {r["reason"] for r in rejects} == {"over the token budget"}
+    from instructgen.quality.select import estimated_tokens, row_texts
+    spent = sum(estimated_tokens("\n".join(row_texts(r, []))) for r in best)
+    assert spent <= 200 and all(spent + estimated_tokens("\n".join(row_texts(r["raw"], []))) > 200 for r in rejects)

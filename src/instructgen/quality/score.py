@@ -295,9 +295,9 @@ def _emit(conv: Conversation, verdict: _Verdict, filter_config: Any, tallies: di
         scores.update(signals(conv, filter_config))
     scores.update(verdict.scores)
     conv.meta["scores"] = scores
-    if verdict.notes:
+    if verdict.parsed:  # every judge gets a note, "" when its score was on its own scale: one shape per record
         notes = conv.meta.get("score_notes") if isinstance(conv.meta.get("score_notes"), dict) else {}
-        conv.meta["score_notes"] = {**notes, **verdict.notes}
+        conv.meta["score_notes"] = {**notes, **{name: p.note for name, p in verdict.parsed.items()}}
     for name, tally in tallies.items():
         parsed = verdict.parsed.get(name)
         tally.values.append(parsed.value if parsed else None)
