@@ -131,6 +131,7 @@ def test_min_per_language_quotas_and_missing_scores(tmp_path, capsys):
     assert {"no score c", "below threshold", "quota"} <= reasons and len(best) + len(rejects) == 40
     stats = json.loads((tmp_path / "best.stats.json").read_text())["select"]
     assert stats["per_group"]["zh"]["selected"] == 3 and stats["per_group"]["en"]["selected"] == 3
+    assert sum(stats["histogram"]["all"]) == 39 and sum(stats["histogram"]["selected"]) == 6
 
 
 def test_select_without_a_rule_is_an_error(tmp_path, capsys):

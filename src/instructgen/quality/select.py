@@ -501,6 +501,10 @@ def _stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str
     if len(walk.fate):
         out["score_selected"] = _summary(walk.scores[chosen])
         out["score_all"] = _summary(walk.scores)
+        edges = np.histogram_bin_edges(walk.scores, bins=10)
+        out["histogram"] = {"edges": [round(float(e), 4) for e in edges],
+                            "all": np.histogram(walk.scores, edges)[0].tolist(),
+                            "selected": np.histogram(walk.scores[chosen], edges)[0].tolist()}
     if config.per:
         out["per_group"] = {names[g]: {"ranked": int((walk.groups == g).sum()),
                                        "selected": int((chosen & (walk.groups == g)).sum())} for g in names}
