@@ -350,13 +350,8 @@ def select_files(paths: Sequence[str], config: SelectConfig, log: RunLog, emit: 
     from ..convert import ReadOptions, open_source
 
     opts = ReadOptions(from_format=from_format)
-
-    def rows():
-        for path in paths:
-            spec, found = open_source(path, log, opts)
-            for row in found:
-                yield spec, row
-    return _select(rows(), config, log, emit, spool, count_intake=True)
+    sources = (open_source(path, log, opts) for path in paths)  # (format, rows) per file, opened in turn
+    return _select(sources, config, log, emit, spool, count_intake=True)
 
 
 def select_records(records: Iterable[Conversation], config: SelectConfig, log: RunLog,
@@ -365,41 +360,15 @@ def select_records(records: Iterable[Conversation], config: SelectConfig, log: R
     from ..formats import get
     from ..rows import Row
 
-    def rows():
-        for conv in records:
-            yield get(conv.source_format or "alpaca"), Row(source_row(conv), conv.origin)
-    return _select(rows(), config, log, emit, spool, count_intake=False)
+    sources = ((get(conv.source_format or "alpaca"), [Row(source_row(conv), conv.origin)]) for conv in records)
+    return _select(sources, config, log, emit, spool, count_intake=False)
 
 
-def _select(rows: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None],
+def _select(sources: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None],
             spool_path: str, count_intake: bool) -> dict[str, Any]:
-    names = parse_by(config.by)
-    group_of = _grouper(config.per)
-    ranked = _Ranked()
     spool = _Spool(spool_path)
-    specs: dict[str, Any] = {}
     try:
-        for spec, row in rows:
-            specs[spec.name] = spec
-            if row.error is not None or not isinstance(row.data, dict):
-                _reject_row(log, spec, row)  # counted in and dropped, with the reason `convert` gives
-                continue
-            if count_intake:
-                log.took_in()
-            scores = _scores(row.data, spec, log, row.origin)
-            if scores is None:
-                continue
-            value = _rank_value(scores, names, config.drop_flags)
-            if isinstance(value, str):
-                log.drop(row.origin, value, row.data, kind="filtered")
-                continue
-            text = "\n".join(row_texts(row.data, [])) if config.budget_tokens or config.per == "language" else ""
-            ranked.scores.append(value)
-            group = group_of(row.data, row.origin, text)
-            ranked.groups.append(ranked.names.setdefault(group, len(ranked.names)))
-            ranked.tokens.append(estimated_tokens(text) if config.budget_tokens else 0)
-            spool.add(row.origin, spec.name, row)
-        spool.fh.flush()
+        ranked, specs = _rank(sources, config, log, spool, count_intake)
 
         def sketch(indices: np.ndarray) -> np.ndarray:
             texts = ["\n".join(row_texts(spool.read(int(i))[2], [])) for i in indices]
@@ -411,6 +380,45 @@ def _select(rows: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[C
     finally:
         spool.close()
     return _stats(walk, ranked.names, config)
+
+
+def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, count_intake: bool
+          ) -> tuple[_Ranked, dict[str, Any]]:
+    """Pass 1: each row's rank value, group and tokens into arrays, the row into the spool; rows that cannot be
+    ranked go to `log` with why."""
+    names, flags = parse_by(config.by), config.drop_flags
+    group_of = _grouper(config.per)
+    need_text = bool(config.budget_tokens) or config.per == "language"
+    ranked, specs = _Ranked(), {}
+    scores_out, groups_out, tokens_out, group_ids = ranked.scores, ranked.groups, ranked.tokens, ranked.names
+    taken = 0
+    try:
+        for spec, rows in sources:
+            specs[spec.name] = spec
+            for row in rows:
+                data = row.data
+                if row.error is not None or type(data) is not dict:
+                    _reject_row(log, spec, row)  # counted in and dropped, with the reason `convert` gives
+                    continue
+                taken += 1
+                scores = _scores(data, spec, log, row.origin)
+                if scores is None:
+                    continue
+                value = _rank_value(scores, names, flags)
+                if type(value) is str:
+                    log.drop(row.origin, value, data, kind="filtered")
+                    continue
+                text = "\n".join(row_texts(data, [])) if need_text else ""
+                scores_out.append(value)
+                group = group_of(data, row.origin, text) if group_of else ""
+                groups_out.append(group_ids.setdefault(group, len(group_ids)))
+                tokens_out.append(estimated_tokens(text) if need_text else 0)
+                spool.add(row.origin, spec.name, row)
+    finally:
+        if count_intake:
+            log.took_in(taken)
+    spool.fh.flush()
+    return ranked, specs
 
 
 def _reject_row(log: RunLog, spec: Any, row: Any) -> None:
@@ -451,9 +459,9 @@ def _rank_value(scores: Any, names: Sequence[str], drop_flags: Sequence[str]) ->
     return f"no score {value}" if isinstance(value, str) else value
 
 
-def _grouper(per: str | None) -> Callable[[dict, str, str], str]:
+def _grouper(per: str | None) -> Callable[[dict, str, str], str] | None:
     if not per:
-        return lambda row, origin, text: ""
+        return None
     if per == "source":
         return lambda row, origin, text: origin.rsplit(":", 1)[0]
     if per == "language":
