@@ -330,3 +330,28 @@ def test_parquet_output_keeps_scores_as_a_typed_column(tmp_path):
     assert table.schema.field("meta").type.field("score_notes").type.field("alpagasus").type == "string"
     got = [row["meta"]["scores"]["alpagasus"] for row in table.to_pylist()]
     assert got == [_expected(q, "alpagasus") for q in qs]
+
+
+def test_ctrl_c_keeps_what_was_scored_and_the_rerun_pays_only_the_rest(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 80)
+    cache_db = tmp_path / "out.cache" / "requests.sqlite"
+    with JudgeDouble(latency=0.05) as double:
+        argv = [sys.executable, "-m", "instructgen.cli", *_score(double, inp, out, "--judge", "alpagasus",
+                                                                  "--concurrency", "2")]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while _count_cached(cache_db) < 5 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 1 and "stopped (Ctrl-C)" in err and "rerun the same command" in err
+        kept, rejected = _lines(out), _lines(tmp_path / "out.rejects.jsonl")
+        assert kept and rejected and len(kept) + len(rejected) == 80
+        assert {r["reason"] for r in rejected} == {"not scored: the run stopped (Ctrl-C)"}
+        double.wait_idle()
+        before = double.total_hits
+        rerun = subprocess.run(argv, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        assert double.total_hits - before <= 80 - len(kept)  # the scored ones come from the cache
+    assert len(_lines(out)) == 80
