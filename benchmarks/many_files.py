@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -70,18 +71,22 @@ def base_tree(where: Path) -> Path:
     return where / "base" / "src"
 
 
-def timed(args: list[str], cwd: Path, src: Path | None, timeout: float) -> float | None:
-    """Seconds of `instructgen ARGS` in a fresh process (None: past the timeout)."""
+def timed(args: list[str], cwd: Path, src: Path | None, timeout: float) -> tuple[float, float] | None:
+    """(wall seconds, CPU seconds) of `instructgen ARGS` in a fresh process (None: past the timeout). On a
+    shared machine the CPU time is the steadier figure."""
     env = dict(os.environ, PYTHONPATH=str(src)) if src is not None else dict(os.environ)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-m", "instructgen.cli", *args], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
+    wall = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"instructgen {' '.join(args[:3])} ... failed:\n{done.stderr[-2000:]}")
-    return time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def run_both(folder: Path, paths: list[str], work: Path, src: Path | None, timeout: float) -> dict[str, float | None]:
@@ -95,8 +100,8 @@ def run_both(folder: Path, paths: list[str], work: Path, src: Path | None, timeo
     return seconds
 
 
-def show(seconds: float | None, timeout: float) -> str:
-    return f"> {timeout:.0f}" if seconds is None else f"{seconds:.1f}"
+def show(seconds: tuple[float, float] | None, timeout: float) -> str:
+    return f"> {timeout:.0f}" if seconds is None else f"{seconds[0]:.1f} ({seconds[1]:.1f})"
 
 
 def main() -> None:
@@ -124,11 +129,13 @@ def main() -> None:
             shutil.rmtree(folder)
         print(f"\none record a file, 2 cores; seconds of a fresh `instructgen` process "
               f"(base: {BASE}, the issue's 1,000 files: 12 s convert, 23 s dedup; 5,000: > 300 s convert)")
-        print(f"{'files':>8}  {'command':<8}  {BASE + ' s':>12}  {'now s':>8}  {'base / now':>10}")
+        print("wall seconds (CPU seconds of the process and its workers); load average at the end: "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"{'files':>8}  {'command':<8}  {BASE:>16}  {'now':>16}  {'base / now':>10}")
         for n, command, before, now in rows:
-            ratio = f"{before / now:.1f}x" if isinstance(before, float) and now else "-"
+            ratio = f"{before[0] / now[0]:.1f}x" if isinstance(before, tuple) and now else "-"
             base_text = "-" if before == "-" else show(before, args.timeout)
-            print(f"{n:>8}  {command:<8}  {base_text:>12}  {show(now, args.timeout):>8}  {ratio:>10}")
+            print(f"{n:>8}  {command:<8}  {base_text:>16}  {show(now, args.timeout):>16}  {ratio:>10}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

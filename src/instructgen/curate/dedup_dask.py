@@ -23,7 +23,10 @@ What runs where:
              The decisions go to every worker once (without the signatures).
 
 The output, rejects and clusters files are byte-identical to a local run's. Workers read the inputs
-by path: on a cluster of several machines, the inputs must be on storage every worker sees.
+by path: on a cluster of several machines, the inputs must be on storage every worker sees. Each task
+checks that the bytes of its range are the client's (a digest per range, computed by the client in one
+read of the file when pass 1 starts): a worker that sees another file at the same path, or a file that
+changed between the passes, stops the run with one error naming the file, never its records.
 
 Where it stops: the client holds every record's sketch (about 540 bytes), the verified pairs (16 bytes
 each) and the decisions (about 40 bytes a record), and it verifies the candidates and writes every output
@@ -52,7 +55,7 @@ from ..runlog import RunLog
 from . import lsh
 from .dedup import Clusters, DedupConfig, Sketches, cluster
 from .dedup_files import (Decisions, HeadTexts, Indexed, LocalRunner, SketchBuffer, _LineFates, _quiet,
-                          _write_line_file, index_by_ranges, index_file)
+                          _write_line_file, index_by_ranges, index_file, index_range)
 from .text import mix64
 
 LOCAL = "local"  # the address that means: start a LocalCluster here
@@ -80,6 +83,9 @@ class DaskRunner(LocalRunner):
         self._own_client = client is None
         self._cluster = None
         self._shipped: tuple[weakref.ref, Any] | None = None  # the decisions and their future on the workers
+        self._digests: dict[str, dict[tuple[int, int], str]] = {}  # absolute path -> the client's range digests
+        self._checked_in_pass1: dict[str, dict[tuple[int, int], str]] = {}  # the same, of this run's pass 1
+        self._file_numbers: dict[int, int] = {}  # id(Indexed) -> its place among the decisions' files
 
     def __enter__(self) -> "DaskRunner":
         from distributed import Client, LocalCluster
@@ -89,7 +95,7 @@ class DaskRunner(LocalRunner):
                 self._cluster = LocalCluster(**self.cluster_options)
                 self.client = Client(self._cluster)
             elif self.client is None:
-                self.client = Client(self.address)
+                self.client = _connect(self.address)
             self.client.wait_for_workers(1)
         except BaseException:
             self.close()
@@ -127,8 +133,11 @@ class DaskRunner(LocalRunner):
         next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
         del rows
         # by its absolute path: a worker's working folder may be another (the sketches do not depend on the name)
-        return index_by_ranges(path, os.path.abspath(path), spec.name, config, into, self._n_ranges(path), self._map,
-                               lambda fn, jobs: self._in_order(fn, jobs), bar)
+        where = os.path.abspath(path)
+        expected = self._range_digests(where)
+        return index_by_ranges(path, where, spec.name, config, into, self._n_ranges(path), self._map,
+                               lambda fn, jobs: _checked(self._in_order(index_range_checked, jobs, expected), path),
+                               bar)
 
     def here(self, path: str) -> bool:
         return not _plain_jsonl(path) or os.path.getsize(path) < MIN_RANGE_BYTES
@@ -136,6 +145,7 @@ class DaskRunner(LocalRunner):
     # -- the decisions ---------------------------------------------------------------------------------
 
     def decide(self, sketches: Sketches, config: DedupConfig, n_reference: int) -> Clusters:
+        self._checked_in_pass1, self._digests = self._digests, {}  # pass 2 checks against this run's pass 1
         return cluster([sketches], config, n_reference, pairs=self.verified_pairs)
 
     def verified_pairs(self, sigs: np.ndarray, bands: int, rows: int, cap: int, alive: np.ndarray,
@@ -191,10 +201,11 @@ class DaskRunner(LocalRunner):
             _write_line_file(indexed, decisions, base, writer, log, convert_config, reviews, 1, bar)
             return
         shipped = self._ship(decisions)
-        file_number = next(k for k, f in enumerate(decisions.heads.files) if f is indexed)
+        file_number = self._file_numbers[id(indexed)]
         jobs = self._line_ranges(indexed.path)
-        for data, reviewed, n_reviewed, counts in self._in_order(dedup_range_on_worker, jobs, shipped, file_number,
-                                                                  base, convert_config):
+        expected = self._range_digests(os.path.abspath(indexed.path), pass2=True)
+        results = self._in_order(dedup_range_on_worker, jobs, shipped, file_number, base, convert_config, expected)
+        for data, reviewed, n_reviewed, counts in _checked(results, indexed.path):
             writer.append_jsonl(data, counts[1])
             if reviewed:
                 reviews.append_jsonl(reviewed, n_reviewed)
@@ -206,6 +217,7 @@ class DaskRunner(LocalRunner):
             self._shipped = None  # the previous run's go first
             self._check_visible([f.path for f in decisions.heads.files if f.seekable])
             portable = dataclasses.replace(decisions, heads=PortableHeads(decisions.heads))
+            self._file_numbers = {id(f): k for k, f in enumerate(decisions.heads.files)}
             # a weak reference: the decisions hold the run's sketches, which must go when the run ends
             self._shipped = (weakref.ref(decisions), self.client.scatter(portable, broadcast=True, hash=False))
         return self._shipped[1]
@@ -229,6 +241,16 @@ class DaskRunner(LocalRunner):
                                        "workers read the inputs by path, so on several machines they must be on "
                                        "storage every worker sees, at the same path")
 
+    def _range_digests(self, path: str, pass2: bool = False) -> dict[tuple[int, int], str]:
+        """The digest of each byte range of `path` as this machine reads it; in pass 2, those of this run's
+        pass 1 when its workers read the file (so that a file changed between the passes is caught too)."""
+        if pass2 and path in self._checked_in_pass1:
+            return self._checked_in_pass1[path]
+        digests = {(a, b): range_digest(path, a, b) for a, b in convert_parallel.byte_ranges(path, self._n_ranges(path))}
+        if not pass2:
+            self._digests[path] = digests
+        return digests
+
     def _n_ranges(self, path: str) -> int:
         return max(1, min(self.threads() * convert_parallel.RANGES_PER_WORKER,
                           os.path.getsize(path) // MIN_RANGE_BYTES))
@@ -250,6 +272,83 @@ class DaskRunner(LocalRunner):
 
 def _plain_jsonl(path: str) -> bool:
     return path != "-" and kind_of(path) == "jsonl"
+
+
+SCHEMES = ("tcp", "tls", "ucx", "ws", "wss", "inproc")  # the addresses a Dask scheduler listens on
+
+
+def _connect(address: str):
+    """A client of the scheduler at `address`, or one line saying why not (nothing answers, not a scheduler)."""
+    from distributed import Client
+
+    scheme = address.split("://", 1)[0] if "://" in address else "tcp"
+    if scheme not in SCHEMES:
+        raise InstructgenError(f"--dask {address}: a Dask scheduler's address starts with {', '.join(SCHEMES[:2])}:// "
+                               f"(e.g. tcp://host:8786), not {scheme}:// (the dashboard's http://host:8787 is not it)")
+    try:
+        return Client(address, timeout=CONNECT_SECONDS)
+    except (OSError, TimeoutError, ValueError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InstructgenError(f"--dask {address}: no Dask scheduler answers there ({why}); start one "
+                               "(dask scheduler) or check the address") from None
+
+
+CONNECT_SECONDS = 10
+
+
+# -- the same bytes on the client and the workers ---------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Mismatch:
+    """A worker read other bytes than the client in [start, end) of a file (returned, not raised: a raised
+    error would print its traceback in the worker's log)."""
+
+    worker: str
+    start: int
+    end: int
+
+
+def range_digest(path: str, a: int, b: int) -> str:
+    import xxhash
+
+    digest = xxhash.xxh3_64()
+    with open(path, "rb") as fh:
+        fh.seek(a)
+        left = b - a
+        while left > 0 and (chunk := fh.read(min(left, 1 << 22))):
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def _differs(path: str, a: int, b: int, expected: dict[tuple[int, int], str]) -> Mismatch | None:
+    """None when [a, b) of the file this worker sees has the client's bytes."""
+    if expected.get((a, b)) == range_digest(path, a, b):
+        return None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except ValueError:  # not on a worker (tests call it directly)
+        worker = "here"
+    return Mismatch(worker, a, b)
+
+
+def _checked(results: Iterable, path: str) -> Iterator:
+    """The results in order; a range whose bytes differed stops the run naming the file."""
+    for result in results:
+        if isinstance(result, Mismatch):
+            raise InstructgenError(
+                f"{path}: the Dask worker at {result.worker} reads other bytes at this path than the client "
+                f"(bytes {result.start}-{result.end}): another file of the same name, or the file changed during "
+                "the run; nothing was written. The workers must read the very file the client reads")
+        yield result
+
+
+def index_range_checked(job: tuple, expected: dict[tuple[int, int], str]):
+    """dedup_files.index_range on a worker, once its range is checked to hold the client's bytes."""
+    path, _spec, _config, a, b, _first = job
+    return _differs(path, a, b, expected) or index_range(job)
 
 
 def _results_as_completed(futures: list) -> Iterator:
@@ -344,11 +443,15 @@ class PortableHeads(HeadTexts):
 
 
 def dedup_range_on_worker(job: tuple[str, int, int, int], decisions: Decisions, file_number: int, base: int,
-                          convert_config: tuple) -> tuple[bytes, bytes, int, tuple]:
+                          convert_config: tuple, expected: dict[tuple[int, int], str]
+                          ) -> tuple[bytes, bytes, int, tuple] | Mismatch:
     """Pass 2 over the byte range [a, b) of a plain JSONL file (whose first line is line `first`), as
     dedup_files' process pool does it: (the range's output JSONL, its clusters.jsonl rows, how many rows,
-    the counts and drops of its log for convert_parallel._count)."""
+    the counts and drops of its log for convert_parallel._count); a Mismatch when the range's bytes are not
+    the client's."""
     path, a, b, first = job
+    if (mismatch := _differs(decisions.heads.where(path), a, b, expected)) is not None:
+        return mismatch
     fates = _LineFates(decisions, decisions.heads.files[file_number], base)
     log = RunLog("dedup", keep_entries=True)
     out, reviewed = io.BytesIO(), io.BytesIO()

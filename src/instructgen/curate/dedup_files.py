@@ -20,8 +20,13 @@ its order, the rejects and the clusters file are those of one process, and the s
 `dedup.dedup_records` over the same records.
 
 Pass 1's arrays are saved per input file in a signatures folder (Parquet, one file per input and
-sketch settings), and reused when the same file (same size and modification time) is deduplicated
-again with the same sketch settings: with another threshold or keep rule, or as an --against reference.
+sketch settings), and reused when the same file (the same bytes: a digest of the file is kept with them
+and checked, about a second a GB) is deduplicated again with the same sketch settings: with another
+threshold or keep rule, or as an --against reference.
+
+Small files (every file a runner does not send to its workers) are sketched here in batches shared with
+their neighbours and written in one stream, so a folder of a million one-record files costs what one
+file of a million records costs, plus reading each file twice.
 """
 
 from __future__ import annotations
@@ -351,8 +356,22 @@ def _fingerprint(path: str) -> str:
     return f"{st.st_size}:{st.st_mtime_ns}"
 
 
-def save_signatures(target: Path, indexed: Indexed) -> None:
-    """Pass 1's arrays of one file as Parquet (signatures as fixed-size binary), written in batches."""
+def file_digest(path: str) -> str:
+    """A digest of the file's bytes (xxh3-128, a dependency of `datasets`: several GB/s, against pass 1's
+    tens of MB/s), so that saved signatures are never taken for a file rewritten in place with its size and
+    modification time kept."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_signatures(target: Path, indexed: Indexed, digest: str | None = None) -> None:
+    """Pass 1's arrays of one file as Parquet (signatures as fixed-size binary), written in batches, with the
+    digest of the bytes they were computed from when given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -361,7 +380,7 @@ def save_signatures(target: Path, indexed: Indexed) -> None:
     shape = indexed.buffer.shape
     width = shape[0] * shape[1] * 2
     meta = {"instructgen": f"{SIGNATURE_VERSION}", "file": _fingerprint(indexed.path), "format": indexed.format,
-            "shape": f"{shape[0]},{shape[1]}"}
+            "shape": f"{shape[0]},{shape[1]}", **({"digest": digest} if digest else {})}
     schema = pa.schema([("key", pa.uint64()), ("length", pa.uint32()), ("anchor", pa.uint32()), ("line", pa.int64()),
                         ("offset", pa.int64()), ("signature", pa.binary(width))], metadata=meta)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -385,9 +404,10 @@ def save_signatures(target: Path, indexed: Indexed) -> None:
 SAVE_BATCH = 200_000
 
 
-def load_signatures(target: Path, path: str, into: SketchBuffer) -> Indexed | None:
+def load_signatures(target: Path, path: str, into: SketchBuffer, digest: str | None = None) -> Indexed | None:
     """The saved arrays of `path` (appended to `into`), or None when there are none, they are of other
-    settings, or the file changed since."""
+    settings, or the file changed since: its bytes, when `digest` (the file's now) is given, else its size and
+    modification time (for a caller that compares each record's digest itself, as the pipeline does)."""
     import pyarrow.parquet as pq
 
     if not target.exists():
@@ -395,7 +415,8 @@ def load_signatures(target: Path, path: str, into: SketchBuffer) -> Indexed | No
     try:
         source = pq.ParquetFile(target)
         meta = {k.decode(): v.decode() for k, v in (source.schema_arrow.metadata or {}).items()}
-        if meta.get("instructgen") != f"{SIGNATURE_VERSION}" or meta.get("file") != _fingerprint(path) \
+        same_file = meta.get("digest") == digest if digest else meta.get("file") == _fingerprint(path)
+        if meta.get("instructgen") != f"{SIGNATURE_VERSION}" or not same_file \
                 or tuple(int(x) for x in meta["shape"].split(",")) != into.shape:
             return None
         start, lines, offsets = into.size, [], []
@@ -421,16 +442,18 @@ def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: Sketch
     """Pass 1 over `path` (by `runner`), or its result saved by an earlier run; saved for the next run when
     `folder` is given."""
     target = signature_path(folder, path, fmt, config) if folder else None
-    if target is not None:
-        start = into.size
-        if (found := load_signatures(target, path, into)) is not None:
-            if bar is not None:
-                bar.update(os.path.getsize(path))
-            return found
-        into.size = start  # a damaged file may have appended some
+    if target is None:
+        return runner.index(path, fmt, config, into, bar, announce)
+    before, digest = _fingerprint(path), file_digest(path)
+    start = into.size
+    if (found := load_signatures(target, path, into, digest)) is not None:
+        if bar is not None:
+            bar.update(os.path.getsize(path))
+        return found
+    into.size = start  # a damaged file may have appended some
     indexed = runner.index(path, fmt, config, into, bar, announce)
-    if target is not None:
-        save_signatures(target, indexed)
+    if _fingerprint(path) == before:  # not saved when the file changed while pass 1 read it
+        save_signatures(target, indexed, digest)
     return indexed
 
 
