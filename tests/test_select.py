@@ -149,9 +149,9 @@ def test_bad_rows_and_records_without_scores_are_accounted(tmp_path, capsys):
                    '[1, 2]\n'
                    '{"foo": 1, "meta": {"scores": {"a": 5}}}\n', encoding="utf-8")
     assert cli_main(["select", str(inp), "--from", "alpaca", "-o", str(tmp_path / "best.jsonl"), "--by", "a",
-                     "--top-k", "5"]) == 0
+                     "--top-k", "1"]) == 0  # the invalid row scores best: it must not take the one place
     err = capsys.readouterr().err
-    assert "select: in 5 = out 1 + rejected 3 + filtered 1" in err
+    assert "select: in 5 = out 1 + rejected 3 + filtered 1" in err, err
     rejects = {r["origin"].rsplit(":", 1)[1]: r for r in _lines(tmp_path / "best.rejects.jsonl")}
     assert rejects["3"]["reason"] == "no score a" and rejects["2"]["kind"] == "rejected"
     assert rejects["5"]["reason"].startswith("not a valid alpaca record")

@@ -214,20 +214,22 @@ def brute_force_near(selected: np.ndarray, sig: np.ndarray, similarity: float) -
 
 
 # reasons (codes in the walk's arrays)
-SELECTED, BELOW, QUOTA, TOP_K, BUDGET, NEAR = range(6)
+SELECTED, BELOW, QUOTA, TOP_K, BUDGET, NEAR, INVALID = range(7)  # INVALID: not a record of its format
 REASONS = {BELOW: "below threshold", QUOTA: "quota", TOP_K: "not in the top K", BUDGET: "over the token budget",
            NEAR: "near selected record"}
 
 
 @dataclass
 class Walk:
-    """The walk over arrays: scores, groups (int ids), tokens; `sketch(indices)` gives signatures on demand."""
+    """The walk over arrays: scores, groups (int ids), tokens; `sketch(indices)` gives signatures on demand,
+    `check(indices)` whether each is a valid record (asked only of records about to be taken)."""
 
     scores: np.ndarray
     groups: np.ndarray
     tokens: np.ndarray
     config: SelectConfig
     sketch: Callable[[np.ndarray], np.ndarray] | None = None
+    check: Callable[[np.ndarray], np.ndarray] | None = None
     brute_force: bool = False  # the diversity rule by comparing with every selected record (the reference)
     fate: np.ndarray = field(init=False)
     near_of: np.ndarray = field(init=False)  # for NEAR: the record index it is near
@@ -249,8 +251,8 @@ class Walk:
         index = NearIndex(cfg.similarity, cfg.num_perm) if cfg.diverse and not self.brute_force else None
         selected_rows: list[int] = []  # record index per selected slot
         brute_sigs = np.empty((0, cfg.num_perm), dtype=np.uint32)
-        sigs = keys = None
-        base = -1
+        sigs = keys = valid = None
+        base = checked = -1
         quota_kind = QUOTA if cfg.per else TOP_K
         for pos, i in enumerate(order.tolist()):
             g = self.groups[i]
@@ -263,6 +265,12 @@ class Walk:
             if cfg.budget_tokens and spent[g] + self.tokens[i] > cfg.budget_tokens:
                 self.fate[i] = BUDGET
                 continue
+            if self.check is not None:
+                if pos >= checked + BATCH or checked < 0:
+                    checked, valid = pos, self.check(order[pos:pos + BATCH])
+                if not valid[pos - checked]:
+                    self.fate[i] = INVALID
+                    continue
             if cfg.diverse:
                 if pos >= base + BATCH or base < 0:  # sketch the next batch of the walk
                     base = pos
@@ -373,8 +381,11 @@ def _select(sources: Iterable, config: SelectConfig, log: RunLog, emit: Callable
         def sketch(indices: np.ndarray) -> np.ndarray:
             texts = ["\n".join(row_texts(spool.read(int(i))[2], [])) for i in indices]
             return signatures(texts, config.num_perm, config.seed)
+        def check(indices: np.ndarray) -> np.ndarray:
+            rows = (spool.read(int(i)) for i in indices)
+            return np.array([_is_record(specs[spec_name], data) for _, spec_name, data in rows], dtype=bool)
         walk = Walk(np.asarray(ranked.scores, dtype=np.float64), np.asarray(ranked.groups, dtype=np.int64),
-                    np.asarray(ranked.tokens, dtype=np.int64), config, sketch=sketch).run()
+                    np.asarray(ranked.tokens, dtype=np.int64), config, sketch=sketch, check=check).run()
         origins = {int(j): spool.read(int(j))[0] for j in np.unique(walk.near_of[walk.near_of >= 0])}
         _write(spool, specs, walk, origins, log, emit, config)
     finally:
@@ -419,6 +430,16 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
             log.took_in(taken)
     spool.fh.flush()
     return ranked, specs
+
+
+def _is_record(spec: Any, data: dict) -> bool:
+    from ..errors import BadRecord
+
+    try:
+        spec.parse(data).check()
+    except BadRecord:
+        return False
+    return True
 
 
 def _reject_row(log: RunLog, spec: Any, row: Any) -> None:
@@ -488,7 +509,7 @@ def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, 
     fate, scores = walk.fate.tolist(), walk.scores
     for k, (origin, spec_name, raw) in enumerate(spool.all()):
         f = fate[k]
-        if f == SELECTED:
+        if f == SELECTED or f == INVALID:  # an invalid one is dropped by _parse, with the format's reason
             conv = _parse(specs[spec_name], orjson.loads(raw), origin, log)
             if conv is not None:
                 emit(conv)
