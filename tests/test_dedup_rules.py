@@ -73,7 +73,7 @@ def test_tool_calls_in_text_are_identifiers():
     assert kept([a, b]) == ["a", "b"]
     found = dedup_text.identifiers_batch(["use Calculator(2 * 3) now", "use Calculator(2*3) now", "use Calculator(3*2)"])
     assert found[0] == found[1] != found[2]
-    assert "c:Calculator(2*3)" in found[0]
+    assert "c:calculator(2*3)" in found[0]
 
 
 def test_the_same_tool_call_with_other_spacing_merges():

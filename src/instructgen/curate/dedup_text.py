@@ -10,7 +10,8 @@ written in text, content words, and the part of a text that is asked or answered
                                   >= PASSAGE_SHARE of them)
     numbers_as_digits(texts)      number words written as digits (before tokens and identifiers are read)
     identifiers_batch(texts)      text.identifiers plus number words as numbers and tool calls written in
-                                  text (`Calculator(2*3)`, `python('[2, 3]')`), arguments kept literally
+                                  text (`Calculator(2*3)`, `python('[2, 3]')`), arguments as written up to
+                                  case and spacing
 
 Why content words: MinHash over words and word pairs scores a one-word change in a ten-word record 0.73,
 whether the word is "the" or "grass" -> "hay". Comparing the content words alone as well (here a changed one
@@ -105,7 +106,8 @@ _SPACE = re.compile(r"\s+")
 
 
 def _tool_calls(text: str) -> list[str]:
-    return [f"c:{name}({_SPACE.sub('', args)})" for name, args in TOOL_CALL.findall(text)]
+    # up to case and spacing, as quoted literals are: wolfram('Earth to Moon') is wolfram('earth to moon')
+    return [f"c:{name.casefold()}({_SPACE.sub('', args).casefold()})" for name, args in TOOL_CALL.findall(text)]
 
 
 def _digits(match: re.Match) -> str:
