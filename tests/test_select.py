@@ -176,3 +176,21 @@ def test_per_source_quota_and_token_budget(tmp_path, capsys):
     from instructgen.quality.select import estimated_tokens, row_texts
     spent = sum(estimated_tokens("\n".join(row_texts(r, []))) for r in best)
     assert spent <= 200 and all(spent + estimated_tokens("\n".join(row_texts(r["raw"], []))) > 200 for r in rejects)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from("abc"), st.one_of(st.integers(-5, 5), st.floats(allow_infinity=False),
+                                                         st.booleans(), st.text(max_size=2), st.none())),
+       st.lists(st.sampled_from("abc"), min_size=1, max_size=3))
+def test_property_the_rank_value_is_the_product_of_numbers_or_names_the_missing_one(scores, names):
+    import math
+
+    from instructgen.quality.select import score_of
+
+    got = score_of(scores, names)
+    bad = [n for n in names if not (isinstance(scores.get(n), (int, float)) and not isinstance(scores.get(n), bool)
+                                    and not math.isnan(scores.get(n)))]
+    if bad:
+        assert got == bad[0]
+    else:
+        assert got == pytest.approx(math.prod(scores[n] for n in names), nan_ok=True)

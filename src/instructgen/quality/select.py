@@ -91,14 +91,21 @@ def parse_by(spec: str) -> tuple[str, ...]:
 
 def score_of(scores: Any, names: Sequence[str]) -> float | str:
     """The product of the named scores, or the name of the first one missing (or not a number)."""
-    scores = scores if isinstance(scores, dict) else {}
+    if type(scores) is not dict:
+        scores = {}
     value = 1.0
     for name in names:
         v = scores.get(name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or math.isnan(v):
+        if not _is_number(v):
             return name
-        value *= float(v)
-    return value
+        value *= v
+    return float(value)
+
+
+def _is_number(v: Any) -> bool:
+    if type(v) is float:  # the common case first (JSON numbers); NaN is no score
+        return v == v
+    return type(v) is int or (isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v))
 
 
 SKIP_KEYS = frozenset({"meta", "from", "role", "id", "type", "name", "tool_call_id"})  # labels, not the record's text
@@ -412,7 +419,8 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
                     _reject_row(log, spec, row)  # counted in and dropped, with the reason `convert` gives
                     continue
                 taken += 1
-                scores = _scores(data, spec, log, row.origin)
+                meta = data.get("meta")
+                scores = (meta.get("scores") or {}) if type(meta) is dict else _scores(data, spec, log, row.origin)
                 if scores is None:
                     continue
                 value = _rank_value(scores, names, flags)
