@@ -73,19 +73,27 @@ def ngram_range_hashes(
         return hashes, counts
     lens = np.asarray(lens, dtype=np.int64)
     n_rec = len(lens)
-    parts, owners, totals = [hashes], [np.repeat(np.arange(n_rec), counts)], counts.copy()
+    groups = [(hashes, counts)]
     for n in range(lo + 1, hi + 1):
         long = lens >= n
         if not long.any():
             break
         keep = np.repeat(long, lens)
         h, c = shingle_hashes(np.asarray(ids, dtype=np.uint64)[keep], lens[long], n)
-        parts.append(h)
-        owners.append(np.repeat(np.flatnonzero(long), c))
-        totals[long] += c
-    # each record's shingles contiguous, in record order (a stable merge of already sorted runs)
-    order = np.argsort(np.concatenate(owners), kind="stable")
-    return np.concatenate(parts)[order], totals
+        full = np.zeros(n_rec, dtype=np.int64)
+        full[long] = c
+        groups.append((h, full))
+    totals = np.sum([c for _, c in groups], axis=0)
+    # each record's shingles contiguous, in record order: every group's hashes placed straight at their
+    # record's offset (no sort; the order inside a record does not matter to a minimum)
+    out = np.empty(int(totals.sum()), dtype=np.uint64)
+    base = np.cumsum(totals) - totals
+    for h, c in groups:
+        owner = np.repeat(np.arange(n_rec), c)
+        local = np.arange(len(h)) - np.repeat(np.cumsum(c) - c, c)
+        out[base[owner] + local] = h
+        base = base + c
+    return out, totals
 
 
 def permutations32(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
