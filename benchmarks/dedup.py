@@ -7,8 +7,11 @@ deleted, at least one edit). The true cluster of every record is known.
 
 Compared in one process on the same data:
   ours        instructgen.curate.dedup (auto shingles = words/Han characters and neighbouring pairs,
-              numpy MinHash kept to 16 bits, sort banding, verified keep-first greedy; numbers, URLs
-              and quoted literals must match). The records here are single instructions: one part.
+              numpy MinHash in 32-bit lanes kept to 16 bits, sort banding, verified keep-first greedy;
+              numbers (number words as digits), URLs, quoted literals and tool calls in text must match;
+              a quarter of the columns compare the content words, which must be the same in a record of
+              five or fewer: a copy edited in such a content word counts as missed here, by design, issue
+              18). The records here are single instructions: one part.
   datasketch  plain MinHashLSH: lowercase whitespace words, 5-grams, MinHash.bulk, threshold 0.7,
               query-then-insert keep-first (the usual pipeline; records with < 5 words get no shingle)
   text-dedup  text-dedup's method rewritten in its style: regex \\W split, 5-grams, sha1 per shingle,
