@@ -182,3 +182,57 @@ def test_a_call_only_message_without_content_is_written_with_content_null(tmp_pa
     (written,) = [r.data for r in read_rows(str(out))]
     assert "content" in written["messages"][1] and written["messages"][1]["content"] is None
     assert written["messages"][1]["tool_calls"] == row["messages"][1]["tool_calls"]
+
+
+# -- sharegpt: every row has a string id (issue 20.5) --------------------------------------------------------
+
+def test_every_sharegpt_row_has_a_string_id_and_made_ids_add_nothing_downstream(tmp_path, capsys):
+    rows = [{"instruction": "a", "input": "", "output": "b"}, {"instruction": "a", "input": "x", "output": "b"}]
+    src = write_jsonl(tmp_path / "al.jsonl", rows)
+    out, back = tmp_path / "s.jsonl", tmp_path / "back.jsonl"
+    assert main(["convert", str(src), "--to", "sharegpt", "-o", str(out), "--workers", "1"]) == 0
+    assert "id made from the turns (FastChat needs a string id): 2 records" in capsys.readouterr().err
+    written = [r.data for r in read_rows(str(out))]
+    assert all(isinstance(r["id"], str) and r["id"].startswith("ig-") for r in written)
+    assert len({r["id"] for r in written}) == 2
+    again = tmp_path / "again.jsonl"  # stable: the same record gets the same id
+    assert main(["convert", str(src), "--to", "sharegpt", "-o", str(again)]) == 0
+    assert again.read_bytes() == out.read_bytes()
+    assert main(["convert", str(out), "--to", "alpaca", "-o", str(back)]) == 0
+    assert [r.data for r in read_rows(str(back))] == rows  # the made id is no information: not carried
+
+
+def test_an_int_id_is_written_as_text_and_read_back_as_an_int(tmp_path, capsys):
+    moss = write_jsonl(tmp_path / "moss.jsonl", [MOSS_INT_ID])
+    out, back = tmp_path / "s.jsonl", tmp_path / "back.jsonl"
+    assert main(["convert", str(moss), "--to", "sharegpt", "-o", str(out)]) == 0
+    (row,) = [r.data for r in read_rows(str(out))]
+    assert row["id"] == "1"
+    assert main(["convert", str(out), "--to", "moss", "-o", str(back)]) == 0
+    assert [r.data for r in read_rows(str(back))] == [MOSS_INT_ID]
+
+
+# -- media columns stay top-level; placeholders match the files (issue 20.4) ------------------------------------
+
+def test_media_stay_top_level_and_validate_counts_placeholders(shared, tmp_path, capsys):
+    src = shared("real", "llamafactory_mllm_demo.json")
+    source_rows = json.loads(src.read_text(encoding="utf-8"))
+    for to in ("sharegpt", "history", "openai"):
+        out = tmp_path / f"mm.{to}.json"
+        assert main(["convert", str(src), "--to", to, "-o", str(out)]) == 0
+        rows = json.loads(out.read_text(encoding="utf-8"))
+        assert [r["images"] for r in rows] == [r["images"] for r in source_rows], to
+        assert all("images" not in r.get("meta", {}) for r in rows)
+        assert main(["validate", str(out)]) == 0, to
+    # alpaca keeps the first turn: a record whose other turns held placeholders is refused, with the reason
+    out = tmp_path / "mm.alpaca.json"
+    assert main(["convert", str(src), "--to", "alpaca", "-o", str(out)]) == 0
+    rejected = [json.loads(line)["reason"] for line in (tmp_path / "mm.alpaca.rejects.jsonl").read_text().splitlines()]
+    assert rejected and all("placeholder" in reason for reason in rejected)
+    assert main(["validate", str(out)]) == 0
+    capsys.readouterr()
+    bad = write_jsonl(tmp_path / "bad.jsonl", [{"conversations": [{"from": "human", "value": "<image>Who?"},
+                                                                   {"from": "gpt", "value": "Kane."}],
+                                                "images": ["a.jpg", "b.jpg"]}])
+    assert main(["validate", str(bad)]) == 1
+    assert "2 images but 1 <image> placeholder" in capsys.readouterr().out

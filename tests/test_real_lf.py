@@ -66,8 +66,9 @@ def test_every_output_validates(src, to, tmp_path):
         assert meaning_problems(spec.parse(row.data).check(), spec.alternates, spec.answers_calls) == [], row.origin
     # a record is dropped only where the target truly cannot hold it: BELLE's text form, or a source record
     # whose tool turns mean nothing there (glaive: a result that answers no call; MOSS: a command with no result)
+    # or media whose placeholders were in the turns a single-turn format drops (LLaMA-Factory's mllm demo)
     assert all(reason.startswith("cannot write as belle") or "answers no call" in reason or "never answered" in reason
-               for _, reason in log.reasons), log.reasons
+               or "placeholder" in reason for _, reason in log.reasons), log.reasons
 
 
 @pytest.mark.parametrize("to", ["alpaca", "sharegpt"])

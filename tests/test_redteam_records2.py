@@ -95,7 +95,7 @@ def test_a_kto_label_that_is_not_a_boolean_is_rejected_with_the_reason(label, to
     out = tmp_path / "out.jsonl"
     assert main(["convert", str(src), "--to", to, "-o", str(out), "--from", "sharegpt"]) == 0
     written = [r.data for r in read_rows(out)]
-    assert len(written) == 1 and "5" not in json.dumps(written)  # the bad answer is no training target
+    assert len(written) == 1 and '"5"' not in json.dumps(written)  # the bad answer is no training target
     (reason,) = [d["reason"] for d in rejects(tmp_path / "out.rejects.jsonl")]
     assert "'label'" in reason and "true or false" in reason and repr(label) in reason
 

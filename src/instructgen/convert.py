@@ -29,7 +29,7 @@ from . import convert_parallel, formats
 from .errors import Ambiguous, BadRecord, CannotRepresent, InstructgenError
 from .formats.moss_plugins import plugin_meta_losses
 from .formats.base import DumpOptions, extra_fields_fate
-from .formats.meaning import meaning_problems
+from .formats.meaning import PLACEHOLDER, meaning_problems
 from .io import MAX_ROW_BYTES, Row, RowWriter, jsonl_safe, kind_of, read_rows, rows_from_lines
 from .io import open_source as open_file
 from .record import Conversation
@@ -159,6 +159,8 @@ def write_records(
             if spec.whole and (problems := meaning_problems(conv, spec.alternates, spec.answers_calls)):
                 raise CannotRepresent(problems[0])
             rows = spec.dump(conv, opts, losses.add)
+            if conv.extra and (problem := _media_mismatch(rows)):
+                raise CannotRepresent(problem)
         except CannotRepresent as e:
             if strict:
                 raise StrictError(f"{conv.origin}: cannot write as {to_format}: {e.reason}") from None
@@ -249,6 +251,30 @@ def estimate_explode_growth(inputs: list[str], to_format: str, read_opts: ReadOp
         except CannotRepresent:
             continue
     return growth.ratio if growth.text_in else None
+
+
+def _media_mismatch(rows: list[dict]) -> str | None:
+    """Why a written row's media files no longer match the placeholders its turns keep (the turns that
+    held some were dropped), or None. LLaMA-Factory refuses such a row."""
+    for row in rows:
+        for key, mark in PLACEHOLDER.items():
+            files = row.get(key)
+            if isinstance(files, list):
+                marks = sum(_count(v, mark) for k, v in row.items() if k not in (key, "meta"))
+                if marks != len(files):
+                    return (f"the turns written keep {marks} {mark} placeholder{'s' if marks != 1 else ''} for "
+                            f"{len(files)} {key} (write a format that keeps the whole conversation)")
+    return None
+
+
+def _count(value: Any, mark: str) -> int:
+    if isinstance(value, str):
+        return value.count(mark)
+    if isinstance(value, dict):
+        return sum(_count(v, mark) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count(v, mark) for v in value)
+    return 0
 
 
 def writable(to_format: str) -> formats.FormatSpec:

@@ -31,7 +31,10 @@ preference pair, ...) and the top-level fields of a source row its format does
 not define (`conv.extra`: `images`, ids, anything) travel in one top-level
 object, `"meta"`, so alpaca -> sharegpt -> alpaca and moss -> openai -> moss
 lose nothing and no target gets columns it does not define. Only a row written
-back in its own format gets its extra fields back at the top level.
+back in its own format gets its extra fields back at the top level, with one
+exception: media columns (`images`, `videos`, `audios`) stay top-level in the
+formats LLaMA-Factory reads them from (alpaca, history, sharegpt, openai), where
+a trainer looks for them.
 `--no-meta` (keep_meta=False, extras=False) leaves all of it out, counted per field.
 """
 
@@ -44,6 +47,8 @@ from ..errors import BadRecord, CannotRepresent
 from ..record import Conversation, Message
 
 META_KEY = "meta"
+MEDIA_KEYS = ("images", "videos", "audios")  # LLaMA-Factory's media columns, matched by <image>, <video>, <audio>
+MEDIA_FORMATS = frozenset({"alpaca", "history", "sharegpt", "openai"})
 Lost = Callable[[str], None]
 # a plain conversation on the direct path: (system prompt or None, [(user, assistant), ...], meta)
 Plain = tuple[str | None, list[tuple[str, str]], dict[str, Any]]
@@ -155,14 +160,25 @@ def finish_row(row: dict[str, Any], conv: Conversation, opts: DumpOptions, nativ
     if own and opts.extras:
         for k, v in conv.extra.items():
             row.setdefault(k, v)
+    media = _media(conv, fmt)
+    for k in media:
+        row.setdefault(k, conv.extra[k])
     if opts.keep_meta:
         carried = {k: v for k, v in conv.meta.items() if k not in native}
         if conv.extra and not own:
             for k, v in conv.extra.items():
-                carried.setdefault(k, v)
+                if k not in media:
+                    carried.setdefault(k, v)
         if carried and META_KEY not in row:
             row[META_KEY] = carried
     return row
+
+
+def _media(conv: Conversation, fmt: str) -> list[str]:
+    """The media columns of the record that stay top-level in format `fmt`."""
+    if fmt not in MEDIA_FORMATS or not conv.extra:
+        return []
+    return [k for k in MEDIA_KEYS if k in conv.extra]
 
 
 def extra_fields_fate(conv: Conversation, fmt: str, opts: DumpOptions) -> tuple[str, list[str]]:
@@ -171,7 +187,8 @@ def extra_fields_fate(conv: Conversation, fmt: str, opts: DumpOptions) -> tuple[
         return "top", []
     if conv.source_format == fmt:
         return ("top" if opts.extras else "dropped"), list(conv.extra)
-    return ("meta" if opts.keep_meta else "dropped"), list(conv.extra)
+    media = _media(conv, fmt)
+    return ("meta" if opts.keep_meta else "dropped"), [k for k in conv.extra if k not in media]
 
 
 # -- preference data in formats without preference fields -----------------------------------------

@@ -20,7 +20,7 @@ from typing import Callable
 
 import orjson
 
-from . import moss
+from . import moss, sharegpt
 from .base import DumpOptions
 
 # convert(row, origin, notes) -> the target row (a dict, or its JSONL line in jsonl mode), or None (the
@@ -53,6 +53,7 @@ def direct(source: str, target: str, opts: DumpOptions, jsonl: bool = False) -> 
 
 def alpaca_to_sharegpt(opts: DumpOptions, jsonl: bool) -> Direct:
     keep_meta = opts.keep_meta
+    made_id = sharegpt.made_id
 
     def convert(row: dict, origin: str, notes: Counter) -> dict | bytes | None:
         if len(row) != 3:  # alpaca.read_plain's test, inline: this runs a million times
@@ -63,16 +64,16 @@ def alpaca_to_sharegpt(opts: DumpOptions, jsonl: bool) -> Direct:
             return None
         if type(instruction) is not str or type(inp) is not str or type(output) is not str:
             return None
-        if not inp:
-            out = {"conversations": [{"from": "human", "value": instruction}, {"from": "gpt", "value": output}]}
-        else:
-            out = {"conversations": [{"from": "human", "value": instruction + "\n" + inp},
-                                     {"from": "gpt", "value": output}]}
+        user = instruction + "\n" + inp if inp else instruction
+        out = {"id": made_id((("user", user), ("assistant", output))),
+               "conversations": [{"from": "human", "value": user}, {"from": "gpt", "value": output}]}
+        if inp:
             if keep_meta:
                 out["meta"] = {"split": {"instruction": instruction, "input": inp}}
         return _dumps(out, option=_NEWLINE) if jsonl else out
 
     convert.needs_origin = False
+    convert.row_note = sharegpt.MADE_ID_NOTE  # every row: alpaca has no id
     return convert
 
 

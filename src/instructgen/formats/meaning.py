@@ -8,6 +8,8 @@
 - roles alternate where the format requires it (ShareGPT and OpenAI rows as LLaMA-Factory reads
   them: user or tool results, then an assistant turn, in turn; the results of one message's calls
   count as one turn);
+- media: a record with `images` (`videos`, `audios`) has as many `<image>` (`<video>`, `<audio>`)
+  placeholders in its turns as files (LLaMA-Factory refuses it otherwise);
 - the conversation ends with the assistant turn training learns from (a preference pair ends with
   the user turn its two answers reply to, which `Conversation.check` already requires).
 """
@@ -19,7 +21,7 @@ from ..record import Conversation
 
 def meaning_problems(conv: Conversation, alternates: bool, answers_calls: bool = False) -> list[str]:
     """One line per problem; [] for a record that means what training needs."""
-    problems = _tool_results(conv, answers_calls)
+    problems = _tool_results(conv, answers_calls) + _media(conv)
     if alternates:
         problems += _alternation(conv)
     last = conv.messages[-1]
@@ -56,6 +58,21 @@ def _unanswered(caller: int, pending: list) -> str:
     n = len(pending)
     return (f"message {caller}: {n} tool call{'s' if n != 1 else ''}{f' ({ids})' if ids else ''} never answered "
             "by a tool result (the Chat API refuses it)")
+
+
+PLACEHOLDER = {"images": "<image>", "videos": "<video>", "audios": "<audio>"}
+
+
+def _media(conv: Conversation) -> list[str]:
+    problems = []
+    for key, mark in PLACEHOLDER.items():
+        files = conv.extra.get(key)
+        if not isinstance(files, list):
+            continue
+        marks = sum(m.content.count(mark) for m in conv.messages)
+        if marks != len(files):
+            problems.append(f"{len(files)} {key} but {marks} {mark} placeholder{'s' if marks != 1 else ''} in the turns")
+    return problems
 
 
 def _alternation(conv: Conversation) -> list[str]:

@@ -18,6 +18,11 @@ the results of parallel calls share one observation turn, joined as
 LLaMA-Factory's own OpenAI converter joins them (meta["tool_results_merged"]
 says so, and reading splits them again).
 
+Every row carries a string `id` (FastChat's data scripts index it): the record's own id, an int
+one as its text (meta["id_int"] says so, and reading gives the int back), or, for a record without
+one, `ig-` and 16 hex digits of a digest of its turns; reading drops an id that is exactly that
+digest, so it adds nothing to a record that goes on to another format.
+
 Preference data in LLaMA-Factory's sharegpt layouts: `chosen` and `rejected`
 turn objects answering the conversation, which ends with the human turn
 (`ranking: true`), or a boolean `label` on a conversation that ends with the
@@ -26,6 +31,7 @@ answer it judges (`kto_tag`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -58,6 +64,41 @@ TAGS = {"human-gpt": DEFAULT_FROM, "user-assistant": {**DEFAULT_FROM, "user": "u
 TURN_FIELDS = frozenset({"from", "value"})
 TEXTS_KEY, MERGED_KEY = "tool_call_texts", "tool_results_merged"
 RESULT_SEP = "\n</tool_response>\n<tool_response>\n"  # how LLaMA-Factory's OpenAI converter joins parallel results
+MADE_ID_PREFIX, ID_INT_KEY = "ig-", "id_int"
+MADE_ID_NOTE = "id made from the turns (FastChat needs a string id)"
+ID_TEXT_NOTE = "id written as a string (FastChat needs one)"
+
+
+def made_id(turns) -> str:
+    """The id of a record without one: a digest of its (role, content) turns."""
+    text = "\x00".join(f"{role}\x01{content}" for role, content in turns)
+    return MADE_ID_PREFIX + hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _conv_turns(conv: Conversation):
+    return ((m.role, m.content) for m in conv.messages)
+
+
+def _plain_turns(system: str | None, pairs):
+    if system is not None:
+        yield "system", system
+    for q, a in pairs:
+        yield "user", q
+        yield "assistant", a
+
+
+def id_out(meta: dict, turns) -> tuple[str, str | None]:
+    """(the string id a row gets, the note it is worth or None), from meta["id"] or the turns."""
+    if "id" not in meta or meta["id"] is None:
+        return made_id(turns), MADE_ID_NOTE
+    value = meta["id"]
+    if isinstance(value, str):
+        return value, None
+    return (str(value) if isinstance(value, int) and not isinstance(value, bool) else json.dumps(value)), ID_TEXT_NOTE
+
+
+def _is_made(value: Any, turns) -> bool:
+    return isinstance(value, str) and value.startswith(MADE_ID_PREFIX) and value == made_id(turns)
 
 
 def detect(row: dict) -> bool:
@@ -73,6 +114,8 @@ def parse(row: dict) -> Conversation:
     meta, extra = split_known(row, known)
     if "id" in row:
         meta["id"] = row["id"]
+    if meta.pop(ID_INT_KEY, None) is True and isinstance(row.get("id"), str) and row["id"].lstrip("-").isdigit():
+        meta["id"] = int(row["id"])
     conv = Conversation([], meta=meta, extra=extra, source_format=NAME)
     system = require_str(row, "system", optional=True) if "system" in row else None
     if system:
@@ -89,6 +132,8 @@ def parse(row: dict) -> Conversation:
     if pair is not None:
         conv.chosen, conv.rejected = pair
     conv.label = label
+    if _is_made(conv.meta.get("id"), _conv_turns(conv)):
+        del conv.meta["id"]
     return conv.check()
 
 
@@ -190,9 +235,12 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
     check_weights(conv, lost)
     if renamed_results(conv.messages):
         lost("tool result names dropped")
-    row: dict[str, Any] = {}
-    if "id" in conv.meta:
-        row["id"] = conv.meta["id"]
+    row: dict[str, Any] = {"id": id_out(conv.meta, _conv_turns(conv))[0]}
+    stash = {}
+    if isinstance(conv.meta.get("id"), int) and not isinstance(conv.meta["id"], bool):
+        stash[ID_INT_KEY] = True
+        if not opts.keep_meta:
+            lost("int id written as a string")
     turns: list[dict] = []
     system = conv.system
     if system is not None:
@@ -236,7 +284,6 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
         row["rejected"] = _answer_out(conv.rejected, own, lost, tag)
     if conv.label is not None:
         row["label"] = conv.label
-    stash = {}
     if any(texts):
         stash[TEXTS_KEY] = texts
         if not opts.keep_meta:
@@ -249,6 +296,9 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
 def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
     own = conv.source_format == NAME
     out = []
+    note = id_out(conv.meta, _conv_turns(conv))[1]
+    if note:
+        out.append(note)
     if opts.keep_meta and any(m.tool_calls and m.content and not (own and m.meta.get(NAME, {}).get("text_turn"))
                               for m in conv.messages):
         out.append("assistant text beside tool calls carried in meta (LLaMA-Factory reads a function_call turn alone)")
@@ -355,7 +405,11 @@ def read_plain(row: dict) -> Plain | None:
     system = row.get("system")
     if "system" in row and (type(system) is not str or not system):
         return None
-    return system, pairs, ({"id": row["id"]} if "id" in row else {})
+    if "id" not in row or _is_made(row["id"], _plain_turns(system, pairs)):
+        return system, pairs, {}
+    if type(row["id"]) is not str:
+        return None  # an int id and its meta marker: the canonical path
+    return system, pairs, {"id": row["id"]}
 
 
 def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool = False) -> dict | None:
@@ -365,11 +419,14 @@ def write_plain(plain: Plain, origin: str, opts: DumpOptions, notes, jsonl: bool
         turns = [{"from": "human", "value": pairs[0][0]}, {"from": "gpt", "value": pairs[0][1]}]
     else:
         turns = [t for q, a in pairs for t in ({"from": "human", "value": q}, {"from": "gpt", "value": a})]
+    if "id" in meta and (type(meta["id"]) is not str):
+        return None  # the canonical path writes it as text and marks it
+    row_id, note = id_out(meta, _plain_turns(system, pairs))
+    if note:
+        notes[note] += 1
     if not meta and system is None:
-        return {"conversations": turns}
-    row: dict[str, Any] = {}
-    if "id" in meta:
-        row["id"] = meta["id"]
+        return {"id": row_id, "conversations": turns}
+    row: dict[str, Any] = {"id": row_id}
     if system is not None:
         row["system"] = system
     row["conversations"] = turns
