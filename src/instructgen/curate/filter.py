@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Iterable, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -154,9 +155,7 @@ def judge_record(conv: Conversation, config: FilterConfig) -> Verdict:
     if pairwise:  # a preference pair is judged as its prompt + the chosen answer (the rejected one is meant to be worse)
         conv = replace(conv, messages=[*conv.messages, conv.chosen], chosen=None, rejected=None)
     turns = turns_of(conv)
-    chosen = config.rules or DEFAULT_RULES
-    stopping = [(name, RULES[name]) for name in chosen if name in JUNK or name in config.drop]
-    flagging = [(name, RULES[name]) for name in chosen if name not in JUNK and name not in config.drop]
+    stopping, flagging = _tiers(config.rules or DEFAULT_RULES, config.drop)
     flags: list[dict[str, Any]] = []
     for turn in turns:
         if conv.label is False and turn.index == len(turns) - 1:  # a KTO answer meant to be bad: its prompt only
@@ -174,6 +173,14 @@ def judge_record(conv: Conversation, config: FilterConfig) -> Verdict:
             if reason:
                 flags.append({"rule": name, "turn": turn.index + 1, "reason": reason})
     return Verdict(None, "", len(turns), -1, tuple(flags))
+
+
+@lru_cache(maxsize=64)
+def _tiers(rules: tuple[str, ...], drop: tuple[str, ...]) -> tuple[tuple, tuple]:
+    """(rules that drop or cut, rules that flag), each as (name, function) in the order they run."""
+    stopping = tuple((name, RULES[name]) for name in rules if name in JUNK or name in drop)
+    flagging = tuple((name, RULES[name]) for name in rules if name not in JUNK and name not in drop)
+    return stopping, flagging
 
 
 def _valid_cut(conv: Conversation, turns: list, keep: int) -> bool:

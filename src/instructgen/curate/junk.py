@@ -132,6 +132,8 @@ def asked_copies(prompt: str) -> int:
 
 
 def is_loop(text: str, prompt: str = "") -> str | None:
+    if len(text) < LOOP_MIN_TOKENS and text.count("\n") < LOOP_LINE_MIN_REPEATS - 1:
+        return None  # too short for either measure
     text = _without_code(text)
     tokens = loop_tokens(text)
     if not _may_loop(text, tokens):
@@ -170,6 +172,16 @@ _CODE_LINE = re.compile(
 MIN_FREQUENCY = 10 ** (1.5 - 9)  # zipf 1.5: rarer entries of the large lists are mostly fragments ("ingr", "ancell")
 
 
+# a character every line _CODE_LINE takes for code contains, or how such a line starts
+_CODE_CHARS = frozenset(";{=:&|(>")
+_CODE_START = re.compile(r"(?m)^(?: {4}|\t|\s*(?:def|class|import|from|return|#include|function|var|let|const|public"
+                         r"|private|static)\b)")
+
+
+def _may_hold_code(text: str) -> bool:
+    return not _CODE_CHARS.isdisjoint(text) or bool(_CODE_START.search(text))
+
+
 @lru_cache(maxsize=None)
 def _words(lang: str) -> frozenset[str]:
     from wordfreq import get_frequency_dict
@@ -197,11 +209,18 @@ def _prose(text: str) -> str:
         text = _MATH.sub(" ", text)
     if "/" in text or "@" in text:
         text = _URLISH.sub(" ", text)
+    if not _may_hold_code(text):
+        return text  # no line of it can look like code
     return "\n".join(ln for ln in text.splitlines()
                      if not (ln.startswith(("    ", "\t")) or (_CODE_LINE.search(ln) and _balanced(ln))))
 
 
+_BRACKET = re.compile(r"[()\[\]{}]")
+
+
 def unmatched_brackets(text: str) -> int:
+    if not _BRACKET.search(text):
+        return 0
     return sum(abs(text.count(a) - text.count(b)) for a, b in ("()", "[]", "{}"))
 
 
@@ -218,7 +237,7 @@ def _lower_words(prose: str) -> list[str]:
 
 
 def _unknown(words: list[str], vocabulary: frozenset[str]) -> int:
-    return sum(w not in vocabulary for w in words)
+    return len(words) - sum(map(vocabulary.__contains__, words))
 
 
 def salad_share(text: str) -> tuple[float, int]:
@@ -227,7 +246,7 @@ def salad_share(text: str) -> tuple[float, int]:
     words = _lower_words(prose)
     stray = unmatched_brackets(prose)
     han = _HAN.findall(prose) if not prose.isascii() else []
-    han_unknown = sum(ch not in _han_chars() for ch in han) if han else 0
+    han_unknown = len(han) - sum(map(_han_chars().__contains__, han)) if han else 0
     counted = len(words) + stray + len(han)
     if counted < SALAD_MIN_TOKENS:
         return 0.0, counted
