@@ -71,6 +71,18 @@ class RunLog:
                 self._open_rejects()
             self._rejects_fh.write(jsonl_safe(orjson.dumps(entry, option=orjson.OPT_APPEND_NEWLINE, default=str)))
 
+    def drop_serialised(self, kind: str, reason: str, line: bytes) -> None:
+        """Count one dropped record whose rejects entry the caller serialised itself (one JSON object with this
+        stage, kind and reason, newline-terminated): for stages that drop most of millions of rows. The caller
+        uses `drop` for a reason's first rows, which become its examples, and whenever `entries` is kept."""
+        assert kind in DROP_KINDS and self.entries is None, kind
+        self.dropped[kind] += 1
+        self.reasons[(kind, reason)] += 1
+        if self.rejects_path:
+            if self._rejects_fh is None:
+                self._open_rejects()
+            self._rejects_fh.write(jsonl_safe(line))
+
     def _open_rejects(self) -> None:
         from .io import temp_beside
 
