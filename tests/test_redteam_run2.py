@@ -26,8 +26,8 @@ from instructgen.runlog import RunLog
 
 def run_cli(args: list[str], cwd: Path, env: dict | None = None, timeout: int = 600, script: Path | None = None):
     cmd = [sys.executable, str(script) if script else "-m", *([] if script else ["instructgen.cli"]), *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    merged = {k: v for k, v in {**os.environ, **(env or {})}.items() if v is not None}  # None: unset it
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=merged)
 
 
 def one_line_error(result) -> str:
@@ -277,7 +277,7 @@ def test_a_full_disk_during_run_is_one_line_naming_the_path(tmp_path, prefect_ho
     script = tmp_path / "full_disk.py"
     script.write_text(FULL_DISK, encoding="utf-8")
     result = run_cli(["run", str(write_config(tmp_path)), "-o", "out", "--runner", "processes"], tmp_path,
-                     script=script, env={"PREFECT_HOME": str(prefect_home)})
+                     script=script, env={"PREFECT_HOME": str(prefect_home), "PREFECT_API_URL": None})
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     errors = [ln for ln in result.stderr.splitlines() if ln.startswith("instructgen run: error:")]
