@@ -111,6 +111,12 @@ def test_select_end_to_end_reasons_balance_order_and_determinism(tmp_path, capsy
         if r["reason"] == "near selected record":
             line = int(r["near"].rsplit(":", 1)[1])
             assert rows[line - 1]["instruction"] in {b["instruction"] for b in best}
+    for r in rejects:  # entries written one by one and those spliced in bulk look alike and carry the row read
+        row = rows[int(r["origin"].rsplit(":", 1)[1]) - 1]
+        assert r["raw"] == row and r["stage"] == "select" and r["kind"] == "filtered"
+        if r["reason"] == "not in the top 15":
+            assert list(r) == ["stage", "kind", "reason", "origin", "score", "raw"]
+    assert sum(r["reason"] == "not in the top 15" for r in rejects) > 3
     first = (tmp_path / "best.jsonl").read_bytes()
     assert cli_main(argv) == 0
     assert (tmp_path / "best.jsonl").read_bytes() == first

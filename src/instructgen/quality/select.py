@@ -304,9 +304,10 @@ class Walk:
 
 
 class _Spool:
-    """Rows as read, one line each (`["origin", "format"]` TAB the row's JSON, its raw bytes when it has them),
-    in a private temporary beside the output; read back by offset (the rows the walk reaches) or in order (the
-    writing pass, which hands a dropped row's JSON to the rejects file without decoding it)."""
+    """Rows as read, one line each: the origin as a JSON string, TAB, the format's name, TAB, the row's JSON
+    (its raw bytes when it has them), in a private temporary beside the output. Read back by offset (the rows
+    the walk reaches) or in order (the writing pass, which splices a dropped row's JSON into its rejects entry
+    without decoding it). A JSON string holds no raw TAB, so the first two TABs split a line."""
 
     def __init__(self, beside: str):
         from array import array
@@ -318,28 +319,25 @@ class _Spool:
         self.offsets = array("q")
         self.end = 0  # (tell() costs a system call per record)
 
-    def add(self, origin: str, spec_name: str, row: Any) -> None:
-        raw = row.raw if isinstance(row.raw, bytes) and b"\n" not in row.raw and b"\r" not in row.raw \
+    def add(self, origin: str, spec_name: bytes, row: Any) -> None:
+        raw = row.raw if type(row.raw) is bytes and b"\n" not in row.raw and b"\r" not in row.raw \
             else orjson.dumps(row.data, default=str)
-        line = orjson.dumps((origin, spec_name)) + b"\t" + raw + b"\n"
+        line = b"%b\t%b\t%b\n" % (orjson.dumps(origin), spec_name, raw)
         self.offsets.append(self.end)
         self.fh.write(line)
         self.end += len(line)
 
     def read(self, index: int) -> tuple[str, str, Any]:
         self.fh.seek(self.offsets[index])
-        head, raw = self.fh.readline().split(b"\t", 1)
-        origin, spec_name = orjson.loads(head)
-        return origin, spec_name, orjson.loads(raw)
+        origin, spec_name, raw = self.fh.readline().split(b"\t", 2)
+        return orjson.loads(origin), spec_name.decode(), orjson.loads(raw)
 
-    def all(self) -> Iterable[tuple[str, str, bytes]]:
-        """(origin, format, the row's JSON bytes) in order."""
+    def all(self) -> Iterable[list[bytes]]:
+        """[origin as JSON, format name, the row's JSON and a newline] per row, in order."""
         self.fh.flush()
         self.fh.seek(0)
         for line in self.fh:
-            head, raw = line.split(b"\t", 1)
-            origin, spec_name = orjson.loads(head)
-            yield origin, spec_name, raw.rstrip(b"\n")
+            yield line.split(b"\t", 2)
 
     def close(self) -> None:
         from ..tempfiles import unlink_quietly
@@ -413,6 +411,7 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
     try:
         for spec, rows in sources:
             specs[spec.name] = spec
+            spec_name = spec.name.encode()
             for row in rows:
                 data = row.data
                 if row.error is not None or type(data) is not dict:
@@ -432,7 +431,7 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
                 group = group_of(data, row.origin, text) if group_of else ""
                 groups_out.append(group_ids.setdefault(group, len(group_ids)))
                 tokens_out.append(estimated_tokens(text) if need_text else 0)
-                spool.add(row.origin, spec.name, row)
+                spool.add(row.origin, spec_name, row)
     finally:
         if count_intake:
             log.took_in(taken)
@@ -513,21 +512,29 @@ def _grouper(per: str | None) -> Callable[[dict, str, str], str] | None:
 
 def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, str], log: RunLog,
            emit: Callable[[Conversation], None], config: SelectConfig) -> None:
-    top = f"not in the top {config.top_k}"
-    fate, scores = walk.fate.tolist(), walk.scores
+    reasons = {code: f"not in the top {config.top_k}" if code == TOP_K else why for code, why in REASONS.items()}
+    heads = {code: orjson.dumps({"stage": log.stage, "kind": "filtered", "reason": why})[:-1] + b',"origin":'
+             for code, why in reasons.items()}  # a rejects entry up to its origin, per reason
+    seen = dict.fromkeys(reasons, 0)
+    bulk = log.entries is None
+    fate, scores = walk.fate.tolist(), walk.scores.tolist()
     for k, (origin, spec_name, raw) in enumerate(spool.all()):
         f = fate[k]
         if f == SELECTED or f == INVALID:  # an invalid one is dropped by _parse, with the format's reason
-            conv = _parse(specs[spec_name], orjson.loads(raw), origin, log)
+            conv = _parse(specs[spec_name.decode()], orjson.loads(raw), orjson.loads(origin), log)
             if conv is not None:
                 emit(conv)
         elif f == NEAR:
             near = origins[int(walk.near_of[k])]
-            log.drop(origin, "near selected record", orjson.Fragment(raw), kind="filtered",
+            log.drop(orjson.loads(origin), "near selected record", orjson.Fragment(raw.rstrip(b"\n")), kind="filtered",
                      detail=f"near selected record {near} (similarity {walk.near_sim[k]:.2f})", near=near)
+        elif bulk and seen[f] >= 3:  # the first few go through drop(): they are the reason's examples
+            log.drop_serialised("filtered", reasons[f], b"%b%b,\"score\":%b,\"raw\":%b}\n" % (
+                heads[f], origin, orjson.dumps(scores[k]), raw.rstrip(b"\n")))
         else:
-            log.drop(origin, top if f == TOP_K else REASONS[f], orjson.Fragment(raw), kind="filtered",
-                     score=float(scores[k]))
+            seen[f] += 1
+            log.drop(orjson.loads(origin), reasons[f], orjson.Fragment(raw.rstrip(b"\n")), kind="filtered",
+                     score=scores[k])
 
 
 def _stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str, Any]:
