@@ -194,7 +194,8 @@ def test_cli_filter_cuts_and_counts(tmp_path, capsys):
     assert [f["rule"] for f in kept[0]["meta"]["flags"]] == ["refusal"]
     assert "cut before a junk turn (repetition): 1 record" in err
     (cut_entry,) = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text().splitlines()]
-    assert cut_entry["kind"] == "cut" and cut_entry["turns_removed"] == "3-3 of 3" and cut_entry["raw"] == rows[0]
+    assert cut_entry["kind"] == "cut" and cut_entry["turns_removed"] == "3-3 of 3"
+    assert cut_entry["raw"]["conversations"] == rows[0]["conversations"]  # the whole record as read
     stats = json.loads((tmp_path / "clean.stats.json").read_text())["stages"][0]
     assert stats["filter_truncated"] == {"repetition": 1} and stats["out"] == 1 and stats["filtered"] == 0
     assert stats["filter_flags"]["refusal"] == 1
