@@ -189,6 +189,8 @@ def run_dedup(args) -> int:
         raise InstructgenError("--against-only needs --against REF...")
     rejects, stats_path = _paths(args, against, args.clusters, args.signatures)
     log = RunLog("dedup", rejects)
+    if args.inputs.skipped:  # said on stderr by expand_inputs; counted in stats.json too
+        log.info["inputs_skipped"] = {reason: len(names) for reason, names in args.inputs.skipped.items()}
     try:
         if "-" in args.inputs:  # stdin cannot be read twice: held in memory
             if args.dask:
