@@ -201,8 +201,8 @@ def cut(conv: Conversation, keep: int) -> Conversation:
 
 
 def _with_flags(conv: Conversation, flags: tuple[dict[str, Any], ...]) -> Conversation:
-    if flags:
-        conv.meta = {**conv.meta, "flags": list(flags)}
+    if flags:  # first: a record written and read back has its meta channel ahead of what the format adds
+        conv.meta = {"flags": list(flags), **{k: v for k, v in conv.meta.items() if k != "flags"}}
     elif "flags" in conv.meta:  # flags of an earlier run would mislead: this run raised none
         conv.meta = {k: v for k, v in conv.meta.items() if k != "flags"}
     return conv
