@@ -128,11 +128,14 @@ def test_commands_by_hand_equal_the_pipeline_on_real_data(tmp_path):
     """filter -> dedup -> convert by hand, and `run` with the same settings: same records, same drops."""
     en = shared_path("formats", "llamafactory_alpaca_en_demo.json")
     zh = shared_path("formats", "llamafactory_alpaca_zh_demo.json")
-    _cli("filter", str(en), str(zh), "-o", "filtered.jsonl", "--lang", "en,zh", cwd=tmp_path)
+    # the demos hold no junk: the signals are dropped on both sides (--drop, [filter] drop) so there are drops to compare
+    _cli("filter", str(en), str(zh), "-o", "filtered.jsonl", "--lang", "en,zh", "--drop", "refusal,needs_media,language",
+         cwd=tmp_path)
     _cli("dedup", "filtered.jsonl", "-o", "deduped.jsonl", cwd=tmp_path)
     _cli("convert", "deduped.jsonl", "--to", "sharegpt", "-o", "by-hand.sharegpt.jsonl", cwd=tmp_path)
 
     cfg = parse_config(f'[pipeline]\nformats = ["sharegpt"]\nshard_size = 300\n[filter]\nlang = ["en", "zh"]\n'
+                       f'drop = ["refusal", "needs_media", "language"]\n'
                        f'[[sources]]\npath = "{en}"\n[[sources]]\npath = "{zh}"\n', tmp_path / "p.toml")
     out = tmp_path / "out"
     with OutputFolder(out) as layout:
