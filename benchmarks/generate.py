@@ -9,7 +9,7 @@
    200 ms latency (run as a separate process): our client (one tenacity retry policy, an overall deadline
    per attempt, answer checks, usage) vs the bare openai SDK behind a semaphore, alternating rounds;
    both also as a ratio to the ideal (32 / 0.2 s).
-3. Modes: each generate mode (evol, pairs, alpaca) end to end through `generate()` against the same double,
+3. Modes: each generate mode (evol, pairs, chat) end to end through `generate()` against the same double,
    requests per second as a ratio to the ideal at the concurrency cap (issue 21 asks >= 0.9), and to the
    ceiling measured just before on the same machine (independent requests through the same client and double:
    on a loaded machine the double itself falls short of the ideal, and this ratio isolates the mode's loop).
@@ -230,7 +230,7 @@ def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=("filter", "client", "modes"))
-    ap.add_argument("--modes", default="evol,pairs,alpaca", help="generate modes for --only modes")
+    ap.add_argument("--modes", default="evol,pairs,chat", help="generate modes for --only modes")
     ap.add_argument("--rounds", type=int, default=3, help="evol rounds for the modes benchmark")
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--candidates", type=int, default=400)
