@@ -236,3 +236,40 @@ def test_media_stay_top_level_and_validate_counts_placeholders(shared, tmp_path,
                                                 "images": ["a.jpg", "b.jpg"]}])
     assert main(["validate", str(bad)]) == 1
     assert "2 images but 1 <image> placeholder" in capsys.readouterr().out
+
+
+# -- OpenAI's own layouts (issue 20.6) ---------------------------------------------------------------------------
+
+PAIR = {"conversations": [{"from": "human", "value": "2+2?"}], "chosen": {"from": "gpt", "value": "4"},
+        "rejected": {"from": "gpt", "value": "5"}, "id": "p1", "source": "web"}
+KTO = {"conversations": [{"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}], "label": True}
+
+
+def test_strict_openai_layout_writes_only_the_keys_openai_defines(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [PAIR, KTO, {**HUMAN_GPT, "images": []}])
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", str(src), "--to", "openai", "--layout", "strict", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    rows = [r.data for r in read_rows(str(out))]
+    assert all(set(r) <= {"messages", "tools"} for r in rows)
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": "4"}  # the chosen answer
+    assert "rejected answer dropped" in err and "KTO label dropped" in err
+    assert "field 'source' dropped (OpenAI's strict layout)" in err and "field 'images' dropped" in err
+    assert main(["validate", str(out)]) == 0
+
+
+def test_openai_preference_layout_round_trips_and_refuses_what_is_not_a_pair(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [PAIR, KTO])
+    out, back = tmp_path / "out.jsonl", tmp_path / "back.jsonl"
+    assert main(["convert", str(src), "--to", "openai", "--layout", "preference", "-o", str(out)]) == 0
+    (row,) = [r.data for r in read_rows(str(out))]
+    assert row == {"input": {"messages": [{"role": "user", "content": "2+2?"}]},
+                   "preferred_output": [{"role": "assistant", "content": "4"}],
+                   "non_preferred_output": [{"role": "assistant", "content": "5"}]}
+    (reason,) = [json.loads(x)["reason"] for x in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert "needs a pair of answers" in reason and "KTO label" in reason
+    assert main(["validate", str(out)]) == 0
+    assert main(["convert", str(out), "--to", "sharegpt", "-o", str(back)]) == 0
+    (pair,) = [r.data for r in read_rows(str(back))]
+    assert pair["chosen"] == PAIR["chosen"] and pair["rejected"] == PAIR["rejected"]
+    assert main(["convert", str(src), "--to", "alpaca", "--layout", "strict", "-o", str(back)]) == 1

@@ -67,6 +67,10 @@ def register(sub) -> None:
                    "last, or explode: one row per turn; history, chatglm: explode, with the earlier turns as "
                    "history). A preference record always gives the turn its answers judge; --turns first "
                    "refuses one that judges a later turn")
+    p.add_argument("--layout", choices=("strict", "preference"),
+                   help="openai: OpenAI's own layouts instead of LLaMA-Factory's: strict (only messages and tools; "
+                   "meta, extra fields and preference data left out, each counted as lost) or preference (its DPO "
+                   "rows: input, preferred_output, non_preferred_output; a record that is not a pair is rejected)")
     p.add_argument("--tags", choices=("human-gpt", "user-assistant"),
                    help="sharegpt: the role tags written, whatever the source's (default: human-gpt, what FastChat "
                    "and LLaMA-Factory's sharegpt default read; user-assistant for a dataset_info.json that "
@@ -155,6 +159,8 @@ def run(args) -> int:
     from ..runlog import RunLog, write_stats
 
     check_turns(args.to, args.turns)
+    if args.layout and args.to != "openai":
+        raise InstructgenError(f"--layout applies to --to openai, not {args.to}")
     if args.tags and args.to != "sharegpt":
         raise InstructgenError(f"--tags applies to --to sharegpt, not {args.to}")
     inputs = expand_inputs(args.inputs, args.glob)
@@ -174,7 +180,8 @@ def run(args) -> int:
     dump_opts = DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=args.meta_instruction_file,
                             explode_turns=args.explode_turns, turns=args.turns, columns=columns,
                             keep_meta=not args.no_meta, extras=not args.no_meta,
-                            max_explode_growth=args.max_explode_growth, tags=args.tags)
+                            max_explode_growth=args.max_explode_growth, tags=args.tags,
+                            layout=args.layout)
     if explodes(dump_opts):
         say_explode_growth(inputs, args.to, read_opts, dump_opts)
     try:

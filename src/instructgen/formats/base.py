@@ -66,6 +66,7 @@ class DumpOptions:
     columns: dict[str, str] | None = None  # chatglm: canonical field -> column name (prompt=content, ...)
     keep_meta: bool = True  # write the "meta" channel
     extras: bool = True  # write back top-level fields the source format did not define (same format only)
+    layout: str | None = None  # openai: None (LLaMA-Factory's), "strict" (only OpenAI's keys), "preference" (its DPO)
     tags: str | None = None  # sharegpt: role tags, "human-gpt" (None: the standard) or "user-assistant"
     # --turns explode: refuse an output whose text grows past this many times its records' (0: no cap)
     max_explode_growth: float = 10.0

@@ -36,7 +36,7 @@ def direct(source: str, target: str, opts: DumpOptions, jsonl: bool = False) -> 
 
     s, t = get(source), get(target)
     if s.read_plain is None or t.write_plain is None or opts.columns or opts.explode_turns or opts.turns \
-            or opts.tags:
+            or opts.tags or opts.layout:
         return None
     fused = FUSED.get((source, target))
     if fused is not None:

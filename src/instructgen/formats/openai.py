@@ -15,15 +15,24 @@ LLaMA-Factory's index `content` on every message).
 Preference data in LLaMA-Factory's layouts for this shape (its `kto_en_demo`):
 `chosen` and `rejected` assistant messages answering `messages`, which end with
 the user turn (`ranking: true`), or a boolean `label` (`kto_tag`).
+
+OpenAI's own layouts (`layout=`): "strict", only the keys its supervised
+fine-tuning defines (`messages`, `tools`; meta, extra fields and preference
+data left out, each counted as lost); "preference", its DPO rows
+{"input": {"messages", "tools"?}, "preferred_output": [answer],
+"non_preferred_output": [answer]}, which are read back as a pair.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import BadRecord
+from dataclasses import replace
+
+from ..errors import BadRecord, CannotRepresent
 from ..record import ROLES, Conversation, Message, ToolCall
-from .base import DumpOptions, Lost, Plain, finish_row, preference_fields, require_list, split_known
+from .base import (LABEL_KEY, REJECTED_KEY, DumpOptions, Lost, Plain, as_sft, finish_row, preference_fields,
+                   require_list, split_known)
 from .tools import assign_ids, check_weights, read_tools, tools_out, wrap_tools
 
 NAME = "openai"
@@ -44,12 +53,20 @@ ANSWERS_CALLS = True  # the Chat API refuses tool_calls not followed by a result
 MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "tool_call_id", "weight", "name"})
 
 
+LAYOUTS = ("strict", "preference")
+PREFERENCE_FIELDS = frozenset({"input", "preferred_output", "non_preferred_output"})
+
+
 def detect(row: dict) -> bool:
+    if isinstance(row.get("input"), dict) and "preferred_output" in row:
+        row = row["input"]
     msgs = row.get("messages")
     return isinstance(msgs, list) and bool(msgs) and all(isinstance(m, dict) and "role" in m for m in msgs)
 
 
 def parse(row: dict) -> Conversation:
+    if "preferred_output" in row or "non_preferred_output" in row:
+        return _parse_preference(row)
     raw = require_list(row, "messages")
     if not raw:
         raise BadRecord("field 'messages' is empty")
@@ -61,6 +78,24 @@ def parse(row: dict) -> Conversation:
         conv.chosen, conv.rejected = pair
     if "tools" in row:
         conv.tools = read_tools(row["tools"], "tools", conv, wrap_tools)
+    return conv.check()
+
+
+def _parse_preference(row: dict) -> Conversation:
+    """OpenAI's preference (DPO) row: the prompt in `input`, one preferred and one non-preferred answer."""
+    inp = row.get("input")
+    if not isinstance(inp, dict):
+        raise BadRecord("field 'input' must be an object with 'messages'")
+    answers = []
+    for key in ("preferred_output", "non_preferred_output"):
+        value = require_list(row, key)
+        if len(value) != 1:
+            raise BadRecord(f"field {key!r} must hold exactly one assistant message, got {len(value)}")
+        answers.append(_answer(value[0], f"{key}[0]"))
+    conv = parse({k: v for k, v in inp.items()})
+    conv.chosen, conv.rejected = answers
+    conv.extra.update({k: v for k, v in row.items() if k not in PREFERENCE_FIELDS})
+    conv.hints["layout"] = "preference"
     return conv.check()
 
 
@@ -164,6 +199,11 @@ def _call(c: Any, where: str) -> ToolCall:
 
 
 def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
+    if opts.layout == "preference" and not conv.pairwise:
+        raise CannotRepresent("OpenAI's preference layout needs a pair of answers (chosen and rejected); "
+                              "this record has " + ("a KTO label" if conv.label is not None else "none"))
+    if opts.layout == "strict" and conv.preference:
+        conv = as_sft(conv, replace(opts, keep_meta=False), lost)
     own = conv.source_format == NAME
     call_ids, result_ids = assign_ids(conv.messages)
     check_weights(conv, lost, carried=("assistant",))
@@ -183,7 +223,36 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
             row[key] = _message_out(answer, own, ids, None)
     if conv.label is not None:
         row["label"] = conv.label
+    if opts.layout in LAYOUTS:
+        return [_openai_only(row, conv, opts.layout, lost)]
     return [finish_row(row, conv, opts, NATIVE_META, NAME)]
+
+
+def _openai_only(row: dict[str, Any], conv: Conversation, layout: str, lost: Lost) -> dict[str, Any]:
+    """The row in one of OpenAI's own layouts: nothing it does not define, each thing left out counted."""
+    for key in conv.meta:
+        if key not in (REJECTED_KEY, LABEL_KEY):  # as_sft counted those
+            lost(f"meta {key!r} dropped (OpenAI's {layout} layout)")
+    for key in conv.extra:
+        lost(f"field {key!r} dropped (OpenAI's {layout} layout)")
+    for m in row["messages"] + [row[k] for k in ("chosen", "rejected") if k in row]:
+        for key in set(m) - STRICT_MESSAGE_FIELDS[m["role"]]:
+            del m[key]
+            lost(f"message field {key!r} dropped (OpenAI's {layout} layout)")
+    if layout == "strict":
+        return row
+    inp: dict[str, Any] = {"messages": row["messages"]}
+    if "tools" in row:
+        inp["tools"] = row["tools"]
+    return {"input": inp, "preferred_output": [row["chosen"]], "non_preferred_output": [row["rejected"]]}
+
+
+# the message fields OpenAI's fine-tuning format defines, per role
+STRICT_MESSAGE_FIELDS = {
+    "system": frozenset({"role", "content", "name"}), "user": frozenset({"role", "content", "name"}),
+    "assistant": frozenset({"role", "content", "name", "tool_calls", "weight"}),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+}
 
 
 def _message_out(m: Message, own: bool, call_ids: list[str], result_id: str | None) -> dict[str, Any]:
