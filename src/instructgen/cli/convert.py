@@ -67,6 +67,10 @@ def register(sub) -> None:
                    "last, or explode: one row per turn; history, chatglm: explode, with the earlier turns as "
                    "history). A preference record always gives the turn its answers judge; --turns first "
                    "refuses one that judges a later turn")
+    p.add_argument("--dataset-info", metavar="PATH",
+                   help="also write (or update) the output's entry in LLaMA-Factory's dataset_info.json at PATH: "
+                   "formatting, columns, role/observation/function tags, ranking for pairs, kto_tag, media columns, "
+                   "file_name relative to PATH's folder (alpaca, history, sharegpt and openai outputs)")
     p.add_argument("--layout", choices=("strict", "preference"),
                    help="openai: OpenAI's own layouts instead of LLaMA-Factory's: strict (only messages and tools; "
                    "meta, extra fields and preference data left out, each counted as lost) or preference (its DPO "
@@ -125,6 +129,8 @@ def plan_paths(args, inputs: list[str], output: str, output_chosen: bool) -> tup
     rejects = plan.write(args.rejects, "--rejects") if args.rejects else \
         plan.write(derived(output, "rejects.jsonl"), "the default rejects file", chosen=False)
     stats = plan.write(args.stats, "--stats") if args.stats else None
+    if args.dataset_info:
+        plan.write(args.dataset_info, "--dataset-info")
     plan.check()
     return output, rejects, stats
 
@@ -163,6 +169,8 @@ def run(args) -> int:
         raise InstructgenError(f"--layout applies to --to openai, not {args.to}")
     if args.tags and args.to != "sharegpt":
         raise InstructgenError(f"--tags applies to --to sharegpt, not {args.to}")
+    if args.dataset_info:
+        check_dataset_info(args)
     inputs = expand_inputs(args.inputs, args.glob)
     output, rejects, stats = plan_paths(args, inputs, args.output or default_output(args.inputs[0], args.to),
                                         output_chosen=bool(args.output))
@@ -195,4 +203,48 @@ def run(args) -> int:
     log.print_summary()
     if stats:
         write_stats(stats, [log])
+    if args.dataset_info and log.n_out:
+        write_dataset_info(args.dataset_info, output, args.to, args.tags)
     return 0
+
+
+def check_dataset_info(args) -> None:
+    """--dataset-info before any work: a format and layout LLaMA-Factory reads, into a file."""
+    from ..errors import InstructgenError
+    from ..formats.llamafactory import FORMATTING
+
+    if args.to not in FORMATTING:
+        raise InstructgenError(f"--dataset-info: LLaMA-Factory does not read {args.to}; write one of "
+                               f"{', '.join(FORMATTING)}")
+    if args.layout:
+        raise InstructgenError(f"--dataset-info: --layout {args.layout} is OpenAI's layout, which LLaMA-Factory "
+                               "does not read; leave --layout out")
+    if (args.output or "") in ("", "-"):
+        raise InstructgenError("--dataset-info needs -o FILE: the entry names the file LLaMA-Factory loads")
+
+
+def write_dataset_info(info_path: str, output: str, to_format: str, tags: str | None) -> None:
+    """The output's entry, made from the keys its rows carry, merged into dataset_info.json."""
+    from ..errors import InstructgenError
+    from ..formats import llamafactory
+    from ..io import read_rows
+
+    keys: set[str] = set()
+    for row in read_rows(output):
+        if isinstance(row.data, dict):
+            keys.update(row.data)
+    if output.endswith(".parquet"):
+        import orjson
+        import pyarrow.parquet as pq
+
+        meta = pq.read_schema(output).metadata or {}
+        text = set(orjson.loads(meta.get(b"instructgen", b"{}")).get("json_columns", {}))
+        if text & {"conversations", "messages", "history", "chosen", "rejected"}:
+            raise InstructgenError(f"--dataset-info: {output} holds {', '.join(sorted(text))} as JSON text, which "
+                                   "LLaMA-Factory would not parse; write .json or .jsonl for it")
+    name = llamafactory.dataset_name(output)
+    new = llamafactory.entry(to_format, llamafactory.file_name_for(info_path, output), keys, tags)
+    replaced = llamafactory.merge(info_path, name, new)
+    extras = [k for k in ("ranking",) if new.get(k)] + (["kto_tag"] if "kto_tag" in new["columns"] else [])
+    print(f"{info_path}: {'replaced' if replaced else 'wrote'} entry {name!r} (formatting {new['formatting']}"
+          f"{', ' + ', '.join(extras) if extras else ''}); train with dataset: {name}", file=sys.stderr)
