@@ -49,6 +49,8 @@ def shingle_hashes(
         lens = np.where(empty, 1, lens)
     if n == 1:
         return ids, lens
+    if (lens >= n).all():  # every record has n-grams: slide over the whole batch, drop those crossing a record end
+        return _sliding_shingles(ids, lens, n)
     ends = np.cumsum(lens)
     starts = ends - lens
     total = int(ends[-1]) if len(ends) else 0
@@ -63,6 +65,20 @@ def shingle_hashes(
         h += np.where(pos + j < end_of, padded[pos + j], np.uint64(0)) * _POS_MULT[j]
     counts = np.maximum(lens - n + 1, 1)
     return mix64(h), counts
+
+
+def _sliding_shingles(ids: np.ndarray, lens: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """shingle_hashes of records that all have at least n tokens, without per-token index arithmetic."""
+    total = len(ids)
+    h = ids[:total - n + 1] * _POS_MULT[0]
+    for j in range(1, n):
+        h += ids[j:total - n + 1 + j] * _POS_MULT[j]
+    valid = np.ones(total - n + 1, dtype=bool)
+    ends = np.cumsum(lens)
+    for j in range(1, n):  # an n-gram starting in a record's last n-1 tokens crosses into the next record
+        cut = ends[:-1] - j
+        valid[cut[cut >= 0]] = False
+    return mix64(h[valid]), lens - n + 1
 
 
 def ngram_range_hashes(
@@ -135,4 +151,4 @@ def minhash(hashes: np.ndarray, counts: np.ndarray, num_perm: int = 128, seed: i
             v += b[k]
             out[k, rec:stop] = np.minimum.reduceat(v, idx)
         rec = stop
-    return np.ascontiguousarray(out.T)
+    return out.T  # a transposed view: callers copy it into their (record, column) arrays anyway
