@@ -302,12 +302,12 @@ def _sketch_part(texts: list[str], config: DedupConfig, part: int, answer: bool 
     sigs = np.empty((n, config.num_perm), dtype=np.uint16)
     # a record with no letters or digits shingles as its own exact key, not as "empty"
     hashes, counts = ngram_range_hashes(ids, lens, lo, hi, empty_ids=keys[lens == 0])
-    sigs[:, :whole] = minhash(hashes, counts, whole, seed)
+    sigs[:, :whole] = minhash(hashes, counts, whole, seed, contiguous=False)
     rows = np.arange(n)
     rows[differ] = np.arange(n, n + len(differ))
     words, counts = _content_words(tok, rows)
     content, counts = shingle_hashes(words, counts, 1, empty_ids=keys[_content_words_empty(tok, rows)])
-    sigs[:, whole:] = minhash(content, counts, config.num_perm - whole, seed + FOCUS_SEED)
+    sigs[:, whole:] = minhash(content, counts, config.num_perm - whole, seed + FOCUS_SEED, contiguous=False)
     return keys, sigs, _short_keys(content, counts)
 
 

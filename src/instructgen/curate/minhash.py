@@ -127,7 +127,9 @@ def permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
-def minhash(hashes: np.ndarray, counts: np.ndarray, num_perm: int = 128, seed: int = 1) -> np.ndarray:
+def minhash(hashes: np.ndarray, counts: np.ndarray, num_perm: int = 128, seed: int = 1, contiguous: bool = True
+            ) -> np.ndarray:
+    """`contiguous=False`: a transposed view, for a caller that copies it into its own array anyway."""
     counts = np.asarray(counts, dtype=np.int64)
     if (counts < 1).any():
         raise ValueError("every record needs at least one shingle")
@@ -151,4 +153,4 @@ def minhash(hashes: np.ndarray, counts: np.ndarray, num_perm: int = 128, seed: i
             v += b[k]
             out[k, rec:stop] = np.minimum.reduceat(v, idx)
         rec = stop
-    return out.T  # a transposed view: callers copy it into their (record, column) arrays anyway
+    return np.ascontiguousarray(out.T) if contiguous else out.T
