@@ -245,7 +245,8 @@ class Sketches:
     keys: np.ndarray  # uint64[n] exact-duplicate key (hash of every part's normalised text)
     sigs: np.ndarray  # uint16[n, parts, num_perm] low 16 bits of each part's MinHash values
     lengths: np.ndarray  # uint32[n] characters of the texts (for --keep longest)
-    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share (anchor_texts), 0 for nothing
+    anchors: np.ndarray  # uint32[n] hash of what near duplicates must share (anchor_texts; the content words of
+    # a short focus, _short_keys), 0 for nothing
 
     def __len__(self) -> int:
         return len(self.keys)
