@@ -207,3 +207,26 @@ def test_max_requests_caps_the_row_modes_and_a_rerun_with_more_continues_from_th
         full, rows2, _ = _run(double, tmp_path, rounds=2, concurrency=4)
         assert set(double.hits.values()) == {1}  # nothing paid twice
     assert full.stop_reason == "done" and len(rows2) > len(rows)
+
+
+def test_pairs_in_openais_preference_layout_and_a_larger_n_repays_nothing(tmp_path):
+    with LLMDouble(planted_rate=0.0) as double:
+        small, rows, _ = _run(double, tmp_path, mode="pairs", format="openai", layout="preference",
+                              num_instructions=3, concurrency=4)
+        first = double.total_hits
+        assert first <= 4 * 4  # rows started no further ahead than the pairs still wanted
+        larger, rows2, _ = _run(double, tmp_path, mode="pairs", format="openai", layout="preference",
+                                num_instructions=10, concurrency=4)
+        assert set(double.hits.values()) == {1}  # the first run's requests, in flight at its end, were cached
+    assert len(rows) == 3 and len(rows2) == 10 and rows2[:3] == rows
+    for row in rows2:
+        assert set(row) == {"input", "preferred_output", "non_preferred_output"}
+        assert row["input"]["messages"][-1]["role"] == "user"
+        assert row["preferred_output"][0]["content"] != row["non_preferred_output"][0]["content"]
+
+
+def test_openai_layouts_need_the_openai_format():
+    with pytest.raises(ValueError, match="needs format openai"):
+        GenerateConfig(seed_tasks=[SEEDS["en"]], mode="pairs", layout="preference")
+    with pytest.raises(ValueError, match="use it with mode pairs"):
+        GenerateConfig(seed_tasks=[SEEDS["en"]], format="openai", layout="preference")

@@ -125,7 +125,7 @@ class ChatRun(_Run):
             return
         for kept in (self.turn_filter([conv], log) if self.turn_filter else [conv]):
             self.kept_instructions += 1
-            write_records([kept], self.writer, self.config.format, log)
+            write_records([kept], self.writer, self.config.format, log, self.dump_options)
 
     async def run(self) -> None:
         c = self.config
@@ -136,14 +136,13 @@ class ChatRun(_Run):
             for i in range(len(self.topics)):
                 if self.kept_instructions >= c.num_instructions or self.client.stopped:
                     break
-                while nxt < len(self.topics) and nxt < i + max(2, c.concurrency):
+                while nxt < len(self.topics) and nxt < i + self.row_window():
                     pending[nxt] = asyncio.create_task(self.row(nxt, self.topics[nxt]))
                     nxt += 1
                 self.decide(await pending.pop(i))
         except BaseException:
             await cancel_all(pending.values())
             raise
-        await self.settle(pending.values())
-        self.stop_reason = self.row_mode_stop_reason()
+        await self.finish_rows(pending.values())
         self.log.info.update(mode=self.mode, topics=len(self.topics), turns=c.turns,
                              ended_by_user=self.ended_by_user)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # `scheme://user:password@host`: the userinfo of any URL in a text (it may hold a key)
 URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#'\"<>@]+@")
@@ -136,9 +136,22 @@ class GenerateConfig(ClientConfig):
                                    json_schema_extra={"metavar": "DIR"})
     format: str = Field("alpaca", description="output format (any writable one, see `instructgen formats`)",
                         json_schema_extra={"metavar": "FORMAT"})
+    layout: Literal["strict", "preference"] | None = Field(
+        None, description="--format openai only: OpenAI's own layouts instead of LLaMA-Factory's: strict (only "
+        "messages and tools), preference (its DPO layout: input, preferred_output, non_preferred_output; for "
+        "--mode pairs)")
     interrupt_wait: float = Field(60.0, ge=0, description="on the first Ctrl-C, seconds to wait for the requests "
                                   "in flight so their answers are cached (a second Ctrl-C aborts at once)",
                                   json_schema_extra={"metavar": "S"})
+
+    @model_validator(mode="after")
+    def _layout_is_openais(self) -> "GenerateConfig":
+        if self.layout and self.format != "openai":
+            raise ValueError(f"layout {self.layout!r} is one of OpenAI's layouts: it needs format openai, not "
+                             f"{self.format!r}")
+        if self.layout == "preference" and self.mode != "pairs":
+            raise ValueError("layout 'preference' holds preference pairs: use it with mode pairs")
+        return self
 
     @field_validator("seed_tasks", mode="before")
     @classmethod

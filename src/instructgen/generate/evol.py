@@ -182,8 +182,7 @@ class EvolRun(_Run):
         except BaseException:
             await cancel_all(task for _, _, task in queue)
             raise
-        await self.settle(task for _, _, task in queue)
+        await self.finish_rows(task for _, _, task in queue)
         for row in deferred:
             self.decide(row)
-        self.stop_reason = self.row_mode_stop_reason()
         self.log.info.update(mode=self.mode, rounds=c.rounds, eliminated=dict(self.eliminated))

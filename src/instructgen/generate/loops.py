@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ..convert import write_records
 from ..errors import InstructgenError
-from ..formats.base import single_turn
+from ..formats.base import DumpOptions, single_turn
 from ..io import RowWriter
 from ..runlog import RunLog
 from . import self_instruct as si
@@ -212,10 +212,14 @@ class _Run:
         log.took_in()
         return True
 
+    @property
+    def dump_options(self) -> DumpOptions:
+        return DumpOptions(layout=self.config.layout)
+
     def write(self, instruction: str, inp: str, output: str, origin: str, meta: dict | None = None) -> None:
         conv = single_turn(instruction, inp, output, meta=meta)
         conv.origin = origin
-        write_records([conv], self.writer, self.config.format, self.log)
+        write_records([conv], self.writer, self.config.format, self.log, self.dump_options)
 
     def describe(self) -> str:
         u = self.client.usage
@@ -239,6 +243,18 @@ class _Run:
         if self.kept_instructions >= self.config.num_instructions:
             return DONE
         return MAX_REQUESTS if self.config.max_requests else REQUEST_BUDGET
+
+    def row_window(self) -> int:
+        """Pairs, chat: rows started ahead of the one being decided: enough to keep the concurrency cap busy, no
+        more than the records still wanted (each row gives about one)."""
+        return max(1, min(self.config.concurrency, self.config.num_instructions - self.kept_instructions))
+
+    async def finish_rows(self, tasks: Any) -> None:
+        """Evol, pairs, chat: done. Nothing new is sent, and the requests in flight finish and are cached rather
+        than cancelled: they are paid for, and a rerun with a larger -n replays them."""
+        self.stop_reason = self.row_mode_stop_reason()
+        self.client.stop(DONE)  # keeps an earlier reason (failing, interrupted)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def settle(self, tasks: Any) -> None:
         """After the loop: a stopped run waits for the requests in flight (their answers get cached); a finished

@@ -144,27 +144,25 @@ class PairsRun(_Run):
             conv = Conversation([Message("user", row.prompt)], meta=meta, origin=where,
                                 chosen=Message("assistant", row.answers[winner]),
                                 rejected=Message("assistant", row.answers[loser]))
-            write_records([conv], self.writer, self.config.format, log)
+            write_records([conv], self.writer, self.config.format, log, self.dump_options)
 
     async def run(self) -> None:
         c = self.config
         prompts = [join_instruction(s.instruction, s.instances[0][0] if s.instances else "") for s in self.seeds]
         k = c.answers_per_prompt
         self.requests_limit = len(prompts) * (k + k * (k - 1))
-        window = max(2, c.concurrency)  # rows in flight: enough to keep the concurrency cap busy
         pending: dict[int, asyncio.Task] = {}
         nxt = 0
         try:
             for i in range(len(prompts)):
                 if self.kept_instructions >= c.num_instructions or self.client.stopped:
                     break
-                while nxt < len(prompts) and nxt < i + window:
+                while nxt < len(prompts) and nxt < i + self.row_window():
                     pending[nxt] = asyncio.create_task(self.row(nxt, prompts[nxt]))
                     nxt += 1
                 self.decide(await pending.pop(i))
         except BaseException:
             await cancel_all(pending.values())
             raise
-        await self.settle(pending.values())
-        self.stop_reason = self.row_mode_stop_reason()
+        await self.finish_rows(pending.values())
         self.log.info.update(mode=self.mode, prompts=len(prompts), answers_per_prompt=k)
