@@ -101,12 +101,11 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
          runner_name: str, progress: bool) -> RunSummary:
     logs: list[RunLog] = []
     inputs, published, generation = _inputs(config, layout, steps, logs)
-    filter_cfg = config.filter if config.filter.enabled else None  # a section is its stage's config
     dedup_cfg = config.dedup if config.dedup.enabled else None
     bars = Bars(progress)
     layout.spool.mkdir(parents=True, exist_ok=True)
     try:
-        sources = _curate(config, layout, inputs, steps, filter_cfg, dedup_cfg, logs, announce, bars)
+        sources = _curate(config, layout, inputs, steps, dedup_cfg, logs, announce, bars)
         spools = stages.Spools([c.spool for s in sources for c in s.shards],
                                [c.offsets for s in sources for c in s.shards])
         deduplicating = _decide(sources, spools, dedup_cfg, layout, steps, runner_name, announce) \
@@ -158,23 +157,22 @@ class Bars:
                     mininterval=0.5)
 
 
-def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, filter_cfg, dedup_cfg,
+def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, dedup_cfg,
             logs: list[RunLog], announce, bars: Bars) -> list[signatures.Source]:
-    """Read, filter and sketch every shard (each shard's records go to its spool file); the stage logs
-    are merged as the shards finish, in order."""
+    """Read every shard, run it through the per-shard stages (`stages.SHARD_STAGES`) and sketch it (each
+    shard's records go to its spool file); each stage's logs are merged as the shards finish, in order."""
+    plan = stages.ShardPlan.of(config, dedup_cfg)
     folder = layout.signatures if dedup_cfg is not None else None
     sources = [signatures.plan_source(path, fmt, columns, folder if _kept_between_runs(path, layout) else None,
-                                      filter_cfg, dedup_cfg) for path, fmt, columns in inputs]
-    read = RunLog("read", layout.rejects("read"))
-    filtered = RunLog("filter", layout.rejects("filter")) if filter_cfg is not None else None
+                                      plan.settings(), dedup_cfg) for path, fmt, columns in inputs]
+    merged = {name: RunLog(name, layout.rejects(name)) for name in plan.log_names}
     owners: deque[tuple[signatures.Source, int]] = deque()  # shards out, not yet back: (source, row bytes)
     bar = bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")
     try:
         shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce)
-        for curated in steps.map("curate", stages.curate_shard, shards, filter_cfg, dedup_cfg):
-            stages.absorb_log(read, curated.logs["read"])
-            if filtered is not None:
-                stages.absorb_log(filtered, curated.logs["filter"])
+        for curated in steps.map("curate", stages.curate_shard, shards, plan):
+            for name, log in merged.items():
+                stages.absorb_log(log, curated.logs[name])
             curated.logs = {}
             source, nbytes = owners.popleft()
             source.shards.append(curated)
@@ -183,12 +181,11 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
         if bar is not None:
             bar.update(bar.total - bar.n)  # what rows do not account for (newlines of a JSON array, Parquet)
     finally:
-        read.close()
-        if filtered is not None:
-            filtered.close()
+        for log in merged.values():
+            log.close()
         if bar is not None:
             bar.close()
-    logs += [read, *([filtered] if filtered is not None else [])]
+    logs += merged.values()
     return sources
 
 

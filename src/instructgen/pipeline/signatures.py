@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
 
 from ..curate import dedup
 from ..curate import dedup_files as files
-from ..curate.filter import FilterConfig
 from . import stages
 
 
@@ -43,12 +43,12 @@ class Source:
 
 
 def plan_source(path: str, fmt: str | None, columns: dict[str, str] | None, folder: Path | None,
-                filter_config: FilterConfig | None, config: dedup.DedupConfig | None) -> Source:
-    """A source, with where its sketches are kept and whether the saved ones can be reused."""
+                stage_settings: dict[str, Any], config: dedup.DedupConfig | None) -> Source:
+    """A source, with where its sketches are kept and whether the saved ones can be reused;
+    `stage_settings`: each per-shard stage's settings (`stages.ShardPlan.settings`)."""
     if folder is None or config is None:
         return Source(path, fmt, columns)
-    settings = orjson.dumps({"format": fmt, "columns": columns, "filter": filter_config.model_dump(
-        mode="json", exclude={"enabled"}) if filter_config is not None else None}, option=orjson.OPT_SORT_KEYS)
+    settings = orjson.dumps({"format": fmt, "columns": columns, **stage_settings}, option=orjson.OPT_SORT_KEYS)
     target = files.signature_path(folder, path, f"pipeline:{settings.decode()}", config)
     return Source(path, fmt, columns, target, _saved_for(target, path, config))
 

@@ -1,13 +1,20 @@
 """The pipeline's shard functions and its write pass: plain Python, each a pure function of its arguments
 (besides the files it names), no Prefect.
 
-A shard is a slice of consecutive rows of one source. `curate_shard` reads, filters and sketches one
-shard, writes its surviving records to a spool file (canonical records, one orjson line of
+A shard is a slice of consecutive rows of one source. `curate_shard` reads one shard (rows -> records),
+runs it through each per-shard stage of `SHARD_STAGES` in order (today `filter`), sketches what is left
+for dedup, writes the surviving records to a spool file (canonical records, one orjson line of
 `Conversation.to_dict()` each) and returns only small things: a log per stage (RunLogs that keep their
 drops in memory), the shard's MinHash sketches, and where each record is in its spool. `absorb_log`
 replays shard logs in shard order into one RunLog per stage: the rejects file, the counts and the
 record order are then the same whatever ran the shards (a loop, threads, processes, Dask) and however
 many there were.
+
+A new per-shard stage is one entry in `SHARD_STAGES`: its name (its log, rejects file and stats row), how
+it finds its config in the run's config (None: off), and `apply(records, config, log) -> records kept`.
+The pipeline makes its log, merges the shards' logs and adds its settings to the key of saved dedup
+sketches from that entry alone. Steps over the whole run (dedup's decisions, a global score/select) do not
+belong here: they run between the shards and the write pass, in `pipeline.run`.
 
 `write_outputs` is the one pass over the spools after the dedup decisions: every record is dropped as a
 duplicate or handed to every format's writer, and the report's profile is sampled on the way.
@@ -23,12 +30,14 @@ import hashlib
 import itertools
 import threading
 from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import orjson
+from pydantic import BaseModel
 
 from .. import formats
 from ..convert import ReadOptions, open_source, parse_rows, write_records
@@ -119,23 +128,75 @@ class Curated(Carrier):
 _FILTER_LOCK = threading.Lock()
 
 
-def curate_shard(shard: RowShard, filter_config: FilterConfig | None, dedup_config: dedup.DedupConfig | None
-                 ) -> Curated:
-    """Read, filter and sketch one shard: rows -> records (unreadable rows dropped with their reason) ->
-    records that pass every rule (the others dropped as `filtered`) -> exact keys and MinHash signatures;
+def filter_shard(records: list[Conversation], config: FilterConfig, log: RunLog) -> list[Conversation]:
+    with _FILTER_LOCK:
+        return list(filter_records(records, config, log))
+
+
+def filter_section(config) -> FilterConfig | None:
+    return config.filter if config.filter.enabled else None
+
+
+@dataclass(frozen=True)
+class ShardStage:
+    """A stage that runs on each shard's records between reading and sketching. `name`: its RunLog, its
+    rejects file and its row in stats.json; `section(pipeline_config)`: its pydantic config for this run
+    (None: the stage is off); `apply(records, config, log)`: the records it keeps, each drop recorded in
+    `log` (`log.drop(...)`). Both functions are module-level: shards may run in other processes."""
+
+    name: str
+    section: Callable[[Any], BaseModel | None]
+    apply: Callable[[list[Conversation], Any, RunLog], Iterable[Conversation]]
+
+
+# The per-shard stages, in order. Reading (rows -> records) comes before them and the dedup sketch after.
+SHARD_STAGES: list[ShardStage] = [ShardStage("filter", filter_section, filter_shard)]
+
+
+class ShardPlan(Carrier):
+    """What every shard of a run goes through: the enabled per-shard stages with their configs, in order,
+    the names of the declared ones that are off, and the dedup settings to sketch with (None: no dedup)."""
+
+    __slots__ = ("label", "stages", "off", "dedup")
+
+    def __init__(self, stages: list[tuple[ShardStage, BaseModel]], off: list[str],
+                 dedup_config: dedup.DedupConfig | None):
+        self.label, self.stages, self.off, self.dedup = "plan", stages, off, dedup_config
+
+    @classmethod
+    def of(cls, pipeline_config, dedup_config: dedup.DedupConfig | None) -> "ShardPlan":
+        """The run's plan from `SHARD_STAGES` and the run's config."""
+        pairs = [(stage, stage.section(pipeline_config)) for stage in SHARD_STAGES]
+        return cls([(stage, cfg) for stage, cfg in pairs if cfg is not None],
+                   [stage.name for stage, cfg in pairs if cfg is None], dedup_config)
+
+    @property
+    def log_names(self) -> list[str]:
+        """The stages each shard hands back a log for, in order."""
+        return ["read", *(stage.name for stage, _ in self.stages)]
+
+    def settings(self) -> dict[str, Any]:
+        """Each declared stage's settings (None when off): they shape the records a source yields, so they
+        are part of the key of its saved dedup sketches."""
+        return {**{name: None for name in self.off},
+                **{stage.name: cfg.model_dump(mode="json", exclude={"enabled"}) for stage, cfg in self.stages}}
+
+
+def curate_shard(shard: RowShard, plan: ShardPlan) -> Curated:
+    """Read, run the per-shard stages and sketch one shard: rows -> records (unreadable rows dropped with
+    their reason) -> each stage's kept records (its drops in its log) -> exact keys and MinHash signatures;
     the records go to the shard's spool file."""
     read = shard_log("read")
     opts = ReadOptions(from_format=shard.format, columns=shard.columns, announce=lambda _m: None)
     records = list(parse_rows(iter(shard.rows), formats.get(shard.format), read, opts))
     read.emitted(len(records))
     logs = {"read": read}
-    if filter_config is not None:
-        with _FILTER_LOCK:
-            log = logs["filter"] = shard_log("filter")
-            log.took_in(len(records))
-            records = list(filter_records(records, filter_config, log))
-            log.emitted(len(records))
-    sketches = dedup.sketch_records(records, dedup_config) if dedup_config is not None and shard.sketch else None
+    for stage, config in plan.stages:
+        log = logs[stage.name] = shard_log(stage.name)
+        log.took_in(len(records))
+        records = list(stage.apply(records, config, log))
+        log.emitted(len(records))
+    sketches = dedup.sketch_records(records, plan.dedup) if plan.dedup is not None and shard.sketch else None
     offsets, digests = spool_records(records, shard.spool)
     return Curated(shard.label, logs, sketches, shard.spool, offsets, digests)
 
