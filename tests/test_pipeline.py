@@ -116,6 +116,21 @@ def test_bundled_example_config_is_valid_and_offline():
     assert cfg.sources and all(s.path is not None and s.path.is_absolute() for s in cfg.sources)
 
 
+def test_a_dataset_source_refuses_the_keys_it_would_ignore(tmp_path):
+    """`format`, `columns` and `glob` are read for `path` sources only: beside `dataset` they are an error
+    naming the file and the line, not silently dropped."""
+    text = ('[[sources]]\npath = "a.jsonl"\nformat = "alpaca"\n\n[[sources]]\ndataset = "a/b"\n'
+            'columns = {instruction = "q"}\nformat = "alpaca"\n')
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, tmp_path / "p.toml")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{tmp_path / 'p.toml'}:7: sources[1]: `format` and `columns` apply to `path` sources only")
+    assert "instructgen download a/b -o FILE" in msg
+    with pytest.raises(ConfigError, match=r"p.toml:3: sources\[0\]: `glob` applies"):
+        parse_config('[[sources]]\ndataset = "a/b"\nglob = "*.json"\n', tmp_path / "p.toml")
+    assert parse_config('[[sources]]\ndataset = "a/b"\nrevision = "main"\n', tmp_path / "p.toml").sources[0].dataset
+
 def test_config_errors_name_the_line(tmp_path):
     text = ('[pipeline]\nname = "x"\nrunner = "spark"\n\n[[sources]]\npath = "a.jsonl"\n\n'
             '[[sources]]\ndataset = "a/b"\npath = "b.jsonl"\n\n[dedup]\nthreshold = 1.5\nshingel = "auto"\n')

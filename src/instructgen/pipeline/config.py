@@ -212,9 +212,27 @@ def parse_config(text: str, path: str | os.PathLike = "<config>") -> PipelineCon
                 msg = f"unknown key (allowed: {', '.join(_allowed_keys(loc[:-1]))})"
             problems.append(f"{path}:{lines.line(loc)}: {key or 'config'}: {msg}")
         raise ConfigError("invalid pipeline config\n  " + "\n  ".join(problems)) from None
+    _refuse_keys_a_download_ignores(cfg, text, path)
     cfg = cfg.resolved(path.resolve().parent)
     cfg.config_path = path
     return cfg
+
+
+def _refuse_keys_a_download_ignores(cfg: "PipelineConfig", text: str, path: Path) -> None:
+    """A `dataset` source is downloaded as the Hub repo's own files say (the registry's columns, or the card's)
+    and handed on in one format: a `format`, `columns` or `glob` beside it would be ignored without a word."""
+    for i, source in enumerate(cfg.sources):
+        given = [key for key in ("format", "columns", "glob") if getattr(source, key) is not None] \
+            if source.dataset is not None else []
+        if given:
+            keys = " and ".join(f"`{key}`" for key in given)
+            line = min(_KeyLines(text).line(("sources", i, key)) for key in given)
+            verb, them = ("apply", "them") if len(given) > 1 else ("applies", "it")
+            raise ConfigError(
+                f"{path}:{line}: sources[{i}]: {keys} {verb} to `path` sources only, and a `dataset` source "
+                f"would ignore {them}: remove {keys}, or download the set first (`instructgen download "
+                f"{source.dataset} -o FILE --from FORMAT "
+                "--columns F=C,...`) and give that file as `path`")
 
 
 def _allowed_keys(loc: tuple) -> list[str]:
