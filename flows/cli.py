@@ -106,9 +106,9 @@ def _check_output(cfg, output_dir: str | None) -> str:
     """The output folder against every input (an input inside it would be replaced by the run)."""
     from instructgen.paths import OutputPlan
     from instructgen.pipeline.config import input_files
-    from instructgen.pipeline.layout import DEFAULT_OUTPUT
+    from instructgen.pipeline.layout import output_folder
 
-    out = str(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
+    out = str(output_folder(output_dir, cfg.pipeline.output_dir))
     plan = OutputPlan()
     for loc, path in input_files(cfg):
         plan.read(path, ".".join(str(p) for p in loc))

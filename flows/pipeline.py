@@ -19,7 +19,6 @@ import logging
 import sys
 import time
 from collections import deque
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from prefect import flow, task
@@ -29,7 +28,7 @@ from prefect.tasks import exponential_backoff
 
 from instructgen.errors import InstructgenError
 from instructgen.pipeline import OutputFolder, run
-from instructgen.pipeline.layout import DEFAULT_OUTPUT
+from instructgen.pipeline.layout import OutputLayout, output_folder
 from instructgen.pipeline.config import load_config
 from instructgen.pipeline.remote import generation_key
 from instructgen.report import counts_table, render_markdown
@@ -133,7 +132,7 @@ def pipeline_flow(
     started = time.time()
     quiet_expected_tracebacks()
     cfg = load_config(config_path)
-    out = Path(output_dir or cfg.pipeline.output_dir or DEFAULT_OUTPUT)
+    out = output_folder(output_dir, cfg.pipeline.output_dir)
     runner = runner or cfg.pipeline.runner
     if progress is None:
         progress = cfg.pipeline.progress == "always" or (cfg.pipeline.progress == "auto" and sys.stderr.isatty())
@@ -142,11 +141,12 @@ def pipeline_flow(
         summary, cache_hits = stages(cfg, layout, runner, progress)
     _artifacts(summary)
     print(f"output in {out}/ ({time.time() - started:.1f} s); every stage balances: {summary.balanced}")
+    done = OutputLayout.finished(out)
     return {
         "output_dir": str(out),
-        "stats": str(out / "stats.json"),
-        "report_md": str(out / "report.md") if cfg.pipeline.report else None,
-        "report_html": str(out / "report.html") if cfg.pipeline.report else None,
+        "stats": str(done.stats),
+        "report_md": str(done.report_md) if cfg.pipeline.report else None,
+        "report_html": str(done.report_html) if cfg.pipeline.report else None,
         "outputs": summary.outputs,
         "stages": counts_table(summary.stages),
         "balanced": summary.balanced,

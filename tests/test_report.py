@@ -70,7 +70,8 @@ def sample_data() -> ReportData:
 
 def test_html_is_valid_self_contained_and_has_charts(tmp_path):
     data = sample_data()
-    md_path, html_path = write_report(tmp_path, data)
+    md_path, html_path = tmp_path / "report.md", tmp_path / "report.html"
+    write_report(data, md_path, html_path)
     page = html_path.read_text(encoding="utf-8")
     checker = Checker()
     checker.feed(page)

@@ -20,7 +20,6 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any, Iterable
 
 import orjson
@@ -53,14 +52,12 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
 
 
-def write_report(out_dir: str | os.PathLike, data: ReportData) -> tuple[Path, Path]:
+def write_report(data: ReportData, markdown: str | os.PathLike, html: str | os.PathLike) -> None:
+    """The report as markdown and as an HTML page, each written atomically where the caller names it."""
     from .io import write_text_atomic
 
-    out = Path(out_dir)
-    md, page = out / "report.md", out / "report.html"
-    write_text_atomic(md, render_markdown(data))
-    write_text_atomic(page, render_html(data))
-    return md, page
+    write_text_atomic(markdown, render_markdown(data))
+    write_text_atomic(html, render_html(data))
 
 
 def render_markdown(d: ReportData) -> str:

@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from ..curate import dedup
 from ..errors import InstructgenError
 from ..inputs import expand_inputs
-from ..report import ReportData
+from ..report import ReportData, write_report
 from ..runlog import RunLog
 from . import remote, signatures, stages, summary
 from .config import PipelineConfig
@@ -138,7 +138,7 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
                         published, generation)
     summary.write_stats(layout, config, result, runner_name)
     if config.pipeline.report:
-        summary.write_report(layout, report)
+        write_report(report, layout.report_md, layout.report_html)
     return result
 
 
@@ -242,7 +242,7 @@ def _publish(config: PipelineConfig, layout: OutputLayout, survivors: stages.Sur
              generation, steps: Steps, progress: bool) -> dict[str, Any]:
     card_stats = summary.card_stats(config, stage_rows, published, generation)
     hub = steps.call("publish", remote.publish_records, survivors, config.publish, card_stats, str(layout.hub),
-                     str(layout.root / "rejects"), progress)
+                     str(layout.rejects_folder), progress)
     stage_rows += [summary.public_stage(s, layout) for s in hub.pop("stages", [])]
     if hub.get("dry_run_dir"):
         hub["dry_run_dir"] = layout.public(hub["dry_run_dir"])
@@ -263,7 +263,7 @@ def _inputs(config: PipelineConfig, layout: OutputLayout, steps: Steps, logs: li
             reused = False
         remote.copy_generated(gen, layout)
         logs += gen.logs
-        inputs.append((str(layout.generated / "generated.jsonl"), None, None))
+        inputs.append((str(layout.generated_records), None, None))
         generation = {**gen.summary, "reused_earlier_result": reused}
     for i, source in enumerate(config.sources):
         if source.path is not None:  # a file, or every file of a folder (recursively, natural order)

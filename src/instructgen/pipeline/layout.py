@@ -48,6 +48,7 @@ import orjson
 from ..errors import InstructgenError
 
 DEFAULT_OUTPUT = "instructgen-output"
+GENERATED_RECORDS = "generated.jsonl"  # the generate stage's records, in its cache folder and in generated/
 MANIFEST = ".instructgen-run.json"
 LOCK = ".instructgen.lock"
 CACHE = ".cache"
@@ -62,6 +63,11 @@ def _safe(name: str) -> str:
     return re.sub(r"[^\w.-]+", "-", name.replace("/", "__")).strip("-.") or "unnamed"
 
 
+def output_folder(given: str | os.PathLike | None, configured: str | os.PathLike | None) -> Path:
+    """The run's output folder: the one given (-o, a flow parameter), else the config's, else the default."""
+    return Path(given or configured or DEFAULT_OUTPUT)
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     """Names every file a run writes. `root` is where files go during the run; `final` where they end up."""
@@ -70,11 +76,20 @@ class OutputLayout:
     final: Path
     cache: Path
 
+    @classmethod
+    def finished(cls, folder: str | os.PathLike) -> "OutputLayout":
+        """The names of a folder a run has finished writing (where its files are now)."""
+        return cls(Path(folder), Path(folder), Path(folder) / CACHE)
+
     def data(self, fmt: str) -> Path:
         return self.root / "data" / f"{fmt}.jsonl"
 
     def rejects(self, stage: str) -> Path:
-        return self.root / "rejects" / f"{_safe(stage)}.jsonl"
+        return self.rejects_folder / f"{_safe(stage)}.jsonl"
+
+    @property
+    def rejects_folder(self) -> Path:
+        return self.root / "rejects"
 
     @property
     def clusters(self) -> Path:
@@ -86,6 +101,10 @@ class OutputLayout:
     @property
     def generated(self) -> Path:
         return self.root / "generated"
+
+    @property
+    def generated_records(self) -> Path:
+        return self.generated / GENERATED_RECORDS
 
     @property
     def spool(self) -> Path:

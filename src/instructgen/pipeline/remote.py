@@ -15,7 +15,7 @@ import orjson
 from ..record import Conversation
 from ..runlog import RunLog
 from .config import Generate, Publish
-from .layout import OutputLayout
+from .layout import GENERATED_RECORDS, OutputLayout
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Generated:
 
     @property
     def path(self) -> str:
-        return str(Path(self.folder) / "generated.jsonl")
+        return str(Path(self.folder) / GENERATED_RECORDS)
 
 
 def generation_key(config: Generate) -> str:
@@ -72,7 +72,7 @@ def generate_source(config: Generate, cache_root: str) -> Generated:
                                      "cache_dir": config.cache_dir or Path(cache_root) / "requests"})
     log = RunLog("generate", folder / "rejects.jsonl")
     try:
-        result = generate(stage_config, folder / "generated.jsonl", log, failures_path=folder / "failures.jsonl")
+        result = generate(stage_config, folder / GENERATED_RECORDS, log, failures_path=folder / "failures.jsonl")
     finally:
         log.close()
     if result.failed:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -16,7 +16,7 @@ from ..hub.card import file_sha256
 from ..hub.card import public_name as card_public_name
 from ..io import write_text_atomic
 from ..record import Conversation
-from ..report import Profile, ReportData, render_html, render_markdown
+from ..report import Profile
 from ..runlog import RunLog
 from .config import PipelineConfig
 from .layout import OutputLayout
@@ -161,13 +161,3 @@ def write_stats(layout: OutputLayout, config: PipelineConfig, result: "RunSummar
         doc["hub"] = result.hub
     write_text_atomic(layout.stats, orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
 
-
-def write_report(layout: OutputLayout, report: ReportData) -> None:
-    write_text_atomic(layout.report_md, render_markdown(report))
-    write_text_atomic(layout.report_html, render_html(report))
-
-
-def counts_table(stages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per stage: stage, in, out, rejected, filtered, duplicates, balanced."""
-    return [{k: s.get(k, 0) for k in ("stage", "in", "out", "rejected", "filtered", "duplicates", "balanced")}
-            for s in stages]
