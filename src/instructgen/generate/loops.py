@@ -244,10 +244,14 @@ class _Run:
             return DONE
         return MAX_REQUESTS if self.config.max_requests else REQUEST_BUDGET
 
+    rows_per_slot = 1  # rows started per concurrency slot (chat: 2, its turns go one request at a time)
+
     def row_window(self) -> int:
-        """Pairs, chat: rows started ahead of the one being decided: enough to keep the concurrency cap busy, no
-        more than the records still wanted (each row gives about one)."""
-        return max(1, min(self.config.concurrency, self.config.num_instructions - self.kept_instructions))
+        """Pairs, chat: rows started ahead of the one being decided: enough to keep the concurrency cap busy
+        (rows are decided in order, so a long one holds the window), no more than the records still wanted
+        (each row gives about one)."""
+        busy = self.rows_per_slot * self.config.concurrency
+        return max(1, min(busy, self.config.num_instructions - self.kept_instructions))
 
     async def finish_rows(self, tasks: Any) -> None:
         """Evol, pairs, chat: done. Nothing new is sent, and the requests in flight finish and are cached rather
