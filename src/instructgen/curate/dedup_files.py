@@ -31,6 +31,7 @@ file of a million records costs, plus reading each file twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import multiprocessing as mp
 import os
@@ -304,13 +305,13 @@ def index_small_files(paths: list[str], fmt: str | None, config: DedupConfig, in
     """Pass 1 over small files in order, their records sketched in shared batches; the format of each
     given, or detected (and announced once per folder through `detected`)."""
     done: list[tuple[str, str, int]] = []  # (path, format, records)
+    log, opts = RunLog("dedup-index"), ReadOptions(from_format=fmt, announce=detected.announce)  # one for all files
 
     def items() -> Iterator[tuple[tuple, int, int]]:
         for path in paths:
-            spec, rows = _open(path, RunLog("dedup-index"), ReadOptions(from_format=fmt, announce=detected.announce),
-                               detected)
+            spec, rows = _open(path, log, opts, detected)
             n = 0
-            for n, found in enumerate(_file_items(path, spec, rows, config), 1):
+            for n, found in enumerate(_file_items(path, spec, rows, config, log), 1):
                 yield found
             done.append((path, spec.name, n))
             if bar is not None:
@@ -326,7 +327,8 @@ def index_small_files(paths: list[str], fmt: str | None, config: DedupConfig, in
     return indexed
 
 
-def _file_items(path: str, spec: formats.FormatSpec, rows, config: DedupConfig) -> Iterator[tuple[tuple, int, int]]:
+def _file_items(path: str, spec: formats.FormatSpec, rows, config: DedupConfig, log: RunLog
+                ) -> Iterator[tuple[tuple, int, int]]:
     """pass 1's (item, line, offset) of one file, read in `spec` (its rows opened once for detection)."""
     if by_lines(path):
         next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
@@ -335,8 +337,14 @@ def _file_items(path: str, spec: formats.FormatSpec, rows, config: DedupConfig) 
             start_byte = 0 if kind_of(path) == "jsonl" else -1
             yield from _line_items(_positioned(source.complete_lines(), 1, start_byte), path, spec, config)
         return
-    records = parse_rows(rows, spec, RunLog("dedup-index"), ReadOptions(from_format=spec.name, announce=_quiet))
+    records = parse_rows(rows, spec, log, _reading_as(spec.name))
     yield from (((c, None), k, -1) for k, c in enumerate(records))
+
+
+@functools.lru_cache(maxsize=None)
+def _reading_as(name: str) -> ReadOptions:
+    """Quiet read options of a known format (one object for every file read so)."""
+    return ReadOptions(from_format=name, announce=_quiet)
 
 
 # -- signatures kept between runs --------------------------------------------------------------------------
@@ -689,7 +697,7 @@ def _write_row_files(files: list[tuple[Indexed, int]], decisions: Decisions, wri
     survivors written in one stream (a file of one record costs no writer setup of its own)."""
     def survivors() -> Iterator[Conversation]:
         for indexed, base in files:
-            opts = ReadOptions(from_format=indexed.format, announce=_quiet)
+            opts = _reading_as(indexed.format)
             spec, rows = open_source(indexed.path, log, opts)
             for k, conv in enumerate(parse_rows(rows, spec, log, opts), base):
                 if bar is not None:
