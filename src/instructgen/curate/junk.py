@@ -178,8 +178,16 @@ _CODE_START = re.compile(r"(?m)^(?: {4}|\t|\s*(?:def|class|import|from|return|#i
                          r"|private|static)\b)")
 
 
+_KEYWORD_STARTS = ("def", "class", "import", "from", "return", "#include", "function", "var", "let", "const", "public",
+                   "private", "static", "    ", "\t")
+
+
 def _may_hold_code(text: str) -> bool:
-    return not _CODE_CHARS.isdisjoint(text) or bool(_CODE_START.search(text))
+    if not _CODE_CHARS.isdisjoint(text):
+        return True
+    if "\n" not in text:  # one line: only its start can make it code
+        return text.startswith(_KEYWORD_STARTS) or text.lstrip().startswith(_KEYWORD_STARTS)
+    return bool(_CODE_START.search(text))
 
 
 @lru_cache(maxsize=None)
