@@ -109,3 +109,13 @@ def test_the_junk_fixture_through_the_cli(tmp_path, capsys):
         r["expect"] for r in map(json.loads, (DATA / "junk_measures.jsonl").read_text(encoding="utf-8").splitlines())
         if r["expect"])
     assert "salad" in capsys.readouterr().err
+
+
+def test_the_bundled_example_loses_its_yes_loop_and_flags_its_refusals(tmp_path):
+    example = Path(__file__).resolve().parent.parent / "data" / "examples" / "raw_en_zh.jsonl"
+    out = tmp_path / "clean.jsonl"
+    assert main(["filter", str(example), "-o", str(out)]) == 0
+    rejects = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert {(r["reason"], r["raw"]["instruction"]) for r in rejects} >= {("repetition", "Repeat after me.")}
+    kept = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert sum(f["rule"] == "refusal" for r in kept for f in r.get("meta", {}).get("flags", [])) == 2
