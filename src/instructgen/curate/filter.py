@@ -82,7 +82,7 @@ class FilterConfig(BaseModel):
                                    "signal for refusals of harmful requests). Junk rules (" + ", ".join(JUNK) +
                                    ") drop; signals (" + ", ".join(SIGNALS) + ") flag the record in meta.flags")
     drop: tuple[str, ...] = Field((), description="signals to drop instead of flag, e.g. refusal,needs_media,"
-                                  "language,length (default: none; every signal is only flagged)")
+                                  "language,length; none: every signal is only flagged")
     lang: tuple[str, ...] = Field((), description="allowed languages (ISO 639-1 codes, e.g. zh,en); empty: any")
     detector: str = Field("script+langdetect", description="language detector (script check, then seeded "
                           "langdetect by default)", json_schema_extra={"choices": DETECTORS})
