@@ -23,7 +23,7 @@ from typing import Any
 _HOME = {
     "push": "publish", "PushResult": "publish",
     "download": "fetch", "DownloadResult": "fetch",
-    "write_hub_folder": "folder", "HubFolder": "folder", "Layout": "folder", "plan_paths": "folder",
+    "write_hub_folder": "folder", "HubFolder": "folder", "RemoteHoldings": "folder", "plan_paths": "folder",
     "CardInfo": "card", "ConfigCard": "card", "SourceInfo": "card", "render_card": "card",
     "PublishConfig": "config", "DownloadOptions": "config", "config_names": "config",
     "PublishedSet": "registry", "published": "registry", "find_published": "registry",

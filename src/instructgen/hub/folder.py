@@ -1,7 +1,7 @@
 """The Hub-shaped folder: <config>/<split>-0000i-of-0000n.parquet per output format + README.md (the card).
 
     write_hub_folder(records_or_paths, out_dir, config, card=None, *, read_options=None, dump_options=None,
-                     rejects_dir=None, progress=False, layout=None) -> HubFolder
+                     rejects_dir=None, progress=False, holdings=None) -> HubFolder
 
 This is `push --dry-run DIR`, and what `push` uploads; `datasets.load_dataset(DIR, "<config>")`
 reads it. The folder is written beside `out_dir` first and moved in when complete; a shard of
@@ -39,7 +39,7 @@ def shard_pattern(config: str, split: str) -> re.Pattern:
 
 
 @dataclass(slots=True)
-class Layout:
+class RemoteHoldings:
     """What the remote repo already holds beside this push: our configs' other splits, other configs."""
 
     other_splits: dict[str, list[str]] = field(default_factory=dict)  # config -> splits not pushed now
@@ -85,7 +85,7 @@ def plan_paths(records_or_paths: Records, config: PublishConfig, out_dir: str | 
 def write_hub_folder(records_or_paths: Records, out_dir: str | os.PathLike, config: PublishConfig,
                      card: CardInfo | None = None, *, read_options: ReadOptions | None = None,
                      dump_options: DumpOptions | None = None, rejects_dir: str | os.PathLike | None = None,
-                     progress: bool = False, layout: Layout | None = None) -> HubFolder:
+                     progress: bool = False, holdings: RemoteHoldings | None = None) -> HubFolder:
     """Convert the records to every format of `config` and write the folder at out_dir."""
     rejects = plan_paths(records_or_paths, config, out_dir, rejects_dir)
     out = Path(out_dir)
@@ -93,7 +93,7 @@ def write_hub_folder(records_or_paths: Records, out_dir: str | os.PathLike, conf
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         folder = _build(records_or_paths, building, config, card or CardInfo(), rejects, read_options,
-                        dump_options, progress, layout or Layout())
+                        dump_options, progress, holdings or RemoteHoldings())
         _move_in(folder, out, config)
     finally:
         shutil.rmtree(building, ignore_errors=True)  # made by this run, emptied by _move_in on success
@@ -103,13 +103,13 @@ def write_hub_folder(records_or_paths: Records, out_dir: str | os.PathLike, conf
 
 def _build(records_or_paths: Records, out: Path, config: PublishConfig, card: CardInfo, rejects: dict[str, str],
            read_options: ReadOptions | None, dump_options: DumpOptions | None, progress: bool,
-           layout: Layout) -> HubFolder:
+           holdings: RemoteHoldings) -> HubFolder:
     names = config.config_names()
     read_log = RunLog("push:read", rejects.get("read"))
     logs = {f: RunLog(f"push:{f}", rejects.get(f)) for f in config.formats}
-    with tempfile.TemporaryDirectory(prefix="instructgen-push-") as spool_dir:
-        spools = {f: Path(spool_dir) / f"{f}.jsonl" for f in config.formats}
-        _spool(_records(records_or_paths, read_log, read_options), spools, logs, read_log,
+    with tempfile.TemporaryDirectory(prefix="instructgen-push-") as rows_dir:
+        format_rows = {f: Path(rows_dir) / f"{f}.jsonl" for f in config.formats}
+        _write_format_rows(_records(records_or_paths, read_log, read_options), format_rows, logs, read_log,
                dump_options or DumpOptions(), progress)
         if read_log.n_out == 0:
             raise InstructgenError("no record to push" + (f" (all {read_log.n_in} were rejected; see "
@@ -120,19 +120,20 @@ def _build(records_or_paths: Records, out: Path, config: PublishConfig, card: Ca
                 top = logs[fmt].reasons.most_common(1)
                 raise InstructgenError(f"no record could be written as {fmt}" + (f": {top[0][0][1]}" if top else ""))
             name = names[fmt]
-            written, schema, examples = spool_to_parquet(spools[fmt], out / name, config.split, config.shard_rows)
+            written, schema, examples = spool_to_parquet(format_rows[fmt], out / name, config.split, config.shard_rows)
             files += [f"{name}/{w}" for w in written]
-            splits = sorted({config.split, *layout.other_splits.get(name, [])})
+            splits = sorted({config.split, *holdings.other_splits.get(name, [])})
             cards.append(ConfigCard(name, fmt, logs[fmt].n_out, schema, examples, splits))
-        languages = card.languages or tuple(config.languages) or tuple(detect_languages(spools[config.formats[0]]))
+        languages = card.languages or tuple(config.languages) or tuple(detect_languages(format_rows[config.formats[0]]))
     info = card.with_choices(config.pretty_name, config.license, languages, config.tags)
-    write_text_atomic(out / "README.md", render_card(config.repo, cards, info, layout.other_configs))
+    write_text_atomic(out / "README.md", render_card(config.repo, cards, info, holdings.other_configs))
     return HubFolder(out, cards, sorted(files) + ["README.md"], [read_log, *logs.values()], info)
 
 
-def _spool(records: Iterable[Conversation], spools: dict[str, Path], logs: dict[str, RunLog], read_log: RunLog,
-           opts: DumpOptions, progress: bool) -> None:
-    writers = {f: RowWriter(path) for f, path in spools.items()}
+def _write_format_rows(records: Iterable[Conversation], format_rows: dict[str, Path], logs: dict[str, RunLog],
+                       read_log: RunLog, opts: DumpOptions, progress: bool) -> None:
+    """Each record as a row of every format, into that format's JSONL file (read again into Parquet)."""
+    writers = {f: RowWriter(path) for f, path in format_rows.items()}
     if progress:
         from tqdm import tqdm
 

@@ -25,7 +25,7 @@ from ..convert import ReadOptions
 from ..formats.base import DumpOptions
 from .card import CardInfo
 from .config import PublishConfig
-from .folder import HubFolder, Layout, Records, plan_paths, shard_pattern, write_hub_folder
+from .folder import HubFolder, Records, RemoteHoldings, plan_paths, shard_pattern, write_hub_folder
 from .http import HUB_RETRY, Hub, HubError, hub_client, hub_errors, is_transient, resolve_token, status_of
 
 
@@ -57,11 +57,11 @@ def push(records_or_paths: Records, config: PublishConfig, card: CardInfo | None
                                       f"create {config.repo}", hub))
         remote = HUB_RETRY.call(lambda: read_remote(hub, config.repo), f"read {config.repo}", hub)
     names = config.config_names()
-    layout = Layout(other_splits(remote.files, names.values(), config.split),
+    holdings = RemoteHoldings(other_splits(remote.files, names.values(), config.split),
                     [{k: v for k, v in c.items() if k != "default"} for c in remote.configs
                      if c.get("config_name") not in names.values()])
     with tempfile.TemporaryDirectory(prefix="instructgen-hub-") as tmp:
-        folder = write_hub_folder(records_or_paths, Path(tmp) / "folder", config, card, layout=layout, **how)
+        folder = write_hub_folder(records_or_paths, Path(tmp) / "folder", config, card, holdings=holdings, **how)
         refuse_token_in_files(folder, hub)
         with hub_errors(hub, config.repo, access="write"):
             return Committer(hub, config, folder, remote, repo_url).run()
