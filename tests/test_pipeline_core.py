@@ -106,6 +106,11 @@ def test_stats_and_card_name_no_local_folder(tmp_path):
     assert stats["sources"][0]["path"] == "inputs/alpaca.jsonl" and len(stats["sources"][0]["sha256"]) == 64
     card = (out / "hub" / "README.md").read_text(encoding="utf-8")
     assert str(tmp_path) not in card
+    assert f"- `inputs/alpaca.jsonl` — sha256 `{stats['sources'][0]['sha256']}`" in card  # the run's sources,
+    assert "Filters:" in card and "Deduplication:" in card  # its settings
+    for stage in stats["stages"]:  # and its counts, as the run made them
+        if not stage["stage"].startswith("push:"):
+            assert f"| {stage['stage']} | {stage['in']} | {stage['out']} |" in card, stage
 
 
 # -- the CLI and the pipeline make the same decisions ------------------------------------------------------

@@ -240,8 +240,8 @@ def _write(config: PipelineConfig, layout: OutputLayout, spools: stages.Spools, 
 
 def _publish(config: PipelineConfig, layout: OutputLayout, survivors: stages.Survivors, stage_rows, published,
              generation, steps: Steps, progress: bool) -> dict[str, Any]:
-    card_stats = summary.card_stats(config, stage_rows, published, generation)
-    hub = steps.call("publish", remote.publish_records, survivors, config.publish, card_stats, str(layout.hub),
+    card = summary.card_info(config, stage_rows, published, generation)
+    hub = steps.call("publish", remote.publish_records, survivors, config.publish, card, str(layout.hub),
                      str(layout.rejects_folder), progress)
     stage_rows += [summary.public_stage(s, layout) for s in hub.pop("stages", [])]
     if hub.get("dry_run_dir"):

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 
 import orjson
 
+from ..hub.card import CardInfo
 from ..record import Conversation
 from ..runlog import RunLog
 from .config import Generate, Publish
@@ -99,7 +100,7 @@ def copy_generated(generated: Generated, layout: OutputLayout) -> None:
             shutil.copyfile(entry, target)
 
 
-def publish_records(records: Iterable[Conversation], config: Publish, card_stats: dict[str, Any], hub_dir: str,
+def publish_records(records: Iterable[Conversation], config: Publish, card: CardInfo, hub_dir: str,
                     rejects_dir: str, progress: bool = False) -> dict[str, Any]:
     """Curated records, streamed (read once) -> the Hub (or, for a dry run, the Hub-shaped folder), one
     config per format."""
@@ -107,7 +108,6 @@ def publish_records(records: Iterable[Conversation], config: Publish, card_stats
 
     publish = hub.PublishConfig(**{**config.model_dump(exclude={"enabled", "dry_run"}),
                                    "tags": (*config.tags, "instructgen")})
-    card = hub.CardInfo.from_stats(card_stats)
     if config.dry_run:
         folder = hub.write_hub_folder(records, hub_dir, publish, card, rejects_dir=rejects_dir,
                                       progress=progress)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from ..hub.card import file_sha256
+from ..hub.card import CardInfo, SourceInfo, file_sha256, public_value
 from ..hub.card import public_name as card_public_name
 from ..io import write_text_atomic
 from ..record import Conversation
@@ -52,20 +52,24 @@ def local_sources(config: PipelineConfig) -> list[dict[str, Any]]:
             for s in config.sources if s.path is not None for path in expand_inputs([str(s.path)], s.glob)]
 
 
-def card_stats(config: PipelineConfig, stages: list[dict[str, Any]], published: list[dict[str, Any]],
-               generation: dict[str, Any] | None) -> dict[str, Any]:
+def card_info(config: PipelineConfig, stages: list[dict[str, Any]], published: list[dict[str, Any]],
+              generation: dict[str, Any] | None) -> CardInfo:
     """What the dataset card describes beyond the data: sources, settings, counts (no local path, no secret)."""
-    counts = [{k: v for k, v in s.items() if k != "rejects_file"} for s in stages]
-    stats: dict[str, Any] = {"stages": counts, "sources": local_sources(config) + published}
-    if generation:
-        stats["generation"] = {k: v for k, v in generation.items() if k not in ("failures_file",)}
-    if config.filter.enabled:
-        stats["filters"] = config.filter.model_dump(mode="json", exclude={"enabled"})
+    local = [SourceInfo(s["path"], sha256=s["sha256"]) for s in local_sources(config)]
+    remote = [SourceInfo.dataset(p["repo"], p.get("revision"), license=p.get("license"), records=p.get("records"))
+              for p in published]
+    dedup = None
     if config.dedup.enabled:
-        dedup = config.dedup.model_dump(mode="json", exclude={"enabled"})
-        dedup["against"] = [public_name(Path(p), config) for p in config.dedup.against]
-        stats["dedup"] = dedup
-    return stats
+        dedup = {**config.dedup.model_dump(mode="json", exclude={"enabled"}),
+                 "against": [public_name(Path(p), config) for p in config.dedup.against]}
+    return CardInfo(
+        sources=tuple(local + remote),
+        stages=tuple({k: v for k, v in s.items() if k != "rejects_file"} for s in stages),
+        generation=public_value({k: v for k, v in generation.items() if k != "failures_file"}) if generation else None,
+        filters=public_value(config.filter.model_dump(mode="json", exclude={"enabled"})) if config.filter.enabled
+        else None,
+        dedup=public_value(dedup) if dedup is not None else None,
+    )
 
 
 def examples(logs: list[RunLog]) -> dict[str, list[dict[str, Any]]]:
