@@ -72,6 +72,8 @@ class ChatRun(_Run):
         super().__init__(*args, **kwargs)
         self.topics = load_topics(self.config.seed_tasks)
         self.ended_by_user = 0
+        user = self.config.user_endpoint
+        self.user_client = self.endpoint_client(*user) if user else self.client
 
     async def row(self, i: int, topic: str) -> ChatRow:
         c = self.config
@@ -79,7 +81,7 @@ class ChatRun(_Run):
         for t in range(1, c.turns + 1):
             prompt = self_chat.user_simulator_prompt(topic, row.turns, c.lang)
             user = await self.send_plain([{"role": "user", "content": prompt}], ("chat-user", i, t, topic),
-                                         f"user {i}.{t}", row.origin)
+                                         f"user {i}.{t}", row.origin, client=self.user_client)
             if not self._ok(row, user):
                 return row
             if self_chat.ends_chat(user.text):
@@ -119,7 +121,8 @@ class ChatRun(_Run):
         self.ended_by_user += row.ended_by_user
         conv = Conversation([Message(role, text) for role, text in row.turns], origin=row.origin,
                             meta={"chat": {"topic": row.topic, "turns": len(row.turns) // 2,
-                                           "ended_by": "user" if row.ended_by_user else "--turns"}})
+                                           "ended_by": "user" if row.ended_by_user else "--turns",
+                                           **self.user_simulator()}})
         log.took_in()
         if self.kept_instructions >= self.config.num_instructions:
             log.drop(row.origin, SURPLUS, {"topic": row.topic, "turns": row.turns}, kind="filtered")
@@ -127,6 +130,12 @@ class ChatRun(_Run):
         for kept in (self.turn_filter([conv], log) if self.turn_filter else [conv]):
             self.kept_instructions += 1
             write_records([kept], self.writer, self.config.format, log, self.dump_options)
+
+    def user_simulator(self) -> dict[str, Any]:
+        """The user simulator's model and endpoint (no credentials), when it is not the assistant's."""
+        if self.user_client is self.client:
+            return {}
+        return {"user_model": self.user_client.config.model, "user_endpoint": self.user_client.config.redacted_base_url}
 
     async def run(self) -> None:
         c = self.config

@@ -29,7 +29,7 @@ from urllib.parse import urlparse
 
 from ..errors import InstructgenError
 from .cache import RequestCache, request_key
-from .config import URL_CREDENTIALS, ClientConfig, url_credentials
+from .config import URL_CREDENTIALS, ClientConfig, redact_url, url_credentials
 from .limits import RateLimiter, estimate_tokens
 from .retry import AttemptFailed, Completion, RequestRefused, Stopped, classify, parse_completion, policy
 
@@ -86,14 +86,27 @@ class Usage:
     in_flight: int = 0
     errors: dict[str, int] = field(default_factory=dict)  # error kind -> attempts that failed with it
     causes: dict[str, int] = field(default_factory=dict)  # error kind -> requests that failed for good with it
+    # model -> [prompt, completion] tokens paid, when one run asks several models (ChatClient.sibling)
+    tokens_by_model: dict[str, list[int]] = field(default_factory=dict)
 
     def cost(self, prices: dict[str, Any] | None, model: str) -> float | None:
-        """USD for the tokens paid in this run; prices: {model: {"prompt": usd_per_1M, "completion": ...}}."""
-        price = (prices or {}).get(model) or (prices or {}).get("*")
-        if not price:
-            return None
-        return (self.prompt_tokens * float(price.get("prompt", 0)) +
-                self.completion_tokens * float(price.get("completion", 0))) / 1e6
+        """USD for the tokens paid in this run; prices: {model: {"prompt": usd_per_1M, "completion": ...}}, "*"
+        for any model. Several models: each at its own price, None if one of them has none."""
+        paid = self.tokens_by_model or {model: [self.prompt_tokens, self.completion_tokens]}
+        total = 0.0
+        for name, (prompt, completion) in paid.items():
+            price = (prices or {}).get(name) or (prices or {}).get("*")
+            if not price:
+                return None
+            total += (prompt * float(price.get("prompt", 0)) + completion * float(price.get("completion", 0))) / 1e6
+        return total
+
+    def paid(self, model: str, prompt: int, completion: int) -> None:
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        tokens = self.tokens_by_model.setdefault(model, [0, 0])
+        tokens[0] += prompt
+        tokens[1] += completion
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__slots__ if k != "in_flight"}
@@ -131,6 +144,9 @@ class ChatClient:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._rpm = RateLimiter(config.requests_per_minute) if config.requests_per_minute else None
         self._tpm = RateLimiter(config.tokens_per_minute) if config.tokens_per_minute else None
+        self.cache_scope = ""  # the main endpoint's keys are (model, request); a sibling's add its endpoint
+        self._siblings: list[ChatClient] = []
+        self._leader: ChatClient | None = None
 
     # -- stopping -----------------------------------------------------------------------------
     @property
@@ -138,13 +154,28 @@ class ChatClient:
         return self._stopped.is_set()
 
     def stop(self, reason: str) -> None:
-        if not self.stopped:
+        if self._leader is not None:  # a sibling stops the run through the client the run watches
+            self._leader.stop(reason)
+        elif not self.stopped:
             self.stop_reason = reason
             self._stopped.set()
 
     # -- requests -----------------------------------------------------------------------------
     def key_of(self, request: ChatRequest) -> str:
-        return request_key(self.config.model, request.messages, request.params)
+        return request_key(self.config.model + self.cache_scope, request.messages, request.params)
+
+    def sibling(self, base_url: str | None, model: str, api_key: str) -> "ChatClient":
+        """A client for another endpoint of the same run: the same limits (each endpoint gets its own
+        concurrency and rate caps), cache (keyed by endpoint and model), usage, failures list and stop switch,
+        so a Ctrl-C, a budget or --max-failures-in-a-row stops every endpoint at once."""
+        other = ChatClient(self.config.model_copy(update={"base_url": base_url, "model": model}), api_key, self.cache)
+        other.cache_scope = "@" + (redact_url(base_url) or "openai")
+        other.usage, other.failures, other._stopped, other._leader = self.usage, self.failures, self._stopped, self
+        other.only_keys, other.only_rows = self.only_keys, self.only_rows
+        self.secrets.extend(s for s in other.secrets if s not in self.secrets)
+        other.secrets = self.secrets
+        self._siblings.append(other)
+        return other
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         asked = self.key_of(request)
@@ -255,8 +286,7 @@ class ChatClient:
         self.usage.responses += 1
         result.text, result.finish_reason = done.text, done.finish_reason
         result.prompt_tokens, result.completion_tokens = done.prompt_tokens, done.completion_tokens
-        self.usage.prompt_tokens += done.prompt_tokens
-        self.usage.completion_tokens += done.completion_tokens
+        self.usage.paid(self.config.model, done.prompt_tokens, done.completion_tokens)
         if self.cache is not None:
             self.cache.put(result.key, {"text": done.text, "finish_reason": done.finish_reason,
                                         "prompt_tokens": done.prompt_tokens,
@@ -296,6 +326,8 @@ class ChatClient:
         return scrub(text, self.secrets)
 
     async def aclose(self) -> None:
+        for other in self._siblings:
+            await other.aclose()
         await self._openai.close()
 
 

@@ -114,8 +114,26 @@ class GenerateConfig(ClientConfig):
     pair_temperatures: list[float] = Field(default_factory=lambda: [0.7, 1.2], description="pairs mode: the "
                                            "sampling temperature of answer 1, 2, ... (cycled)",
                                            json_schema_extra={"nargs": "+", "metavar": "T"})
-    judge: Literal["pairwise"] = Field("pairwise", description="pairs mode: MT-bench's pairwise judge prompt, "
-                                       "asked in both orders; a disagreement or a tie makes no pair (recorded)")
+    answer_endpoints: list[str] = Field(default_factory=list, description="pairs mode: the endpoints of answer "
+                                        "1, 2, ... (cycled), each URL=MODEL; the judge stays on --base-url/--model. "
+                                        "none: every answer from --base-url/--model",
+                                        json_schema_extra={"nargs": "+", "metavar": "URL=MODEL"})
+    user_base_url: str | None = Field(None, description="chat mode: the user simulator's endpoint (the "
+                                      "assistant stays on --base-url); none: --base-url",
+                                      json_schema_extra={"metavar": "URL"})
+    user_model: str | None = Field(None, description="chat mode: the user simulator's model; none: --model",
+                                   json_schema_extra={"metavar": "MODEL"})
+    judge: Literal["pairwise", "alpagasus", "deita-quality", "mt-bench"] = Field(
+        "pairwise", description="pairs mode: pairwise: MT-bench's pairwise prompt asked in both orders, a "
+        "disagreement or a tie makes no pair; alpagasus, deita-quality, mt-bench: `instructgen score`'s judge "
+        "scores each answer, the highest is chosen and the lowest rejected, a tie or an unscored answer makes no "
+        "pair (each recorded in the rejects file)")
+    max_cost: float | None = Field(None, gt=0, description="stop once this many USD were spent in this run (needs "
+                                   "--prices; cache hits are free); what was generated is kept and a rerun with a "
+                                   "larger cap continues from the cache", json_schema_extra={"metavar": "USD"})
+    max_total_tokens: int | None = Field(None, ge=1, description="stop once this many tokens (prompt + completion) "
+                                         "were paid in this run; what was generated is kept (--max-tokens is the "
+                                         "completion limit of one request)", json_schema_extra={"metavar": "N"})
     lang: Literal["en", "zh"] = Field("en", description="prompt language and filters")
     temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
@@ -152,6 +170,43 @@ class GenerateConfig(ClientConfig):
         if self.layout == "preference" and self.mode != "pairs":
             raise ValueError("layout 'preference' holds preference pairs: use it with mode pairs")
         return self
+
+    @field_validator("answer_endpoints")
+    @classmethod
+    def _url_equals_model(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            url, _, model = entry.rpartition("=")
+            if not url.strip() or not model.strip() or "://" not in url:
+                raise ValueError(f"answer endpoint {redact_url(entry)!r} is not URL=MODEL (e.g. "
+                                 "http://127.0.0.1:8000/v1=qwen2.5-7b-instruct)")
+        return value
+
+    def answer_endpoint_list(self) -> list[tuple[str, str]]:
+        """--answer-endpoints as (url, model) pairs."""
+        return [(url.strip(), model.strip()) for url, _, model in (e.rpartition("=") for e in self.answer_endpoints)]
+
+    @property
+    def user_endpoint(self) -> tuple[str | None, str] | None:
+        """Chat mode: the user simulator's (url, model) when it is not the assistant's endpoint."""
+        if self.user_base_url is None and self.user_model is None:
+            return None
+        return (self.user_base_url or self.base_url, self.user_model or self.model)
+
+    def redacted_dump(self, **kw: Any) -> dict[str, Any]:
+        data = super().redacted_dump(**kw)
+        if data.get("user_base_url"):
+            data["user_base_url"] = redact_url(data["user_base_url"])
+        if data.get("answer_endpoints"):
+            data["answer_endpoints"] = [redact_url(e) for e in data["answer_endpoints"]]
+        return data
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name == "user_base_url":
+                value = redact_url(value)
+            elif name == "answer_endpoints":
+                value = [redact_url(e) for e in value]
+            yield name, value
 
     @field_validator("seed_tasks", mode="before")
     @classmethod

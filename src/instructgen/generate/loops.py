@@ -26,7 +26,8 @@ from ..formats.base import DumpOptions, single_turn
 from ..io import RowWriter
 from ..runlog import RunLog
 from . import self_instruct as si
-from .client import ChatClient, ChatRequest, ChatResult
+from .budget import spend_check
+from .client import ChatClient, ChatRequest, ChatResult, resolve_api_key
 from .config import GenerateConfig
 from .filters import instruction_problem, output_problem
 from .retry import ResponseFormatRejected
@@ -77,6 +78,8 @@ class _Run:
         self.started = 0  # requests started by send_plain (cache hits included)
         self.requests_limit = 0
         self.stop_reason: str | None = None
+        self.prices: dict[str, Any] | None = None  # --prices, for --max-cost
+        self._endpoints: dict[tuple[str | None, str], ChatClient] = {}
         self.form = "text" if config.response_format == "text" else "json"
         self._settled = asyncio.Event()
         self._probing = False
@@ -120,6 +123,7 @@ class _Run:
                 self.client.cache.put(self._capability_key(), {"text": "", "rejected": True})
             result = await self.client.complete(build(form))
         self.answered += result.ok
+        spend_check(self.client, self.config, self.prices)
         self.log.info["response_form"] = form
         if self.on_answer:
             self.on_answer()
@@ -142,10 +146,21 @@ class _Run:
         of the earlier run is lost or changed by the retry."""
         return self.client.cache is not None and self.client.cache.get(RECOVERED + row) is not None
 
+    def endpoint_client(self, base_url: str | None, model: str) -> ChatClient:
+        """The client of another endpoint (--answer-endpoints, --user-base-url/--user-model): one per endpoint
+        and model, sharing the run's cache, limits, usage, ledger and stop switch (ChatClient.sibling)."""
+        if (base_url, model) == (self.config.base_url, self.config.model):
+            return self.client
+        key = (base_url, model)
+        if key not in self._endpoints:
+            config = self.config.model_copy(update={"base_url": base_url, "model": model})
+            self._endpoints[key] = self.client.sibling(base_url, model, resolve_api_key(config))
+        return self._endpoints[key]
+
     async def send_plain(self, messages: list[dict[str, str]], seed_parts: tuple, tag: str, row: str,
-                         temperature: float | None = None) -> ChatResult:
+                         temperature: float | None = None, client: ChatClient | None = None) -> ChatResult:
         """One plain-text request of a row (evol, pairs, chat modes): the run's sampling (or `temperature`) and a
-        `seed` fixed by `--seed` and `seed_parts`."""
+        `seed` fixed by `--seed` and `seed_parts`, to the run's endpoint or `client`'s."""
         c = self.config
         params = {"temperature": c.temperature if temperature is None else temperature, "top_p": c.top_p,
                   "max_tokens": c.max_tokens, "seed": request_seed(c.seed, *seed_parts)}
@@ -154,8 +169,9 @@ class _Run:
             self.budget_spent = True
             return ChatResult(request, "", error="not sent: --max-requests reached", interrupted=True)
         self.started += 1
-        result = await self.client.complete(request)
+        result = await (client or self.client).complete(request)
         self.answered += result.ok
+        spend_check(self.client, self.config, self.prices)
         if self.on_answer:
             self.on_answer()
         return result

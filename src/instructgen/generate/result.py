@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..runlog import RunLog
+from .budget import is_budget_stop
 from .client import FAILING
 from .loops import DONE, MAX_REQUESTS, REQUEST_BUDGET
 
@@ -38,7 +39,8 @@ class GenerateResult:
     @property
     def failed(self) -> bool:
         """Fewer records than asked, and not only because the user's --max-requests said so."""
-        return not self.complete and (self.stop_reason != MAX_REQUESTS or self.failures > 0)
+        return not self.complete and ((self.stop_reason != MAX_REQUESTS and not is_budget_stop(self.stop_reason))
+                                      or self.failures > 0)
 
     def shortfall(self) -> str | None:
         """Why the run produced less than asked (None when it did not)."""
@@ -49,6 +51,8 @@ class GenerateResult:
             parts[0] += f": stopped after {self.failing_after} requests in a row failed for good"
         elif self.stop_reason == MAX_REQUESTS:
             parts[0] += f": --max-requests {self.requests_limit} reached"
+        elif is_budget_stop(self.stop_reason):
+            parts[0] += f": {self.stop_reason.split(': ', 1)[1]} (rerun with a larger cap to continue from the cache)"
         elif self.stop_reason == REQUEST_BUDGET:
             parts[0] += (f": the request budget ran out ({self.requests_limit} requests by default for -n "
                          f"{self.asked}; set --max-requests to allow more)")

@@ -44,6 +44,7 @@ from ..errors import InstructgenError
 from ..io import RowWriter
 from ..paths import OutputPlan, derived
 from ..runlog import RunLog
+from .budget import check_prices
 from .cache import RequestCache
 from .client import INTERRUPTED, ChatClient, ChatRequest, ChatResult, resolve_api_key
 from .config import GenerateConfig
@@ -117,6 +118,7 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
     paths = plan_outputs(config, out_path, rejects=log.rejects_path, failures=failures_path, default_rejects=False)
     seeds = [] if config.mode == "chat" else load_seed_tasks(config.seed_tasks)  # chat: topics (ChatRun)
     ledger = _read_ledgers(paths) if retry_failed else None
+    check_prices(config, prices, _models(config))
     api_key = resolve_api_key(config)
     cache = RequestCache(paths.cache_dir)
     client = ChatClient(config, api_key, cache)
@@ -134,6 +136,7 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
             runner = _runner_class(config.mode)(config, seeds, client, writer, log, failures,
                                                 paths.instruction_rejects)
             logs = [lg for lg in (getattr(runner, "instruction_log", None), log) if lg is not None]
+            runner.prices = prices
             runner.turn_filter = turn_filter  # chat mode: the junk rules per turn (the caller's filter stage)
             runner.on_answer = lambda: _show(bar, runner)
             try:
@@ -156,6 +159,16 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
         lost_instructions=runner.lost_instructions, failures_path=paths.failures if failures.count else None,
         endpoint=config.redacted_base_url or OPENAI_ENDPOINT, failing_after=config.max_failures_in_a_row, logs=logs,
         mode=config.mode, skipped=runner.skipped_rows)
+
+
+def _models(config: GenerateConfig) -> list[str]:
+    """Every model the run may ask (for --max-cost's prices)."""
+    models = [config.model]
+    if config.mode == "pairs":
+        models += [model for _, model in config.answer_endpoint_list()]
+    if config.mode == "chat" and config.user_endpoint:
+        models.append(config.user_endpoint[1])
+    return list(dict.fromkeys(models))
 
 
 def _read_ledgers(paths: GenerateOutputs) -> tuple[set[str], set[str], set[str]]:
