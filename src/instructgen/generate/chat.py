@@ -63,7 +63,7 @@ def load_topics(paths: list[Path]) -> list[str]:
 
 class ChatRun(_Run):
     mode = "chat"
-    rows_per_slot = 2
+    rows_per_slot = 4
 
     # (records, log) -> the records that pass, cut or whole; the dropped and cut turns go to `log`
     turn_filter: Callable[[Iterable[Conversation], RunLog], Iterator[Conversation]] | None = None

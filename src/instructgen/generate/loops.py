@@ -8,7 +8,8 @@ exactly the same decisions as an uninterrupted one.
 A loop ends when enough instructions are kept (`stop_reason` "done"), when its
 request budget is spent ("max-requests" when `--max-requests` set it,
 "request-budget" otherwise), or when the client stops ("failing": too many
-requests in a row failed; "interrupted": Ctrl-C). A stopped client answers
+requests in a row failed; "interrupted": Ctrl-C; "budget: ...": --max-total-tokens or --max-cost, checked
+after every answer by `budget.spend_check`). A stopped client answers
 at once, so the loop then only waits for the requests already in flight.
 """
 
@@ -260,7 +261,7 @@ class _Run:
             return DONE
         return MAX_REQUESTS if self.config.max_requests else REQUEST_BUDGET
 
-    rows_per_slot = 1  # rows started per concurrency slot (chat: 2, its turns go one request at a time)
+    rows_per_slot = 1  # rows started per concurrency slot (chat: 4, its turns go one request at a time)
 
     def row_window(self) -> int:
         """Pairs, chat: rows started ahead of the one being decided: enough to keep the concurrency cap busy
