@@ -206,10 +206,13 @@ def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int)
     ideal = concurrency / latency
     try:
         url = f"http://127.0.0.1:{int(server.stdout.readline().split()[1])}/v1"
+        # the machine is shared: the ceiling is measured just before and just after each mode, and the mode is
+        # compared with their mean (one measure at the start drifted by a factor of 2 over a minute at load 6)
         ceiling = client_ceiling(url, concurrency, requests=20 * concurrency)
         print(f"[modes] ceiling on this machine now: {ceiling:.1f} req/s of independent requests through the same "
               f"client and double ({ceiling / ideal:.3f} of the ideal {ideal:.1f} req/s)")
         for mode in modes:
+            before = ceiling
             with tempfile.TemporaryDirectory() as tmp:
                 config = GenerateConfig(seed_tasks=[seeds], mode=mode, rounds=rounds, num_instructions=100_000,
                                         base_url=url, model="double", concurrency=concurrency, timeout=60,
@@ -218,10 +221,14 @@ def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int)
                 result = generate(config, Path(tmp) / "out.jsonl", RunLog("generate", Path(tmp) / "rejects.jsonl"))
                 elapsed = time.perf_counter() - t0
             sent = result.usage["requests_sent"]
+            ceiling = client_ceiling(url, concurrency, requests=20 * concurrency)
+            around = (before + ceiling) / 2
             print(f"[{mode}] {seeds.name}, {'rounds ' + str(rounds) + ', ' if mode == 'evol' else ''}concurrency "
                   f"{concurrency}, double latency {latency * 1e3:.0f} ms: {sent} requests in {elapsed:.2f} s = "
                   f"{sent / elapsed:.1f} req/s; ideal {ideal:.1f} req/s -> ratio {sent / elapsed / ideal:.3f}; "
-                  f"vs the ceiling {sent / elapsed / ceiling:.3f} ({result.records_written} records)")
+                  f"the bare client's ceiling just before/after {before:.1f}/{ceiling:.1f} req/s "
+                  f"({around / ideal:.3f} of the ideal) -> mode vs ceiling {sent / elapsed / around:.3f} "
+                  f"({result.records_written} records)")
     finally:
         server.kill()
         server.wait()
