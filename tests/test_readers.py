@@ -43,6 +43,10 @@ def write_jsonl(path: Path, rows) -> Path:
     return path
 
 
+def without_nulls(row: dict) -> dict:
+    return {k: v for k, v in row.items() if v is not None}
+
+
 def extension_types(t) -> list:
     if isinstance(t, pa.ExtensionType):
         return [t]
@@ -68,7 +72,8 @@ def test_parquet_outputs_hold_no_extension_type_and_read_back_exactly(rich, to, 
     assert [f.name for f in schema if extension_types(f.type)] == []
     json_columns = json.loads(schema.metadata[b"instructgen"])["json_columns"]
     assert all(schema.field(name).type == pa.string() for name in json_columns)
-    assert [r.data for r in read_rows(str(out))] == [r.data for r in read_rows(str(back))]
+    # a key some rows lack is null in both (JSONL writes it, Parquet's column holds it; its reader leaves it out)
+    assert [r.data for r in read_rows(str(out))] == [without_nulls(r.data) for r in read_rows(str(back))]
 
 
 def test_the_installed_datasets_and_polars_load_the_parquet(rich, tmp_path, capsys):
@@ -273,3 +278,94 @@ def test_openai_preference_layout_round_trips_and_refuses_what_is_not_a_pair(tmp
     (pair,) = [r.data for r in read_rows(str(back))]
     assert pair["chosen"] == PAIR["chosen"] and pair["rejected"] == PAIR["rejected"]
     assert main(["convert", str(src), "--to", "alpaca", "--layout", "strict", "-o", str(back)]) == 1
+
+
+# -- schema-stable JSON/JSONL: every row carries the same top-level keys (issue 20.7) ------------------------------
+
+def _alpaca(i: int, **more) -> dict:
+    return {"instruction": f"q{i}", "input": "", "output": f"a{i}", **more}
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "json", "jsonl.gz"])
+def test_a_key_that_first_appears_late_is_in_every_row_as_null_and_reads_back_as_absent(suffix, tmp_path, capsys):
+    late = 150  # past polars' 100-row schema window
+    rows = [_alpaca(i) for i in range(late)] + [_alpaca(late, input="ctx")] + [_alpaca(late + 1)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    out, back = tmp_path / f"out.{suffix}", tmp_path / "back.jsonl"
+    assert main(["convert", str(src), "--to", "sharegpt", "-o", str(out)]) == 0
+    assert f"key 'meta' written as null (every row carries the same keys): {late + 1} records" in capsys.readouterr().err
+    written = [r.data for r in read_rows(str(out))]
+    assert {frozenset(r) for r in written} == {frozenset({"id", "conversations", "meta"})}
+    assert written[late]["meta"] == {"split": {"instruction": f"q{late}", "input": "ctx"}}
+    assert [r["meta"] for i, r in enumerate(written) if i != late] == [None] * (late + 1)
+    assert main(["convert", str(out), "--to", "alpaca", "-o", str(back)]) == 0
+    assert [r.data for r in read_rows(str(back))] == rows  # the nulls add nothing
+
+
+def test_rows_that_already_agree_are_written_once_byte_for_byte(tmp_path, capsys):
+    src = write_jsonl(tmp_path / "in.jsonl", [_alpaca(i) for i in range(5)])
+    out = tmp_path / "out.jsonl"
+    assert main(["convert", str(src), "--to", "alpaca", "-o", str(out)]) == 0
+    assert "written as null" not in capsys.readouterr().err
+    assert out.read_bytes() == src.read_bytes().replace(b'", "', b'","').replace(b'": "', b'":"')
+
+
+def test_a_null_optional_field_of_each_format_is_read_as_absent(tmp_path, capsys):
+    rows = {"openai": [TOOL_CHAT, {**PLAIN, "tools": None}],
+            "chatglm3": [{"conversations": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+                          "tools": None}],
+            "dolly": [{"instruction": "q", "context": "", "response": "a", "category": None}],
+            "moss": [{**MOSS_INT_ID, "category": None}]}
+    for fmt, batch in rows.items():
+        src = write_jsonl(tmp_path / f"{fmt}.jsonl", batch)
+        out = tmp_path / f"{fmt}.out.jsonl"
+        assert main(["convert", str(src), "--from", fmt, "--to", fmt, "-o", str(out)]) == 0, fmt
+        assert not (tmp_path / f"{fmt}.out.rejects.jsonl").exists() or \
+            not (tmp_path / f"{fmt}.out.rejects.jsonl").read_text().strip(), fmt
+
+
+def _real_inputs() -> list[Path]:
+    from tests.conftest import shared_files
+
+    return [p for folder in ("formats", "real") for p in shared_files(folder) if p.suffix in (".json", ".jsonl")]
+
+
+@pytest.mark.parametrize("src", _real_inputs(), ids=lambda p: p.name)
+def test_every_real_output_loads_with_every_key_in_polars_and_datasets(src, tmp_path, capsys):
+    """polars takes its types from the first 100 rows and cannot type a key from nulls: the full scan
+    (infer_schema_length=None) reads every output; datasets' JSON loader reads them as they are."""
+    datasets = pytest.importorskip("datasets")
+    polars = pytest.importorskip("polars")
+    datasets.disable_progress_bars()
+    from instructgen import formats
+
+    for to in formats.names(writable_only=True):
+        out = tmp_path / f"{to}.jsonl"
+        if main(["convert", str(src), "--to", to, "-o", str(out)]) != 0 or not out.exists():
+            continue  # a format that cannot hold these records: convert said why (tested elsewhere)
+        written = [r.data for r in read_rows(str(out))]
+        if not written:
+            continue
+        keys = set().union(*written)
+        assert all(set(r) == keys for r in written), to
+        frame = polars.read_ndjson(out, infer_schema_length=None)
+        assert (frame.height, set(frame.columns)) == (len(written), keys), to
+        ds = datasets.load_dataset("json", data_files=str(out), split="train", cache_dir=str(tmp_path / "cache"))
+        assert (len(ds), set(ds.column_names)) == (len(written), keys), to
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz"])
+def test_rows_written_by_workers_get_the_same_keys_as_serial_ones(suffix, tmp_path, monkeypatch, capsys):
+    from instructgen import convert_parallel
+
+    monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
+    rows = [_alpaca(i) for i in range(300)] + [{**_alpaca(300), "history": [["q", "a"]]}] + [_alpaca(301)]
+    src = write_jsonl(tmp_path / "in.jsonl", rows)
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.{suffix}"
+        assert main(["convert", str(src), "--to", "sharegpt", "--workers", str(workers), "-o", str(out)]) == 0
+        outputs[workers] = [r.data for r in read_rows(str(out))]
+    assert outputs[1] == outputs[2]
+    assert {frozenset(r) for r in outputs[2]} == {frozenset({"id", "conversations", "meta"})}

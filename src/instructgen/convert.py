@@ -300,7 +300,7 @@ def convert(
     writable(to_format)
     bar = _progress_bar() if progress else None
     detected = _Detected(read_opts.announce)
-    with RowWriter(output) as writer:
+    with RowWriter(output, stable_keys=True) as writer:
         for path in inputs:
             spec, rows = _open(path, log, read_opts, detected)
             if _by_lines(path, read_opts):
@@ -326,6 +326,8 @@ def convert(
                 records = _counting(records, bar)
             write_records(records, writer, to_format, log, dump_opts, strict=read_opts.strict)
     detected.finish()
+    for key, n in writer.filled.items():
+        log.info.setdefault(NOTES, Counter())[f"key {key!r} written as null (every row carries the same keys)"] += n
     if bar is not None:
         bar.close()
     if log.n_in and log.n_out == 0 and log.dropped["rejected"] == log.n_in:

@@ -26,6 +26,7 @@ import errno
 import gzip
 import os
 import sys
+from array import array
 from typing import Any, BinaryIO, Iterable, Iterator, NoReturn
 
 import orjson
@@ -143,13 +144,20 @@ class RowWriter:
     so a failed run never leaves a half-written output behind; a write that fails (full
     disk, file size limit) removes the partial file and raises a one-line InstructgenError.
     For Parquet, `notes` lists after `close()` the columns stored as JSON text, and why.
+
+    `stable_keys`: every row of a JSON or JSONL file carries the same top-level keys (readers that take
+    their schema from the first rows, polars' read_ndjson and datasets' JSON loader, lose a key that
+    first appears late). A key some rows lack is added to them as `null` at `close()`, by a second pass
+    that runs only when the rows' keys differed; `filled` then counts the rows given each key.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, stable_keys: bool = False):
         self.path = str(path)
         self.kind = kind_of(self.path)
         self.count = 0
         self.notes: list[str] = []
+        self.filled: dict[str, int] = {}
+        self._keys = KeySets() if stable_keys and self.path != STDIO and self.kind != "parquet" else None
         self._tmp: str | None = None
         self._parquet_rows: list[Any] = []
         self._parquet_parts: list[str] = []
@@ -184,6 +192,8 @@ class RowWriter:
                 self._fh.write(orjson.dumps(row))
             else:
                 self._fh.write(jsonl_safe(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
+            if self._keys is not None:
+                self._keys.add(row)
         except OSError as e:
             self._fail(e)
         self.count += 1
@@ -203,6 +213,8 @@ class RowWriter:
     def advance(self, nbytes: int, count: int) -> None:
         self._fh.seek(nbytes, os.SEEK_CUR)
         self.count += count
+        if self._keys is not None:
+            self._keys.add_unseen(count)
 
     def append_jsonl(self, data: bytes | str, count: int) -> None:
         """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted)."""
@@ -221,6 +233,8 @@ class RowWriter:
         except OSError as e:
             self._fail(e)
         self.count += count
+        if self._keys is not None:
+            self._keys.add_unseen(count)
 
     def write_many(self, rows: Iterable[Any]) -> None:
         for row in rows:
@@ -237,6 +251,8 @@ class RowWriter:
                 if self.kind == "json":
                     self._fh.write(b"\n]\n" if self.count else b"]\n")
                 self._fh.close()
+                if self._keys is not None and self._keys.differ():
+                    self.filled = fill_missing_keys(self._tmp, self.kind, self._keys)
             finish_temp(self._tmp, self.path)
         except OSError as e:
             self._fail(e)
@@ -300,6 +316,96 @@ class RowWriter:
                 out.write_table(self._plan.conform(last), row_group_size=ROW_GROUP_ROWS)
         self._parquet_parts, self._parquet_rows = [], []
         self.notes = self._plan.notes()
+
+
+class KeySets:
+    """The top-level keys of each row written: one small id per row into the distinct key sets seen
+    (-1 for rows written as bytes by workers, whose keys the fill pass reads)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[frozenset, int] = {}
+        self.first_keys: list[tuple] = []  # per id, the keys of its first row, in that row's order
+        self.per_row = array("i")
+        self.unseen = False
+
+    def add(self, row: Any) -> None:
+        self.per_row.append(self.lookup(row))
+
+    def lookup(self, row: Any) -> int:
+        """The id of the row's key set (a row that is not an object has none: it is never filled)."""
+        keys = frozenset(row) if type(row) is dict else frozenset()
+        known = self.ids.get(keys)
+        if known is None:
+            known = self.ids[keys] = len(self.ids)
+            self.first_keys.append(tuple(row) if keys else ())
+        return known
+
+    def add_unseen(self, count: int) -> None:
+        self.unseen = True
+        self.per_row.extend([-1] * count)
+
+    def differ(self) -> bool:
+        return self.unseen or len(self.ids) > 1
+
+    def every_key(self) -> list[str]:
+        """Every key of the file in order of first appearance (the same whichever path wrote the rows)."""
+        order: dict[str, None] = {}
+        for known in dict.fromkeys(self.per_row):
+            order.update(dict.fromkeys(self.first_keys[known]))
+        return list(order)
+
+
+def _row_lines(fh: BinaryIO, kind: str) -> Iterator[tuple[bytes, bytes, bytes]]:
+    """(before, row JSON, after) of each line of a file this writer wrote: JSONL, or its JSON array
+    (one element a line, between '[' and ']')."""
+    for line in fh:
+        if kind != "json":
+            yield b"", line.rstrip(b"\n"), b"\n"
+            continue
+        body = line.strip()
+        if body in (b"[", b"]", b"[]"):
+            yield line, b"", b""
+            continue
+        comma = body.endswith(b",")
+        yield b"  ", body[:-1] if comma else body, b",\n" if comma else b"\n"
+
+
+def fill_missing_keys(path: str, kind: str, keys: KeySets) -> dict[str, int]:
+    """Rewrite `path` so every row has every key some row has (`null` where missing), appending missing
+    keys to the row's own; rows that have them all are copied byte for byte. {key: rows given it}."""
+    opener = gzip.open if kind == "jsonl.gz" else open
+    if keys.unseen:  # rows written by workers: read their keys
+        with opener(path, "rb") as fh:
+            bodies = (body for _, body, _ in _row_lines(fh, kind) if body)
+            for i, body in enumerate(bodies):
+                if keys.per_row[i] < 0:
+                    row = orjson.loads(body)
+                    keys.per_row[i] = keys.lookup(row)
+    every = keys.every_key()
+    missing = {i: [k for k in every if k not in s] for s, i in keys.ids.items()}
+    if not any(missing.values()):
+        return {}
+    suffix = {i: b"".join(b"," + orjson.dumps(k) + b":null" for k in ks) for i, ks in missing.items()}
+    filled: dict[str, int] = {}
+    out_path = temp_beside(path)
+    try:
+        with opener(path, "rb") as src, (gzip.open(out_path, "wb", compresslevel=6) if kind == "jsonl.gz"
+                                         else open(out_path, "wb", buffering=1 << 20)) as out:
+            i = 0
+            for before, body, after in _row_lines(src, kind):
+                if body[:1] == b"{" and missing[keys.per_row[i]]:
+                    for k in missing[keys.per_row[i]]:
+                        filled[k] = filled.get(k, 0) + 1
+                    body = body[:-1] + suffix[keys.per_row[i]] + b"}" if body != b"{}" else \
+                        b"{" + suffix[keys.per_row[i]][1:] + b"}"
+                if body:
+                    i += 1
+                out.write(before + body + after)
+        os.replace(out_path, path)
+    except BaseException:
+        unlink_quietly(out_path)
+        raise
+    return filled
 
 
 def _why(e: OSError) -> str:

@@ -148,7 +148,9 @@ def split_known(row: dict, known: frozenset[str] | set[str]) -> tuple[dict[str, 
     """(meta carried in the row's "meta" channel, extra top-level fields) of a row."""
     meta = row.get(META_KEY)
     carried = dict(meta) if isinstance(meta, dict) and META_KEY not in known else {}
-    extra = {k: v for k, v in row.items() if k not in known and not (k == META_KEY and carried)}
+    # a null meta is no meta: the writer gives it to rows without one so every row has the same keys
+    extra = {k: v for k, v in row.items()
+             if k not in known and not (k == META_KEY and (carried or meta is None))}
     return carried, extra
 
 

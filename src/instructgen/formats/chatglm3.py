@@ -60,7 +60,7 @@ def parse(row: dict) -> Conversation:
     conv = Conversation([], meta=meta, extra=extra, source_format=NAME)
     for i, t in enumerate(turns):
         _turn(conv, t, i)
-    if "tools" in row:
+    if row.get("tools") is not None:  # null: a row given the key only so every row has the same keys
         conv.tools = read_tools(row["tools"], "tools", conv, list)
     _regroup_calls(conv)
     restore_ids(conv)

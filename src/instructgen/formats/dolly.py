@@ -46,7 +46,7 @@ def parse(row: dict) -> Conversation:
         hints["no_context"] = True
     elif row["context"] is None:
         hints["context_null"] = True
-    if "category" in row:
+    if row.get("category") is not None:  # null: given the key only so every row has the same keys
         if not isinstance(row["category"], str):
             raise BadRecord(f"field 'category' must be a string, got {type(row['category']).__name__}")
         meta["category"] = row["category"]

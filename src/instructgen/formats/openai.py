@@ -76,7 +76,7 @@ def parse(row: dict) -> Conversation:
     conv = Conversation(messages, meta=meta, extra=extra, source_format=NAME, label=label)
     if pair is not None:
         conv.chosen, conv.rejected = pair
-    if "tools" in row:
+    if row.get("tools") is not None:  # null: a row given the key only so every row has the same keys
         conv.tools = read_tools(row["tools"], "tools", conv, wrap_tools)
     return conv.check()
 
