@@ -373,3 +373,33 @@ def test_the_profile_is_the_same_detected_by_several_workers(monkeypatch):
     for conv in records:
         sampler.observe(conv)
     assert sampler.finish().rows == here.rows and len(here.rows) == 45 and here.languages()["zh"] == 15
+
+
+def test_publish_takes_the_formats_written_in_data_as_they_are(tmp_path, monkeypatch):
+    """The Hub step publishes data/<fmt>.jsonl as the run wrote it: only a format published but not written
+    is converted from the records (once), and each config's rows are the written file's rows."""
+    import pyarrow.parquet as pq
+
+    from instructgen.hub import folder
+
+    converted = []
+    real_write = folder.write_records
+
+    def counting(records, writer, fmt, *args, **kwargs):
+        converted.append(fmt)
+        return real_write(records, writer, fmt, *args, **kwargs)
+
+    monkeypatch.setattr(folder, "write_records", counting)
+    out = tmp_path / "out"
+    summary = run_in(out, config_file(tmp_path, [SAMPLES / "alpaca.jsonl"], publish=True,
+                                      extra='formats = ["alpaca", "sharegpt", "openai"]'))
+    assert summary.balanced and set(converted) == {"openai"}
+    stages = {s["stage"]: s for s in summary.stages}
+    for fmt in ("alpaca", "sharegpt"):
+        written = [orjson.loads(line) for line in (out / "data" / f"{fmt}.jsonl").read_bytes().splitlines()]
+        shards = sorted((out / "hub").glob(f"{fmt}/*.parquet"))
+        published = [row for shard in shards for row in pq.read_table(shard).to_pylist()]
+        assert stages[f"push:{fmt}"]["out"] == stages[f"write:{fmt}"]["out"] == len(written) == len(published) > 0
+        as_published = [{k: v for k, v in row.items() if v is not None and k in w} for row, w in zip(published, written)]
+        assert as_published == [{k: v for k, v in row.items() if v is not None} for row in written]
+    assert stages["push:openai"]["out"] == stages["push:read"]["out"] == stages["write:alpaca"]["out"]

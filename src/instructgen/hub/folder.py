@@ -1,7 +1,10 @@
 """The Hub-shaped folder: <config>/<split>-0000i-of-0000n.parquet per output format + README.md (the card).
 
     write_hub_folder(records_or_paths, out_dir, config, card=None, *, read_options=None, dump_options=None,
-                     rejects_dir=None, progress=False, holdings=None) -> HubFolder
+                     rejects_dir=None, progress=False, holdings=None, written=None) -> HubFolder
+
+`written` (format -> a JSONL file of that format's rows, such as the pipeline's data/<fmt>.jsonl) is taken
+as it is: those formats are not converted from the records a second time.
 
 This is `push --dry-run DIR`, and what `push` uploads; `datasets.load_dataset(DIR, "<config>")`
 reads it. The folder is written beside `out_dir` first and moved in when complete; a shard of
@@ -62,7 +65,8 @@ def is_paths(records_or_paths: Records) -> bool:
 
 
 def plan_paths(records_or_paths: Records, config: PublishConfig, out_dir: str | os.PathLike | None,
-               rejects_dir: str | os.PathLike | None, more_inputs: dict[str, str] | None = None) -> dict[str, str]:
+               rejects_dir: str | os.PathLike | None, more_inputs: dict[str, str] | None = None,
+               written: dict[str, str] | None = None) -> dict[str, str]:
     """Check every path push writes against every input, before anything is opened; the rejects file of
     each step ("read", then one per format) is returned, renamed if its default name is taken."""
     plan = OutputPlan()
@@ -71,11 +75,13 @@ def plan_paths(records_or_paths: Records, config: PublishConfig, out_dir: str | 
         plan.read_all(items)
     for label, path in (more_inputs or {}).items():
         plan.read(path, label)
+    for fmt, path in (written or {}).items():
+        plan.read(path, f"the {fmt} rows already written")
     if out_dir is not None:
         plan.write_folder(out_dir, "--dry-run")
     rejects = {}
     if rejects_dir is not None:
-        for step in ("read", *config.formats):
+        for step in ("read", *(f for f in config.formats if f not in (written or {}))):
             rejects[step] = plan.write(Path(rejects_dir) / f"push-{step}.jsonl",  # rejects/<stage>.jsonl
                                        f"the {step} rejects file in --rejects-dir", chosen=False)
     plan.check()
@@ -85,15 +91,17 @@ def plan_paths(records_or_paths: Records, config: PublishConfig, out_dir: str | 
 def write_hub_folder(records_or_paths: Records, out_dir: str | os.PathLike, config: PublishConfig,
                      card: CardInfo | None = None, *, read_options: ReadOptions | None = None,
                      dump_options: DumpOptions | None = None, rejects_dir: str | os.PathLike | None = None,
-                     progress: bool = False, holdings: RemoteHoldings | None = None) -> HubFolder:
-    """Convert the records to every format of `config` and write the folder at out_dir."""
-    rejects = plan_paths(records_or_paths, config, out_dir, rejects_dir)
+                     progress: bool = False, holdings: RemoteHoldings | None = None,
+                     written: dict[str, str] | None = None) -> HubFolder:
+    """Convert the records to every format of `config` not `written` yet and write the folder at out_dir."""
+    written = {f: str(p) for f, p in (written or {}).items() if f in config.formats}
+    rejects = plan_paths(records_or_paths, config, out_dir, rejects_dir, written=written)
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         folder = _build(records_or_paths, building, config, card or CardInfo(), rejects, read_options,
-                        dump_options, progress, holdings or RemoteHoldings())
+                        dump_options, progress, holdings or RemoteHoldings(), written)
         _move_in(folder, out, config)
     finally:
         shutil.rmtree(building, ignore_errors=True)  # made by this run, emptied by _move_in on success
@@ -103,15 +111,20 @@ def write_hub_folder(records_or_paths: Records, out_dir: str | os.PathLike, conf
 
 def _build(records_or_paths: Records, out: Path, config: PublishConfig, card: CardInfo, rejects: dict[str, str],
            read_options: ReadOptions | None, dump_options: DumpOptions | None, progress: bool,
-           holdings: RemoteHoldings) -> HubFolder:
+           holdings: RemoteHoldings, written: dict[str, str]) -> HubFolder:
     names = config.config_names()
+    converting = [f for f in config.formats if f not in written]
     read_log = RunLog("push:read", rejects.get("read"))
-    logs = {f: RunLog(f"push:{f}", rejects.get(f)) for f in config.formats}
+    logs = {f: RunLog(f"push:{f}", rejects.get(f)) for f in converting}
     with tempfile.TemporaryDirectory(prefix="instructgen-push-") as rows_dir:
-        format_rows = {f: Path(rows_dir) / f"{f}.jsonl" for f in config.formats}
-        _write_format_rows(_records(records_or_paths, read_log, read_options), format_rows, logs, read_log,
-               dump_options or DumpOptions(), progress)
-        if read_log.n_out == 0:
+        format_rows = {f: Path(written[f]) if f in written else Path(rows_dir) / f"{f}.jsonl" for f in config.formats}
+        if converting:
+            records = _records(records_or_paths, read_log, read_options)
+            _write_format_rows(records, {f: format_rows[f] for f in converting}, logs, read_log,
+                               dump_options or DumpOptions(), progress)
+        for fmt in written:
+            logs[fmt] = _rows_read_back(fmt, format_rows[fmt])
+        if converting and read_log.n_out == 0:
             raise InstructgenError("no record to push" + (f" (all {read_log.n_in} were rejected; see "
                                                           f"{read_log.rejects_path})" if read_log.n_in else ""))
         cards, files = [], []
@@ -127,7 +140,18 @@ def _build(records_or_paths: Records, out: Path, config: PublishConfig, card: Ca
         languages = card.languages or tuple(config.languages) or tuple(detect_languages(format_rows[config.formats[0]]))
     info = card.with_choices(config.pretty_name, config.license, languages, config.tags)
     write_text_atomic(out / "README.md", render_card(config.repo, cards, info, holdings.other_configs))
-    return HubFolder(out, cards, sorted(files) + ["README.md"], [read_log, *logs.values()], info)
+    steps = [*([read_log] if converting else []), *(logs[f] for f in config.formats)]
+    return HubFolder(out, cards, sorted(files) + ["README.md"], steps, info)
+
+
+def _rows_read_back(fmt: str, path: Path) -> RunLog:
+    """The count of a format's rows written before (one JSONL line each): every one is published."""
+    log = RunLog(f"push:{fmt}", None)
+    with open(path, "rb") as fh:
+        rows = sum(1 for _ in fh)
+    log.took_in(rows)
+    log.emitted(rows)
+    return log
 
 
 def _write_format_rows(records: Iterable[Conversation], format_rows: dict[str, Path], logs: dict[str, RunLog],

@@ -43,13 +43,15 @@ class PushResult:
 def push(records_or_paths: Records, config: PublishConfig, card: CardInfo | None = None, *,
          dry_run_dir: str | os.PathLike | None = None, rejects_dir: str | os.PathLike | None = None,
          read_options: ReadOptions | None = None, dump_options: DumpOptions | None = None,
-         endpoint: str | None = None, progress: bool = False) -> PushResult:
-    """Publish the records as one Parquet config per format; a no-op when the Hub already has them."""
-    how = dict(read_options=read_options, dump_options=dump_options, rejects_dir=rejects_dir, progress=progress)
+         endpoint: str | None = None, progress: bool = False, written: dict[str, str] | None = None) -> PushResult:
+    """Publish the records as one Parquet config per format; a no-op when the Hub already has them.
+    `written`: formats whose rows are already in a JSONL file, taken as they are (see write_hub_folder)."""
+    how = dict(read_options=read_options, dump_options=dump_options, rejects_dir=rejects_dir, progress=progress,
+               written=written)
     if dry_run_dir is not None:
         folder = write_hub_folder(records_or_paths, dry_run_dir, config, card, **how)
         return PushResult(None, False, str(Path(dry_run_dir).resolve()), folder=folder)
-    plan_paths(records_or_paths, config, None, rejects_dir)
+    plan_paths(records_or_paths, config, None, rejects_dir, written=written)
     hub = hub_client(resolve_token(config.token_env), endpoint, config.token_env)
     with hub_errors(hub, config.repo, access="write"):
         repo_url = str(HUB_RETRY.call(lambda: hub.api.create_repo(config.repo, repo_type="dataset",
@@ -58,8 +60,8 @@ def push(records_or_paths: Records, config: PublishConfig, card: CardInfo | None
         remote = HUB_RETRY.call(lambda: read_remote(hub, config.repo), f"read {config.repo}", hub)
     names = config.config_names()
     holdings = RemoteHoldings(other_splits(remote.files, names.values(), config.split),
-                    [{k: v for k, v in c.items() if k != "default"} for c in remote.configs
-                     if c.get("config_name") not in names.values()])
+                              [{k: v for k, v in c.items() if k != "default"} for c in remote.configs
+                               if c.get("config_name") not in names.values()])
     with tempfile.TemporaryDirectory(prefix="instructgen-hub-") as tmp:
         folder = write_hub_folder(records_or_paths, Path(tmp) / "folder", config, card, holdings=holdings, **how)
         refuse_token_in_files(folder, hub)

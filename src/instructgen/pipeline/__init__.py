@@ -17,7 +17,8 @@ ahead); `curate` writes each shard's surviving records to a spool file in the st
 back its logs, its dedup sketches and where each record is. The sketches of every record (about 540
 bytes each) go into one buffer for the dedup decisions; then `write` makes one pass over the spools in
 order, dropping duplicates and writing every format at once, and samples the report's profile on the
-way. Publishing streams the surviving records from the spools again. Memory: about 1 GB plus 700 bytes a
+way. Publishing takes the formats written in data/ as they are; only a format published but
+not written is converted from the surviving records, streamed from the spools again. Memory: about 1 GB plus 700 bytes a
 record (the sketches, the decisions and each record's spool offset).
 """
 
@@ -120,7 +121,7 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
         if config.publish.enabled:
             dropped = deduplicating.dropped() if deduplicating is not None else None
             hub = _publish(config, layout, stages.Survivors(spools, dropped), stage_rows, published, generation,
-                           steps, bars.enabled)
+                           steps, bars.enabled, outputs)
     finally:
         shutil.rmtree(layout.spool, ignore_errors=True)
 
@@ -239,10 +240,13 @@ def _write(config: PipelineConfig, layout: OutputLayout, spools: stages.Spools, 
 
 
 def _publish(config: PipelineConfig, layout: OutputLayout, survivors: stages.Survivors, stage_rows, published,
-             generation, steps: Steps, progress: bool) -> dict[str, Any]:
+             generation, steps: Steps, progress: bool, outputs: dict[str, str]) -> dict[str, Any]:
+    """The Hub step: the formats written in data/ are published from those files; only the others are
+    converted from the surviving records."""
     card = summary.card_info(config, stage_rows, published, generation)
+    written = {fmt: path for fmt, path in outputs.items() if stages.same_rows_as_publish(fmt, config.pipeline.turns)}
     hub = steps.call("publish", remote.publish_records, survivors, config.publish, card, str(layout.hub),
-                     str(layout.rejects_folder), progress)
+                     str(layout.rejects_folder), progress, written)
     stage_rows += [summary.public_stage(s, layout) for s in hub.pop("stages", [])]
     if hub.get("dry_run_dir"):
         hub["dry_run_dir"] = layout.public(hub["dry_run_dir"])

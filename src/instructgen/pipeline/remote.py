@@ -101,20 +101,21 @@ def copy_generated(generated: Generated, layout: OutputLayout) -> None:
 
 
 def publish_records(records: Iterable[Conversation], config: Publish, card: CardInfo, hub_dir: str,
-                    rejects_dir: str, progress: bool = False) -> dict[str, Any]:
-    """Curated records, streamed (read once) -> the Hub (or, for a dry run, the Hub-shaped folder), one
-    config per format."""
+                    rejects_dir: str, progress: bool = False, written: dict[str, str] | None = None) -> dict[str, Any]:
+    """Curated records -> the Hub (or, for a dry run, the Hub-shaped folder), one config per format: the
+    `written` formats' rows are taken from their files, the records (streamed, read once) are converted
+    only into the others."""
     from .. import hub
 
     publish = hub.PublishConfig(**{**config.model_dump(exclude={"enabled", "dry_run"}),
                                    "tags": (*config.tags, "instructgen")})
     if config.dry_run:
         folder = hub.write_hub_folder(records, hub_dir, publish, card, rejects_dir=rejects_dir,
-                                      progress=progress)
+                                      progress=progress, written=written)
         print(f"Hub dry run for {config.repo}: {len(folder.files)} files")
         return {"repo": config.repo, "dry_run_dir": hub_dir, "files": folder.files,
                 "stages": [log.to_dict() for log in folder.logs]}
-    result = hub.push(records, publish, card, rejects_dir=rejects_dir, progress=progress)
+    result = hub.push(records, publish, card, rejects_dir=rejects_dir, progress=progress, written=written)
     print(f"pushed {config.repo}: {result.url}" if result.changed else
           f"{config.repo} already holds this data: no new commit")
     return {"repo": config.repo, "commit_url": result.url if result.changed else None,

@@ -339,12 +339,22 @@ class Written(Carrier):
         self.label, self.logs, self.profile = "written", logs, profile
 
 
+def dump_options(fmt: str, turns: str | None) -> DumpOptions:
+    """How the write pass writes a format: the run's `turns` choice for a format that takes one."""
+    return DumpOptions(turns=turns if turns in formats.get(fmt).turns else None)
+
+
+def same_rows_as_publish(fmt: str, turns: str | None) -> bool:
+    """Whether the write pass's rows of a format are the ones the Hub step would write (its DumpOptions())."""
+    return dump_options(fmt, turns) == DumpOptions()
+
+
 class FormatOut:
     """One output format's writer and log; records arrive in batches."""
 
     def __init__(self, fmt: str, path: str, rejects: str, turns: str | None):
         self.fmt, self.writer, self.log = fmt, RowWriter(path), RunLog(f"write:{fmt}", rejects)
-        self.opts = DumpOptions(turns=turns if turns in formats.get(fmt).turns else None)
+        self.opts = dump_options(fmt, turns)
 
     def write(self, batch: list[Conversation]) -> None:
         self.log.took_in(len(batch))
