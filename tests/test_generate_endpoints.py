@@ -102,6 +102,27 @@ def test_endpoint_credentials_are_never_shown(tmp_path):
     assert any("***@" in text for text in written)  # the endpoint is named, redacted
 
 
+def test_a_dead_answer_endpoint_is_named_in_the_ledger_and_stops_the_run(tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://user:{SECRET}@127.0.0.1:{sock.getsockname()[1]}/v1"
+    with LLMDouble(planted_rate=0.0) as judge:
+        result, rows, rejects = _run(tmp_path, base_url=judge.base_url, answer_endpoints=[f"{dead}=gone"],
+                                     max_attempts=1, max_failures_in_a_row=3, concurrency=2)
+        assert judge.total_hits == 0  # no answer, so nothing to judge
+    assert result.failed and result.stop_reason == "failing" and not rows
+    assert all(lg.balanced for lg in result.logs)
+    failed = [e for e in rejects if e.get("ledger") == "request failed"]
+    assert failed and all(e["endpoint"] == dead.replace(f"user:{SECRET}", "***") and e["model"] == "gone"
+                          for e in failed)
+    message = result.shortfall()
+    assert "could not reach the endpoint (one of) " + judge.base_url in message and "***@127.0.0.1" in message
+    texts = [message] + [p.read_text(encoding="utf-8") for p in tmp_path.glob("*.jsonl")]
+    assert not any(SECRET in text for text in texts)
+
+
 def test_a_remote_answer_endpoint_needs_the_key(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with LLMDouble(planted_rate=0.0) as judge:

@@ -314,6 +314,8 @@ class ChatClient:
                  "attempts": result.attempts, "key": result.key, "messages": result.request.messages}
         if error.raw:
             entry["raw"] = error.raw
+        if self.cache_scope:  # a sibling endpoint: say which one failed
+            entry["endpoint"], entry["model"] = self.config.redacted_base_url, self.config.model
         self.failures.append(entry)
         self.failures_in_a_row += 1
         if self.failures_in_a_row >= cfg.max_failures_in_a_row:

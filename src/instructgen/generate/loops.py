@@ -46,6 +46,11 @@ def request_seed(run_seed: int, *parts: Any) -> int:
     return random.Random(f"{run_seed}:" + ":".join(map(str, parts))).randrange(2**31)
 
 
+def _endpoint_of(failure: dict[str, Any]) -> dict[str, Any]:
+    """The endpoint and model of a failed request asked of another endpoint than --base-url (else nothing)."""
+    return {"endpoint": failure["endpoint"], "model": failure["model"]} if "endpoint" in failure else {}
+
+
 async def cancel_all(tasks: Any) -> None:
     tasks = list(tasks)
     for task in tasks:
@@ -139,7 +144,7 @@ class _Run:
                 self.drop(self.log, failure.get("tag") or "request", f"request failed: {failure.get('cause')}",
                           failure.get("raw"), kind="rejected", ledger=LEDGER_FAILED, key=failure.get("key"),
                           tag=failure.get("tag"), error=failure.get("error"), mode=self.mode,
-                          row=failure.get("row") or failure.get("tag") or "request")
+                          row=failure.get("row") or failure.get("tag") or "request", **_endpoint_of(failure))
 
     def recovered(self, row: str) -> bool:
         """The row failed in an earlier run and --retry-failed recovered it (marked in the cache, so every later
@@ -210,6 +215,7 @@ class _Run:
         failure = next((f for f in reversed(self.client.failures) if f.get("key") == result.key), {})
         details.setdefault("mode", self.mode)
         details.setdefault("row", result.request.row or origin)
+        details.update(_endpoint_of(failure))
         self.drop(log, origin, f"request failed: {failure.get('cause', 'error')}", failure.get("raw"),
                   kind="rejected", ledger=LEDGER_FAILED, key=result.asked or result.key, tag=result.request.tag,
                   error=result.error,

@@ -47,7 +47,7 @@ from ..runlog import RunLog
 from .budget import check_prices
 from .cache import RequestCache
 from .client import INTERRUPTED, ChatClient, ChatRequest, ChatResult, resolve_api_key
-from .config import GenerateConfig
+from .config import GenerateConfig, redact_url
 from .failures import FailureSink, read_ledger
 from .interrupt import CtrlC, Interrupted
 from .loops import RECOVERED, AlpacaRun, SelfInstructRun
@@ -157,7 +157,7 @@ async def agenerate(config: GenerateConfig, out_path: str | Path, log: RunLog, *
         stop_reason=runner.stop_reason, usage=client.usage.to_dict(), cost_usd=client.usage.cost(prices, config.model),
         failures=client.usage.failures, unparsable=runner.unparsable_answers,
         lost_instructions=runner.lost_instructions, failures_path=paths.failures if failures.count else None,
-        endpoint=config.redacted_base_url or OPENAI_ENDPOINT, failing_after=config.max_failures_in_a_row, logs=logs,
+        endpoint=_endpoints_named(config), failing_after=config.max_failures_in_a_row, logs=logs,
         mode=config.mode, skipped=runner.skipped_rows)
 
 
@@ -169,6 +169,17 @@ def _models(config: GenerateConfig) -> list[str]:
     if config.mode == "chat" and config.user_endpoint:
         models.append(config.user_endpoint[1])
     return list(dict.fromkeys(models))
+
+
+def _endpoints_named(config: GenerateConfig) -> str:
+    """The run's endpoint, or its endpoints when it asks several (credentials redacted)."""
+    urls = [config.base_url]
+    if config.mode == "pairs":
+        urls += [url for url, _ in config.answer_endpoint_list()]
+    if config.mode == "chat" and config.user_endpoint:
+        urls.append(config.user_endpoint[0])
+    named = list(dict.fromkeys(redact_url(url) or OPENAI_ENDPOINT for url in urls))
+    return named[0] if len(named) == 1 else "(one of) " + ", ".join(named)
 
 
 def _read_ledgers(paths: GenerateOutputs) -> tuple[set[str], set[str], set[str]]:
