@@ -353,7 +353,7 @@ class FormatOut:
     """One output format's writer and log; records arrive in batches."""
 
     def __init__(self, fmt: str, path: str, rejects: str, turns: str | None):
-        self.fmt, self.writer, self.log = fmt, RowWriter(path), RunLog(f"write:{fmt}", rejects)
+        self.fmt, self.writer, self.log = fmt, RowWriter(path, stable_keys=True), RunLog(f"write:{fmt}", rejects)
         self.opts = dump_options(fmt, turns)
 
     def write(self, batch: list[Conversation]) -> None:
