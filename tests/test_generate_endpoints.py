@@ -123,6 +123,18 @@ def test_a_dead_answer_endpoint_is_named_in_the_ledger_and_stops_the_run(tmp_pat
     assert not any(SECRET in text for text in texts)
 
 
+def test_answer_endpoints_are_url_equals_model_given_apart_or_comma_separated():
+    both = GenerateConfig(answer_endpoints="http://127.0.0.1:8000/v1=m1, http://10.0.0.2:9/v1=org/m-2")
+    apart = GenerateConfig(answer_endpoints=["http://127.0.0.1:8000/v1=m1", "http://10.0.0.2:9/v1=org/m-2"])
+    assert both.answer_endpoint_list() == apart.answer_endpoint_list() == [
+        ("http://127.0.0.1:8000/v1", "m1"), ("http://10.0.0.2:9/v1", "org/m-2")]
+    with pytest.raises(ValueError, match="is not URL=MODEL") as error:
+        GenerateConfig(answer_endpoints=[f"http://u:{SECRET}@host/v1="])
+    assert SECRET not in str(error.value).split("input_value")[0]
+    config = GenerateConfig(answer_endpoints=[f"http://u:{SECRET}@host/v1=m"], user_base_url=f"http://u:{SECRET}@h/v1")
+    assert SECRET not in repr(config) and SECRET not in str(config.redacted_dump())
+
+
 def test_a_remote_answer_endpoint_needs_the_key(tmp_path, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with LLMDouble(planted_rate=0.0) as judge:

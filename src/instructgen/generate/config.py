@@ -171,6 +171,15 @@ class GenerateConfig(ClientConfig):
             raise ValueError("layout 'preference' holds preference pairs: use it with mode pairs")
         return self
 
+    @field_validator("answer_endpoints", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        """`--answer-endpoints A=m1,B=m2` as well as `--answer-endpoints A=m1 B=m2` (or a TOML list)."""
+        value = [value] if isinstance(value, str) else value
+        if isinstance(value, list):
+            return [part.strip() for entry in value for part in str(entry).split(",") if part.strip()]
+        return value
+
     @field_validator("answer_endpoints")
     @classmethod
     def _url_equals_model(cls, value: list[str]) -> list[str]:
