@@ -11,6 +11,8 @@ EXAMPLES = """\
   instructgen validate data.jsonl                 detect the format, check every record
   instructgen validate data.json --format sharegpt
   instructgen validate data.jsonl --max-errors 0  report every invalid record (default: the first 50)
+  instructgen validate data.json --for llamafactory              what LLaMA-Factory would skip, and why
+  instructgen validate data.json --for llamafactory --dataset-info data/dataset_info.json --dataset NAME
 
 Besides the schema and the format's reader, each record must mean a trainable conversation:
 tool results follow the calls they answer, every call is answered before the conversation goes on
@@ -18,6 +20,11 @@ tool results follow the calls they answer, every call is answered before the con
 readers need it (sharegpt, openai: LLaMA-Factory skips such records), the conversation ends with
 an assistant answer, and a preference record has both answers to a prompt that ends with the
 user's turn (chosen/rejected) or a true/false label on its last answer (KTO).
+
+--for llamafactory applies LLaMA-Factory 0.9.5's own rules instead, through the file's dataset_info.json
+entry (the one `convert --dataset-info` writes for it, or NAME's in --dataset-info): role tags that
+alternate per the entry's tags, the message count, the pair or KTO label the entry asks for, text in
+every turn. Each record it would skip is reported as FILE:LINE: reason.
 """
 
 
@@ -40,6 +47,13 @@ def register(sub) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=names(), help="the format to check against (default: detect)")
     p.add_argument("--max-errors", type=int, default=50, metavar="N", help="stop printing after N invalid records (0: all)")
+    p.add_argument("--for", dest="reader", choices=["llamafactory"],
+                   help="apply this reader's own rules: say which records it would skip and why")
+    p.add_argument("--dataset-info", metavar="PATH",
+                   help="with --for llamafactory: read the file through this dataset_info.json's entry "
+                   "(default: the entry `convert --dataset-info` would write for it)")
+    p.add_argument("--dataset", metavar="NAME", help="the entry of --dataset-info (default: the file's name "
+                   "without its extension)")
     p.set_defaults(func=run)
 
 
@@ -70,6 +84,12 @@ class TagVocabulary:
 
 
 def run(args) -> int:
+    if args.reader == "llamafactory":
+        return run_llamafactory(args)
+    if args.dataset_info or args.dataset:
+        from ..errors import InstructgenError
+
+        raise InstructgenError("--dataset-info and --dataset go with --for llamafactory")
     from .. import formats, schemas
     from ..errors import BadRecord, InstructgenError
     from ..formats.meaning import meaning_problems
@@ -114,3 +134,69 @@ def run(args) -> int:
     verdict = "all valid" if not invalid else f"{invalid} invalid"
     print(f"{args.file}: {total} records as {name}, {verdict}", file=sys.stderr)
     return 1 if invalid else 0
+
+
+def run_llamafactory(args) -> int:
+    """Which records LLaMA-Factory would skip, through the file's dataset_info.json entry, and why."""
+    from ..errors import InstructgenError
+    from ..formats.llamafactory_check import attributes, skip_reason
+    from ..io import read_rows
+
+    columns: set[str] = set()
+    for row in read_rows(args.file):
+        if row.error is None and isinstance(row.data, dict):
+            columns.update(row.data)
+    entry = _llamafactory_entry(args, columns)
+    attr = attributes(entry)
+    total = skipped = 0
+    for row in read_rows(args.file):
+        total += 1
+        reason = row.error or skip_reason(row.data, attr, columns)
+        if reason:
+            skipped += 1
+            if args.max_errors == 0 or skipped <= args.max_errors:
+                print(f"{row.origin}: {reason}")
+    if total == 0:
+        raise InstructgenError(f"{args.file}: the file is empty")
+    verdict = "reads every record" if not skipped else f"would skip {skipped} of {total} records"
+    print(f"{args.file}: LLaMA-Factory {verdict} (entry: formatting {attr['formatting']}"
+          f"{', ranking' if attr['ranking'] else ''}{', kto_tag ' + attr['kto_tag'] if attr['kto_tag'] else ''})",
+          file=sys.stderr)
+    return 1 if skipped else 0
+
+
+def _llamafactory_entry(args, columns: set[str]) -> dict:
+    """NAME's entry in --dataset-info, or the entry `convert --dataset-info` writes for this file."""
+    import json
+    from pathlib import Path
+
+    from .. import formats
+    from ..errors import InstructgenError
+    from ..formats.llamafactory import dataset_name, entry
+    from ..io import read_rows
+
+    if args.dataset_info:
+        name = args.dataset or dataset_name(args.file)
+        try:
+            info = json.loads(Path(args.dataset_info).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise InstructgenError(f"--dataset-info {args.dataset_info}: cannot read it as JSON ({e})") from None
+        if not isinstance(info, dict) or not isinstance(info.get(name), dict):
+            raise InstructgenError(f"--dataset-info {args.dataset_info}: no entry {name!r}; name it with --dataset")
+        return info[name]
+    head = [r.data for r in itertools.islice(read_rows(args.file), formats.DETECT_SAMPLE) if r.error is None]
+    if not head:
+        raise InstructgenError(f"{args.file}: no record could be read")
+    name = args.format or formats.detect_rows(head, args.file)
+    tags = "user-assistant" if name == "sharegpt" and _speaks_user_assistant(args.file) else None
+    return entry(name, dataset_name(args.file), columns, tags)
+
+
+def _speaks_user_assistant(path: str) -> bool:
+    from ..io import read_rows
+
+    for row in read_rows(path):
+        turns = row.data.get("conversations") if isinstance(row.data, dict) else None
+        if isinstance(turns, list) and any(isinstance(t, dict) and t.get("from") == "assistant" for t in turns):
+            return True
+    return False
