@@ -342,7 +342,10 @@ class KeySets:
 
     def add_unseen(self, count: int) -> None:
         self.unseen = True
-        self.per_row.extend([-1] * count)
+        if count == 1:
+            self.per_row.append(-1)
+        else:
+            self.per_row.extend(array("i", [-1]) * count)
 
     def differ(self) -> bool:
         return self.unseen or len(self.ids) > 1
