@@ -138,7 +138,7 @@ def pipeline_flow(
         progress = cfg.pipeline.progress == "always" or (cfg.pipeline.progress == "auto" and sys.stderr.isatty())
     with OutputFolder(out) as layout:
         stages = _stages.with_options(task_runner=make_task_runner(runner, dask_cluster_kwargs=runner_options))
-        summary, cache_hits = stages(cfg, layout, runner, progress)
+        summary, cache_hits = stages(config_path, layout, runner, progress)
     _artifacts(summary)
     print(f"output in {out}/ ({time.time() - started:.1f} s); every stage balances: {summary.balanced}")
     done = OutputLayout.finished(out)
@@ -156,8 +156,11 @@ def pipeline_flow(
 
 
 @flow(name="stages", log_prints=True, validate_parameters=False)
-def _stages(cfg, layout, runner: str, progress: bool = False):
-    """The stages under the chosen task runner (a subflow, so the runner is chosen per run)."""
+def _stages(config_path: str | None, layout, runner: str, progress: bool = False):
+    """The stages under the chosen task runner (a subflow, so the runner is chosen per run). It takes the
+    config's path, not the config: Prefect stores a flow run's parameters, and the config may hold a key
+    (a `base_url` with credentials in it)."""
+    cfg = load_config(config_path)
     steps = PrefectSteps(lookahead(runner))
     return run(cfg, layout, steps, runner_name=runner, progress=progress), steps.cache_hits
 
