@@ -369,3 +369,28 @@ def test_rows_written_by_workers_get_the_same_keys_as_serial_ones(suffix, tmp_pa
         outputs[workers] = [r.data for r in read_rows(str(out))]
     assert outputs[1] == outputs[2]
     assert {frozenset(r) for r in outputs[2]} == {frozenset({"id", "conversations", "meta"})}
+
+
+def test_openai_strict_layout_is_not_filled_and_passes_openais_checks(tmp_path, capsys):
+    """OpenAI's checks refuse `"tools": null`: its own layouts keep only the keys a row has."""
+    import importlib.util
+
+    from tests.conftest import SHARED
+
+    check_path = SHARED / "tools" / "clients" / "openai_check.py"
+    src = write_jsonl(tmp_path / "in.jsonl", [TOOL_CHAT, PLAIN, TOOL_CHAT])
+    out = tmp_path / "strict.jsonl"
+    assert main(["convert", str(src), "--to", "openai", "--layout", "strict", "-o", str(out)]) == 0
+    rows = [r.data for r in read_rows(str(out))]
+    assert [set(r) for r in rows] == [{"messages", "tools"}, {"messages"}, {"messages", "tools"}]
+    if not check_path.exists():
+        pytest.skip("OpenAI's format checks not available (../shared/tools/clients/openai_check.py)")
+    spec = importlib.util.spec_from_file_location("openai_check", check_path)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    from collections import defaultdict
+
+    errors: defaultdict = defaultdict(int)
+    for row in rows:
+        check.current(row, errors)
+    assert dict(errors) == {}

@@ -300,7 +300,9 @@ def convert(
     writable(to_format)
     bar = _progress_bar() if progress else None
     detected = _Detected(read_opts.announce)
-    with RowWriter(output, stable_keys=True) as writer:
+    # OpenAI's own layouts hold only the keys OpenAI defines, and its checks refuse `"tools": null`
+    stable_keys = not (to_format == "openai" and dump_opts.layout in ("strict", "preference"))
+    with RowWriter(output, stable_keys=stable_keys) as writer:
         for path in inputs:
             spec, rows = _open(path, log, read_opts, detected)
             if _by_lines(path, read_opts):
