@@ -11,6 +11,8 @@ separate Python environments, each a real install of the reader:
 
 - `datasets` 3.x, 4.0 (the release LLaMA-Factory 0.9.5 pins) and 5.x: `load_dataset("parquet", ...)`,
   `load_dataset("json", ...)` and `load_dataset(HUB_FOLDER, config)`;
+- OpenAI's fine-tuning format checks (../shared/tools/clients/openai_check.py, the current API's rules) on
+  every real file written with `--to openai --layout strict` (records with no error / records);
 - polars: `read_parquet`, and `read_ndjson` twice: as is (types from the first 100 rows: every row carries
   every key, but a key null in all of those cannot be typed) and with `infer_schema_length=None` ("all rows").
 
@@ -128,6 +130,50 @@ def convert_all(inputs: list[Path], targets: list[str], out: Path) -> list[dict]
     return jobs
 
 
+OPENAI_CHECK = SHARED / "tools" / "clients" / "openai_check.py"
+
+
+def openai_checks(inputs: list[Path], out: Path) -> list[tuple[str, int, int, dict]]:
+    """OpenAI's fine-tuning format checks (the Cookbook's and the current API's, ../shared/tools/clients/
+    openai_check.py) on every real file written with --to openai --layout strict: (name, clean, records, errors)."""
+    import importlib.util
+    from collections import defaultdict
+
+    from instructgen.convert import ReadOptions, convert
+    from instructgen.errors import InstructgenError
+    from instructgen.formats.base import DumpOptions
+    from instructgen.io import read_rows
+    from instructgen.runlog import RunLog
+
+    if not OPENAI_CHECK.exists():
+        print(f"  OpenAI's checks not found ({OPENAI_CHECK}); skipped", file=sys.stderr)
+        return []
+    spec = importlib.util.spec_from_file_location("openai_check", OPENAI_CHECK)
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    results = []
+    for src in inputs:
+        path = out / f"{src.stem}.openai-strict.jsonl"
+        log = RunLog("convert", out / f"{src.stem}.openai-strict.rejects.jsonl")
+        try:
+            convert([str(src)], str(path), "openai", log, ReadOptions(announce=lambda _m: None),
+                    DumpOptions(layout="strict"))
+        except InstructgenError as e:
+            print(f"  {src.name} -> openai strict: {e}", file=sys.stderr)
+            continue
+        finally:
+            log.close()
+        errors: defaultdict = defaultdict(int)
+        clean = total = 0
+        for row in read_rows(str(path)):
+            before = sum(errors.values())
+            check.current(row.data, errors)
+            total += 1
+            clean += sum(errors.values()) == before
+        results.append((f"{src.name} -> openai --layout strict", clean, total, dict(errors)))
+    return results
+
+
 def hub_folder(inputs: list[Path], targets: list[str], out: Path) -> list[dict]:
     """One Hub folder (`push --dry-run`) of every input, one config per target."""
     import pyarrow.parquet as pq
@@ -216,6 +262,13 @@ def main() -> int:
     for (reader, layout), (read, expected, ok, n) in sorted(table.items()):
         pct = 100 * read / expected if expected else 100
         print(f"{reader:<16} {layout:<8} {read:>11} / {expected:<8} {pct:5.1f}% {ok:>8} / {n:<6}")
+    checks = openai_checks(inputs, Path(tempfile.mkdtemp(prefix="readers-openai-")))
+    if checks:
+        clean, total = sum(c for _, c, _, _ in checks), sum(t for _, _, t, _ in checks)
+        fully = sum(c == t for _, c, t, _ in checks)
+        print(f"{'OpenAI checks':<16} {'jsonl':<8} {clean:>11} / {total:<8} {100 * clean / max(total, 1):5.1f}%"
+              f" {fully:>8} / {len(checks):<6}")
+        short += [f"OpenAI checks    jsonl    {name}: {c} of {t} clean, {errs}" for name, c, t, errs in checks if c != t]
     print(f"\n{len(short)} file(s) not fully read" + (":" if short else ""))
     for line in short:
         print("  " + line)
