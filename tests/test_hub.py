@@ -94,10 +94,11 @@ def rows(path: Path) -> list[dict]:
 
 
 def converted(env, tmp_path: Path, inputs: list[Path], fmt: str) -> list[dict]:
-    """What `instructgen convert` makes of the inputs: the records a download must give back."""
+    """What `instructgen convert` makes of the inputs: the records a download must give back. A top-level
+    null is a key convert fills so every JSONL row has the same keys (absent in the row it was added to)."""
     out = tmp_path / f"expected.{fmt}.jsonl"
     ok(cli(env, "convert", *inputs, "--to", fmt, "-o", out))
-    return rows(out)
+    return [{k: v for k, v in row.items() if v is not None} for row in rows(out)]
 
 
 def push(env, inputs, repo, *more, cwd=None):
