@@ -135,3 +135,27 @@ def test_renderings_match_the_golden_files():
         if os.environ.get("INSTRUCTGEN_UPDATE_GOLDEN"):
             (golden / name).write_text(text, encoding="utf-8")
         assert text == (golden / name).read_text(encoding="utf-8"), name
+
+
+def test_signals_flagged_and_dialogues_cut_are_shown_in_both_reports(tmp_path):
+    """The filter's signals are kept and flagged, not dropped, and cut dialogues are kept up to the junk turn:
+    neither is a dropped record, so both get their own table (with the filter's counts) in each report."""
+    data = sample_data()
+    data.stages[1]["filter_flags"] = {"refusal": 3, "needs_media": 0, "language": 2}
+    data.stages[1]["filter_truncated"] = {"repetition": 1}
+    md = render_markdown(data)
+    html = render_html(data)
+    assert "| filter | refusal | 3 |" in md and "| filter | language | 2 |" in md and "needs_media" not in md
+    assert "## Dialogues cut before a junk turn" in md and "| filter | repetition | 1 |" in md
+    for cell in ("<td>refusal</td><td class=n>3</td>", "<td>language</td><td class=n>2</td>",
+                 "<td>repetition</td><td class=n>1</td>"):
+        assert cell in html
+    checker = Checker()
+    checker.feed(html)
+    checker.close()
+    assert checker.errors == [] and checker.stack == []
+
+
+def test_a_run_with_no_flags_or_cuts_has_no_such_tables():
+    md = render_markdown(sample_data())
+    assert "Flagged records" not in md and "Dialogues cut" not in md

@@ -114,12 +114,19 @@ def _context(d: ReportData) -> dict[str, Any]:
     reasons = [(s["stage"], r["kind"], r["reason"], r["count"]) for s in d.stages for r in s.get("reasons", [])]
     by_lang = _by_language(d.profile)
     sampled = d.profile.total is not None and d.profile.total > len(d.profile.rows)
+    # the filter's signals: records kept and flagged in meta.flags (dropped only when asked, --drop)
+    flags = [(s["stage"], rule, n) for s in d.stages for rule, n in (s.get("filter_flags") or {}).items() if n]
     return {
         "d": d,
         "counts": counts_table(d.stages),
         "reasons": reasons,
         "reasons_chart": [(f"{s}: {r}", n) for s, _, r, n in reasons],
         "losses": [(s["stage"], what, n) for s in d.stages for what, n in (s.get("losses") or {}).items()],
+        "flags": flags,
+        "flags_chart": [(f"{stage}: {rule}", n) for stage, rule, n in flags],
+        # dialogues cut before a junk turn (the removed turns are in the rejects file, kind "cut")
+        "cuts": [(s["stage"], rule, n) for s in d.stages for rule, n in (s.get("filter_truncated") or {}).items()
+                 if n],
         "languages": d.profile.languages().most_common(),
         "sample_note": (f"From an even sample of {len(d.profile.rows)} of the {d.profile.total} output records.\n\n"
                         if sampled else ""),
