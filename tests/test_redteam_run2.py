@@ -345,30 +345,27 @@ def test_report_md_of_a_run_named_with_markup(tmp_path):
 
 # -- a key inside the generation endpoint's URL -----------------------------------------------------------
 
-def test_a_key_in_the_generation_url_reaches_no_log_database_or_output(prefect, tmp_path, capfd):
-    """`base_url = "http://user:KEY@host/v1"`: the run works (the credentials go to the endpoint), and the
-    key is in nothing Prefect stores (flow and task run parameters, logs, artifacts), printed or written."""
+def test_a_key_in_the_generation_url_reaches_no_log_database_or_output(tmp_path):
+    """`base_url = "http://user:KEY@host/v1"`: `instructgen run` works (the credentials go to the endpoint), and
+    the key is in nothing Prefect stores (its database and result storage under PREFECT_HOME: flow and task
+    run parameters, logs, artifacts), nothing printed and no output file."""
     from llm_double import LLMDouble  # a test double of the remote model
-    from prefect.client.orchestration import get_client
-
-    from instructgen_flows.pipeline import run_pipeline
 
     key = "sk-in-url-" + os.urandom(8).hex()
     repo = Path(__file__).resolve().parent.parent
-    out = tmp_path / "out"
+    home = tmp_path / "prefect-home"
+    env = {k: None for k in os.environ if k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", OPENAI_API_KEY=None)
     with LLMDouble() as double:
         url = double.base_url.replace("http://", f"http://alice:{key}@")
         cfg = write_config(tmp_path, (
             f'\n[generate]\nenabled = true\nseed_tasks = "{repo / "data" / "seeds" / "seed_tasks_en.jsonl"}"\n'
             f'num_instructions = 6\nbase_url = "{url}"\nmodel = "double"\nconcurrency = 2\n'))
-        result = run_pipeline(str(cfg), str(out))
-        assert double.total_hits > 0 and result["balanced"]
-    with get_client(sync_client=True) as client:
-        stored = [orjson.dumps(r.parameters, default=str) for r in client.read_flow_runs()]
-        stored += [orjson.dumps(r.model_dump(mode="json"), default=str) for r in client.read_task_runs()]
-        stored += [log.message.encode() for log in client.read_logs()]
-        stored += [orjson.dumps(a.data, default=str) for a in client.read_artifacts()]
-    assert stored and not [s for s in stored if key.encode() in s]
-    printed = capfd.readouterr()
-    assert key not in printed.out + printed.err
-    assert not [p for p in out.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
+        result = run_cli(["run", str(cfg), "-o", "out"], tmp_path, env=env)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert double.total_hits > 0
+    assert key not in result.stdout + result.stderr
+    stored = [p for p in home.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("prefect.db") for p in stored)  # the database the run wrote is searched
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert not [p for p in stored + written if key.encode() in p.read_bytes()]
