@@ -170,6 +170,8 @@ def test_scrub_removes_the_key_bearer_tokens_and_key_shapes():
 
 
 def test_time_queued_for_a_concurrency_slot_does_not_count_against_a_request():
-    with LLMDouble(latency=0.3) as double:  # one at a time: the last waits ~0.9 s for its slot
-        results, c = _run(double, [_request(i) for i in range(4)], concurrency=1, max_request_seconds=0.6)
+    # one at a time: the last waits ~1.75 s for its slot, longer than a request may take (1.2 s), which leaves
+    # each request itself about a second of slack on a loaded machine
+    with LLMDouble(latency=0.25) as double:
+        results, c = _run(double, [_request(i) for i in range(8)], concurrency=1, max_request_seconds=1.2)
     assert all(r.ok and r.attempts == 1 for r in results) and c.usage.errors == {}
