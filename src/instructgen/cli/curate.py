@@ -118,19 +118,13 @@ def _common(p, formats) -> None:
 def _paths(args, against: list[str] = (), clusters: str | None = None, signatures: str | None = None
            ) -> tuple[str, str | None]:
     """(rejects, stats): every path this command writes, checked against every input before anything is opened."""
-    from ..paths import OutputPlan, derived
+    from ..paths import OutputPlan
+    from .options import plan_rejects_and_stats
 
     plan = OutputPlan()
     plan.read_all(args.inputs)
     plan.read_all(against, "--against")
-    plan.write(args.output, "-o")
-    rejects = plan.write(args.rejects, "--rejects") if args.rejects else \
-        plan.write(derived(args.output, "rejects.jsonl"), "the default rejects file", chosen=False)
-    if args.stats:
-        stats = plan.write(args.stats, "--stats")
-    else:
-        stats = None if args.output == "-" else plan.write(derived(args.output, "stats.json"),
-                                                           "the default stats file", chosen=False)
+    rejects, stats = plan_rejects_and_stats(plan, args)
     if clusters:
         plan.write(clusters, "--clusters")
     if signatures:

@@ -112,3 +112,18 @@ def config_from_args(model: type[BaseModel], args: argparse.Namespace, exclude: 
             where = _flag(name) if name in model.model_fields else (name or "options")
             problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
         raise InstructgenError("; ".join(problems)) from None
+
+
+def plan_rejects_and_stats(plan, args) -> tuple[str, str | None]:
+    """The output (-o), rejects and stats paths a record command writes, registered with `plan` (a
+    paths.OutputPlan that already holds the inputs): (rejects, stats; None when writing to stdout)."""
+    from ..paths import derived
+
+    plan.write(args.output, "-o")
+    rejects = plan.write(args.rejects, "--rejects") if args.rejects else \
+        plan.write(derived(args.output, "rejects.jsonl"), "the default rejects file", chosen=False)
+    if args.stats:
+        return rejects, plan.write(args.stats, "--stats")
+    return rejects, None if args.output == "-" else plan.write(derived(args.output, "stats.json"),
+                                                               "the default stats file", chosen=False)
+

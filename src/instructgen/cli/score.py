@@ -90,19 +90,13 @@ def _plan(args, extra_inputs: dict[str, str] | None = None, failures: bool = Fal
     """(rejects, stats, failures, cache_dir): every path written, checked against every input first."""
     from ..generate.cache import RequestCache
     from ..paths import OutputPlan, derived
+    from .options import plan_rejects_and_stats
 
     plan = OutputPlan()
     plan.read_all(args.inputs)
     for flag, path in (extra_inputs or {}).items():
         plan.read(path, flag)
-    plan.write(args.output, "-o")
-    rejects = plan.write(args.rejects, "--rejects") if args.rejects else \
-        plan.write(derived(args.output, "rejects.jsonl"), "the default rejects file", chosen=False)
-    if args.stats:
-        stats = plan.write(args.stats, "--stats")
-    else:
-        stats = None if args.output == "-" else plan.write(derived(args.output, "stats.json"),
-                                                           "the default stats file", chosen=False)
+    rejects, stats = plan_rejects_and_stats(plan, args)
     failures_path = cache = None
     if failures:
         failures_path = plan.write(args.failures, "--failures") if args.failures else \

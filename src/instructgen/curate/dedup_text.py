@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .text import CJK_CLASS as HAN_CLASS, TOKEN_PATTERN, identifiers_batch as literal_identifiers
+from .text import CJK_CLASS as HAN_CLASS, TOKEN_PATTERN, identifiers_batch as literal_identifiers, raw_tokens
 
 MESSAGE_BREAK = "\n\x1e"
 PASSAGE_TOKENS = 40
@@ -209,12 +209,7 @@ def tokens(texts: Sequence[str]) -> Tokens:
     if not texts:
         return Tokens(np.empty(0, np.uint64), np.empty(0, np.int64), np.empty(0, bool), np.empty(0, bool),
                       np.empty(0, np.uint64))
-    # tokens are cut from the raw text and each distinct token is normalised once (see text.token_ids)
-    toks = pl.Series(list(texts), dtype=pl.String).str.extract_all(TOKEN_PATTERN)
-    lens = toks.list.len().fill_null(0).to_numpy().astype(np.int64)
-    flat = toks.explode().drop_nulls()
-    if len(flat) != int(lens.sum()):  # polars versions differ on exploding empty lists
-        raise AssertionError("token count mismatch")
+    flat, lens = raw_tokens(texts)  # each distinct token is normalised once below
     if len(flat) == 0:
         return Tokens(np.empty(0, np.uint64), lens, np.empty(0, bool), np.empty(0, bool), np.empty(0, np.uint64))
     uniq = flat.unique(maintain_order=True)

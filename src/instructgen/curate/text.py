@@ -85,19 +85,27 @@ def _stable_ids(tokens: list[str]) -> np.ndarray:
     return out
 
 
-def token_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def raw_tokens(texts: Sequence[str]):
+    """(every token of every text in order, as a polars Series; tokens per text). NFKC and case folding never
+    merge or split letters across punctuation/space, so tokens are cut from the raw text and each distinct
+    token is normalised once later (thousands of calls instead of a pass over every character: NFKC of the
+    whole batch cost more than all the rest together)."""
     import polars as pl
 
-    if not texts:
-        return np.empty(0, np.uint64), np.empty(0, np.int64)
-    # NFKC and case folding never merge or split letters across punctuation/space, so tokens are
-    # cut from the raw text and each distinct token is normalised once (thousands of calls instead
-    # of a pass over every character: NFKC of the whole batch cost more than all the rest together)
     toks = pl.Series(list(texts), dtype=pl.String).str.extract_all(TOKEN_PATTERN)
     lens = toks.list.len().fill_null(0).to_numpy().astype(np.int64)
     flat = toks.explode().drop_nulls()
     if len(flat) != int(lens.sum()):  # polars versions differ on exploding empty lists
         raise AssertionError("token count mismatch")
+    return flat, lens
+
+
+def token_ids(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    import polars as pl
+
+    if not texts:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    flat, lens = raw_tokens(texts)
     if len(flat) == 0:
         return np.empty(0, np.uint64), lens
     uniq = flat.unique(maintain_order=True)
