@@ -1,5 +1,5 @@
 """Several endpoints in one run (pairs' answers, chat's user simulator), pairs judged by `score`'s judges, and
-the spending caps (--max-total-tokens, --max-cost) — against LLM test doubles on 127.0.0.1."""
+the spending caps (--max-tokens alias --max-total-tokens, --max-cost) — against LLM test doubles on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -172,7 +172,7 @@ def test_max_total_tokens_stops_cleanly_and_a_larger_cap_continues_from_the_cach
     with LLMDouble(planted_rate=0.0) as double:
         capped, rows, rejects = _run(tmp_path, base_url=double.base_url, max_total_tokens=4000, concurrency=2)
         paid = capped.usage["prompt_tokens"] + capped.usage["completion_tokens"]
-        assert capped.stop_reason.startswith("budget") and "--max-total-tokens 4000" in capped.shortfall()
+        assert capped.stop_reason.startswith("budget") and "--max-tokens 4000 reached" in capped.shortfall()
         assert not capped.failed and all(lg.balanced for lg in capped.logs)
         assert 0 < len(rows) < len(load_seed_tasks([SEEDS])) and paid >= 4000
         assert paid < 4000 + 2 * 3 * 1200  # stopped soon after: the requests in flight finish, nothing new starts
@@ -201,6 +201,33 @@ def test_cli_budget_stop_exits_zero_with_a_warning(tmp_path):
                             "--max-total-tokens", "3000", "--progress", "never"],
                            capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "--max-total-tokens 3000 reached" in r.stderr and _lines(out)
+    assert "--max-tokens 3000 reached" in r.stderr and _lines(out)
     stats = json.loads((tmp_path / "gen.stats.json").read_text())
-    assert json.dumps(stats).count("budget: --max-total-tokens 3000 reached") >= 1
+    assert json.dumps(stats).count("budget: --max-tokens 3000 reached") >= 1
+
+
+def test_max_tokens_is_the_run_budget_as_in_score_and_reply_tokens_the_limit_of_one_request(tmp_path):
+    """generate --max-tokens is score's --max-tokens (tokens paid in the run); --max-total-tokens still works;
+    the `max_tokens` sent with each request is --reply-tokens."""
+    sent_limits = []
+    with LLMDouble(planted_rate=0.0) as double:
+        answer = double.answer
+        double.answer = lambda body, headers: (sent_limits.append(body.get("max_tokens")), answer(body, headers))[1]
+        runs = {}
+        for flag in ("--max-tokens", "--max-total-tokens"):
+            out = tmp_path / f"{flag.strip('-')}.jsonl"
+            r = subprocess.run([sys.executable, "-m", "instructgen.cli", "generate", "--seed-tasks", str(SEEDS),
+                                "-n", "500", "-o", str(out), "--base-url", double.base_url, "--model", "double",
+                                flag, "3000", "--reply-tokens", "777", "--progress", "never",
+                                "--cache-dir", str(tmp_path / f"cache{flag}")], capture_output=True, text=True,
+                               cwd=tmp_path, timeout=120)
+            assert r.returncode == 0, r.stderr
+            assert "--max-tokens 3000 reached" in r.stderr and "--reply-tokens" in r.stderr
+            runs[flag] = _lines(out)
+    one, other = runs["--max-tokens"], runs["--max-total-tokens"]
+    assert one and other and one[:len(other)] == other[:len(one)]  # the same run, stopped at the same budget
+    assert sent_limits and set(sent_limits) == {777}
+    assert GenerateConfig(max_total_tokens=50).max_tokens == 50 == GenerateConfig(max_tokens=50).max_tokens
+    assert GenerateConfig().max_tokens is None and GenerateConfig().reply_tokens == 3072
+    with pytest.raises(ValueError, match="the same budget"):
+        GenerateConfig(max_tokens=10, max_total_tokens=20)

@@ -1,4 +1,4 @@
-"""The run's spending caps: --max-total-tokens and --max-cost (with --prices), over the tokens paid in this run.
+"""The run's spending caps: --max-tokens (alias --max-total-tokens) and --max-cost (with --prices), over the tokens paid in this run.
 
 Cache hits are free, so a rerun with a larger cap replays what the first run paid for and goes on. Reaching a cap
 stops the client like Ctrl-C does, without the interruption: nothing new is sent, requests in flight finish into
@@ -28,8 +28,9 @@ def check_prices(config: Any, prices: dict[str, Any] | None, models: list[str]) 
 def spend_check(client: ChatClient, config: Any, prices: dict[str, Any] | None) -> None:
     """Stop the run once a cap is reached (called after every answer)."""
     usage = client.usage
-    if config.max_total_tokens and usage.prompt_tokens + usage.completion_tokens >= config.max_total_tokens:
-        client.stop(f"{BUDGET}: --max-total-tokens {config.max_total_tokens} reached")
+    if config.max_tokens and usage.prompt_tokens + usage.completion_tokens >= config.max_tokens:
+        client.stop(f"{BUDGET}: --max-tokens {config.max_tokens} reached (tokens paid in this run; the limit of "
+                    "one reply is --reply-tokens)")
     cost = usage.cost(prices, config.model) if config.max_cost else None
     if cost is not None and cost >= config.max_cost:
         client.stop(f"{BUDGET}: --max-cost {config.max_cost:g} reached (${cost:.4f} spent)")

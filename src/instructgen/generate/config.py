@@ -131,13 +131,16 @@ class GenerateConfig(ClientConfig):
     max_cost: float | None = Field(None, gt=0, description="stop once this many USD were spent in this run (needs "
                                    "--prices; cache hits are free); what was generated is kept and a rerun with a "
                                    "larger cap continues from the cache", json_schema_extra={"metavar": "USD"})
-    max_total_tokens: int | None = Field(None, ge=1, description="stop once this many tokens (prompt + completion) "
-                                         "were paid in this run; what was generated is kept (--max-tokens is the "
-                                         "completion limit of one request)", json_schema_extra={"metavar": "N"})
+    max_tokens: int | None = Field(None, ge=1, description="stop once this many tokens (prompt + completion) were "
+                                   "paid in this run, as `instructgen score --max-tokens`; what was generated is kept "
+                                   "(--max-total-tokens is the same; --reply-tokens is the completion limit of one "
+                                   "request)", json_schema_extra={"metavar": "N", "flag": ("--max-tokens",
+                                                                                          "--max-total-tokens")})
     lang: Literal["en", "zh"] = Field("en", description="prompt language and filters")
     temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
-    max_tokens: int = Field(3072, ge=1, description="completion tokens per request")
+    reply_tokens: int = Field(3072, ge=1, description="completion tokens per request (the `max_tokens` sent to "
+                              "the endpoint; score's --reply-tokens)")
     similarity_threshold: float = Field(0.7, ge=0, le=1, description="keep a new instruction only if its ROUGE-L "
                                         "against every kept one is at most this", json_schema_extra={"metavar": "F"})
     seed: int = Field(0, description="fixes the sampling of examples and the per-request seeds")
@@ -161,6 +164,19 @@ class GenerateConfig(ClientConfig):
     interrupt_wait: float = Field(60.0, ge=0, description="on the first Ctrl-C, seconds to wait for the requests "
                                   "in flight so their answers are cached (a second Ctrl-C aborts at once)",
                                   json_schema_extra={"metavar": "S"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_budget_name(cls, data: Any) -> Any:
+        """`max_total_tokens` (the budget's first name) still works, in a TOML section as in keyword arguments."""
+        if isinstance(data, dict) and "max_total_tokens" in data:
+            data = dict(data)
+            old = data.pop("max_total_tokens")
+            if data.get("max_tokens") not in (None, old):
+                raise ValueError(f"max_tokens ({data['max_tokens']}) and max_total_tokens ({old}) are the same "
+                                 "budget: give one")
+            data["max_tokens"] = old
+        return data
 
     @model_validator(mode="after")
     def _layout_is_openais(self) -> "GenerateConfig":

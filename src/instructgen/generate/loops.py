@@ -8,7 +8,7 @@ exactly the same decisions as an uninterrupted one.
 A loop ends when enough instructions are kept (`stop_reason` "done"), when its
 request budget is spent ("max-requests" when `--max-requests` set it,
 "request-budget" otherwise), or when the client stops ("failing": too many
-requests in a row failed; "interrupted": Ctrl-C; "budget: ...": --max-total-tokens or --max-cost, checked
+requests in a row failed; "interrupted": Ctrl-C; "budget: ...": --max-tokens or --max-cost, checked
 after every answer by `budget.spend_check`). A stopped client answers
 at once, so the loop then only waits for the requests already in flight.
 """
@@ -97,7 +97,7 @@ class _Run:
     # -- requests -----------------------------------------------------------------------------
     def params(self, form: str, *seed_parts: Any) -> dict[str, Any]:
         c = self.config
-        p: dict[str, Any] = {"temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.max_tokens,
+        p: dict[str, Any] = {"temperature": c.temperature, "top_p": c.top_p, "max_tokens": c.reply_tokens,
                              "seed": request_seed(c.seed, *seed_parts)}
         if form == "json":
             p["response_format"] = {"type": "json_object"}
@@ -169,7 +169,7 @@ class _Run:
         `seed` fixed by `--seed` and `seed_parts`, to the run's endpoint or `client`'s."""
         c = self.config
         params = {"temperature": c.temperature if temperature is None else temperature, "top_p": c.top_p,
-                  "max_tokens": c.max_tokens, "seed": request_seed(c.seed, *seed_parts)}
+                  "max_tokens": c.reply_tokens, "seed": request_seed(c.seed, *seed_parts)}
         request = ChatRequest(messages, params, tag=tag, row=row)
         if c.max_requests and self.started >= c.max_requests:  # the cap: the row waits for a rerun with more
             self.budget_spent = True

@@ -19,7 +19,7 @@ class GenerateResult:
     instructions_kept: int
     requests: int  # logical requests answered (cache hits included)
     requests_limit: int  # the (bootstrap) request budget of the run
-    stop_reason: str  # done | max-requests | request-budget | failing | "budget: ..." (--max-total-tokens, --max-cost)
+    stop_reason: str  # done | max-requests | request-budget | failing | "budget: ..." (--max-tokens, --max-cost)
     usage: dict[str, Any]
     cost_usd: float | None
     failures: int  # requests that failed for good
