@@ -57,6 +57,7 @@ REMOTE = dict(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=
 STEP_OPTIONS: dict[str, dict[str, Any]] = {
     "download": REMOTE,
     "publish": REMOTE,
+    "score": REMOTE,  # a judge endpoint: retried like the other remotes; answers already paid for are cached
     "generate": {**REMOTE, "retries": 2, "cache_policy": None, "cache_key_fn": _generation_cache_key,
                  "persist_result": True},
 }
