@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..progress import add_progress_flag, wanted as progress_wanted
 from . import command_parser
 
 EXAMPLES = """\
@@ -77,8 +78,7 @@ def register(sub) -> None:
     files.add_argument("--stats", metavar="PATH", help="stats.json (default: OUT.stats.json)")
     files.add_argument("--prices", metavar="FILE",
                        help='JSON price table in USD per 1M tokens: {"MODEL" or "*": {"prompt": x, "completion": y}}')
-    files.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                       help="progress bar on stderr (auto: when it is a terminal)")
+    add_progress_flag(files)
     files.add_argument("--retry-failed", action="store_true",
                        help="send again only the rows of the last run's ledger (its rejects file): requests that "
                        "failed for good and replies that could not be read (asked with a new seed); everything "
@@ -105,7 +105,7 @@ def run(args) -> int:
     paths = plan_outputs(config, args.output, rejects=args.rejects, failures=args.failures, stats=args.stats,
                          default_stats=True, other_inputs={"--prices": args.prices} if args.prices else None)
     prices = _prices(args.prices) if args.prices else None
-    progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    progress = progress_wanted(args.progress)
     result = generate(config, paths.out, RunLog("generate", paths.rejects), failures_path=paths.failures,
                       prices=prices, progress=progress, retry_failed=args.retry_failed,
                       turn_filter=_junk_filter() if config.mode == "chat" else None)
