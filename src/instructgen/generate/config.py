@@ -136,6 +136,16 @@ class GenerateConfig(ClientConfig):
                                    "(--max-total-tokens is the same; --reply-tokens is the completion limit of one "
                                    "request)", json_schema_extra={"metavar": "N", "flag": ("--max-tokens",
                                                                                           "--max-total-tokens")})
+    grow: bool = Field(False, description="pipeline only: each run adds one generation round to a pool kept in "
+                       "OUT/.cache, seeded by the rounds before it (alpaca, self-instruct: every kept record joins the "
+                       "seeds and the diversity filter; evol: each root's latest kept evolution is evolved again); "
+                       "-n counts one round's records", json_schema_extra={"cli": False})
+    grow_max_rounds: int | None = Field(None, ge=1, description="pipeline, grow: stop adding rounds after this "
+                                        "many (later runs reuse the pool); none: no cap",
+                                        json_schema_extra={"cli": False})
+    grow_max_records: int | None = Field(None, ge=1, description="pipeline, grow: stop adding rounds once the pool "
+                                         "holds this many records (the last round is cut to fit); none: no cap",
+                                         json_schema_extra={"cli": False})
     lang: Literal["en", "zh"] = Field("en", description="prompt language and filters")
     temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature")
     top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling")
@@ -185,6 +195,9 @@ class GenerateConfig(ClientConfig):
                              f"{self.format!r}")
         if self.layout == "preference" and self.mode != "pairs":
             raise ValueError("layout 'preference' holds preference pairs: use it with mode pairs")
+        if self.grow and self.mode in ("pairs", "chat"):
+            raise ValueError(f"grow adds rounds seeded by the records kept so far: it works with modes alpaca, "
+                             f"self-instruct and evol, not {self.mode!r} (whose records are not seed tasks)")
         return self
 
     @field_validator("answer_endpoints", mode="before")

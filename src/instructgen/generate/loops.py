@@ -369,9 +369,11 @@ class SelfInstructRun(_Run):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.instruction_log = RunLog("generate-instructions", self.instruction_rejects)
-        self.machine: list[str] = []
-        clf = [s for s in self.seeds if s.is_classification][:6]
-        other = [s for s in self.seeds if not s.is_classification][:6]
+        # a growing pipeline's earlier rounds are machine-generated instructions, as in Self-Instruct's pool
+        self.machine: list[str] = list(dict.fromkeys(s.instruction for s in self.seeds if s.machine))
+        self.human = [s for s in self.seeds if not s.machine] or self.seeds
+        clf = [s for s in self.human if s.is_classification][:6]
+        other = [s for s in self.human if not s.is_classification][:6]
         self.classify_examples = [s for pair in zip(other, clf) for s in pair] + other[len(clf):] + clf[len(other):]
         self.unclear_classifications = 0
 
@@ -379,7 +381,7 @@ class SelfInstructRun(_Run):
         c = self.config
         rng = random.Random(f"{c.seed}:bootstrap:{r}:{j}")
         shown = rng.sample(machine, min(2, len(machine)))
-        shown += [s.instruction for s in rng.sample(self.seeds, min(8 - len(shown), len(self.seeds)))]
+        shown += [s.instruction for s in rng.sample(self.human, min(8 - len(shown), len(self.human)))]
         rng.shuffle(shown)
         prompt = si.bootstrap_prompt(shown, c.lang, form, self.bootstrap_count)
         return ChatRequest(si.user_message(prompt), self.params(form, "bootstrap", r, j), tag=f"bootstrap {r}.{j}")
@@ -462,8 +464,8 @@ class SelfInstructRun(_Run):
                                  "raw": result.text})
         is_clf = bool(is_clf)
         rng = random.Random(f"{c.seed}:instances:{instruction}")
-        pool = [s for s in self.seeds if s.is_classification == is_clf and s.instances] or \
-               [s for s in self.seeds if s.instances]
+        pool = [s for s in self.human if s.is_classification == is_clf and s.instances] or \
+               [s for s in self.human if s.instances]
         examples = rng.sample(pool, min(2, len(pool)))
         result, form = await self.ask(lambda form: ChatRequest(
             si.user_message(si.instances_prompt(instruction, examples, is_clf, c.lang, form)),

@@ -9,6 +9,8 @@ from ..io import read_rows
 from ..runlog import RunLog
 from .self_instruct import SeedTask
 
+GENERATION_ROUND = "generation_round"  # meta key of a record a growing pipeline's round generated
+
 
 def load_seed_tasks(paths: list[str | os.PathLike]) -> list[SeedTask]:
     seeds: list[SeedTask] = []
@@ -50,5 +52,6 @@ def _seeds_via_convert(path: str) -> list[SeedTask]:
             raise InstructgenError(f"{conv.origin}: a seed task needs a user turn answered by the assistant")
         split = conv.meta.get("split") or {}
         instruction = split.get("instruction", turns[0].content)
-        out.append(SeedTask(instruction.strip(), [(split.get("input", ""), turns[1].content)], False, conv.origin))
+        out.append(SeedTask(instruction.strip(), [(split.get("input", ""), turns[1].content)], False, conv.origin,
+                            machine=GENERATION_ROUND in conv.meta))
     return out

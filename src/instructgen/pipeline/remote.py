@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -49,10 +50,22 @@ class Generated:
         return str(Path(self.folder) / GENERATED_RECORDS)
 
 
+GROW_SETTINGS = {"grow", "grow_max_rounds", "grow_max_records"}
+
+
 def generation_key(config: Generate) -> str:
-    """Same generation settings + same seed files = the same generated data (how fast it runs aside)."""
+    """Same generation settings + same seed files = the same generated data (how fast it runs aside). A growing
+    generation makes a new round per run, so its key is new every time (an orchestrator must not replay an
+    earlier run's result: the rounds kept in the cache are checked and reused by `generate_source` itself)."""
+    if config.grow:
+        return f"{lineage_key(config)}-{uuid.uuid4().hex}"
+    return lineage_key(config)
+
+
+def lineage_key(config: Generate) -> str:
+    """The settings and seed files a generation (a growing one: its every round) is made from; the caps aside."""
     settings = config.model_dump(mode="json", exclude={"enabled", "cache_dir", "concurrency", "requests_per_minute",
-                                                        "tokens_per_minute", "interrupt_wait"})
+                                                        "tokens_per_minute", "interrupt_wait", *GROW_SETTINGS})
     h = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS))
     for seeds in config.seed_tasks:
         if Path(seeds).is_file():
@@ -63,12 +76,18 @@ def generation_key(config: Generate) -> str:
 def generate_source(config: Generate, cache_root: str) -> Generated:
     """Generate into CACHE_ROOT/generate-KEY/ (kept between runs, so an unchanged rerun can reuse it);
     answers already paid for are replayed from the request cache. Fewer records than asked because requests
-    failed is an error (the step fails, naming the cause)."""
+    failed is an error (the step fails, naming the cause). `grow`: one more round into the pool kept in
+    CACHE_ROOT/grow-KEY/ (`generate_rounds`)."""
     from ..errors import InstructgenError
     from ..generate.config import GenerateConfig
     from ..generate.run import generate
+    from .generate_rounds import grow, own_folder
 
-    folder = Path(cache_root) / f"generate-{generation_key(config)}"
+    if config.grow:
+        grown = grow(config, cache_root, lineage_key(config))
+        return Generated(str(grown.pool), grown.logs, grown.summary)
+    folder = own_folder(own_folder(Path(cache_root), "the generation cache") / f"generate-{lineage_key(config)}",
+                        "a generation")
     stage_config = GenerateConfig(**{**config.model_dump(exclude={"enabled"}),
                                      "cache_dir": config.cache_dir or Path(cache_root) / "requests"})
     log = RunLog("generate", folder / "rejects.jsonl")
