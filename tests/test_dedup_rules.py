@@ -83,6 +83,36 @@ def test_the_same_tool_call_with_other_spacing_merges():
     assert kept([a, b]) == ["a"]
 
 
+def test_a_query_argument_is_read_by_its_content_words():
+    """A call whose argument is a query in words is the same call worded otherwise; code, formulas, command
+    flags and addresses are compared as written (up to case and spacing)."""
+    calls = dedup_text.tool_calls
+    assert calls("weather('What is the current weather in Paris?')") == calls("weather('current weather in Paris')")
+    assert calls("weather('weather in Paris')") != calls("weather('weather in Lyon')")
+    assert calls("search('flights from Paris to Lyon')") != calls("search('flights from Lyon to Paris')")  # order
+    assert calls("search('three tips')") == calls("search('3 tips')")
+    for a, b in [("Calculator(2*3)", "Calculator(3*2)"), ("Calculator(2*3)", "Calculator(2/3)"),
+                 ("shell('ls -a')", "shell('ls')"), ("python('x - 1')", "python('x + 1')"),
+                 ("request('https://a.org/x')", "request('https://a.org/y')")]:
+        assert calls(a) != calls(b), (a, b)
+
+
+WEATHER = ("toolformer: enabled\ntoolformer access: weather\nUseful for when you want to get weather information "
+           "from the OpenMeteo API. The input should be a question in natural language that this API can answer.\n"
+           "weather(querywithlocation)\n")
+
+
+def test_the_same_query_worded_otherwise_merges_and_another_place_does_not():
+    a = single_turn(WEATHER + "What is the weather like in New York City right now?", "",
+                    "The current weather in New York City is weather('What is the current weather in New York City?').")
+    b = single_turn(WEATHER + "What is the weather like in New York City right now?", "",
+                    "The current weather in New York City is weather('current weather in New York City').")
+    c = single_turn(WEATHER + "What is the weather like in New Orleans right now?", "",
+                    "The current weather in New Orleans is weather('current weather in New Orleans').")
+    a.origin, b.origin, c.origin = "a", "b", "c"
+    assert kept([a, b, c]) == ["a", "c"]
+
+
 # -- the final answer of a dialogue --------------------------------------------------------------------
 
 HISTORY = [("Can you help me plan a three day trip to Kyoto in autumn?",

@@ -105,9 +105,29 @@ def number_value(word: str) -> int | None:
 _SPACE = re.compile(r"\s+")
 
 
-def _tool_calls(text: str) -> list[str]:
-    # up to case and spacing, as quoted literals are: wolfram('Earth to Moon') is wolfram('earth to moon')
-    return [f"c:{name.casefold()}({_SPACE.sub('', args).casefold()})" for name, args in TOOL_CALL.findall(text)]
+# an argument with one of these (a sign at a digit, a command-line flag) is code or a formula, compared as written up
+# to case and spacing; any other argument is a query in words, compared on its content words in order
+_CODE_ARGUMENT = re.compile(r"[()\[\]{}=*/+<>%^&|;\\$`\"#@~]|\d\s*[-:]|[-:]\s*\d|(?:^|\s)-+\w|://")
+_QUOTED_ARGUMENT = re.compile(r"""\s*(['"‘“])(.*)(['"’”])\s*""", re.DOTALL)
+
+
+def tool_argument(args: str) -> str:
+    """How a call's argument is compared. Code or a formula (`2*3`, `len("hi")`, a URL, `df -h`): as written,
+    up to case and spacing. A query in words (`'What is the weather in Paris?'`): its content words in order,
+    number words as digits, so `weather('What is the current weather in Paris?')` is
+    `weather('current weather in Paris')` while `weather('weather in Lyon')` is another call."""
+    quoted = _QUOTED_ARGUMENT.fullmatch(args)
+    inner = quoted.group(2) if quoted and "'\"".find(quoted.group(1)) == "'\"".find(quoted.group(3)) else args
+    if _CODE_ARGUMENT.search(inner) or (quoted is None and "'" in inner):
+        return _SPACE.sub("", args).casefold()
+    words = [canonical(t) for t in _TOKEN.findall(inner)]
+    content = [w for w in words if w not in function_words()]
+    return "q:" + " ".join(content or words)
+
+
+def tool_calls(text: str) -> list[str]:
+    """The calls written in a text, as compared: `c:name(argument as tool_argument reads it)`."""
+    return [f"c:{name.casefold()}({tool_argument(args)})" for name, args in TOOL_CALL.findall(text)]
 
 
 def _digits(match: re.Match) -> str:
@@ -139,12 +159,15 @@ def identifiers_batch(texts: Sequence[str], digits: bool = False) -> list[str]:
 
     if not texts:
         return []
-    has_calls = pl.Series(list(texts), dtype=pl.String).str.contains(TOOL_CALL_HINT).fill_null(False).to_list()
-    as_digits = pl.Series(list(texts) if digits else numbers_as_digits(texts), dtype=pl.String)
+    as_digits = list(texts) if digits else numbers_as_digits(texts)
+    has_calls = pl.Series(as_digits, dtype=pl.String).str.contains(TOOL_CALL_HINT).fill_null(False).to_list()
+    calls = [tool_calls(t) if c else [] for t, c in zip(as_digits, has_calls)]
+    # a call's argument is read by tool_calls alone (a query's wording is not a quoted literal to match)
+    plain = [TOOL_CALL.sub(" ", t) if c else t for t, c in zip(as_digits, calls)]
     # a number right after a Han character is a number (给我3个), not a word with a digit in it (mp3)
-    found = literal_identifiers(as_digits.str.replace_all(rf"([{HAN_CLASS}])(\d)", "$1 $2").to_list())
-    return [f + "\x00" + " ".join(sorted(calls)) if c and (calls := _tool_calls(t)) else f
-            for f, t, c in zip(found, texts, has_calls)]
+    found = literal_identifiers(pl.Series(plain, dtype=pl.String).str.replace_all(rf"([{HAN_CLASS}])(\d)", "$1 $2")
+                                .to_list())
+    return [f + "\x00" + " ".join(sorted(c)) if c else f for f, c in zip(found, calls)]
 
 
 # not content words: wordfreq's top_n_list("en", 150) and the single characters of top_n_list("zh", 120),
