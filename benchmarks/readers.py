@@ -16,10 +16,28 @@ separate Python environments, each a real install of the reader:
 - polars: `read_parquet`, and `read_ndjson` twice: as is (types from the first 100 rows: every row carries
   every key, but a key null in all of those cannot be typed) and with `infer_schema_length=None` ("all rows").
 
+- FastChat 0.2.36 (`fc` venv, ../shared/tools/clients/fastchat_client.py) on every real file written with
+  `--to sharegpt -o X.json` (the JSON array `fastchat.train.train` json.load()s): its `preprocess` (vicuna
+  template, exact masking arithmetic with a stub tokenizer) and its `fastchat.data` scripts;
+- ChatGLM3's finetune code (chatglm3_client.py's stub tokenizer and loaders, run in the `ds4` venv) on every
+  real file written with `--to chatglm3 -o X.json`: the current `finetune_demo/finetune_hf.py` (`datasets`
+  loading, `process_batch`) and the older `finetune_chatmodel_demo/preprocess_utils.py` (json.load, then
+  `format_conversation`, which reads tools). Their source files are not shipped with the client script: put
+  them in `$CHATGLM3_DEMO` (default <ig-clients>/chatglm3/: `finetune_hf.py`, `preprocess_utils.py` from
+  THUDM/ChatGLM3), and `astunparse` (which preprocess_utils imports) in <ig-clients>/glm3-site
+  (`pip install --target <ig-clients>/glm3-site astunparse six`);
+- LLaMA-Factory 0.9.5's whole data path (`lf` venv, ../shared/tools/clients/lf_full.py: `get_dataset`,
+  `datasets` 4.0 loading, alignment, template encoding) on every real file written with
+  `--to alpaca|sharegpt|openai -o X.json --dataset-info dataset_info.json`, through the entry instructgen
+  wrote: stage `rm` for pairs (`ranking`), `kto` for `kto_tag`, `sft` otherwise.
+
 A file counts as read when the reader gives every record and every top-level key the file holds. The table
-shows records read / expected per reader and layout, and names each file that fell short and why.
-Environments come from `$IG_CLIENTS` (default <tempdir>/ig-clients: ds3/, ds4/ as the venv script builds
-them) plus this interpreter; one that is missing is named and skipped.
+shows records read / expected per reader and layout, and names each file that fell short and why. For the
+clients, a record counts when the client turns it into training data with trained tokens; records a client
+cannot represent at all (FastChat: tool turns, a system turn, preference pairs; ChatGLM3's current demo:
+tools) are counted apart and named, so the table shows what it reads of what it could.
+Environments come from `$IG_CLIENTS` (default <tempdir>/ig-clients: ds3/, ds4/, fc/, lf/ as the venv script
+builds them) plus this interpreter; one that is missing is named and skipped.
 """
 
 from __future__ import annotations
@@ -38,6 +56,7 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+READERS = ("datasets", "openai", "fastchat", "chatglm3", "llamafactory")
 SHARED = Path(os.environ.get("INSTRUCTGEN_SHARED", REPO.parent / "shared"))
 CLIENTS = Path(os.environ.get("IG_CLIENTS", Path(tempfile.gettempdir()) / "ig-clients"))
 
@@ -88,6 +107,104 @@ for job in jobs:
     out.append(res)
 json.dump(out, open(sys.argv[2], "w"))
 '''
+
+
+CLIENT_SCRIPTS = SHARED / "tools" / "clients"
+GLM3_DEMO = Path(os.environ.get("CHATGLM3_DEMO", CLIENTS / "chatglm3"))
+GLM3_SITE = CLIENTS / "glm3-site"  # astunparse, which ChatGLM3's preprocess_utils imports
+OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}  # no Hub look-ups for local files
+
+# FastChat, in the fc venv: fastchat_client.py's stub tokenizer and checks, one verdict per record
+FASTCHAT_READER = r"""
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("fastchat_client", sys.argv[1])
+fc = importlib.util.module_from_spec(spec); spec.loader.exec_module(fc)
+T, clean = fc.T, fc.clean_sharegpt
+def why(e): return f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}"
+out = []
+for job in json.load(open(sys.argv[2])):
+    data = json.load(open(job["path"], "r"))  # as fastchat.train.train.make_supervised_data_module
+    verdicts = []
+    for ex in data:
+        conv = ex["conversations"]
+        n = sum(len(m.get("value") or "") for m in conv) + 50 * len(conv) + 64
+        fc.MISMATCH.clear()
+        try:
+            got = T.preprocess([conv], fc.Tok(n))
+            verdicts.append("tokenization mismatch" if fc.MISMATCH else
+                            "ok" if (got["labels"][0] != T.IGNORE_TOKEN_ID).any() else "no trained tokens")
+        except KeyError as e:
+            verdicts.append(f"KeyError role {e}")
+        except AssertionError:
+            verdicts.append("roles do not alternate")
+        except Exception as e:
+            verdicts.append(why(e))
+    kept = []  # clean_sharegpt's codes: 0 kept, 1 too short, 2 wrong roles, 3 blocked word (a content filter), 4 html
+    for ex in data:
+        try:
+            code = clean.clean_html_one_sample(json.loads(json.dumps(ex)))[1]
+            kept.append("ok" if code in (0, 3) else {1: "too short", 2: "wrong roles", 4: "html"}.get(code, str(code)))
+        except Exception as e:
+            kept.append(why(e))
+    out.append({"verdicts": verdicts, "clean_sharegpt": kept,
+                "string_ids": sum(isinstance(ex.get("id"), str) for ex in data)})
+json.dump(out, open(sys.argv[3], "w"))
+"""
+
+# ChatGLM3, in a datasets venv: chatglm3_client.py's stub tokenizer and loaders, one verdict per record
+CHATGLM3_READER = r"""
+import importlib.util, json, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("chatglm3_client", sys.argv[1])
+client = importlib.util.module_from_spec(spec); spec.loader.exec_module(client)
+client.HERE = Path(sys.argv[2])
+import datasets
+from datasets import Split
+datasets.disable_progress_bars()
+head = client.load_head()
+stubbed = ("transformers", "torch", "torch.utils", "torch.utils.data")
+before = {name: sys.modules.get(name) for name in stubbed}
+old = client.load_old()
+for name, module in before.items():  # load_old stubs torch to exec the file; datasets must not see the stub
+    if module is None:
+        sys.modules.pop(name, None)
+    else:
+        sys.modules[name] = module
+tok = client.StubTok()
+def why(e): return f"{type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}"
+out = []
+for job in json.load(open(sys.argv[3])):
+    path, res = job["path"], {}
+    # the current demo: datasets.load_dataset("json") of the .json file, then process_batch (a row at a time)
+    try:
+        ds = head["_load_datasets"](Path(path).parent, Path(path).suffix, {Split.TRAIN: path}, None)["train"]
+        verdicts = []
+        for i in range(len(ds)):
+            try:
+                got = head["process_batch"](ds[i:i + 1], tok, 10**6, 10**6)
+                verdicts.append("ok" if any(l != -100 for l in got["labels"][0]) else "no trained tokens")
+            except NotImplementedError:
+                verdicts.append("NotImplementedError: tools")
+            except Exception as e:
+                verdicts.append(why(e))
+        res["head"] = {"verdicts": verdicts}
+    except Exception as e:
+        res["head"] = {"error": why(e)}
+    # the older demo: finetune.py json.load()s a .json file; MultiTurnDataset -> format_conversation
+    verdicts = []
+    for row in json.load(open(path, encoding="utf-8")):
+        try:
+            tokens, masks = old["format_conversation"](row, tok, "conversations", "tools")
+            if "tools" in row and not row["tools"]:
+                verdicts.append(f"tools prompt made of {json.dumps(row['tools'])} (the key is there)")
+            else:
+                verdicts.append("ok" if any(masks) else "no trained tokens")
+        except Exception as e:
+            verdicts.append(why(e))
+    res["old"] = {"verdicts": verdicts}
+    out.append(res)
+json.dump(out, open(sys.argv[4], "w"))
+"""
 
 
 def real_inputs(quick: bool) -> list[Path]:
@@ -193,6 +310,180 @@ def hub_folder(inputs: list[Path], targets: list[str], out: Path) -> list[dict]:
     return jobs
 
 
+def _cli_quietly(args: list[str]) -> int:
+    """instructgen's command line in this process, its summary lines kept out of the report."""
+    import contextlib
+    import io as _io
+
+    from instructgen.cli import main as cli
+
+    with contextlib.redirect_stderr(_io.StringIO()), contextlib.redirect_stdout(_io.StringIO()):
+        return cli(args)
+
+
+def client_files(inputs: list[Path], out: Path) -> dict[str, list[dict]]:
+    """Every input as the clients take it, written by the README's commands: sharegpt and chatglm3 JSON arrays
+    (FastChat, ChatGLM3), and alpaca/sharegpt/openai JSON arrays with their LLaMA-Factory entry in
+    out/lf/dataset_info.json (`--dataset-info`)."""
+    files: dict[str, list[dict]] = {"sharegpt": [], "chatglm3": [], "llamafactory": []}
+    lf_dir = out / "lf"
+    lf_dir.mkdir()
+    for src in inputs:
+        for to in ("sharegpt", "chatglm3"):
+            path = out / f"{src.stem}.{to}.json"
+            if _cli_quietly(["convert", str(src), "--to", to, "-o", str(path)]) == 0 and path.exists():
+                rows = json.loads(path.read_text(encoding="utf-8"))
+                if rows:
+                    files[to].append({"path": str(path), "name": f"{src.name} -> {to}", "rows": rows})
+        for to in ("alpaca", "sharegpt", "openai"):
+            path = lf_dir / f"{src.stem}.{to}.json"
+            args = ["convert", str(src), "--to", to, "-o", str(path), "--dataset-info", str(lf_dir / "dataset_info.json")]
+            if _cli_quietly(args) == 0 and path.exists() and json.loads(path.read_text(encoding="utf-8")):
+                files["llamafactory"].append({"path": str(path), "name": f"{src.name} -> {to}", "entry": path.stem})
+    return files
+
+
+def fastchat_can(row: dict) -> str | None:
+    """Why FastChat's ShareGPT layout (human/gpt turns only) cannot represent a sharegpt row (None: it can)."""
+    if row.get("chosen") is not None or row.get("rejected") is not None:
+        return "preference pair (no answer turn)"
+    tags = {t.get("from") for t in row["conversations"]}
+    if tags & {"function_call", "observation"}:
+        return "tool turns"
+    if "system" in tags:
+        return "system turn"
+    return None
+
+
+def fastchat_trains(row: dict) -> str | None:
+    """fastchat_can, and what its vicuna preprocessing cannot train on whatever the layout."""
+    if (why := fastchat_can(row)) is not None:
+        return why
+    answers = [t["value"] for t in row["conversations"] if t["from"] == "gpt"]
+    if any("</s>" in t["value"] for t in row["conversations"]):
+        return "'</s>' inside a turn (the vicuna separator)"
+    if all(len(a) <= 4 for a in answers):
+        return "answers of <= 4 characters (the stub tokenizer counts characters; FastChat masks 2 tokens more)"
+    return None
+
+
+def chatglm3_head_can(row: dict) -> str | None:
+    """Why ChatGLM3's current finetune demo cannot represent a chatglm3 row (it raises NotImplementedError)."""
+    if row.get("tools") is not None or any(t.get("role") == "tool" for t in row["conversations"]):
+        return "tools (the current demo refuses them)"
+    return None
+
+
+def run_client(python: str, script: str, args: list[str], work: Path, name: str, env: dict | None = None) -> list:
+    """Run a reader script in its environment; its JSON results (the last argument it is given)."""
+    driver, results = work / f"read_with_{name}.py", work / f"read_with_{name}.results.json"
+    driver.write_text(script)
+    proc = subprocess.run([python, str(driver), *args, str(results)], capture_output=True, text=True,
+                          env={**os.environ, **OFFLINE, **(env or {})})
+    if proc.returncode:
+        raise SystemExit(f"{name} ({python}) failed: {proc.stderr.strip()[-800:]}")
+    return json.loads(results.read_text())
+
+
+def tally(cells: dict, short: list[str], reader: str, name: str, verdicts: list[str], can: list[str | None]) -> None:
+    """One file's per-record verdicts into the table: read / representable, what it cannot represent apart."""
+    read = sum(v == "ok" for v in verdicts)
+    expected = sum(c is None for c in can)
+    cell = cells.setdefault(reader, [0, 0, 0, 0, defaultdict(int)])
+    cell[0] += read
+    cell[1] += expected
+    cell[2] += read == expected and all(v == "ok" for v, c in zip(verdicts, can) if c is None)
+    cell[3] += 1
+    for c in can:
+        if c is not None:
+            cell[4][c] += 1
+    failed = defaultdict(int)
+    for v, c in zip(verdicts, can):
+        if c is None and v != "ok":
+            failed[v] += 1
+    if failed:
+        short.append(f"{reader}: {name}: {read} of {expected} read; " +
+                     ", ".join(f"{why} x{n}" for why, n in sorted(failed.items(), key=lambda x: -x[1])))
+
+
+def fastchat_reads(files: list[dict], work: Path, cells: dict, short: list[str]) -> None:
+    python = CLIENTS / "fc" / "bin" / "python"
+    if not python.exists():
+        print(f"  FastChat: environment fc not built ({python}); skipped", file=sys.stderr)
+        return
+    jobs = work / "fastchat.jobs.json"
+    jobs.write_text(json.dumps([{"path": f["path"]} for f in files]))
+    print(f"reading {len(files)} sharegpt files with FastChat 0.2.36 ...", file=sys.stderr)
+    results = run_client(str(python), FASTCHAT_READER, [str(CLIENT_SCRIPTS / "fastchat_client.py"), str(jobs)],
+                         work, "fastchat")
+    for f, res in zip(files, results):
+        n = len(f["rows"])
+        tally(cells, short, "FastChat train.preprocess", f["name"], res["verdicts"], [fastchat_trains(r) for r in f["rows"]])
+        tally(cells, short, "FastChat clean_sharegpt", f["name"], res["clean_sharegpt"], [fastchat_can(r) for r in f["rows"]])
+        tally(cells, short, "FastChat string id", f["name"],
+              ["ok"] * res["string_ids"] + ["no string id"] * (n - res["string_ids"]), [None] * n)
+
+
+def chatglm3_reads(files: list[dict], work: Path, cells: dict, short: list[str]) -> None:
+    python = CLIENTS / "ds4" / "bin" / "python"
+    missing = [p for p in (python, GLM3_DEMO / "finetune_hf.py", GLM3_DEMO / "preprocess_utils.py", GLM3_SITE) if
+               not p.exists()]
+    if missing:
+        print(f"  ChatGLM3: {', '.join(map(str, missing))} missing (see this script's docstring); skipped",
+              file=sys.stderr)
+        return
+    jobs = work / "chatglm3.jobs.json"
+    jobs.write_text(json.dumps([{"path": f["path"]} for f in files]))
+    print(f"reading {len(files)} chatglm3 files with ChatGLM3's finetune code ...", file=sys.stderr)
+    results = run_client(str(python), CHATGLM3_READER,
+                         [str(CLIENT_SCRIPTS / "chatglm3_client.py"), str(GLM3_DEMO), str(jobs)], work, "chatglm3",
+                         {"PYTHONPATH": str(GLM3_SITE)})
+    for f, res in zip(files, results):
+        n = len(f["rows"])
+        head = res["head"].get("verdicts") or [f"load failed: {res['head'].get('error')}"] * n
+        tally(cells, short, "ChatGLM3 finetune_hf", f["name"], head, [chatglm3_head_can(r) for r in f["rows"]])
+        tally(cells, short, "ChatGLM3 preprocess_utils", f["name"], res["old"]["verdicts"], [None] * n)
+
+
+def llamafactory_reads(files: list[dict], work: Path, cells: dict, short: list[str]) -> None:
+    """LLaMA-Factory's get_dataset through the dataset_info.json entries instructgen wrote, each at its stage."""
+    python = CLIENTS / "lf" / "bin" / "python"
+    if not python.exists() or not files:
+        print(f"  LLaMA-Factory: environment lf not built ({python}); skipped", file=sys.stderr)
+        return
+    lf_dir = Path(files[0]["path"]).parent
+    info = json.loads((lf_dir / "dataset_info.json").read_text())
+    stage_of = {name: "rm" if e.get("ranking") else "kto" if e.get("columns", {}).get("kto_tag") else "sft"
+                for name, e in info.items()}
+    args = [x for f in files for x in (f["entry"], stage_of[f["entry"]])]
+    print(f"reading {len(files)} files with LLaMA-Factory 0.9.5's get_dataset ...", file=sys.stderr)
+    proc = subprocess.run([str(python), str(CLIENT_SCRIPTS / "lf_full.py"), str(lf_dir), *args],
+                          capture_output=True, text=True, env={**os.environ, **OFFLINE, "ECO": str(work / "lf-eco")})
+    results = {}
+    for line in proc.stdout.splitlines():  # LLaMA-Factory prints its examples on stdout too
+        try:
+            res = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(res, dict) and "dataset" in res:
+            results[res["dataset"]] = res
+    for f in files:
+        res = results.get(f["entry"], {"error": f"no result (lf_full.py exit {proc.returncode})", "records_in": 0})
+        stage = stage_of[f["entry"]]
+        n = res.get("records_in") or len(json.loads(Path(f["path"]).read_text(encoding="utf-8")))
+        good = res.get({"sft": "with_trained_tokens", "rm": "pairs_distinct", "kto": "records_encoded"}[stage], 0)
+        why = res.get("error") or "not encoded"
+        tally(cells, short, f"LLaMA-Factory {stage}", f["name"], ["ok"] * good + [why] * (n - good), [None] * n)
+
+
+def print_clients(cells: dict) -> None:
+    print(f"\n{'client':<28} {'records read / representable':>30} {'files fully read':>18}   cannot represent")
+    for reader, (read, expected, ok, n, apart) in cells.items():
+        pct = 100 * read / expected if expected else 100
+        cannot = ", ".join(f"{why}: {k}" for why, k in sorted(apart.items())) or "-"
+        print(f"{reader:<28} {read:>12} / {expected:<9} {pct:5.1f}% {ok:>8} / {n:<6}   {cannot}")
+
+
 def environments(extra: list[str]) -> dict[str, str]:
     envs = {"this": sys.executable}
     for name in ("ds3", "ds4"):
@@ -225,6 +516,8 @@ def main() -> int:
     ap.add_argument("--formats", help="comma-separated targets (default: every writable format)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=PYTHON", help="one more environment")
     ap.add_argument("--json", metavar="PATH", help="also write every result as JSON")
+    ap.add_argument("--readers", default=",".join(READERS),
+                    help=f"comma-separated, of {', '.join(READERS)} (default: all)")
     args = ap.parse_args()
     if not (SHARED / "data").is_dir():
         print(f"no real data at {SHARED / 'data'}; nothing to measure")
@@ -232,49 +525,77 @@ def main() -> int:
     from instructgen import formats
 
     targets = args.formats.split(",") if args.formats else formats.names(writable_only=True)
+    readers = set(args.readers.split(","))
+    if readers - set(READERS):
+        ap.error(f"--readers: unknown {', '.join(sorted(readers - set(READERS)))}; choose from {', '.join(READERS)}")
     inputs = real_inputs(args.quick)
+    short: list[str] = []
+    everything: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="readers-") as tmp:
         out = Path(tmp)
-        print(f"converting {len(inputs)} real files to {len(targets)} formats ...", file=sys.stderr)
-        jobs = convert_all(inputs, targets, out) + hub_folder(inputs, targets, out)
-        table: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # read, expected, files ok, files
-        short: list[str] = []
-        everything = []
-        for env, python in environments(args.env).items():
-            work = out / f"env-{env}"
-            work.mkdir()
-            print(f"reading in {env} ({python}) ...", file=sys.stderr)
-            for job, res in zip(jobs, read_in(python, jobs, work)):
-                for reader, r in res.items():
-                    cell = table[(reader, job["layout"])]
-                    ok = "error" not in r and r["read"] == job["expected"] and set(job["keys"]) <= set(r["keys"])
-                    cell[0] += r.get("read", 0) if "error" not in r else 0
-                    cell[1] += job["expected"]
-                    cell[2] += ok
-                    cell[3] += 1
-                    if not ok:
-                        why = r.get("error") or (f"{r['read']} of {job['expected']} records" if r["read"] != job["expected"]
-                                                 else f"keys lost: {sorted(set(job['keys']) - set(r['keys']))}")
-                        short.append(f"{reader:<16} {job['layout']:<8} {job['name']}: {why}")
-                    everything.append({"env": env, "reader": reader, **{k: v for k, v in job.items() if k != "cache"},
-                                       **r, "ok": ok})
-    print(f"\n{'reader':<16} {'layout':<8} {'records read / expected':>26} {'files fully read':>18}")
-    for (reader, layout), (read, expected, ok, n) in sorted(table.items()):
-        pct = 100 * read / expected if expected else 100
-        print(f"{reader:<16} {layout:<8} {read:>11} / {expected:<8} {pct:5.1f}% {ok:>8} / {n:<6}")
-    checks = openai_checks(inputs, Path(tempfile.mkdtemp(prefix="readers-openai-")))
-    if checks:
-        clean, total = sum(c for _, c, _, _ in checks), sum(t for _, _, t, _ in checks)
-        fully = sum(c == t for _, c, t, _ in checks)
-        print(f"{'OpenAI checks':<16} {'jsonl':<8} {clean:>11} / {total:<8} {100 * clean / max(total, 1):5.1f}%"
-              f" {fully:>8} / {len(checks):<6}")
-        short += [f"OpenAI checks    jsonl    {name}: {c} of {t} clean, {errs}" for name, c, t, errs in checks if c != t]
+        if "datasets" in readers:
+            datasets_and_polars(inputs, targets, out, args.env, short, everything)
+        if "openai" in readers:
+            short += openai_table(inputs, out)
+        if readers & {"fastchat", "chatglm3", "llamafactory"}:
+            print(f"writing {len(inputs)} real files as the clients read them ...", file=sys.stderr)
+            files = client_files(inputs, out)
+            cells: dict = {}
+            if "fastchat" in readers:
+                fastchat_reads(files["sharegpt"], out, cells, short)
+            if "chatglm3" in readers:
+                chatglm3_reads(files["chatglm3"], out, cells, short)
+            if "llamafactory" in readers:
+                llamafactory_reads(files["llamafactory"], out, cells, short)
+            print_clients(cells)
     print(f"\n{len(short)} file(s) not fully read" + (":" if short else ""))
     for line in short:
         print("  " + line)
     if args.json:
         Path(args.json).write_text(json.dumps(everything, indent=1))
     return 0
+
+
+def datasets_and_polars(inputs: list[Path], targets: list[str], out: Path, envs: list[str], short: list[str],
+                        everything: list) -> None:
+    """Every output as Parquet, JSONL and a Hub config, read by datasets and polars in each environment."""
+    print(f"converting {len(inputs)} real files to {len(targets)} formats ...", file=sys.stderr)
+    jobs = convert_all(inputs, targets, out) + hub_folder(inputs, targets, out)
+    table: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # read, expected, files ok, files
+    for env, python in environments(envs).items():
+        work = out / f"env-{env}"
+        work.mkdir()
+        print(f"reading in {env} ({python}) ...", file=sys.stderr)
+        for job, res in zip(jobs, read_in(python, jobs, work)):
+            for reader, r in res.items():
+                cell = table[(reader, job["layout"])]
+                ok = "error" not in r and r["read"] == job["expected"] and set(job["keys"]) <= set(r["keys"])
+                cell[0] += r.get("read", 0) if "error" not in r else 0
+                cell[1] += job["expected"]
+                cell[2] += ok
+                cell[3] += 1
+                if not ok:
+                    why = r.get("error") or (f"{r['read']} of {job['expected']} records" if r["read"] != job["expected"]
+                                             else f"keys lost: {sorted(set(job['keys']) - set(r['keys']))}")
+                    short.append(f"{reader:<16} {job['layout']:<8} {job['name']}: {why}")
+                everything.append({"env": env, "reader": reader, **{k: v for k, v in job.items() if k != "cache"},
+                                   **r, "ok": ok})
+    print(f"\n{'reader':<16} {'layout':<8} {'records read / expected':>26} {'files fully read':>18}")
+    for (reader, layout), (read, expected, ok, n) in sorted(table.items()):
+        pct = 100 * read / expected if expected else 100
+        print(f"{reader:<16} {layout:<8} {read:>11} / {expected:<8} {pct:5.1f}% {ok:>8} / {n:<6}")
+
+
+def openai_table(inputs: list[Path], out: Path) -> list[str]:
+    (out / "openai-strict").mkdir()
+    checks = openai_checks(inputs, out / "openai-strict")
+    if not checks:
+        return []
+    clean, total = sum(c for _, c, _, _ in checks), sum(t for _, _, t, _ in checks)
+    fully = sum(c == t for _, c, t, _ in checks)
+    print(f"{'OpenAI checks':<16} {'jsonl':<8} {clean:>11} / {total:<8} {100 * clean / max(total, 1):5.1f}%"
+          f" {fully:>8} / {len(checks):<6}")
+    return [f"OpenAI checks    jsonl    {name}: {c} of {t} clean, {errs}" for name, c, t, errs in checks if c != t]
 
 
 if __name__ == "__main__":
