@@ -188,3 +188,24 @@ def test_grow_needs_a_mode_whose_records_seed_the_next_round_and_its_key_is_neve
         settings = load_config(config(tmp_path, double)).generate
     assert generation_key(settings) != generation_key(settings)  # an orchestrator's cache never skips a round
     assert lineage_key(settings) == lineage_key(settings.model_copy(update={"grow_max_rounds": 9}))
+
+
+def test_a_round_a_spending_cap_stopped_is_finished_by_later_runs_and_the_cap_on_records_cuts_the_last(tmp_path):
+    out = tmp_path / "out"
+    with LLMDouble(planted_rate=0.0) as double:
+        cfg = config(tmp_path, double, extra="max_tokens = 300\ngrow_max_records = 40\nconcurrency = 1")
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace("num_instructions = 5", "num_instructions = 30")
+                       .replace("concurrency = 4\n", ""), encoding="utf-8")
+        run_once(out, cfg)
+        first = rounds_of(out)
+        assert [r["complete"] for r in first] == [False] and first[0]["stop_reason"].startswith("budget")
+        for _ in range(8):  # each run pays for one more answer or so
+            if len(rounds_of(out)) == 2:
+                break
+            run_once(out, cfg)
+        assert set(double.hits.values()) == {1}  # continuing a stopped round paid nothing twice
+    table = rounds_of(out)
+    assert [r["round"] for r in table] == [1, 2] and table[0]["complete"] and table[0]["records"] == 30
+    assert 0 < table[1]["records"] <= 10  # cut to fit grow_max_records
+    pool = rows(out / "generated" / "generated.jsonl")
+    assert len(pool) == sum(r["records"] for r in table) <= 40

@@ -374,7 +374,7 @@ def make_round(config: Any, number: int, folder: Path, lineage: str, inputs: str
     tag_records(folder / RECORDS, number, config)
     summary = orjson.loads(orjson.dumps(result.stats(), default=str))
     doc = {"round": number, "lineage": lineage, "inputs": inputs, "records": result.records_written,
-           "sha256": sha256_of(folder / RECORDS), "complete": not is_budget_stop(result.stop_reason),
+           "sha256": sha256_of(folder / RECORDS), "complete": not (is_budget_stop(result.stop_reason) and result.instructions_kept < result.asked),
            "logs": [log_entry(lg, folder) for lg in result.logs], "summary": summary}
     write_text_atomic(folder / ROUND_FILE, orjson.dumps(doc).decode() + "\n")
     try:
