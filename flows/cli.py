@@ -12,6 +12,7 @@ import os
 import sys
 
 from instructgen.cli import command_parser
+from instructgen.progress import add_progress_flag, wanted as progress_wanted
 
 # Prefect's temporary server creates and migrates its database on its first start: about 20 s on a
 # 2-core machine, which is Prefect's own default wait. Ours is longer; a user's own setting wins.
@@ -68,8 +69,8 @@ def register(sub) -> None:
                    "pipeline.output_dir, else ./instructgen-output)")
     p.add_argument("--runner", metavar="RUNNER", help="threads | processes | dask[=ADDRESS] | ray[=ADDRESS] "
                    "(default: the config's pipeline.runner, else threads)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), help="progress bars with ETA on stderr "
-                   "(default: the config's pipeline.progress, else auto: when stderr is a terminal)")
+    add_progress_flag(p, default=None, help="progress bars with ETA on stderr (default: the config's "
+                      "pipeline.progress, else auto: when stderr is a terminal)")
     p.add_argument("--print-example", action="store_true", help="print the bundled example config and exit")
     p.set_defaults(func=run)
 
@@ -165,11 +166,12 @@ def run(args) -> int:
     runner = args.runner or cfg.pipeline.runner
     make_task_runner(runner)  # a bad or missing runner
     check_reachable(runner)  # a cluster address nothing answers on
-    with OutputFolder(out).holding():  # a second run on the same folder is refused here, as are planted files
+    # the one lock of the run, taken before Prefect starts: a second run on the same folder is refused here,
+    # as are planted files; the outputs replace the previous run's when the flow has finished
+    with OutputFolder(out) as opened:
         start_prefect_server()
-        progress = None if args.progress is None else \
-            args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
-        result = run_pipeline(args.config, out, args.runner, progress=progress)
+        progress = None if args.progress is None else progress_wanted(args.progress)
+        result = run_pipeline(args.config, out, args.runner, progress=progress, opened=opened)
     print("\nrecords through the stages (in = out + rejected + filtered + duplicates):", file=sys.stderr)
     for row in result["stages"]:
         drops = " + ".join(f"{k} {row[k]}" for k in ("rejected", "filtered", "duplicates") if row[k])

@@ -16,9 +16,9 @@ from the UI or the CLI.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from collections import deque
+from contextlib import nullcontext
 from typing import Any, Callable, Iterable, Iterator
 
 from prefect import flow, task
@@ -31,6 +31,7 @@ from instructgen.pipeline import OutputFolder, run
 from instructgen.pipeline.layout import OutputLayout, output_folder
 from instructgen.pipeline.config import load_config
 from instructgen.pipeline.remote import generation_key
+from instructgen.progress import wanted as progress_wanted
 from instructgen.report import counts_table, render_markdown
 from instructgen_flows.runners import lookahead, make_task_runner
 
@@ -127,17 +128,21 @@ def pipeline_flow(
     runner: str | None = None,
     runner_options: dict[str, Any] | None = None,
     progress: bool | None = None,
+    opened: OutputLayout | None = None,
 ) -> dict[str, Any]:
     """Run every enabled stage of the pipeline config (the bundled example when no path is given);
-    `progress`: bars on stderr (None: the config's `pipeline.progress`, auto = when stderr is a terminal)."""
+    `progress`: bars on stderr (None: the config's `pipeline.progress`, auto = when stderr is a terminal).
+    The output folder is locked once per run, by whoever opens it: this flow, unless its caller has already
+    opened it (`opened`: `instructgen run` opens it before Prefect starts, so a folder in use or holding
+    planted files is refused in one line; the caller then swaps the outputs in when the flow returns)."""
     started = time.time()
     quiet_expected_tracebacks()
     cfg = load_config(config_path)
-    out = output_folder(output_dir, cfg.pipeline.output_dir)
+    out = opened.final if opened is not None else output_folder(output_dir, cfg.pipeline.output_dir)
     runner = runner or cfg.pipeline.runner
     if progress is None:
-        progress = cfg.pipeline.progress == "always" or (cfg.pipeline.progress == "auto" and sys.stderr.isatty())
-    with OutputFolder(out) as layout:
+        progress = progress_wanted(cfg.pipeline.progress)
+    with nullcontext(opened) if opened is not None else OutputFolder(out) as layout:
         stages = _stages.with_options(task_runner=make_task_runner(runner, dask_cluster_kwargs=runner_options))
         summary, cache_hits = stages(config_path, layout, runner, progress)
     _artifacts(summary)
@@ -176,7 +181,9 @@ def _artifacts(summary) -> None:
 
 
 def run_pipeline(config_path: str | None = None, output_dir: str | None = None, runner: str | None = None,
-                 runner_options: dict[str, Any] | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Run the pipeline flow in this process (Prefect starts its temporary local server if no API is set)."""
+                 runner_options: dict[str, Any] | None = None, progress: bool | None = None,
+                 opened: OutputLayout | None = None) -> dict[str, Any]:
+    """Run the pipeline flow in this process (Prefect starts its temporary local server if no API is set);
+    `opened`: the output folder, already opened (locked) by the caller."""
     return pipeline_flow(config_path=config_path, output_dir=output_dir, runner=runner, runner_options=runner_options,
-                         progress=progress)
+                         progress=progress, opened=opened)

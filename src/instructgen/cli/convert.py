@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..paths import OutputPlan, derived
+from ..progress import add_progress_flag, wanted as progress_wanted
 from . import command_parser
 
 EXAMPLES = """\
@@ -98,8 +99,7 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 4), metavar="N",
                    help="processes for large JSONL inputs written as JSONL (default: %(default)s, the CPU count up to 4; "
                    "1 = no pool)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
-                   help="progress bar on stderr (auto: when stderr is a terminal)")
+    add_progress_flag(p)
     p.set_defaults(func=run)
 
 
@@ -182,7 +182,7 @@ def run(args) -> int:
             raise InstructgenError(f"--meta-instruction-file: cannot read {args.meta_instruction_file}: {e.strerror}")
     columns = parse_columns(args.columns)
     log = RunLog("convert", rejects)
-    progress = args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())
+    progress = progress_wanted(args.progress)
     read_opts = ReadOptions(from_format=args.from_format, columns=columns, merge_turns=args.merge_turns,
                             strict=args.strict)
     dump_opts = DumpOptions(meta_instruction=meta_instruction, meta_instruction_source=args.meta_instruction_file,

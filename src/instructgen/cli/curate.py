@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..progress import add_progress_flag, bar_maker, tracked, wanted as progress_wanted
 from . import command_parser
 
 DEDUP_EXAMPLES = """\
@@ -112,7 +113,7 @@ def _common(p, formats) -> None:
     p.add_argument("--to", metavar="FORMAT", choices=formats, help="output format (default: the input's)")
     p.add_argument("--rejects", metavar="PATH", help="dropped records (default: OUTPUT.rejects.jsonl)")
     p.add_argument("--stats", metavar="PATH", help="stats.json to write/merge into (default: OUTPUT.stats.json)")
-    p.add_argument("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar on stderr")
+    add_progress_flag(p)
 
 
 def _paths(args, against: list[str] = (), clusters: str | None = None, signatures: str | None = None
@@ -131,14 +132,6 @@ def _paths(args, against: list[str] = (), clusters: str | None = None, signature
         plan.write_folder(signatures, "--signatures")
     plan.check()
     return rejects, stats
-
-
-def _progress(args, records, desc: str):
-    if args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()):
-        from tqdm import tqdm
-
-        return tqdm(records, unit=" rec", desc=desc, file=sys.stderr, mininterval=0.5)
-    return records
 
 
 def _target_format(args, records) -> str:
@@ -230,7 +223,8 @@ def _dedup_streaming(args, config, against: list[str], log) -> None:
         try:
             outcome = dedup_files(args.inputs, writer, config, log, from_format=args.from_format, to_format=args.to,
                                   against=against, reviews=reviews, signatures=args.signatures, runner=runner,
-                                  progress=_bar_maker(args), announce=lambda m: print(m, file=sys.stderr))
+                                  progress=bar_maker(progress_wanted(args.progress)),
+                                  announce=lambda m: print(m, file=sys.stderr))
         except BaseException:
             if reviews is not None:
                 reviews.abort()
@@ -240,18 +234,6 @@ def _dedup_streaming(args, config, against: list[str], log) -> None:
     _parquet_notes(writer, log)
     if outcome.reused:
         print(f"signatures reused for {', '.join(outcome.reused)}", file=sys.stderr)
-
-
-def _bar_maker(args):
-    if not (args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty())):
-        return None
-
-    def make(desc: str, total: int, unit: str):
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr, mininterval=0.5)
-
-    return make
 
 
 def _dedup_in_memory(args, config, against: list[str], log) -> None:
@@ -267,7 +249,8 @@ def _dedup_in_memory(args, config, against: list[str], log) -> None:
         if ref_log.dropped["rejected"]:
             print(f"reference: {ref_log.dropped['rejected']} unreadable rows ignored", file=sys.stderr)
         print(f"reference: {len(reference)} records from {', '.join(against)}", file=sys.stderr)
-    records = list(_progress(args, read_records(args.inputs, log, ReadOptions(from_format=args.from_format)), "read"))
+    read = read_records(args.inputs, log, ReadOptions(from_format=args.from_format))
+    records = list(tracked(read, args.progress, "read"))
     kept = dedup_records(records, config, log, against=reference, clusters_path=args.clusters)
     to_format = _target_format(args, records)
     with RowWriter(args.output) as writer:
@@ -288,7 +271,8 @@ def run_filter(args) -> int:
     rejects, stats_path = _paths(args)
     log = RunLog("filter", rejects)
     try:
-        records = _progress(args, read_records(args.inputs, log, ReadOptions(from_format=args.from_format)), "filter")
+        read = read_records(args.inputs, log, ReadOptions(from_format=args.from_format))
+        records = tracked(read, args.progress, "filter")
         first, records = _peek(records)
         to_format = args.to or (first.source_format if first else args.from_format or "alpaca")
         with RowWriter(args.output) as writer:

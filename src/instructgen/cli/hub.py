@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..progress import add_progress_flag, wanted as progress_wanted
 from . import command_parser
 
 PUSH_EXAMPLES = """\
@@ -73,6 +74,7 @@ def register(sub) -> None:
     group.add_argument("--language", action="append", dest="languages", metavar="LANG",
                        help="language code for the card, repeatable (default: guessed from the script of the text)")
     group.add_argument("--tag", action="append", dest="tags", metavar="TAG", help="extra card tag, repeatable")
+    add_progress_flag(p)
     p.set_defaults(func=run_push)
 
     d = command_parser(
@@ -86,15 +88,18 @@ def register(sub) -> None:
     d.add_argument("--stats", metavar="PATH", help="stats file (default: OUT.stats.json)")
     d.add_argument("--rejects", metavar="PATH", help="unreadable records (default: OUT.rejects.jsonl)")
     add_options(d.add_argument_group("download settings"), DownloadOptions)
+    add_progress_flag(d)
     d.set_defaults(func=run_download)
 
 
-def _quiet_hub_bars() -> None:
-    """huggingface_hub draws upload/download bars; only on a terminal."""
-    if not sys.stderr.isatty():
-        from huggingface_hub.utils import disable_progress_bars
+def _hub_bars(setting: str) -> bool:
+    """huggingface_hub draws its upload/download bars by the same rule as ours (off unless wanted)."""
+    if progress_wanted(setting):
+        return True
+    from huggingface_hub.utils import disable_progress_bars
 
-        disable_progress_bars()
+    disable_progress_bars()
+    return False
 
 
 def run_push(args) -> int:
@@ -118,11 +123,11 @@ def run_push(args) -> int:
         if not isinstance(stats, dict):
             raise InstructgenError(f"--stats {args.stats}: expected a JSON object (a stats.json)")
         card = CardInfo.from_stats(stats, base_dir=Path(args.stats).resolve().parent)
-    _quiet_hub_bars()
+    progress = _hub_bars(args.progress)
     announce = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     result = push(args.inputs, config, card, dry_run_dir=args.dry_run, rejects_dir=rejects_dir,
                   read_options=ReadOptions(from_format=args.from_format, announce=announce),
-                  progress=sys.stderr.isatty())
+                  progress=progress)
     for log in result.folder.logs:
         log.print_summary()
     configs = ", ".join(f"{c.name} ({c.rows} rows)" for c in result.folder.configs)
@@ -156,7 +161,7 @@ def run_download(args) -> int:
     if not args.name or not args.output:
         raise InstructgenError("pass NAME|OWNER/REPO and -o OUT (or --list to see the known names)")
     options = config_from_args(DownloadOptions, args)
-    _quiet_hub_bars()
+    _hub_bars(args.progress)
     result = download(args.name, args.output, options, stats_path=args.stats, rejects_path=args.rejects)
     result.log.print_summary()
     print(f"{result.repo_id}@{result.revision} ({result.format}, licence {result.license or 'unknown'}) "

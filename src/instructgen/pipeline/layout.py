@@ -37,7 +37,6 @@ import re
 import shutil
 import stat
 import tempfile
-import threading
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,10 +150,6 @@ class OutputLayout:
         return str(p)
 
 
-_HELD: dict[str, list] = {}  # folder -> [open lock file, depth]: a process may nest holds on one folder
-_HELD_GUARD = threading.Lock()
-
-
 def _open_plain_file(path: Path, what: str) -> int:
     """A descriptor on PATH, created exclusively if absent; a link or anything but a plain file with one name
     (a planted symlink or hard link to someone else's file) is refused: we write into this file."""
@@ -201,44 +196,28 @@ def _acquire(folder: Path):
 
 @contextmanager
 def hold_lock(folder: str | os.PathLike) -> Iterator[None]:
-    """Hold FOLDER's run lock (an flock, released if the process dies); nested holds in one process share it."""
+    """Hold FOLDER's run lock (an flock, released if the process dies). A run takes it once, when its folder
+    is opened (`OutputFolder`); a second hold, even in the same process, is refused like another run's."""
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
-    key = os.path.realpath(path)
-    with _HELD_GUARD:
-        if key in _HELD:
-            _HELD[key][1] += 1
-        else:
-            _HELD[key] = [_acquire(path), 1]
+    held = _acquire(path)
     try:
         yield
     finally:
-        with _HELD_GUARD:
-            held = _HELD[key]
-            held[1] -= 1
-            if held[1] == 0:
-                fcntl.flock(held[0], fcntl.LOCK_UN)
-                held[0].close()
-                del _HELD[key]
+        fcntl.flock(held, fcntl.LOCK_UN)
+        held.close()
 
 
 class OutputFolder:
-    """Owns an output folder for one run: a lock, a private staging folder, and the swap at the end."""
+    """Owns an output folder for one run: the run's one lock, a private staging folder, and the swap at the
+    end. Opening it refuses in one line a folder this run must not write into (in use by another run, planted
+    links, a manifest naming anything a run does not write, files of the run's names no run wrote), so a
+    front end opens it before its orchestrator starts and hands the opened layout to the pipeline."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.staging: Path | None = None
         self._hold: ExitStack | None = None
-
-    @contextmanager
-    def holding(self) -> Iterator[None]:
-        """Hold the folder's lock, having refused in one line a folder this run must not write into (planted
-        links, a manifest naming anything a run does not write, files of the run's names no run wrote): a
-        front end checks this before its orchestrator starts, then runs the pipeline inside."""
-        with hold_lock(self.path):
-            self._refuse_links(CACHE, SIGNATURES)
-            self._refuse_foreign_files()
-            yield
 
     def __enter__(self) -> OutputLayout:
         with ExitStack() as stack:

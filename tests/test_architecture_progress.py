@@ -1,0 +1,72 @@
+"""One rule for progress bars (issue 22, item 3): `instructgen.progress` decides and draws; no command copies it."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from instructgen import progress
+from instructgen.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "samples" / "alpaca.jsonl"
+# copies left to the helpers editing these files now (issue 22): each should call instructgen.progress
+NOT_YET = {"src/instructgen/cli/score.py"}
+
+
+class _Terminal:
+    def __init__(self, tty: bool):
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("setting, tty, shown", [
+    ("always", False, True), ("always", True, True), ("never", True, False), ("never", False, False),
+    ("auto", True, True), ("auto", False, False),
+])
+def test_the_rule(monkeypatch, setting, tty, shown):
+    monkeypatch.setattr(sys, "stderr", _Terminal(tty))
+    assert progress.wanted(setting) is shown
+    assert (progress.bar_maker(progress.wanted(setting)) is not None) is shown
+
+
+def test_every_progress_flag_offers_the_same_choices():
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    flags = {name: a for name, p in sub.choices.items() for a in p._actions if "--progress" in a.option_strings}
+    assert {"convert", "filter", "dedup", "generate", "push", "download", "run"} <= set(flags)
+    assert all(tuple(a.choices) == progress.CHOICES for a in flags.values())
+
+
+def test_no_front_end_decides_on_its_own():
+    """The on/off rule (stderr a terminal?) lives in instructgen.progress only."""
+    copies = []
+    for path in [*(REPO / "src" / "instructgen").rglob("*.py"), *(REPO / "flows").rglob("*.py")]:
+        rel = str(path.relative_to(REPO))
+        if rel == "src/instructgen/progress.py" or rel in NOT_YET:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute) and node.attr == "isatty":
+                copies.append(f"{rel}:{node.lineno}")
+    assert copies == []
+
+
+@pytest.mark.parametrize("command", ["filter", "convert"])
+def test_always_draws_a_bar_and_never_draws_none(tmp_path, capsys, command):
+    extra = ["--to", "sharegpt"] if command == "convert" else []
+    for setting, expected in (("always", True), ("never", False), ("auto", False)):  # captured: not a terminal
+        out = tmp_path / f"{command}-{setting}.jsonl"
+        assert main([command, str(SAMPLE), "-o", str(out), "--progress", setting, *extra]) == 0
+        err = capsys.readouterr().err
+        assert (" rec/s" in err or " rec]" in err) is expected, err
+        assert out.stat().st_size > 0
