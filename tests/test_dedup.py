@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from instructgen.cli import main
@@ -17,7 +19,7 @@ from instructgen.curate.dedup import (
     sketch,
 )
 from instructgen.curate.minhash import minhash, shingle_hashes
-from instructgen.curate.text import token_ids
+from instructgen.curate.text import identifiers_batch, token_ids
 from instructgen.errors import InstructgenError
 from instructgen.record import Conversation, Message, from_pairs
 from instructgen.runlog import RunLog
@@ -39,6 +41,22 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 # -- tokens and shingles ---------------------------------------------------------------------------
+
+# characters NFKC leaves alone and characters it changes (full-width digits, letters, signs and quotes,
+# circled and superscript digits, a ligature, compatibility ideographs, half-width katakana)
+_NFKC_ALPHABET = ("ab xyZ019-+:/.'\"，。？！：；（）、《》「」“”‘’…\u3000中文给个第三十"
+                  "０１９ＡＢｚ＋－＂＇：／①⑳²³½ﬁ豈ｶﾞ㎞ http://www. ")
+
+
+@given(st.lists(st.text(alphabet=_NFKC_ALPHABET, max_size=40), min_size=1, max_size=8))
+@settings(max_examples=300, deadline=None)
+def test_identifiers_are_those_of_the_nfkc_text(texts):
+    """identifiers_batch skips NFKC where it cannot change what is found: the result is that of the
+    normalised texts."""
+    import unicodedata
+
+    assert identifiers_batch(texts) == identifiers_batch([unicodedata.normalize("NFKC", t) for t in texts])
+
 
 def test_tokens_split_han_characters_and_latin_words():
     ids, lens = token_ids(["请解释 machine learning 的原理", "Hello, WORLD!", "", "!!!"])

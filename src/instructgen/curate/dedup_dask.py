@@ -56,7 +56,6 @@ from . import lsh
 from .dedup import Clusters, DedupConfig, Sketches, cluster
 from .dedup_files import (Decisions, HeadTexts, Indexed, LocalRunner, SketchBuffer, _LineFates, _quiet,
                           _write_line_file, index_by_ranges, index_file, index_range)
-from .text import mix64
 
 LOCAL = "local"  # the address that means: start a LocalCluster here
 MIN_RANGE_BYTES = 1 << 20  # a file is cut into ranges of at least this much (tasks cost a few ms each)
@@ -370,11 +369,8 @@ def _keys_meta():
 
 def band_hash(columns: np.ndarray, band: int) -> np.ndarray:
     """lsh.band_hashes of band `band` from that band's columns alone (uint16[n, parts, rows]): the same values."""
-    h = np.full(len(columns), np.uint64(band + 1), dtype=np.uint64)
-    for p in range(columns.shape[1]):
-        for c in range(columns.shape[2]):
-            h = mix64(h ^ columns[:, p, c].astype(np.uint64))
-    return h
+    return lsh.hash_columns([columns[:, p, c] for p in range(columns.shape[1]) for c in range(columns.shape[2])],
+                            band, len(columns))
 
 
 def band_keys(columns: np.ndarray, first_band: int, rows: int, start: int):
@@ -396,6 +392,7 @@ def bucket_pairs(keys, cap: int, n: int) -> tuple[np.ndarray, int]:
     band, h, position = (keys[c].to_numpy() for c in ("band", "hash", "position"))
     if not len(h):
         return np.empty(0, np.int64), 0
+    h = h & ~np.uint64((1 << lsh.bucket_bits(n)) - 1)  # buckets as lsh.band_pairs tells them apart
     order = np.lexsort((position, h, band))
     band, h, position = band[order], h[order], position[order]
     new = np.empty(len(h), dtype=bool)

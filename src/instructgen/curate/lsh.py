@@ -60,16 +60,34 @@ def _weighted_error(pairs: np.ndarray, threshold: float, fp_weight: float, fn_we
 
 
 def band_hashes(sigs: np.ndarray, band: int, rows: int, index: np.ndarray | None = None) -> np.ndarray:
-    """uint64 hash of one band of each signature (of the rows `index`, when given), a column at a time
-    (widening the whole band at once would hold 8 bytes per value of it)."""
+    """uint64 hash of one band of each signature (of the rows `index`, when given)."""
     parts = sigs.reshape(len(sigs), -1, sigs.shape[-1])
-    n = len(sigs) if index is None else len(index)
+    columns = [parts[:, p, c] if index is None else parts[:, p, c][index]
+               for p in range(parts.shape[1]) for c in range(band * rows, (band + 1) * rows)]
+    return hash_columns(columns, band, len(sigs) if index is None else len(index))
+
+
+def hash_columns(columns: list[np.ndarray], band: int, n: int) -> np.ndarray:
+    """uint64 hash of the band `band` made of these columns (unsigned, one value per record each): the values
+    packed into 64-bit words (four 16-bit values a word), each word mixed in (a column at a time, widened as it
+    goes: the whole band widened at once would hold 8 bytes per value of it)."""
     h = np.full(n, np.uint64(band + 1), dtype=np.uint64)
-    for p in range(parts.shape[1]):
-        for c in range(band * rows, (band + 1) * rows):
-            col = parts[:, p, c]
-            h = mix64(h ^ (col if index is None else col[index]).astype(np.uint64))
+    if not columns:
+        return h
+    bits = columns[0].dtype.itemsize * 8
+    per_word = max(64 // bits, 1)
+    for start in range(0, len(columns), per_word):
+        word = columns[start].astype(np.uint64)
+        for k, col in enumerate(columns[start + 1:start + per_word], start=1):
+            word |= col.astype(np.uint64) << np.uint64(bits * k)
+        h = mix64(h ^ word)
     return h
+
+
+def bucket_bits(n: int) -> int:
+    """Low bits of a band hash given over to a record's position when a band's rows are sorted (the high
+    64 - bucket_bits(n) bits tell buckets apart: a chance collision only adds a verified candidate)."""
+    return max(int(n - 1).bit_length(), 1)
 
 
 def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64, index: np.ndarray | None = None
@@ -86,14 +104,19 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64, inde
 def band_pairs(sigs: np.ndarray, band: int, rows: int, cap: int, index: np.ndarray | None = None) -> np.ndarray:
     """The candidate pairs of one band as codes i * n + j (i < j positions)."""
     n = len(sigs) if index is None else len(index)
-    h = band_hashes(sigs, band, rows, index)
-    order = np.argsort(h, kind="stable")  # stable: index order inside a bucket
-    hs = h[order]
-    del h
+    # each row's position in the low bits of its band hash: one plain sort of integers (7x a stable argsort)
+    # orders the rows by bucket, then by position inside a bucket
+    low = np.uint64((1 << bucket_bits(n)) - 1)
+    keys = band_hashes(sigs, band, rows, index)
+    keys &= ~low
+    keys |= np.arange(n, dtype=np.uint64)
+    keys.sort()
+    order = (keys & low).astype(np.int64)
+    keys &= ~low
     new = np.empty(n, dtype=bool)
     new[:1] = True
-    np.not_equal(hs[1:], hs[:-1], out=new[1:])
-    del hs
+    np.not_equal(keys[1:], keys[:-1], out=new[1:])
+    del keys
     group_start = np.flatnonzero(new)
     start_of = group_start[np.cumsum(new) - 1]
     rank = np.arange(n) - start_of

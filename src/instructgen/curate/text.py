@@ -185,6 +185,26 @@ def _literals(text: str) -> list[str]:
     return urls + ["q:" + LITERAL_NOISE.sub(" ", "".join(m)).strip().casefold() for m in QUOTED.findall(text)]
 
 
+# (polars regex) a text of these characters alone has the same identifiers with or without NFKC: ASCII, CJK
+# ideographs, kana, Hangul syllables and curly quotes are their own NFKC form; ideographic space and the
+# full-width sentence marks (，。：；！？（）…) become spacing or ASCII punctuation, which no number reads (a URL
+# does: a text with a URL and any of them is normalised)
+NFKC_NEUTRAL = (r"^[\x00-\x7F\u3400-\u4DBF\u4E00-\u9FFF\u3041-\u3096\u30A1-\u30FA\uAC00-\uD7A3\u3000-\u3002"
+                r"\u3008-\u3011\u3014-\u301B\u2014\u2018-\u201D\u2026\uFF01\uFF08\uFF09\uFF0C\uFF1A\uFF1B\uFF1F]*$")
+
+
+def _nfkc_where_it_matters(texts):
+    """The texts NFKC-normalised where that can change what identifiers_batch finds (NFKC of every text
+    cost a third of finding the identifiers; most texts need none)."""
+    import polars as pl
+
+    need = ~texts.str.contains(NFKC_NEUTRAL) | (texts.str.contains(r"https?://|www\.")
+                                                 & texts.str.contains(r"[^\x00-\x7F]"))
+    if not need.any():
+        return texts
+    return pl.select(pl.when(need).then(texts.str.normalize("NFKC")).otherwise(texts)).to_series()
+
+
 def identifiers_batch(texts: Sequence[str]) -> list[str]:
     """The identifiers of each text: its numbers (with the + or - written before them, spaces
     skipped, every occurrence), URLs and quoted literals, sorted, as one string ('' when none).
@@ -194,7 +214,7 @@ def identifiers_batch(texts: Sequence[str]) -> list[str]:
 
     if not texts:
         return []
-    normed = pl.Series(list(texts), dtype=pl.String).str.normalize("NFKC")
+    normed = _nfkc_where_it_matters(pl.Series(list(texts), dtype=pl.String))
     numbers = normed.str.extract_all(NUMBER_OR_WORD).list.eval(
         pl.element().filter(~pl.element().str.contains(r"^\p{L}")).str.replace_all(r"\s", "")
         .str.replace("\u2212", "-")).to_list()
