@@ -175,3 +175,31 @@ def test_time_queued_for_a_concurrency_slot_does_not_count_against_a_request():
     with LLMDouble(latency=0.25) as double:
         results, c = _run(double, [_request(i) for i in range(8)], concurrency=1, max_request_seconds=1.2)
     assert all(r.ok and r.attempts == 1 for r in results) and c.usage.errors == {}
+
+
+def test_the_body_on_the_wire_is_the_one_the_sdks_typed_create_sends():
+    """The client posts through the SDK's `post` without its TypedDict transform: for every kind of request
+    the modes send, the endpoint receives the same JSON body and the same key as from `chat.completions.create`."""
+    from openai import AsyncOpenAI
+
+    requests = [_request(1), _request(2, response_format={"type": "json_object"}, top_p=0.9),
+                ChatRequest([{"role": "system", "content": "Be brief. 用中文回答"}, {"role": "user", "content": "Hi"},
+                             {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "[END]?"}],
+                            {"temperature": 0.0, "top_p": 1.0, "max_tokens": 3072, "seed": 2**31 - 1})]
+    seen: list[tuple[dict, str]] = []
+    with LLMDouble(planted_rate=0.0) as double:
+        answer = double.answer
+        double.answer = lambda body, headers: (seen.append((body, {k.lower(): v for k, v in headers.items()}
+                                                             .get("authorization"))),
+                                               answer(body, headers))[1]
+        results, _ = _run(double, requests)
+
+        async def typed():
+            sdk = AsyncOpenAI(api_key=SECRET, base_url=double.base_url, max_retries=0)
+            for r in requests:
+                await sdk.chat.completions.create(model="double", messages=r.messages, **r.params)
+            await sdk.close()
+        asyncio.run(typed())
+    assert all(r.ok for r in results) and len(seen) == 2 * len(requests)
+    ours, theirs = sorted(seen[:3], key=str), sorted(seen[3:], key=str)
+    assert ours == theirs and all(auth == f"Bearer {SECRET}" for _, auth in seen)
