@@ -18,6 +18,8 @@ from instructgen.curate.filter import FilterConfig
 from instructgen.generate.config import GenerateConfig
 from instructgen.hub.config import PublishConfig
 from instructgen.pipeline import config as pc
+from instructgen.quality.score import ScoreConfig
+from instructgen.quality.select import SelectConfig
 
 # (command, the stage's config, its TOML section, keys the section adds)
 STAGES = [
@@ -25,6 +27,8 @@ STAGES = [
     ("dedup", DedupConfig, pc.Dedup, {"enabled"}),
     ("generate", GenerateConfig, pc.Generate, {"enabled"}),
     ("push", PublishConfig, pc.Publish, {"enabled", "dry_run"}),
+    ("score", ScoreConfig, pc.Score, {"enabled", "prices"}),  # prices: the command's --prices FILE
+    ("select", SelectConfig, pc.Select, {"enabled"}),
 ]
 
 
@@ -67,7 +71,11 @@ def test_a_flag_and_a_toml_key_build_the_same_config(command, model, section, ad
               "dedup": {"threshold": 0.8, "num_perm": 64, "shingle": "char:4", "keep": "longest", "exact": False},
               "generate": {"num_instructions": 7, "mode": "self-instruct", "lang": "zh", "concurrency": 3,
                            "max_retry_after": 5.0, "model": "m"},
-              "push": {"repo": "me/x", "split": "test", "private": True, "shard_rows": 5}}[command]
+              "push": {"repo": "me/x", "split": "test", "private": True, "shard_rows": 5},
+              "score": {"judge": "alpagasus,mt-bench", "reply_tokens": 64, "max_tokens": 5000, "concurrency": 3,
+                        "model": "m"},
+              "select": {"by": "deita-complexity*deita-quality", "top_k": 7, "min": 2.5, "diverse": True,
+                         "similarity": 0.8, "per": "language", "drop_flags": "refusal,needs_media"}}[command]
     argv = []
     for name, value in values.items():
         flag = flag_names(model)[name]

@@ -135,10 +135,36 @@ def _context(d: ReportData) -> dict[str, Any]:
         "clusters": d.cluster_sizes,
         "cluster_hist": _cluster_hist(d.cluster_sizes),
         "kind_colours": KIND_COLOURS,
+        **_quality(d.stages),
         "hub_md": _hub_line(d.hub, markdown=True) if d.hub else "",
         "hub_text": _hub_line(d.hub, markdown=False) if d.hub else "",
         "hub_link": _web_link(d.hub.get("commit_url")) if d.hub else None,
     }
+
+
+def _quality(stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The score and select stages' numbers: each judge's histogram, the ranking's histogram before and after
+    selection, the selected share per source and language, and records at the top, middle and bottom."""
+    score = next((s["score"] for s in stages if isinstance(s.get("score"), dict)), None)
+    select = next((s["select"] for s in stages if isinstance(s.get("select"), dict)), None)
+    judges = [(name, t.get("scored", 0), t.get("unscored", 0), t.get("mean"), list((t.get("histogram") or {}).items()))
+              for name, t in ((score or {}).get("judges") or {}).items()]
+    selection = None
+    if select:
+        hist = select.get("histogram") or {}
+        edges = hist.get("edges") or []
+        bins = [(f"{edges[i]:g}-{edges[i + 1]:g}", a, b)
+                for i, (a, b) in enumerate(zip(hist.get("all", []), hist.get("selected", [])))]
+        share = lambda groups: [(name, g["ranked"], g["selected"], f"{g['selected'] / g['ranked']:.0%}" if g["ranked"]  # noqa: E731
+                                 else "-") for name, g in (groups or {}).items()]
+        selection = {"by": select.get("by"), "ranked": select.get("ranked"), "selected": select.get("selected"),
+                     "bins": bins, "bins_all": [(label, a) for label, a, _ in bins],
+                     "bins_selected": [(label, b) for label, _, b in bins],
+                     "sources": share(select.get("selected_per_source")),
+                     "languages": share(select.get("selected_per_language")),
+                     "language_sample": select.get("language_sample"),
+                     "examples": select.get("examples") or []}
+    return {"judges": judges, "selection": selection}
 
 
 def _web_link(url: Any) -> str | None:

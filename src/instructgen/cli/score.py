@@ -141,7 +141,7 @@ def run_score(args) -> int:
     from ..errors import InstructgenError
     from ..generate.failures import FailureSink
     from ..io import RowWriter
-    from ..quality.score import ScoreConfig, ScoreLog, score_records
+    from ..quality.score import ScoreConfig, ScoreLog, request_secrets, score_records
     from ..runlog import write_stats
     from .options import config_from_args
 
@@ -154,7 +154,7 @@ def run_score(args) -> int:
     config.judges()  # an unknown judge or a bad template: said before anything is read
     log = ScoreLog("score", rejects)
     try:
-        with FailureSink(failures_path, _secrets(config)) as failures, RowWriter(args.output) as writer:
+        with FailureSink(failures_path, request_secrets(config)) as failures, RowWriter(args.output) as writer:
             report = score_records(_records(args, log), config, log, _Out(writer, log, args.to), cache_dir=cache_dir,
                                    failures=failures, prices=prices)
         _notes(writer, log)
@@ -181,16 +181,6 @@ def run_score(args) -> int:
         raise InstructgenError(f"{report.failures} requests failed for good (see {failures_path}); once that is "
                                "fixed, rerun the same command (answers so far come from the cache)")
     return 0
-
-
-def _secrets(config) -> list[str] | None:
-    """What the failures file must never show: the API key and any password in --base-url."""
-    from ..generate.client import resolve_api_key
-    from ..generate.config import url_credentials
-
-    if not config.judges():
-        return None
-    return [resolve_api_key(config), *url_credentials(config.base_url)]
 
 
 def _summary(report) -> None:

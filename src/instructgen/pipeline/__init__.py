@@ -1,4 +1,5 @@
-"""The pipeline: [generate] -> read -> filter -> dedup -> write each format -> [publish] -> stats + report.
+"""The pipeline: [generate] -> read -> filter -> dedup -> [score] -> [select] -> write each format -> [publish]
+-> stats + report.
 
 One plain-Python function owns the stages' order and what each hands the next:
 
@@ -7,7 +8,8 @@ One plain-Python function owns the stages' order and what each hands the next:
         summary = run(config, layout, steps)           # an orchestrator runs the steps (flows/ uses Prefect)
 
 `steps` decides only HOW a step runs: `map(step, fn, items, *args)` over shards and `call(step, fn, *args)`
-for one piece of work. The step names (`curate`, `cluster`, `write`, `download`, `generate`, `publish`)
+for one piece of work. The step names (`curate`, `cluster`, `score`, `select`, `write`, `download`, `generate`,
+`publish`)
 are what an orchestrator attaches retries, caching and names to; the functions themselves are the same
 ones the single-stage commands use (convert.parse_rows, curate.filter.filter_records, curate.dedup,
 convert.write_records, hub).
@@ -15,9 +17,10 @@ convert.write_records, hub).
 No step holds a stage's whole data. Shards are read as the orchestrator asks for them (a bounded number
 ahead); `curate` writes each shard's surviving records to a spool file in the staging folder and hands
 back its logs, its dedup sketches and where each record is. The sketches of every record (about 540
-bytes each) go into one buffer for the dedup decisions; then `write` makes one pass over the spools in
-order, dropping duplicates and writing every format at once, and samples the report's profile on the
-way. Publishing takes the formats written in data/ as they are; only a format published but
+bytes each) go into one buffer for the dedup decisions; the run-wide stages (`passes.RUN_STAGES`: score,
+select) then each stream the records that reached them and answer with a mask (and, score, a spool of the
+records with their scores); then `write` makes one pass over the spools in order, dropping duplicates and
+what later stages dropped, writing every format at once, and samples the report's profile on the way. Publishing takes the formats written in data/ as they are; only a format published but
 not written is converted from the surviving records, streamed from the spools again. Memory: about 1 GB plus 700 bytes a
 record (the sketches, the decisions and each record's spool offset).
 """
@@ -38,7 +41,7 @@ from ..errors import InstructgenError
 from ..inputs import expand_inputs
 from ..report import ReportData, write_report
 from ..runlog import RunLog
-from . import remote, signatures, stages, summary
+from . import passes, remote, signatures, stages, summary
 from .config import PipelineConfig
 from .layout import OutputFolder, OutputLayout
 
@@ -111,17 +114,19 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
                                [c.offsets for s in sources for c in s.shards])
         deduplicating = _decide(sources, spools, dedup_cfg, layout, steps, runner_name, announce) \
             if dedup_cfg is not None else None
+        stream = passes.Stream(spools, [passes.Pass("dedup", ~deduplicating.dropped(), None, None)]
+                               if deduplicating is not None else [])
+        stream = _run_stages(config, layout, stream, steps, announce)
         outputs = {fmt: str(layout.data(fmt)) for fmt in config.pipeline.formats}
-        written = _write(config, layout, spools, outputs, deduplicating, steps, bars)
-        logs += written.logs
+        written = _write(config, layout, stream, outputs, deduplicating, steps, bars)
+        n_dedup = 1 if deduplicating is not None else 0
+        logs += [*written.logs[:n_dedup], *(p.log for p in stream.passes[n_dedup:]), *written.logs[n_dedup:]]
         for log in logs:
             announce(log.equation())
         stage_rows = [summary.public_stage(log.to_dict(), layout) for log in logs]
         hub = None
         if config.publish.enabled:
-            dropped = deduplicating.dropped() if deduplicating is not None else None
-            hub = _publish(config, layout, stages.Survivors(spools, dropped), stage_rows, published, generation,
-                           steps, bars.enabled, outputs)
+            hub = _publish(config, layout, stream, stage_rows, published, generation, steps, bars.enabled, outputs)
     finally:
         shutil.rmtree(layout.spool, ignore_errors=True)
 
@@ -223,15 +228,27 @@ def _decide(sources: list[signatures.Source], spools: stages.Spools, config, lay
     return stages.DedupPass(clusters, config, n_reference, stages.SpoolHeads(spools, heads, n_reference, config))
 
 
-def _write(config: PipelineConfig, layout: OutputLayout, spools: stages.Spools, outputs: dict[str, str],
+def _run_stages(config: PipelineConfig, layout: OutputLayout, stream: passes.Stream, steps: Steps, announce
+                ) -> passes.Stream:
+    """Each enabled run-wide stage (`passes.RUN_STAGES`) over the records the earlier ones kept."""
+    for stage in passes.RUN_STAGES:
+        stage_config = stage.section(config)
+        if stage_config is not None:
+            step = steps.call(stage.name, stage.apply, stream, stage_config, layout)
+            stream = stream.then(step)
+            announce(f"{stage.name}: kept {len(stream)} records")
+    return stream
+
+
+def _write(config: PipelineConfig, layout: OutputLayout, stream: passes.Stream, outputs: dict[str, str],
            deduplicating: stages.DedupPass | None, steps: Steps, bars: Bars) -> stages.Written:
-    """The one pass over the spools: duplicates out, every format written, the report's profile sampled."""
-    kept = len(spools) - (int(deduplicating.dropped().sum()) if deduplicating is not None else 0)
+    """The one pass over the spools: duplicates and what later stages dropped out, every format written, the
+    report's profile sampled."""
     rejects = {stage: str(layout.rejects(stage)) for stage in ["dedup", *(f"write:{f}" for f in outputs)]}
-    bar = bars("write", len(spools), " rec")
-    profiler = summary.ProfileSampler(kept)
+    bar = bars("write", len(stream.spools), " rec")
+    profiler = summary.ProfileSampler(len(stream))
     try:
-        return steps.call("write", stages.write_outputs, spools, outputs, rejects, config.pipeline.turns,
+        return steps.call("write", stages.write_outputs, stream, outputs, rejects, config.pipeline.turns,
                           deduplicating, str(layout.clusters), profiler, bar.update if bar is not None else None)
     finally:
         profiler.close()  # its detector processes, should the pass have failed
@@ -239,7 +256,7 @@ def _write(config: PipelineConfig, layout: OutputLayout, spools: stages.Spools, 
             bar.close()
 
 
-def _publish(config: PipelineConfig, layout: OutputLayout, survivors: stages.Survivors, stage_rows, published,
+def _publish(config: PipelineConfig, layout: OutputLayout, survivors: passes.Stream, stage_rows, published,
              generation, steps: Steps, progress: bool, outputs: dict[str, str]) -> dict[str, Any]:
     """The Hub step: the formats written in data/ are published from those files; only the others are
     converted from the surviving records."""

@@ -34,6 +34,8 @@ from ..errors import InstructgenError
 from ..generate.config import GenerateConfig
 from ..hub.config import REPO_PATTERN, PublishConfig
 from ..inputs import expand_inputs
+from ..quality.score import ScoreConfig
+from ..quality.select import SelectConfig
 
 RUNNER_KINDS = ("threads", "processes", "dask", "ray")
 DEFAULT_RUNNER = "threads"
@@ -97,6 +99,22 @@ class Dedup(DedupConfig):
     enabled: bool = True
 
 
+class Score(ScoreConfig):
+    """[score]: the score stage's config (`instructgen score`'s flags) plus a switch and the price table;
+    off unless enabled. Judge answers are cached in OUTPUT/.cache/score (unless `cache_dir`), kept between
+    runs: a scheduled rerun pays only for records it has not judged before."""
+
+    enabled: bool = False
+    prices: Path | None = Field(None, description="JSON price table in USD per 1M tokens (for max_cost): "
+                                '{"MODEL" or "*": {"prompt": x, "completion": y}}')
+
+
+class Select(SelectConfig):
+    """[select]: the select stage's config (`instructgen select`'s flags) plus a switch; off unless enabled."""
+
+    enabled: bool = False
+
+
 class Publish(PublishConfig):
     """[publish]: the publish stage's config (`instructgen push`'s flags) plus switches; `formats` defaults to
     the pipeline's formats."""
@@ -133,6 +151,8 @@ class PipelineConfig(_Section):
     generate: Generate = Field(default_factory=Generate)
     filter: Filter = Field(default_factory=Filter)
     dedup: Dedup = Field(default_factory=Dedup)
+    score: Score = Field(default_factory=Score)
+    select: Select = Field(default_factory=Select)
     publish: Publish = Field(default_factory=Publish)
     config_path: Path | None = None  # where it was loaded from (set by load_config)
 
@@ -140,6 +160,9 @@ class PipelineConfig(_Section):
     def _has_input(self) -> "PipelineConfig":
         if not self.sources and not self.generate.enabled:
             raise ValueError("nothing to do: add a [[sources]] entry or enable [generate]")
+        if self.select.enabled and not (self.select.top_k or self.select.min is not None
+                                        or self.select.budget_tokens or self.select.diverse):
+            raise ValueError("[select] keeps everything: set top_k, min, budget_tokens or diverse")
         if "formats" not in self.publish.model_fields_set:
             self.publish.formats = tuple(self.pipeline.formats)
         return self
@@ -155,6 +178,8 @@ class PipelineConfig(_Section):
         data.generate.seed_tasks = [fix(p) for p in data.generate.seed_tasks]
         data.generate.cache_dir = fix(data.generate.cache_dir)
         data.dedup.against = [fix(p) for p in data.dedup.against]
+        data.score.judge_prompt, data.score.prices = fix(data.score.judge_prompt), fix(data.score.prices)
+        data.score.cache_dir = fix(data.score.cache_dir)
         data.pipeline.output_dir = fix(data.pipeline.output_dir)
         return data
 
@@ -294,6 +319,9 @@ def input_files(cfg: PipelineConfig) -> list[tuple[tuple, Path]]:
         files += [(("generate", "seed_tasks", i), p) for i, p in enumerate(cfg.generate.seed_tasks)]
     if cfg.dedup.enabled:
         files += [(("dedup", "against", i), p) for i, p in enumerate(cfg.dedup.against)]
+    if cfg.score.enabled:
+        files += [(("score", key), p) for key, p in (("judge_prompt", cfg.score.judge_prompt),
+                                                     ("prices", cfg.score.prices)) if p is not None]
     return files
 
 

@@ -13,11 +13,12 @@ many there were.
 A new per-shard stage is one entry in `SHARD_STAGES`: its name (its log, rejects file and stats row), how
 it finds its config in the run's config (None: off), and `apply(records, config, log) -> records kept`.
 The pipeline makes its log, merges the shards' logs and adds its settings to the key of saved dedup
-sketches from that entry alone. Steps over the whole run (dedup's decisions, a global score/select) do not
-belong here: they run between the shards and the write pass, in `pipeline.run`.
+sketches from that entry alone. Stages over the whole run (score, select) are entries of
+`pipeline.passes.RUN_STAGES` instead: they run after dedup's decisions, before the write pass.
 
-`write_outputs` is the one pass over the spools after the dedup decisions: every record is dropped as a
-duplicate or handed to every format's writer, and the report's profile is sampled on the way.
+`write_outputs` is the one pass over the spools after the dedup decisions and the run-wide stages
+(pipeline.passes): every record is dropped as a duplicate, skipped as dropped by a later stage, or handed to
+every format's writer, and the report's profile is sampled on the way.
 
 Shard data travels in plain slotted objects (`Carrier`): orchestrators such as Prefect walk lists,
 dicts and dataclasses in task arguments looking for futures, which over 20,000 records a shard costs
@@ -251,26 +252,6 @@ class Spools(Carrier):
             return Conversation.from_dict(orjson.loads(fh.readline()))
 
 
-class Survivors(Carrier):
-    """The records a run keeps, streamed from the spools (duplicates skipped): what is published."""
-
-    __slots__ = ("label", "spools", "dropped")
-
-    def __init__(self, spools: Spools, dropped: np.ndarray | None):
-        self.label, self.spools, self.dropped = "survivors", spools, dropped  # dropped: bool per spooled record
-
-    def __len__(self) -> int:
-        return len(self.spools) - (int(self.dropped.sum()) if self.dropped is not None else 0)
-
-    def __iter__(self) -> Iterator[Conversation]:
-        k = 0
-        for path in self.spools.paths:
-            for conv in read_spool(path):
-                if self.dropped is None or not self.dropped[k]:
-                    yield conv
-                k += 1
-
-
 # -- dedup ----------------------------------------------------------------------------------------------
 
 class SketchView(Carrier):
@@ -361,11 +342,13 @@ class FormatOut:
         write_records(batch, self.writer, self.fmt, self.log, self.opts)
 
 
-def write_outputs(spools: Spools, outputs: dict[str, str], rejects: dict[str, str], turns: str | None,
+def write_outputs(stream, outputs: dict[str, str], rejects: dict[str, str], turns: str | None,
                   deduplicating: DedupPass | None, clusters_path: str | None, profiler,
                   bar: Callable[[int], Any] | None = None) -> Written:
-    """The one pass over the spools: each record is dropped as a duplicate (into the dedup log and the
-    clusters file) or written in every format; `profiler.observe` sees each record written."""
+    """The one pass over the spools (`stream`: pipeline.passes.Stream, dedup's decisions its first pass when
+    deduplicating): each duplicate goes into the dedup log and the clusters file, each record a later pass
+    dropped is skipped (that pass logged it), the others are written in every format;
+    `profiler.observe` sees each record written."""
     from ..curate.dedup_files import Decisions
 
     outs = [FormatOut(fmt, path, rejects[f"write:{fmt}"], turns) for fmt, path in outputs.items()]
@@ -373,25 +356,30 @@ def write_outputs(spools: Spools, outputs: dict[str, str], rejects: dict[str, st
     reviews = RowWriter(clusters_path) if deduplicating is not None else None
     decisions = Decisions(deduplicating.clusters, deduplicating.config, deduplicating.n_reference,
                           deduplicating.heads) if deduplicating is not None else None
+    first_ref = deduplicating.n_reference if deduplicating is not None else 0
     writers = [o.writer for o in outs] + ([reviews] if reviews is not None else [])
     try:
-        first = k = deduplicating.n_reference if deduplicating is not None else 0
+        done = 0
         batch: list[Conversation] = []
-        for path in spools.paths:
-            for conv in read_spool(path):
-                if decisions is None or not _dropped(decisions, conv, k, dedup_log, reviews):
-                    profiler.observe(conv)
-                    batch.append(conv)
-                k += 1
-                if len(batch) == WRITE_BATCH:
-                    _write_batch(outs, batch)
-                    batch = []
-                    if bar is not None:
-                        bar(k - first)
-                        first = k
+        for k, conv, at in stream.fates():
+            if decisions is not None:
+                dedup_log.took_in()
+                if at == 0:
+                    reviews.write(decisions.drop(conv, first_ref + k, dedup_log))
+                else:
+                    dedup_log.emitted()
+            if at < 0:
+                profiler.observe(conv)
+                batch.append(conv)
+            if len(batch) == WRITE_BATCH:
+                _write_batch(outs, batch)
+                batch = []
+                if bar is not None:
+                    bar(k + 1 - done)
+                    done = k + 1
         _write_batch(outs, batch)
         if bar is not None:
-            bar(k - first)
+            bar(len(stream.spools) - done)
         for w in writers:
             w.close()
         profile = profiler.finish()
@@ -410,16 +398,6 @@ def write_outputs(spools: Spools, outputs: dict[str, str], rejects: dict[str, st
                                                    deduplicating.n_reference)
         logs.insert(0, dedup_log)
     return Written(logs, profile)
-
-
-def _dropped(decisions, conv: Conversation, k: int, log: RunLog, reviews: RowWriter) -> bool:
-    """Count record `k` into the dedup stage; a duplicate is dropped into its log and the clusters file."""
-    log.took_in()
-    if decisions.duplicate(k):
-        reviews.write(decisions.drop(conv, k, log))
-        return True
-    log.emitted()
-    return False
 
 
 def _write_batch(outs: list[FormatOut], batch: list[Conversation]) -> None:

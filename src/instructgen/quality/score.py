@@ -88,6 +88,15 @@ class ScoreConfig(ClientConfig):
         return found
 
 
+def request_secrets(config: ScoreConfig) -> list[str] | None:
+    """What a failures file must never show: the API key and any password in base_url (None: no model judge)."""
+    from ..generate.config import url_credentials
+
+    if not config.judges():
+        return None
+    return [resolve_api_key(config), *url_credentials(config.base_url)]
+
+
 def scale_of(text: str) -> tuple[float, float]:
     try:
         low, high = (float(p) for p in str(text).split("-", 1))

@@ -395,7 +395,7 @@ def _select(sources: Iterable, config: SelectConfig, log: RunLog, emit: Callable
         _write(spool, specs, walk, origins, log, emit, config)
     finally:
         spool.close()
-    return _stats(walk, ranked.names, config)
+    return walk_stats(walk, ranked.names, config)
 
 
 def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, count_intake: bool
@@ -403,7 +403,7 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
     """Pass 1: each row's rank value, group and tokens into arrays, the row into the spool; rows that cannot be
     ranked go to `log` with why."""
     names, flags = parse_by(config.by), config.drop_flags
-    group_of = _grouper(config.per)
+    group_of = grouper(config.per)
     need_text = bool(config.budget_tokens) or config.per == "language"
     ranked, specs = _Ranked(), {}
     scores_out, groups_out, tokens_out, group_ids = ranked.scores, ranked.groups, ranked.tokens, ranked.names
@@ -422,7 +422,7 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
                 scores = (meta.get("scores") or {}) if type(meta) is dict else _scores(data, spec, log, row.origin)
                 if scores is None:
                     continue
-                value = _rank_value(scores, names, flags)
+                value = rank_value(scores, names, flags)
                 if type(value) is str:
                     log.drop(row.origin, value, data, kind="filtered")
                     continue
@@ -477,7 +477,7 @@ def _parse(spec: Any, data: dict, origin: str, log: RunLog) -> Conversation | No
     return conv
 
 
-def _rank_value(scores: Any, names: Sequence[str], drop_flags: Sequence[str]) -> float | str:
+def rank_value(scores: Any, names: Sequence[str], drop_flags: Sequence[str]) -> float | str:
     """The record's rank value, or why it is not ranked (`flag NAME`, `no score NAME`)."""
     scores = scores if isinstance(scores, dict) else {}
     for flag in drop_flags:
@@ -487,7 +487,7 @@ def _rank_value(scores: Any, names: Sequence[str], drop_flags: Sequence[str]) ->
     return f"no score {value}" if isinstance(value, str) else value
 
 
-def _grouper(per: str | None) -> Callable[[dict, str, str], str] | None:
+def grouper(per: str | None) -> Callable[[dict, str, str], str] | None:
     if not per:
         return None
     if per == "source":
@@ -537,7 +537,7 @@ def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, 
                      score=scores[k])
 
 
-def _stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str, Any]:
+def walk_stats(walk: Walk, groups: dict[str, int], config: SelectConfig) -> dict[str, Any]:
     chosen = walk.fate == SELECTED
     names = {v: k for k, v in groups.items()}
     out: dict[str, Any] = {"by": config.by, "ranked": int(len(walk.fate)), "selected": int(chosen.sum()),
