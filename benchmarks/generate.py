@@ -12,11 +12,14 @@
 3. Modes: each generate mode (evol, pairs, chat) end to end through `generate()` against the same double,
    requests per second as a ratio to the ideal at the concurrency cap (issue 21 asks >= 0.9), and to the
    ceiling measured just before on the same machine (independent requests through the same client and double:
-   on a loaded machine the double itself falls short of the ideal, and this ratio isolates the mode's loop).
+   on a loaded machine the double itself falls short of the ideal, and this ratio isolates the mode's loop), and
+   the gap split in two: how full the loop kept the cap (mean requests in flight) and how long a request was in
+   flight against the double's latency (the client's and the double's per-request overhead).
 
     python benchmarks/generate.py                 # both
     python benchmarks/generate.py --only filter --sizes 1000,10000
     python benchmarks/generate.py --only modes --modes evol,pairs --concurrency 32 --latency 0.2
+    python benchmarks/generate.py --only modes --prompts 1000      # a longer run (1,000 prompts)
 """
 
 from __future__ import annotations
@@ -191,7 +194,47 @@ def client_ceiling(url: str, concurrency: int, requests: int) -> float:
     return asyncio.run(go())
 
 
-def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int) -> None:
+class InFlight:
+    """Samples `usage.in_flight` of every ChatClient made while it is on (a thread, every 5 ms), to split a mode's
+    gap to the ideal in two (Little's law, N requests in T seconds at cap C with a double latency of l):
+        ratio = N / T / (C / l) = utilisation x l / L
+    utilisation = mean requests in flight / C (did the loop keep the cap full?), L = mean time a request is in
+    flight (the double's latency plus the client's and the double's own per-request overhead)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        from instructgen.generate.client import ChatClient
+
+        self.clients: list = []
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._init = ChatClient.__init__
+        clients = self.clients
+        original = self._init
+
+        def spying_init(client, *args, **kwargs):
+            original(client, *args, **kwargs)
+            clients.append(client)
+        ChatClient.__init__ = spying_init
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.samples.append(sum(c.usage.in_flight for c in self.clients if c._leader is None))
+
+    def close(self) -> float:
+        """The mean number of requests in flight over the run."""
+        from instructgen.generate.client import ChatClient
+
+        self._stop.set()
+        self._thread.join()
+        ChatClient.__init__ = self._init
+        return sum(self.samples) / max(1, len(self.samples))
+
+
+def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int, prompts: int = 0) -> None:
     """Each generate mode end to end (loop, client, cache, filters, rules, writer) against the double with a fixed
     latency: requests per second vs the ideal at the concurrency cap (concurrency / latency)."""
     import tempfile
@@ -214,13 +257,19 @@ def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int)
         for mode in modes:
             before = ceiling
             with tempfile.TemporaryDirectory() as tmp:
-                config = GenerateConfig(seed_tasks=[seeds], mode=mode, rounds=rounds, num_instructions=100_000,
+                seed_file = more_seeds(seeds, prompts, Path(tmp) / "seeds.jsonl") if prompts else seeds
+                config = GenerateConfig(seed_tasks=[seed_file], mode=mode, rounds=rounds, num_instructions=100_000,
                                         base_url=url, model="double", concurrency=concurrency, timeout=60,
                                         response_format="text", cache_dir=Path(tmp) / "cache")
+                sampler = InFlight()
                 t0 = time.perf_counter()
-                result = generate(config, Path(tmp) / "out.jsonl", RunLog("generate", Path(tmp) / "rejects.jsonl"))
-                elapsed = time.perf_counter() - t0
+                try:
+                    result = generate(config, Path(tmp) / "out.jsonl", RunLog("generate", Path(tmp) / "rejects.jsonl"))
+                finally:
+                    elapsed = time.perf_counter() - t0
+                    in_flight = sampler.close()
             sent = result.usage["requests_sent"]
+            held = in_flight * elapsed / sent  # Little's law: the mean time a request was in flight
             ceiling = client_ceiling(url, concurrency, requests=20 * concurrency)
             around = (before + ceiling) / 2
             print(f"[{mode}] {seeds.name}, {'rounds ' + str(rounds) + ', ' if mode == 'evol' else ''}concurrency "
@@ -228,10 +277,24 @@ def bench_modes(modes: list[str], concurrency: int, latency: float, rounds: int)
                   f"{sent / elapsed:.1f} req/s; ideal {ideal:.1f} req/s -> ratio {sent / elapsed / ideal:.3f}; "
                   f"the bare client's ceiling just before/after {before:.1f}/{ceiling:.1f} req/s "
                   f"({around / ideal:.3f} of the ideal) -> mode vs ceiling {sent / elapsed / around:.3f} "
-                  f"({result.records_written} records)")
+                  f"({result.records_written} records); the gap: {in_flight:.1f} of {concurrency} in flight on "
+                  f"average (utilisation {in_flight / concurrency:.3f}) x {latency * 1e3:.0f} ms / {held * 1e3:.1f} ms "
+                  f"in flight per request ({latency / held:.3f})")
     finally:
         server.kill()
         server.wait()
+
+
+def more_seeds(seeds: Path, n: int, out: Path) -> Path:
+    """N seed tasks cycled from SEEDS, each told apart by a suffix (a longer run: the ramp-down at its end, when
+    the last rows' dependent requests cannot fill the cap, weighs less)."""
+    rows = [json.loads(line) for line in seeds.open(encoding="utf-8") if line.strip()]
+    with out.open("w", encoding="utf-8") as fh:
+        for i in range(n):
+            row = dict(rows[i % len(rows)])
+            row["instruction"] = f"{row['instruction']} (variant {i // len(rows)})"
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return out
 
 
 def main() -> None:
@@ -239,6 +302,8 @@ def main() -> None:
     ap.add_argument("--only", choices=("filter", "client", "modes"))
     ap.add_argument("--modes", default="evol,pairs,chat", help="generate modes for --only modes")
     ap.add_argument("--rounds", type=int, default=3, help="evol rounds for the modes benchmark")
+    ap.add_argument("--prompts", type=int, default=0, help="modes: this many seed prompts, cycled from the seed file "
+                    "(default: the seed file as it is)")
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--candidates", type=int, default=400)
     ap.add_argument("--brute-budget", type=float, default=20.0, help="seconds of brute force per pool size")
@@ -251,7 +316,7 @@ def main() -> None:
     if args.only in (None, "client"):
         bench_client(args.requests, args.concurrency, args.latency)
     if args.only in (None, "modes"):
-        bench_modes(args.modes.split(","), args.concurrency, args.latency, args.rounds)
+        bench_modes(args.modes.split(","), args.concurrency, args.latency, args.rounds, args.prompts)
 
 
 if __name__ == "__main__":
