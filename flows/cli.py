@@ -12,6 +12,7 @@ import os
 import sys
 
 from instructgen.cli import command_parser
+from instructgen.errors import InstructgenError
 from instructgen.progress import add_progress_flag, wanted as progress_wanted
 
 # Prefect's temporary server creates and migrates its database on its first start: about 20 s on a
@@ -129,8 +130,6 @@ def start_prefect_server() -> None:
         return
     from prefect.server.api.server import SubprocessASGIServer
 
-    from instructgen.errors import InstructgenError
-
     chosen = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
     timeout = chosen if chosen != PREFECT_DEFAULT_STARTUP_SECONDS else EPHEMERAL_STARTUP_SECONDS
     print(f"starting Prefect's temporary local server (its first start creates a database under PREFECT_HOME; "
@@ -188,8 +187,6 @@ def run(args) -> int:
 
 
 def serve(args) -> int:
-    from instructgen.errors import InstructgenError
-
     _check_config(args.config)
     _prepare_prefect_env()
     from prefect.settings import PREFECT_API_URL

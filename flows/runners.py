@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from typing import Any
@@ -80,7 +81,6 @@ def _host_port(address: str) -> tuple[str | None, int | None]:
 
 def _ask_dask(spec: str, address: str, timeout: float, hint: str) -> None:
     """Whatever answers at ADDRESS says who it is (Dask's `identity` call), within `timeout` seconds."""
-    import asyncio
 
     from distributed.comm import connect
 

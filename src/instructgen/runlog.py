@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from .io import jsonl_safe
+from .io import finish_temp, jsonl_safe, temp_beside, write_text_atomic
 
 DROP_KINDS = ("rejected", "filtered", "duplicates")
 # what a stage removed from a record that still goes out (the filter's cut turns): written, not counted as a record
@@ -84,8 +84,6 @@ class RunLog:
             self._rejects_fh.write(jsonl_safe(line))
 
     def _open_rejects(self) -> None:
-        from .io import temp_beside
-
         self._rejects_tmp = temp_beside(self.rejects_path)
         self._rejects_fh = open(self._rejects_tmp, "wb")
 
@@ -109,7 +107,6 @@ class RunLog:
                 and os.path.exists(self.rejects_path):
             self._open_rejects()
         if self._rejects_fh is not None:
-            from .io import finish_temp
 
             self._rejects_fh.close()
             self._rejects_fh = None
@@ -158,7 +155,6 @@ class RunLog:
 def write_stats(path: str | os.PathLike, logs: list[RunLog | dict[str, Any]], **extra: Any) -> None:
     """Write stats.json: one entry per stage (a RunLog, or its to_dict() from another process),
     merging with stages already in the file."""
-    from .io import write_text_atomic
 
     stages: dict[str, Any] = {}
     if os.path.exists(path):

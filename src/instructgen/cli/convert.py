@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..errors import InstructgenError
 from ..paths import OutputPlan, derived
 from ..progress import add_progress_flag, wanted as progress_wanted
 from . import command_parser
@@ -106,7 +107,6 @@ def register(sub) -> None:
 def check_turns(to_format: str, turns: str | None) -> None:
     """--turns only where the target has one prompt per row."""
     from .. import formats
-    from ..errors import InstructgenError
 
     if turns is None or turns in formats.get(to_format).turns:
         return
@@ -139,7 +139,6 @@ def say_explode_growth(inputs: list[str], to_format: str, read_opts, dump_opts) 
     """The output size --turns explode will give, from the first records, before anything is written;
     refused up front when it is past the cap."""
     from ..convert import EXPLODE_FLOOR, estimate_explode_growth, too_much_growth
-    from ..errors import InstructgenError
 
     ratio = estimate_explode_growth(inputs, to_format, read_opts, dump_opts)
     if ratio is None:
@@ -159,7 +158,6 @@ def _megabytes(n: float) -> str:
 
 def run(args) -> int:
     from ..convert import NOTES, ReadOptions, convert, explodes, parse_columns
-    from ..errors import InstructgenError
     from ..formats.base import DumpOptions
     from ..inputs import expand_inputs
     from ..runlog import RunLog, write_stats
@@ -210,7 +208,6 @@ def run(args) -> int:
 
 def check_dataset_info(args) -> None:
     """--dataset-info before any work: a format and layout LLaMA-Factory reads, into a file."""
-    from ..errors import InstructgenError
     from ..formats.llamafactory import FORMATTING
 
     if args.to not in FORMATTING:
@@ -225,7 +222,6 @@ def check_dataset_info(args) -> None:
 
 def write_dataset_info(info_path: str, output: str, to_format: str, tags: str | None) -> None:
     """The output's entry, made from the keys its rows carry, merged into dataset_info.json."""
-    from ..errors import InstructgenError
     from ..formats import llamafactory
     from ..io import read_rows
 

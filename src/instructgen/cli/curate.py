@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
+import re
 import sys
 
+from ..errors import InstructgenError
+from ..paths import OutputPlan
 from ..progress import add_progress_flag, bar_maker, tracked, wanted as progress_wanted
 from . import command_parser
 
@@ -119,7 +125,6 @@ def _common(p, formats) -> None:
 def _paths(args, against: list[str] = (), clusters: str | None = None, signatures: str | None = None
            ) -> tuple[str, str | None]:
     """(rejects, stats): every path this command writes, checked against every input before anything is opened."""
-    from ..paths import OutputPlan
     from .options import plan_rejects_and_stats
 
     plan = OutputPlan()
@@ -135,8 +140,6 @@ def _paths(args, against: list[str] = (), clusters: str | None = None, signature
 
 
 def _target_format(args, records) -> str:
-    from ..errors import InstructgenError
-
     if args.to:
         return args.to
     found = sorted({c.source_format for c in records})
@@ -162,11 +165,9 @@ def _finish(args, log, stats_path, table: list[tuple[str, int]] | None = None) -
 
 def run_dedup(args) -> int:
     from ..curate.dedup import DedupConfig
-    from ..errors import InstructgenError
+    from ..inputs import expand_inputs
     from ..runlog import RunLog
     from .options import config_from_args
-
-    from ..inputs import expand_inputs
 
     config = config_from_args(DedupConfig, args)
     _check_dask_address(args.dask)
@@ -194,19 +195,12 @@ def run_dedup(args) -> int:
 
 
 def _check_dask_address(address: str | None) -> None:
-    import re
-
-    from ..errors import InstructgenError
-
     if address and address != "local" and "://" not in address and not re.fullmatch(r"[\w.\-]+:\d+", address):
         raise InstructgenError(f"--dask {address}: not a scheduler address (tcp://host:8786 or host:8786); --dask "
                                "takes the word after it for one, so put it after the inputs or write --dask=local")
 
 
 def _dedup_streaming(args, config, against: list[str], log) -> None:
-    import contextlib
-    import os
-
     from ..curate.dedup_files import LocalRunner, dedup_files
     from ..io import RowWriter
 
@@ -308,16 +302,12 @@ def _parquet_notes(writer, log) -> None:
 
 
 def _peek(records):
-    import itertools
-
     it = iter(records)
     first = next(it, None)
     return first, (itertools.chain([first], it) if first is not None else iter(()))
 
 
 def _same_format(records, to_format: str, explicit: str | None):
-    from ..errors import InstructgenError
-
     for conv in records:
         if explicit is None and conv.source_format != to_format:
             raise InstructgenError(f"{conv.origin}: inputs are in several formats ({to_format}, {conv.source_format}); "
@@ -326,16 +316,14 @@ def _same_format(records, to_format: str, explicit: str | None):
 
 
 def run_stats(args) -> int:
+    from ..convert import ReadOptions, read_records
     import orjson
 
-    from ..convert import ReadOptions, read_records
     from ..curate.stats import dataset_stats, format_stats
     from ..io import write_text_atomic
     from ..runlog import RunLog
 
     if args.json:
-        from ..paths import OutputPlan
-
         plan = OutputPlan()
         plan.read_all(args.inputs)
         plan.write(args.json, "--json")

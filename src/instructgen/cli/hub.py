@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import InstructgenError
 from ..progress import add_progress_flag, wanted as progress_wanted
 from . import command_parser
 
@@ -106,7 +107,6 @@ def run_push(args) -> int:
     import orjson
 
     from ..convert import ReadOptions
-    from ..errors import InstructgenError
     from ..hub import CardInfo, PublishConfig, plan_paths, push
     from .options import config_from_args
 
@@ -150,7 +150,6 @@ def run_push(args) -> int:
 
 
 def run_download(args) -> int:
-    from ..errors import InstructgenError
     from ..hub import DownloadOptions, download, published
     from .options import config_from_args
 

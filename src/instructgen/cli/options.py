@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ValidationError
 
 from ..errors import InstructgenError
+from ..paths import derived
 
 
 def _extra(field) -> dict[str, Any]:
@@ -117,7 +118,6 @@ def config_from_args(model: type[BaseModel], args: argparse.Namespace, exclude: 
 def plan_rejects_and_stats(plan, args) -> tuple[str, str | None]:
     """The output (-o), rejects and stats paths a record command writes, registered with `plan` (a
     paths.OutputPlan that already holds the inputs): (rejects, stats; None when writing to stdout)."""
-    from ..paths import derived
 
     plan.write(args.output, "-o")
     rejects = plan.write(args.rejects, "--rejects") if args.rejects else \

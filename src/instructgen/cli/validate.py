@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
 import sys
+from collections import Counter
+from pathlib import Path
 
+from ..errors import BadRecord, InstructgenError
 from . import command_parser
 
 EXAMPLES = """\
@@ -61,8 +65,6 @@ class TagVocabulary:
     """The sharegpt role tags of a file, and how many records use each."""
 
     def __init__(self) -> None:
-        from collections import Counter
-
         self.records: Counter[str] = Counter()
 
     def add(self, row: dict) -> str | None:
@@ -87,11 +89,8 @@ def run(args) -> int:
     if args.reader == "llamafactory":
         return run_llamafactory(args)
     if args.dataset_info or args.dataset:
-        from ..errors import InstructgenError
-
         raise InstructgenError("--dataset-info and --dataset go with --for llamafactory")
     from .. import formats, schemas
-    from ..errors import BadRecord, InstructgenError
     from ..formats.meaning import meaning_problems
     from ..io import read_rows
 
@@ -138,7 +137,6 @@ def run(args) -> int:
 
 def run_llamafactory(args) -> int:
     """Which records LLaMA-Factory would skip, through the file's dataset_info.json entry, and why."""
-    from ..errors import InstructgenError
     from ..formats.llamafactory_check import attributes, skip_reason
     from ..io import read_rows
 
@@ -167,11 +165,7 @@ def run_llamafactory(args) -> int:
 
 def _llamafactory_entry(args, columns: set[str]) -> dict:
     """NAME's entry in --dataset-info, or the entry `convert --dataset-info` writes for this file."""
-    import json
-    from pathlib import Path
-
     from .. import formats
-    from ..errors import InstructgenError
     from ..formats.llamafactory import dataset_name, entry
     from ..io import read_rows
 

@@ -45,6 +45,7 @@ from typing import Iterator
 import orjson
 
 from ..errors import InstructgenError
+from ..io import write_text_atomic
 
 DEFAULT_OUTPUT = "instructgen-output"
 GENERATED_RECORDS = "generated.jsonl"  # the generate stage's records, in its cache folder and in generated/
@@ -302,7 +303,6 @@ class OutputFolder:
                     target.unlink()
             if name in written:
                 os.replace(self.staging / name, target)
-        from ..io import write_text_atomic
 
         write_text_atomic(self.path / MANIFEST, orjson.dumps({"entries": written}).decode() + "\n")
         shutil.rmtree(self.staging, ignore_errors=True)
