@@ -209,3 +209,30 @@ def test_a_round_a_spending_cap_stopped_is_finished_by_later_runs_and_the_cap_on
     assert 0 < table[1]["records"] <= 10  # cut to fit grow_max_records
     pool = rows(out / "generated" / "generated.jsonl")
     assert len(pool) == sum(r["records"] for r in table) <= 40
+
+
+def test_instructgen_run_under_prefect_grows_a_round_per_run_and_keeps_a_key_in_the_url_out_of_everything(tmp_path):
+    """The real flow, as a user runs it twice (Prefect's temporary server): its task cache never replays an
+    earlier round, and a key inside the endpoint's URL is in no stored run, output or rounds file."""
+    import subprocess
+    import sys
+
+    key = "sk-in-url-" + os.urandom(8).hex()
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") and k != "OPENAI_API_KEY"}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    with LLMDouble(planted_rate=0.0) as double:
+        cfg = config(tmp_path, double)
+        cfg.write_text(cfg.read_text(encoding="utf-8").replace("http://", f"http://alice:{key}@"), encoding="utf-8")
+        hits = []
+        for _ in range(2):
+            result = subprocess.run([sys.executable, "-m", "instructgen.cli", "run", str(cfg), "-o", "out"],
+                                    cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+            assert result.returncode == 0, result.stderr[-3000:]
+            assert key not in result.stdout + result.stderr
+            hits.append(double.total_hits)
+    assert 0 < hits[0] < hits[1] and set(double.hits.values()) == {1}
+    assert [(r["round"], r["made_this_run"]) for r in rounds_of(tmp_path / "out")] == [(1, False), (2, True)]
+    files = [p for p in [*home.rglob("*"), *(tmp_path / "out").rglob("*")] if p.is_file()]
+    assert any(p.name.startswith("prefect.db") for p in files)
+    assert not [p for p in files if key.encode() in p.read_bytes()]
