@@ -58,7 +58,8 @@ from .dedup import (BATCH, Clusters, DedupConfig, Sketches, cluster, cluster_siz
                     drop_duplicate, join_anchors, parse_fields, plain_parts, sketch, tool_calls_text)
 
 KEEP, DUPLICATE = 1, 2  # a line's fate in pass 2 (0: not a record in pass 1: the converter says why)
-SIGNATURE_VERSION = 2  # 2: dedup sketches hold a focus quarter and 32-bit MinHash (issue 18)
+SIGNATURE_VERSION = 3  # 2: dedup sketches hold a focus quarter and 32-bit MinHash (issue 18); 3: tool calls read as
+# queries or code, anchors hashed with xxh3
 
 
 def _quiet(_message: str) -> None:

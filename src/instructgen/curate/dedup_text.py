@@ -35,7 +35,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .text import CJK_CLASS as HAN_CLASS, TOKEN_PATTERN, identifiers_batch as literal_identifiers, raw_tokens
+from .text import TOKEN_PATTERN, identifiers_batch as literal_identifiers, raw_tokens
 
 MESSAGE_BREAK = "\n\x1e"
 PASSAGE_TOKENS = 40
@@ -160,13 +160,15 @@ def identifiers_batch(texts: Sequence[str], digits: bool = False) -> list[str]:
     if not texts:
         return []
     as_digits = list(texts) if digits else numbers_as_digits(texts)
-    has_calls = pl.Series(as_digits, dtype=pl.String).str.contains(TOOL_CALL_HINT).fill_null(False).to_list()
-    calls = [tool_calls(t) if c else [] for t, c in zip(as_digits, has_calls)]
-    # a call's argument is read by tool_calls alone (a query's wording is not a quoted literal to match)
-    plain = [TOOL_CALL.sub(" ", t) if c else t for t, c in zip(as_digits, calls)]
-    # a number right after a Han character is a number (给我3个), not a word with a digit in it (mp3)
-    found = literal_identifiers(pl.Series(plain, dtype=pl.String).str.replace_all(rf"([{HAN_CLASS}])(\d)", "$1 $2")
-                                .to_list())
+    has_calls = np.flatnonzero(pl.Series(as_digits, dtype=pl.String).str.contains(TOOL_CALL_HINT).fill_null(False)
+                               .to_numpy()).tolist()
+    calls: list[list[str]] = [[]] * len(as_digits)
+    plain = as_digits if not has_calls else list(as_digits)
+    for k in has_calls:
+        calls[k] = tool_calls(as_digits[k])
+        if calls[k]:  # a call's argument is read by tool_calls alone (a query's wording is no literal to match)
+            plain[k] = TOOL_CALL.sub(" ", as_digits[k])
+    found = literal_identifiers(plain)
     return [f + "\x00" + " ".join(sorted(c)) if c else f for f, c in zip(found, calls)]
 
 
@@ -243,6 +245,24 @@ def tokens(texts: Sequence[str]) -> Tokens:
     at = flat.cast(pl.Enum(uniq)).to_physical().to_numpy()  # each token's place in uniq (4x replace_strict)
     polite = np.asarray([c in POLITENESS for c in canon], dtype=bool)
     return Tokens(_hash64(canon)[at], lens, np.asarray(content, dtype=bool)[at], polite[at], _hash64(skeleton)[at])
+
+
+def focused(texts: Sequence[str], passages: bool = True) -> list[tuple[int, str]]:
+    """(position, focus) of the texts whose focus is not the whole text (see focus); the others are looked
+    at in one vectorised pass: an answer without a second message, a prompt too short or of one line."""
+    import polars as pl
+
+    series = pl.Series(list(texts), dtype=pl.String)
+    if passages:
+        maybe = (series.str.len_chars() >= PASSAGE_TOKENS * 2) & series.str.contains("\n", literal=True)
+    else:
+        maybe = series.str.contains(MESSAGE_BREAK, literal=True)
+    out = []
+    for k in np.flatnonzero(maybe.fill_null(False).to_numpy()).tolist():
+        f = focus(texts[k], passages)
+        if len(f) != len(texts[k]):
+            out.append((k, f))
+    return out
 
 
 def focus(text: str, passages: bool = True) -> str:

@@ -62,9 +62,10 @@ def _weighted_error(pairs: np.ndarray, threshold: float, fp_weight: float, fn_we
 def band_hashes(sigs: np.ndarray, band: int, rows: int, index: np.ndarray | None = None) -> np.ndarray:
     """uint64 hash of one band of each signature (of the rows `index`, when given)."""
     parts = sigs.reshape(len(sigs), -1, sigs.shape[-1])
-    columns = [parts[:, p, c] if index is None else parts[:, p, c][index]
-               for p in range(parts.shape[1]) for c in range(band * rows, (band + 1) * rows)]
-    return hash_columns(columns, band, len(sigs) if index is None else len(index))
+    block = parts[:, :, band * rows:(band + 1) * rows]
+    if index is not None:
+        block = block[index]  # one gather of the band's columns (rows * parts values a record)
+    return hash_columns([block[:, p, c] for p in range(block.shape[1]) for c in range(rows)], band, len(block))
 
 
 def hash_columns(columns: list[np.ndarray], band: int, n: int) -> np.ndarray:

@@ -168,7 +168,8 @@ def compact_diff(a: str, b: str, context: int = 4) -> str:
 # identifiers: what a task is about, literally. A number not glued to a letter ("w12", "mp3" are words),
 # with the sign written before it ("x - 1" and "x + 1" differ; so do 256 and 625); a URL; a quoted literal.
 # (polars regex) a run of digits with the sign before it, or one glued to a letter (matched to be dropped)
-NUMBER_OR_WORD = r"[-+\u2212]?\s*\d+|\p{L}\d+"
+# (a number right after a Han or kana character is a number: 给我3个, 第3章)
+NUMBER_OR_WORD = rf"[-+\u2212]?\s*\d+|[\p{{L}}--[{CJK_CLASS}]]\d+"
 URL = re.compile(r"(?:https?://|www\.)[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{}.,;:!?]")
 # straight or curly quotes not glued to a letter on the outside (so "Einstein's" holds no quote), CJK brackets
 # (the lookahead lets the engine skip every other position quickly: 4x faster on tool-call text)
@@ -217,12 +218,13 @@ def identifiers_batch(texts: Sequence[str]) -> list[str]:
     normed = _nfkc_where_it_matters(pl.Series(list(texts), dtype=pl.String))
     numbers = normed.str.extract_all(NUMBER_OR_WORD).list.eval(
         pl.element().filter(~pl.element().str.contains(r"^\p{L}")).str.replace_all(r"\s", "")
-        .str.replace("\u2212", "-")).to_list()
-    look = normed.str.contains(URL_OR_QUOTE).fill_null(False).to_list()
-    out = []
-    for nums, text, maybe in zip(numbers, normed.to_list(), look):
-        found = (nums or []) + (_literals(text) if maybe else [])
-        out.append(" ".join(sorted(found)))
+        .str.replace("\u2212", "-"))
+    # (polars sorts strings by their UTF-8 bytes: the order of their code points, as sorted() does)
+    out = numbers.list.sort().list.join(" ").fill_null("").to_list()
+    look = np.flatnonzero(normed.str.contains(URL_OR_QUOTE).fill_null(False).to_numpy())
+    if len(look):
+        for k, nums, text in zip(look.tolist(), numbers.gather(look).to_list(), normed.gather(look).to_list()):
+            out[k] = " ".join(sorted((nums or []) + _literals(text)))
     return out
 
 
