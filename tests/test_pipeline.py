@@ -96,7 +96,7 @@ def assert_reconciles(out: Path, formats: list[str]) -> dict[str, dict]:
         dropped = s["rejected"] + s["filtered"] + s["duplicates"]
         if dropped:
             assert lines(Path(s["rejects_file"])) == dropped, s["stage"]
-    order = [name for name in ("generate", "read", "filter", "dedup") if name in stages]
+    order = [name for name in ("generate", "read", "filter", "dedup", "score", "select") if name in stages]
     for before, after in zip(order, order[1:]):
         if (before, after) != ("generate", "read"):
             assert stages[before]["out"] == stages[after]["in"], (before, after)
