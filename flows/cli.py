@@ -13,6 +13,7 @@ import sys
 
 from instructgen.cli import command_parser
 from instructgen.errors import InstructgenError
+from instructgen.paths import OutputPlan
 from instructgen.progress import add_progress_flag, wanted as progress_wanted
 
 # Prefect's temporary server creates and migrates its database on its first start: about 20 s on a
@@ -106,7 +107,6 @@ def _check_config(path: str | None):
 
 def _check_output(cfg, output_dir: str | None) -> str:
     """The output folder against every input (an input inside it would be replaced by the run)."""
-    from instructgen.paths import OutputPlan
     from instructgen.pipeline.config import input_files
     from instructgen.pipeline.layout import output_folder
 

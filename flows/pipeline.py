@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator
 from prefect import flow, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.logging.handlers import PrefectConsoleHandler
 from prefect.tasks import exponential_backoff
 
 from instructgen.errors import InstructgenError
@@ -78,8 +79,6 @@ class _ExpectedErrors(logging.Filter):
 
 def quiet_expected_tracebacks() -> None:
     """In this process (the flow's, and each worker process a task runs in, where Prefect logs its failure)."""
-    from prefect.logging.handlers import PrefectConsoleHandler
-
     for handler in logging.getLogger().handlers:
         if isinstance(handler, PrefectConsoleHandler) and not any(isinstance(f, _ExpectedErrors)
                                                                    for f in handler.filters):

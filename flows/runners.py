@@ -8,6 +8,8 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
+from prefect.task_runners import ProcessPoolTaskRunner, ThreadPoolTaskRunner
+
 from instructgen.errors import InstructgenError
 from instructgen.pipeline.config import parse_runner
 
@@ -20,12 +22,8 @@ def make_task_runner(spec: str, *, workers: int | None = None, dask_cluster_kwar
         raise InstructgenError(f"--runner: {e}") from None
     workers = workers or max(1, os.cpu_count() or 1)
     if kind == "threads":
-        from prefect.task_runners import ThreadPoolTaskRunner
-
         return ThreadPoolTaskRunner(max_workers=workers)
     if kind == "processes":
-        from prefect.task_runners import ProcessPoolTaskRunner
-
         return ProcessPoolTaskRunner(max_workers=workers)
     if kind == "dask":
         from prefect_dask import DaskTaskRunner
