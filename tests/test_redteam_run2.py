@@ -346,7 +346,7 @@ def test_report_md_of_a_run_named_with_markup(tmp_path):
 # -- a key inside the generation endpoint's URL -----------------------------------------------------------
 
 def test_a_key_in_the_generation_url_reaches_no_log_database_or_output(tmp_path):
-    """`base_url = "http://user:KEY@host/v1"`: `instructgen run` works (the credentials go to the endpoint), and
+    """`base_url = "http://user:KEY@host/v1"` in [generate] and [score]: `instructgen run` works (the credentials go to the endpoint), and
     the key is in nothing Prefect stores (its database and result storage under PREFECT_HOME: flow and task
     run parameters, logs, artifacts), nothing printed and no output file."""
     from llm_double import LLMDouble  # a test double of the remote model
@@ -356,14 +356,18 @@ def test_a_key_in_the_generation_url_reaches_no_log_database_or_output(tmp_path)
     home = tmp_path / "prefect-home"
     env = {k: None for k in os.environ if k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", OPENAI_API_KEY=None)
-    with LLMDouble() as double:
+    from judge_double import JudgeDouble  # the same double answering judge prompts: the [score] endpoint
+
+    with LLMDouble() as double, JudgeDouble() as judge:
         url = double.base_url.replace("http://", f"http://alice:{key}@")
+        judge_url = judge.base_url.replace("http://", f"http://alice:{key}@")
         cfg = write_config(tmp_path, (
             f'\n[generate]\nenabled = true\nseed_tasks = "{repo / "data" / "seeds" / "seed_tasks_en.jsonl"}"\n'
-            f'num_instructions = 6\nbase_url = "{url}"\nmodel = "double"\nconcurrency = 2\n'))
+            f'num_instructions = 6\nbase_url = "{url}"\nmodel = "double"\nconcurrency = 2\n'
+            f'\n[score]\nenabled = true\njudge = "alpagasus"\nbase_url = "{judge_url}"\nconcurrency = 2\n'))
         result = run_cli(["run", str(cfg), "-o", "out"], tmp_path, env=env)
         assert result.returncode == 0, result.stderr[-3000:]
-        assert double.total_hits > 0
+        assert double.total_hits > 0 and judge.total_hits > 0
     assert key not in result.stdout + result.stderr
     stored = [p for p in home.rglob("*") if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in stored)  # the database the run wrote is searched
