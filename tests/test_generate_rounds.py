@@ -236,3 +236,27 @@ def test_instructgen_run_under_prefect_grows_a_round_per_run_and_keeps_a_key_in_
     files = [p for p in [*home.rglob("*"), *(tmp_path / "out").rglob("*")] if p.is_file()]
     assert any(p.name.startswith("prefect.db") for p in files)
     assert not [p for p in files if key.encode() in p.read_bytes()]
+
+
+def test_planted_seeds_and_files_a_round_did_not_write_are_never_used(tmp_path):
+    out = tmp_path / "out"
+    victim = tmp_path / "victim.jsonl"
+    victim.write_text('{"secret": "VICTIM"}\n', encoding="utf-8")
+    with LLMDouble(planted_rate=0.0) as double:
+        cfg = config(tmp_path, double, mode="evol", extra="rounds = 1")
+        run_once(out, cfg)
+        run_once(out, cfg)
+        grow_folder = next((out / ".cache").glob("grow-*"))
+        seeds = grow_folder / "round-0002" / "seeds.jsonl"
+        seeds.write_text(seeds.read_text(encoding="utf-8").replace('"instruction":"', '"instruction":"PLANTED ', 1),
+                         encoding="utf-8")
+        (grow_folder / "round-0001" / "failures.jsonl").symlink_to(victim)  # round 1 wrote no failures file
+        before = (out / "generated" / "generated.jsonl").read_bytes()
+        run_once(out, cfg)  # round 2 is made again from the request cache; round 1's planted link is not read
+        assert set(double.hits.values()) == {1}  # nothing paid twice (a request or two more may start in flight)
+    assert [r["round"] for r in rounds_of(out)] == [1, 2]
+    assert (out / "generated" / "generated.jsonl").read_bytes() == before  # the same decisions
+    kept = [p.read_text(encoding="utf-8") for p in [*out.rglob("*.jsonl"), *out.rglob("*.json")] if p.is_file()
+            and not p.is_symlink()]
+    assert not [text for text in kept if "PLANTED" in text or "VICTIM" in text]
+    assert victim.read_text(encoding="utf-8") == '{"secret": "VICTIM"}\n'

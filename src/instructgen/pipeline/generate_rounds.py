@@ -14,7 +14,8 @@ Which round a run makes: the previous successful run's `generated/rounds.json` s
 the run makes the next one (a run that failed after generating publishes nothing, so its rerun takes the round
 it had made from the cache instead of making another). Nothing read back is trusted: rounds.json, the round
 folders and their files are refused when they are links; a round counts only when its round.json has the
-expected shape, its records' sha256, counts and seeds match and every record parses; a run trusts the previous
+expected shape, every file it wrote has the sha256 it recorded (no other file is read), its counts balance, its
+seeds are the ones this run would give it and every record parses; a run trusts the previous
 rounds.json only as far as the finished rounds in .cache reach, so a planted one cannot make a run generate
 more than one round. A round that fails these checks is made again (its answers come from the request cache).
 """
@@ -40,6 +41,8 @@ from ..runlog import DROP_KINDS, RunLog
 ROUNDS_FILE = "rounds.json"
 ROUND_FILE = "round.json"
 RECORDS = "generated.jsonl"
+SEEDS = "seeds.jsonl"  # evol: the round's seeds (each root's latest evolution)
+FAILURES = "failures.jsonl"
 POOL = "pool"
 MAX_STATE_BYTES = 4 << 20
 _HEX24 = re.compile(r"[0-9a-f]{24}")
@@ -60,6 +63,7 @@ class Round:
     logs: list[dict[str, Any]]  # {stage, rejects (a file name in folder), in, out, dropped, info}
     summary: dict[str, Any]  # the round's generation stats (requests, cache hits, usage, stop reason)
     complete: bool  # False: a spending cap stopped it; the next run goes on with it
+    files: dict[str, str]  # every file the round wrote -> its sha256 (nothing else in its folder is read)
 
 
 # -- reading what earlier runs left (untrusted) ---------------------------------------------------------------
@@ -157,21 +161,24 @@ def load_round(folder: Path, number: int, lineage: str, inputs: str) -> Round:
         raise NotARound(f"{ROUND_FILE} is not round {number} of this generation")
     if doc.get("inputs") != inputs:
         raise NotARound("it was made from other seeds (an earlier round changed since)")
-    records, digest, logs = doc.get("records"), doc.get("sha256"), doc.get("logs")
-    if not (isinstance(records, int) and records >= 0 and isinstance(digest, str) and _HEX64.fullmatch(digest)
+    records, files, logs = doc.get("records"), doc.get("files"), doc.get("logs")
+    if not (isinstance(records, int) and records >= 0 and isinstance(files, dict) and RECORDS in files
+            and all(isinstance(k, str) and _FILE_NAME.fullmatch(k) and isinstance(v, str) and _HEX64.fullmatch(v)
+                    for k, v in files.items())
             and isinstance(logs, list) and logs and isinstance(doc.get("complete"), bool)
             and isinstance(doc.get("summary"), dict)):
-        raise NotARound(f"{ROUND_FILE} lacks its counts or digest")
+        raise NotARound(f"{ROUND_FILE} lacks its counts or digests")
+    for name, digest in files.items():
+        if sha256_of(folder / name) != digest:
+            raise NotARound(f"{name} is not the file the round wrote (its sha256 differs)")
     for log in logs:
-        _check_log(log, folder)
-    if sha256_of(folder / RECORDS) != digest:
-        raise NotARound(f"{RECORDS} is not the file the round wrote (its sha256 differs)")
+        _check_log(log, folder, files)
     if logs[-1]["out"] != records:
         raise NotARound(f"{ROUND_FILE} counts {records} records but its log {logs[-1]['out']}")
-    return Round(number, folder, records, logs, doc["summary"], doc["complete"])
+    return Round(number, folder, records, logs, doc["summary"], doc["complete"], files)
 
 
-def _check_log(log: Any, folder: Path) -> None:
+def _check_log(log: Any, folder: Path, files: dict[str, str]) -> None:
     ok = isinstance(log, dict) and log.get("stage") in STAGES and isinstance(log.get("rejects"), str) \
         and _FILE_NAME.fullmatch(log["rejects"]) and all(isinstance(log.get(k), int) and log[k] >= 0
                                                           for k in ("in", "out")) \
@@ -182,7 +189,7 @@ def _check_log(log: Any, folder: Path) -> None:
     if log["in"] != log["out"] + sum(log["dropped"].values()):
         raise NotARound(f"{ROUND_FILE}: the {log['stage']} log does not balance")
     path = folder / log["rejects"]
-    if not path.exists() and not path.is_symlink():
+    if log["rejects"] not in files:
         if sum(log["dropped"].values()):
             raise NotARound(f"{log['rejects']} is missing")
         return
@@ -199,17 +206,18 @@ def _check_log(log: Any, folder: Path) -> None:
         raise NotARound(f"{log['rejects']} does not hold the drops its log counts")
 
 
-def rejects_entries(path: Path) -> Iterator[dict[str, Any]]:
-    if path.exists():
-        for line in read_plain(path).splitlines():
+def rejects_entries(found: Round, name: str) -> Iterator[dict[str, Any]]:
+    if name in found.files:
+        for line in read_plain(found.folder / name).splitlines():
             yield orjson.loads(line)
 
 
-def replay_log(log: dict[str, Any], folder: Path, number: int, pool: Path) -> RunLog:
+def replay_log(log: dict[str, Any], found: Round, pool: Path) -> RunLog:
     """A finished round's log, rebuilt from its counts and its rejects file (written to the pool's copy)."""
+    number = found.number
     name = f"round-{number:04d}.{log['rejects']}"
     replayed = RunLog(f"{log['stage']} round {number}", pool / name)
-    for entry in rejects_entries(folder / log["rejects"]):
+    for entry in rejects_entries(found, log["rejects"]):
         details = {k: v for k, v in entry.items() if k not in ("stage", "kind", "reason", "origin", "raw")}
         replayed.drop(str(entry.get("origin", "")), entry["reason"], entry.get("raw"), kind=entry["kind"],
                       **{**details, "generation_round": number})
@@ -274,6 +282,7 @@ def grow(config: Any, cache_root: str | os.PathLike, lineage: str, announce=prin
             rounds.append(found)
             continue
         if found is None or not found.complete:
+            remove(folder)  # made from scratch: its answers come from the request cache, nothing left is trusted
             found = make_round(config, number, folder, lineage, inputs, wanted, rounds, cache_root)
         made = number  # made now, or by an earlier run that failed after making it (it published nothing)
         rounds.append(found)
@@ -312,7 +321,7 @@ def seed_files(config: Any, number: int, folder: Path, earlier: list[Round]) -> 
         return list(config.seed_tasks)
     if config.mode != "evol":
         return [*config.seed_tasks, *(r.folder / RECORDS for r in earlier)]
-    path = folder / "seeds.jsonl"
+    path = folder / SEEDS
     from ..io import write_text_atomic
 
     rows = [orjson.dumps(seed).decode() for seed in evol_frontier(config, earlier)]
@@ -327,7 +336,10 @@ def evol_frontier(config: Any, earlier: list[Round]) -> list[dict[str, Any]]:
     from ..generate.seeds import load_seed_tasks
 
     last = earlier[-1]
-    before = [last.folder / "seeds.jsonl"] if last.number > 1 else list(config.seed_tasks)
+    if last.number > 1 and SEEDS not in last.files:
+        raise InstructgenError(f"{last.folder}: an evol round without its seeds file ({SEEDS}); remove the folder "
+                               "to have it made again")
+    before = [last.folder / SEEDS] if last.number > 1 else list(config.seed_tasks)
     seeds = [{"instruction": s.instruction, "instances": [{"input": i, "output": o} for i, o in s.instances]}
              for s in load_seed_tasks(before)]
     latest: dict[int, tuple[int, dict[str, Any]]] = {}
@@ -366,16 +378,19 @@ def make_round(config: Any, number: int, folder: Path, lineage: str, inputs: str
                               "cache_dir": config.cache_dir or cache_root / "requests"})
     log = RunLog("generate", folder / "rejects.jsonl")
     try:
-        result = generate(stage, folder / RECORDS, log, failures_path=folder / "failures.jsonl")
+        result = generate(stage, folder / RECORDS, log, failures_path=folder / FAILURES)
     finally:
         log.close()
     if result.failed:
         raise InstructgenError(f"generation round {number}: {result.shortfall()}")
     tag_records(folder / RECORDS, number, config)
     summary = orjson.loads(orjson.dumps(result.stats(), default=str))
+    logs = [log_entry(lg, folder) for lg in result.logs]
+    written = [RECORDS, SEEDS, FAILURES, *(lg["rejects"] for lg in logs)]
     doc = {"round": number, "lineage": lineage, "inputs": inputs, "records": result.records_written,
-           "sha256": sha256_of(folder / RECORDS), "complete": not (is_budget_stop(result.stop_reason) and result.instructions_kept < result.asked),
-           "logs": [log_entry(lg, folder) for lg in result.logs], "summary": summary}
+           "files": {name: sha256_of(folder / name) for name in written if (folder / name).is_file()},
+           "complete": not (is_budget_stop(result.stop_reason) and result.instructions_kept < result.asked),
+           "logs": logs, "summary": summary}
     write_text_atomic(folder / ROUND_FILE, orjson.dumps(doc).decode() + "\n")
     try:
         return load_round(folder, number, lineage, inputs)
@@ -414,10 +429,9 @@ def assemble(config: Any, pool: Path, lineage: str, rounds: list[Round], made: i
         for r in rounds:
             data = read_plain(r.folder / RECORDS)
             out.write(data if not data or data.endswith(b"\n") else data + b"\n")
-            logs += [replay_log(lg, r.folder, r.number, pool) for lg in r.logs]
-            failures = r.folder / "failures.jsonl"
-            if failures.exists() and not failures.is_symlink():
-                (pool / f"round-{r.number:04d}.failures.jsonl").write_bytes(read_plain(failures))
+            logs += [replay_log(lg, r, pool) for lg in r.logs]
+            if FAILURES in r.files:
+                (pool / f"round-{r.number:04d}.{FAILURES}").write_bytes(read_plain(r.folder / FAILURES))
             table.append({"round": r.number, "records": r.records,
                           "lines": [line + 1, line + r.records] if r.records else [],
                           "complete": r.complete, "made_this_run": r.number == made,
