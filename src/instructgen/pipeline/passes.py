@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from array import array
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -105,6 +106,21 @@ class SpoolWriter:
         return Spools([str(self.path)], [np.frombuffer(self.offsets, dtype=np.int64)])
 
 
+class SpoolReader:
+    """Records of a one-file spool read at their offsets through one open file (the walk asks for many)."""
+
+    def __init__(self, spool: Spools):
+        self.offsets = spool.offsets[0] if spool.offsets else np.empty(0, np.int64)
+        self.fh = open(spool.paths[0], "rb")
+
+    def __call__(self, j: int) -> Conversation:
+        self.fh.seek(int(self.offsets[j]))
+        return Conversation.from_dict(orjson.loads(self.fh.readline()))
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 @dataclass(frozen=True)
 class RunStage:
     """A stage over the whole run. `section(pipeline_config)`: its config (None: off); `apply(stream, config,
@@ -188,6 +204,8 @@ class _Ranked:
     groups: array
     tokens: array
     names: dict[str, int]  # group -> id
+    sources: array  # the source file's id of each ranked record
+    source_names: dict[str, int]  # source file name -> id
 
 
 def select_stage(stream: Stream, config, layout) -> Pass:
@@ -199,20 +217,21 @@ def select_stage(stream: Stream, config, layout) -> Pass:
     log = RunLog("select", str(layout.rejects("select")))
     try:
         ranked, spool = _rank(stream, select_config, log, Path(layout.spool) / "ranked.jsonl")
+        read = SpoolReader(spool)
 
         def sketch(indices: np.ndarray) -> np.ndarray:
-            texts = [record_text(spool.read_at(int(j))) for j in indices]
+            texts = [record_text(read(int(j))) for j in indices]
             return signatures(texts, select_config.num_perm, select_config.seed)
 
         walk = Walk(np.frombuffer(ranked.values, dtype=np.float64), np.frombuffer(ranked.groups, dtype=np.int64),
                     np.frombuffer(ranked.tokens, dtype=np.int64), select_config, sketch=sketch).run()
-        _drop_unselected(spool, walk, select_config, log)
+        _drop_unselected(spool, read, walk, select_config, log)
         kept = np.zeros(len(stream.spools), dtype=bool)
         kept[np.frombuffer(ranked.index, dtype=np.int64)[walk.fate == SELECTED]] = True
         log.emitted(int(kept.sum()))
         log.info["select"] = {**walk_stats(walk, ranked.names, select_config),
-                              **selection_profile(spool, walk, select_config,
-                                                  ranked.names if select_config.per == "source" else None)}
+                              **selection_profile(read, walk, select_config, ranked)}
+        read.close()
     finally:
         log.close()
     return Pass("select", kept, None, log)
@@ -225,7 +244,7 @@ def _rank(stream: Stream, config, log: RunLog, path: Path) -> tuple[_Ranked, Spo
 
     names, group_of = parse_by(config.by), grouper(config.per)
     need_text = bool(config.budget_tokens) or config.per == "language"
-    ranked = _Ranked(array("q"), array("d"), array("q"), array("q"), {})
+    ranked = _Ranked(array("q"), array("d"), array("q"), array("q"), {}, array("q"), {})
     out = SpoolWriter(path)
     try:
         for k, conv, at in stream.fates():
@@ -242,6 +261,8 @@ def _rank(stream: Stream, config, log: RunLog, path: Path) -> tuple[_Ranked, Spo
             ranked.values.append(value)
             ranked.groups.append(ranked.names.setdefault(group, len(ranked.names)))
             ranked.tokens.append(estimated_tokens(text) if need_text else 0)
+            source = _source_name(conv.origin)
+            ranked.sources.append(ranked.source_names.setdefault(source, len(ranked.source_names)))
             out.write(conv)
     finally:
         spool = out.close()
@@ -254,7 +275,7 @@ def _reasons(config) -> dict[int, str]:
     return {code: f"not in the top {config.top_k}" if code == TOP_K else why for code, why in REASONS.items()}
 
 
-def _drop_unselected(spool: Spools, walk, config, log: RunLog) -> None:
+def _drop_unselected(spool: Spools, read: SpoolReader, walk, config, log: RunLog) -> None:
     from ..quality.select import NEAR, SELECTED
 
     reasons = _reasons(config)
@@ -264,7 +285,7 @@ def _drop_unselected(spool: Spools, walk, config, log: RunLog) -> None:
         if f == SELECTED:
             continue
         if f == NEAR:
-            near = spool.read_at(int(walk.near_of[j])).origin
+            near = read(int(walk.near_of[j])).origin
             log.drop(conv.origin, "near selected record", source_row(conv), kind="filtered",
                      detail=f"near selected record {near} (similarity {walk.near_sim[j]:.2f})", near=near)
         else:
@@ -281,7 +302,7 @@ def record_text(conv: Conversation) -> str:
     return "\n".join(parts)
 
 
-def selection_profile(spool: Spools, walk, config, sources: dict[str, int] | None) -> dict[str, Any]:
+def selection_profile(read: SpoolReader, walk, config, ranked: _Ranked) -> dict[str, Any]:
     """What the report shows of a selection: the selected share per source and per language (the language of
     an even sample of the ranked records when there are many), and example records at the top, middle and
     bottom of the ranking with their score and fate."""
@@ -292,25 +313,18 @@ def selection_profile(spool: Spools, walk, config, sources: dict[str, int] | Non
     chosen = walk.fate == SELECTED
     order = np.lexsort((np.arange(n), -walk.scores))
     sample = np.unique(np.linspace(0, n - 1, min(n, LANGUAGE_SAMPLE)).astype(np.int64)) if n else np.empty(0, int)
-    per_source: dict[str, list[int]] = {}
     per_language: dict[str, list[int]] = {}
-    languages = _languages([spool.read_at(int(j)) for j in sample])
-    for j, language in zip(sample.tolist(), languages):
-        per_language.setdefault(language, [0, 0])
-        per_language[language][0] += 1
-        per_language[language][1] += bool(chosen[j])
-    if sources is None:
-        for j, conv in enumerate(_records(spool)):
-            row = per_source.setdefault(_source_name(conv.origin), [0, 0])
-            row[0] += 1
-            row[1] += bool(chosen[j])
-    else:  # grouped by source already: the walk's groups say it
-        for name, g in sources.items():
-            in_group = walk.groups == g
-            per_source[Path(name).name] = [int(in_group.sum()), int((chosen & in_group).sum())]
+    for j, language in zip(sample.tolist(), _languages([read(int(j)) for j in sample])):
+        row = per_language.setdefault(language, [0, 0])
+        row[0] += 1
+        row[1] += bool(chosen[j])
+    sources = np.frombuffer(ranked.sources, dtype=np.int64)
+    size = len(ranked.source_names)
+    all_, taken = np.bincount(sources, minlength=size), np.bincount(sources[chosen], minlength=size)
+    per_source = {name: [int(all_[i]), int(taken[i])] for name, i in ranked.source_names.items()}
 
     def example(j: int, place: str) -> dict[str, Any]:
-        conv = spool.read_at(j)
+        conv = read(j)
         f = int(walk.fate[j])
         return {"place": place, "origin": conv.origin, "score": round(float(walk.scores[j]), 4),
                 "fate": "selected" if f == SELECTED else reasons.get(f, "not selected"),
@@ -329,7 +343,12 @@ def selection_profile(spool: Spools, walk, config, sources: dict[str, int] | Non
 
 
 def _source_name(origin: str) -> str:
-    return Path(origin.rsplit(":", 1)[0]).name or "(unknown)"
+    return _file_name(origin.rsplit(":", 1)[0])
+
+
+@lru_cache(maxsize=4096)
+def _file_name(path: str) -> str:
+    return Path(path).name or "(unknown)"
 
 
 def _languages(records: list[Conversation]) -> list[str]:
