@@ -17,8 +17,12 @@ records: `same-task` (a duplicate: removing it loses nothing) or `different-task
                 dropped article), appended to the set; found = the copy lands in its original's cluster.
     read dups   recall on true duplicates found by reading: same-task pairs the run puts in one cluster.
 
+    missed      (--missed FILE) the read duplicates a run leaves apart, each with the rules that hold it
+                (a part below the threshold, a focus below its bar, other identifiers or tool calls, a short
+                focus with other content words) and the word diff of each part.
+
 Usage: python benchmarks/curate_real_dedup.py [--sets gsm8k,toolformer] [--threshold 0.7] [--fields ...]
-       [--shingle ...] [--missing missing.jsonl]
+       [--shingle ...] [--missing missing.jsonl] [--missed missed.jsonl]
 `dedup_section(...)` prints the same table for benchmarks/curate_real.py.
 """
 
@@ -288,9 +292,58 @@ def copy_recall(records: list[Conversation], copies: list[tuple[int, str, Conver
     return sum(found.values()), made, found
 
 
+# -- what keeps a read duplicate apart ---------------------------------------------------------------
+
+def blocked_by(records: list[Conversation], a: int, b: int, config: DedupConfig, sk, anchors: list[str]) -> list[str]:
+    """The rules that keep records a and b (sketched in `sk`, anchor texts `anchors`) from merging."""
+    import numpy as np
+
+    from instructgen.curate import lsh
+    from instructgen.curate.dedup import FOCUS_BAR, SHORT_CONTENT, parse_fields, whole_columns
+
+    parts, split = parse_fields(config.fields), whole_columns(sk)
+    i, j = np.array([a]), np.array([b])
+    whole = lsh.verify_parts(sk.sigs, i, j, split=split)[0]
+    found = [f"{p} {whole[k]:.2f} < {config.threshold}" for k, p in enumerate(parts) if whole[k] < config.threshold]
+    for k, p in enumerate(parts):
+        gate = float(lsh.estimated_jaccard(sk.sigs[:, k, split:], i, j)[0])
+        if gate < FOCUS_BAR * config.threshold:
+            found.append(f"{p} focus {gate:.2f} < {FOCUS_BAR * config.threshold:.2f}")
+    if anchors[a] != anchors[b]:
+        found.append("identifiers or tool calls differ")
+    elif sk.anchors[a] != sk.anchors[b]:
+        found.append(f"a short focus (<= {SHORT_CONTENT} content words) with other content words")
+    return found or ["keep-first: its original went to another cluster (no chaining)"]
+
+
+def missed_read_dups(set_name: str, records: list[Conversation], config: DedupConfig, judgements: dict,
+                     rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The same-task pairs read by hand that this run leaves in two clusters, with what keeps each apart
+    and the word diff of each part (written by --missed, for reading)."""
+    from instructgen.curate.dedup import anchor_texts, dedup_parts, parse_fields, sketch_records
+    from instructgen.curate.dedup_text import display
+    from instructgen.curate.text import compact_diff
+
+    root, at = _roots(rows), {c.origin: k for k, c in enumerate(records)}
+    known = [j for key, j in sorted(judgements.items(), key=lambda kv: sorted(kv[0][1]))
+             if key[0] == set_name and j["verdict"] == "same-task" and root(j["origin"]) != root(j["duplicate_of"])]
+    if not known:
+        return []
+    sk, anchors, parts = sketch_records(records, config), anchor_texts(records, config), parse_fields(config.fields)
+    out = []
+    for j in known:
+        a, b = at[j["duplicate_of"]], at[j["origin"]]
+        texts = zip(parts, dedup_parts(records[a], parts), dedup_parts(records[b], parts))
+        out.append({"set": set_name, "origin": j["origin"], "duplicate_of": j["duplicate_of"],
+                    "blocked_by": blocked_by(records, a, b, config, sk, anchors),
+                    "diff": {p: compact_diff(display(x), display(y))[:300] for p, x, y in texts}, "read_as": j["why"]})
+    return out
+
+
 # -- the section -------------------------------------------------------------------------------------
 
-def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, judgements: dict) -> dict[str, Any]:
+def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, judgements: dict,
+             want_missed: bool = False) -> dict[str, Any]:
     rows = merges(records, config)
     want = to_judge(set_name, rows)
     verdicts = [judgements[key]["verdict"] for r in want
@@ -310,6 +363,7 @@ def evaluate(set_name: str, records: list[Conversation], config: DedupConfig, ju
         "sampled": len(rows) > SAMPLE,
         "copies": len(copies), "copies_found": found, "copies_made_by": made, "copies_found_by": found_by,
         "read_dups": len(known), "read_dups_found": sum(root(j["origin"]) == root(j["duplicate_of"]) for j in known),
+        "missed": missed_read_dups(set_name, records, config, judgements, rows) if want_missed else [],
     }
 
 
@@ -338,7 +392,7 @@ def print_table(results: list[dict[str, Any]], out: Callable[[str], None] = prin
 
 def dedup_section(sets: list[str] | None = None, config: DedupConfig | None = None,
                   judgements_path: Path = JUDGEMENTS, out: Callable[[str], None] = print,
-                  missing_path: str | None = None) -> list[dict[str, Any]]:
+                  missing_path: str | None = None, missed_path: str | None = None) -> list[dict[str, Any]]:
     """Print the dedup table for the real sets (skipped, with a line, when ../shared is absent); return its rows."""
     root = shared_root()
     if root is None:
@@ -348,8 +402,16 @@ def dedup_section(sets: list[str] | None = None, config: DedupConfig | None = No
     judgements = load_judgements(judgements_path)
     out(f"dedup on real data (threshold {config.threshold}, fields {config.fields}, shingle {config.shingle}; "
         f"judgements: {judgements_path.name}, {len(judgements)} pairs)")
-    results = [evaluate(name, load_set(name, root), config, judgements) for name in (sets or list(SETS))]
+    results = [evaluate(name, load_set(name, root), config, judgements, missed_path is not None)
+               for name in (sets or list(SETS))]
     print_table(results, out)
+    if missed_path:
+        missed = [row for r in results for row in r["missed"]]
+        with open(missed_path, "w", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in missed)
+        reasons = Counter(row["blocked_by"][-1].split(" 0.")[0].split(" <")[0] for row in missed)
+        out("read duplicates left apart, by the last rule that holds them: "
+            + ", ".join(f"{k} {v}" for k, v in reasons.most_common()) + f" ({missed_path})")
     if missing_path:
         with open(missing_path, "w", encoding="utf-8") as fh:
             for r in results:
@@ -367,10 +429,12 @@ def main() -> None:
     ap.add_argument("--shingle")
     ap.add_argument("--judgements", type=Path, default=JUDGEMENTS)
     ap.add_argument("--missing", help="write the merges that still need a judgement here (JSONL)")
+    ap.add_argument("--missed", help="write the read duplicates this run leaves apart, with the rules that hold "
+                    "them, here (JSONL; benchmarks/judgements/dedup_missed.jsonl is the default run's)")
     args = ap.parse_args()
     settings = {k: v for k in ("threshold", "fields", "shingle") if (v := getattr(args, k)) is not None}
     dedup_section(args.sets.split(",") if args.sets else None, DedupConfig(**settings), args.judgements,
-                  missing_path=args.missing)
+                  missing_path=args.missing, missed_path=args.missed)
 
 
 if __name__ == "__main__":
