@@ -93,7 +93,7 @@ def test_a_query_argument_is_read_by_its_content_words():
     assert calls("search('three tips')") == calls("search('3 tips')")
     for a, b in [("Calculator(2*3)", "Calculator(3*2)"), ("Calculator(2*3)", "Calculator(2/3)"),
                  ("shell('ls -a')", "shell('ls')"), ("python('x - 1')", "python('x + 1')"),
-                 ("request('https://a.org/x')", "request('https://a.org/y')")]:
+                 ("request('https://a.org/x')", "request('https://a.org/y')"), ("f('a', 'b')", "f('a b')")]:
         assert calls(a) != calls(b), (a, b)
 
 

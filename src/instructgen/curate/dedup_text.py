@@ -118,7 +118,7 @@ def tool_argument(args: str) -> str:
     `weather('current weather in Paris')` while `weather('weather in Lyon')` is another call."""
     quoted = _QUOTED_ARGUMENT.fullmatch(args)
     inner = quoted.group(2) if quoted and "'\"".find(quoted.group(1)) == "'\"".find(quoted.group(3)) else args
-    if _CODE_ARGUMENT.search(inner) or (quoted is None and "'" in inner):
+    if _CODE_ARGUMENT.search(inner) or "'" in inner or "\"" in inner:  # (several quoted arguments: code)
         return _SPACE.sub("", args).casefold()
     words = [canonical(t) for t in _TOKEN.findall(inner)]
     content = [w for w in words if w not in function_words()]
