@@ -42,6 +42,10 @@ __all__ = ["Row", "RowWriter", "kind_of", "read_rows", "rows_from_lines", "decod
 
 STDIO = "-"
 PARQUET_BATCH_ROWS = 50_000
+# rows a schema-stable writer holds back, so that the keys the first rows show are given to every row as it
+# is written (a key first seen later costs a second pass over the file)
+HOLD_ROWS = 4096
+HOLD_BYTES = 8 << 20
 
 
 def kind_of(path: str | os.PathLike) -> str:
@@ -145,10 +149,13 @@ class RowWriter:
     disk, file size limit) removes the partial file and raises a one-line InstructgenError.
     For Parquet, `notes` lists after `close()` the columns stored as JSON text, and why.
 
-    `stable_keys`: every row of a JSON or JSONL file carries the same top-level keys (readers that take
-    their schema from the first rows, polars' read_ndjson and datasets' JSON loader, lose a key that
-    first appears late). A key some rows lack is added to them as `null` at `close()`, by a second pass
-    that runs only when the rows' keys differed; `filled` then counts the rows given each key.
+    `stable_keys`: every row of a JSON or JSONL file carries the same top-level keys (readers
+    that take their schema from the first rows, polars' read_ndjson and datasets' JSON loader, lose a key
+    that first appears late). A key some rows lack is added to them as `null`, appended to the row's own
+    keys; `filled` counts the rows given each key. The first rows are held back (`HOLD_ROWS`, `HOLD_BYTES`)
+    so that the keys they show are added as rows are written; a key first seen after them, or rows
+    handed over as JSONL bytes (whose keys are not known), cost a second pass over the file at `close()`.
+    `leave_absent(keys)`: keys never added as null (a format whose readers test a key's presence).
     """
 
     def __init__(self, path: str | os.PathLike, stable_keys: bool = False):
@@ -158,6 +165,9 @@ class RowWriter:
         self.notes: list[str] = []
         self.filled: dict[str, int] = {}
         self._keys = KeySets() if stable_keys and self.path != STDIO and self.kind != "parquet" else None
+        self._held: list[tuple[bytes, frozenset]] | None = [] if self._keys is not None else None
+        self._held_bytes = 0
+        self._written = 0  # rows in the file so far (held rows are not)
         self._tmp: str | None = None
         self._parquet_rows: list[Any] = []
         self._parquet_parts: list[str] = []
@@ -181,22 +191,74 @@ class RowWriter:
         except OSError as e:
             self._fail(e)
 
+    @property
+    def takes_jsonl(self) -> bool:
+        """Whether rows may be handed over as JSONL bytes (`append_jsonl`) at no cost: not when keys are made
+        stable, which must then read every such row back at `close()` to learn its keys."""
+        return self.kind in ("jsonl", "jsonl.gz") and self._keys is None
+
+    def leave_absent(self, keys: Iterable[str]) -> None:
+        """Never add these keys as null to a row that lacks them."""
+        if self._keys is not None:
+            self._keys.leave_absent(keys)
+
     def write(self, row: Any) -> None:
         try:
             if self.kind == "parquet":
                 self._parquet_rows.append(row)
                 if len(self._parquet_rows) >= PARQUET_BATCH_ROWS:
                     self._spill_parquet()
+            elif self._keys is not None:
+                self._write_stable(row)
             elif self.kind == "json":
-                self._fh.write(b"\n  " if self.count == 0 else b",\n  ")
-                self._fh.write(orjson.dumps(row))
+                self._put(orjson.dumps(row))
             else:
                 self._fh.write(jsonl_safe(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)))
-            if self._keys is not None:
-                self._keys.add(row)
         except OSError as e:
             self._fail(e)
         self.count += 1
+
+    def _put(self, body: bytes) -> None:
+        """One serialised row (no newline) into the file."""
+        if self.kind == "json":
+            self._fh.write(b",\n  " if self._written else b"\n  ")
+            self._fh.write(body)
+        else:
+            self._fh.write(jsonl_safe(body) + b"\n")
+        self._written += 1
+
+    def _write_stable(self, row: Any) -> None:
+        keys = frozenset(row) if type(row) is dict else None
+        body = orjson.dumps(row)
+        if keys is not None:
+            self._keys.see(row)
+        if self._held is not None:
+            self._held.append((body, keys))
+            self._held_bytes += len(body)
+            if len(self._held) >= HOLD_ROWS or self._held_bytes >= HOLD_BYTES:
+                self._release()
+            return
+        self._put_filled(body, keys)
+
+    def _put_filled(self, body: bytes, keys: frozenset | None) -> None:
+        """A row with the keys seen so far that it lacks added as null; its written keys recorded."""
+        if keys is None:
+            self._keys.per_row.append(NOT_OBJECT)
+            self._put(body)
+            return
+        missing, suffix, written = self._keys.missing(keys)
+        for k in missing:
+            self.filled[k] = self.filled.get(k, 0) + 1
+        if suffix:
+            body = body[:-1] + suffix + b"}" if body != b"{}" else b"{" + suffix[1:] + b"}"
+        self._keys.add_keys(written)
+        self._put(body)
+
+    def _release(self) -> None:
+        """Write the rows held back, each with every key seen so far."""
+        held, self._held = self._held or [], None
+        for body, keys in held:
+            self._put_filled(body, keys)
 
     @property
     def spill_dir(self) -> str | None:
@@ -207,12 +269,18 @@ class RowWriter:
         """(file, offset) where rows appended from now on go, for workers that write their part in place
         (os.pwrite); `advance` then moves past what they wrote. Plain JSONL files only."""
         assert self.kind == "jsonl" and self.path != STDIO, self.kind
-        self._fh.flush()
+        try:
+            if self._held is not None:
+                self._release()
+            self._fh.flush()
+        except OSError as e:
+            self._fail(e)
         return self._tmp, self._fh.tell()
 
     def advance(self, nbytes: int, count: int) -> None:
         self._fh.seek(nbytes, os.SEEK_CUR)
         self.count += count
+        self._written += count
         if self._keys is not None:
             self._keys.add_unseen(count)
 
@@ -220,6 +288,8 @@ class RowWriter:
         """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted)."""
         assert self.kind in ("jsonl", "jsonl.gz"), self.kind
         try:
+            if self._held is not None:
+                self._release()
             if isinstance(data, bytes):
                 self._fh.write(jsonl_safe(data))
             else:
@@ -233,6 +303,7 @@ class RowWriter:
         except OSError as e:
             self._fail(e)
         self.count += count
+        self._written += count
         if self._keys is not None:
             self._keys.add_unseen(count)
 
@@ -248,11 +319,14 @@ class RowWriter:
             if self.kind == "parquet":
                 self._finish_parquet()
             else:
+                if self._held is not None:
+                    self._release()
                 if self.kind == "json":
                     self._fh.write(b"\n]\n" if self.count else b"]\n")
                 self._fh.close()
                 if self._keys is not None and self._keys.differ():
-                    self.filled = fill_missing_keys(self._tmp, self.kind, self._keys)
+                    for k, n in fill_missing_keys(self._tmp, self.kind, self._keys).items():
+                        self.filled[k] = self.filled.get(k, 0) + n
             finish_temp(self._tmp, self.path)
         except OSError as e:
             self._fail(e)
@@ -318,34 +392,65 @@ class RowWriter:
         self.notes = self._plan.notes()
 
 
+UNSEEN, NOT_OBJECT = -1, -2  # KeySets' ids of rows written as bytes (keys not known yet), and of non-objects
+
+
 class KeySets:
-    """The top-level keys of each row written: one small id per row into the distinct key sets seen
-    (-1 for rows written as bytes by workers, whose keys the fill pass reads)."""
+    """The top-level keys of each row written: one small id per row into the distinct key sets written
+    (UNSEEN for rows written as bytes by workers, whose keys the fill pass reads), and every key seen so far."""
 
     def __init__(self) -> None:
         self.ids: dict[frozenset, int] = {}
         self.first_keys: list[tuple] = []  # per id, the keys of its first row, in that row's order
         self.per_row = array("i")
         self.unseen = False
+        self.order: dict[str, None] = {}  # every key seen so far, in order of first appearance
+        self.absent: frozenset[str] = frozenset()  # keys never filled
+        self._missing: dict[frozenset, tuple[tuple, bytes, tuple]] = {}  # per key set, for the keys seen so far
 
-    def add(self, row: Any) -> None:
-        self.per_row.append(self.lookup(row))
+    def leave_absent(self, keys: Iterable[str]) -> None:
+        self.absent |= frozenset(keys)
+        self._missing.clear()
+
+    def see(self, row: dict) -> None:
+        """Learn the keys of a row (before it is written)."""
+        for k in row:
+            if k not in self.order:
+                self.order[k] = None
+                self._missing.clear()
+
+    def missing(self, keys: frozenset) -> tuple[tuple, bytes, tuple]:
+        """(keys seen so far that a row with `keys` lacks, their `,"k":null` JSON, its keys once given them)."""
+        known = self._missing.get(keys)
+        if known is None:
+            lacking = tuple(k for k in self.order if k not in keys and k not in self.absent)
+            suffix = b"".join(b"," + orjson.dumps(k) + b":null" for k in lacking)
+            own = tuple(k for k in self.order if k in keys)  # the order is irrelevant to the set, kept for every_key
+            known = self._missing[keys] = (lacking, suffix, own + lacking)
+        return known
+
+    def add_keys(self, keys: tuple) -> None:
+        """A row written with these keys (in this order)."""
+        self.per_row.append(self.lookup_keys(keys))
 
     def lookup(self, row: Any) -> int:
         """The id of the row's key set (a row that is not an object has none: it is never filled)."""
-        keys = frozenset(row) if type(row) is dict else frozenset()
-        known = self.ids.get(keys)
+        return self.lookup_keys(tuple(row)) if type(row) is dict else NOT_OBJECT
+
+    def lookup_keys(self, keys: tuple) -> int:
+        key_set = frozenset(keys)
+        known = self.ids.get(key_set)
         if known is None:
-            known = self.ids[keys] = len(self.ids)
-            self.first_keys.append(tuple(row) if keys else ())
+            known = self.ids[key_set] = len(self.ids)
+            self.first_keys.append(keys)
         return known
 
     def add_unseen(self, count: int) -> None:
         self.unseen = True
         if count == 1:
-            self.per_row.append(-1)
+            self.per_row.append(UNSEEN)
         else:
-            self.per_row.extend(array("i", [-1]) * count)
+            self.per_row.extend(array("i", [UNSEEN]) * count)
 
     def differ(self) -> bool:
         return self.unseen or len(self.ids) > 1
@@ -354,7 +459,8 @@ class KeySets:
         """Every key of the file in order of first appearance (the same whichever path wrote the rows)."""
         order: dict[str, None] = {}
         for known in dict.fromkeys(self.per_row):
-            order.update(dict.fromkeys(self.first_keys[known]))
+            if known >= 0:
+                order.update(dict.fromkeys(self.first_keys[known]))
         return list(order)
 
 
@@ -381,10 +487,10 @@ def fill_missing_keys(path: str, kind: str, keys: KeySets) -> dict[str, int]:
         with opener(path, "rb") as fh:
             bodies = (body for _, body, _ in _row_lines(fh, kind) if body)
             for i, body in enumerate(bodies):
-                if keys.per_row[i] < 0:
+                if keys.per_row[i] == UNSEEN:
                     row = orjson.loads(body)
                     keys.per_row[i] = keys.lookup(row)
-    every = keys.every_key()
+    every = [k for k in keys.every_key() if k not in keys.absent]
     missing = {i: [k for k in every if k not in s] for s, i in keys.ids.items()}
     if not any(missing.values()):
         return {}
