@@ -150,6 +150,8 @@ def write_records(
     """Dump records in `to_format` into `writer`; losses are counted, unrepresentable records dropped
     (in a format that writes the conversation whole, also those `validate` would call invalid)."""
     spec = writable(to_format)
+    if spec.keep_absent and hasattr(writer, "leave_absent"):
+        writer.leave_absent(spec.keep_absent)
     opts = opts or DumpOptions()
     notes = log.info.setdefault(NOTES, Counter())
     growth = ExplodeGrowth(opts.max_explode_growth, log) if explodes(opts) else None
@@ -303,6 +305,7 @@ def convert(
     # OpenAI's own layouts hold only the keys OpenAI defines, and its checks refuse `"tools": null`
     stable_keys = not (to_format == "openai" and dump_opts.layout in ("strict", "preference"))
     with RowWriter(output, stable_keys=stable_keys) as writer:
+        writer.leave_absent(formats.get(to_format).keep_absent)
         for path in inputs:
             spec, rows = _open(path, log, read_opts, detected)
             if _by_lines(path, read_opts):
@@ -529,7 +532,7 @@ def _runs(lines: Iterable[bytes], start: int, skip) -> Iterator[tuple[int, Itera
 
 def _takes_jsonl(out) -> bool:
     """`out` takes rows already serialised as JSONL lines (`append_jsonl`)."""
-    return isinstance(out, (_Blob, _FileOut)) or (isinstance(out, RowWriter) and out.kind in ("jsonl", "jsonl.gz"))
+    return isinstance(out, (_Blob, _FileOut)) or (isinstance(out, RowWriter) and out.takes_jsonl)
 
 
 def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.FormatSpec, out, to_format: str,

@@ -45,6 +45,7 @@ def registry() -> dict[str, FormatSpec]:
             alternates=getattr(m, "ALTERNATES", False),
             whole=getattr(m, "WHOLE", False),
             answers_calls=getattr(m, "ANSWERS_CALLS", False),
+            keep_absent=frozenset(getattr(m, "KEEP_ABSENT", ())),
             notes=getattr(m, "notes", None),
             read_plain=getattr(m, "read_plain", None),
             write_plain=getattr(m, "write_plain", None),

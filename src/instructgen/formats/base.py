@@ -377,6 +377,7 @@ class FormatSpec:
     alternates: bool = False  # its readers (LLaMA-Factory) need user/assistant turns to alternate
     whole: bool = False  # writes the conversation as it is: convert checks meaning before writing
     answers_calls: bool = False  # its readers refuse a call left unanswered (OpenAI's Chat API)
+    keep_absent: frozenset[str] = field(default_factory=frozenset)  # keys its readers test by presence: never null
     notes: Callable[[Conversation, DumpOptions], Iterable[str]] | None = None
     read_plain: Callable[[dict], Any] | None = None
     write_plain: Callable[..., dict | None] | None = None
