@@ -50,6 +50,10 @@ try:  # where dedup sees a quoted literal (older versions of instructgen: an app
     from instructgen.curate.text import QUOTED  # noqa: E402
 except ImportError:
     QUOTED = re.compile(r"(?<!\w)'[^'\n]{1,200}'(?!\w)|\"[^\"\n]{1,200}\"")
+try:  # where dedup sees a call written in text (older versions: none)
+    from instructgen.curate.dedup_text import TOOL_CALL  # noqa: E402
+except ImportError:
+    TOOL_CALL = re.compile(r"(?!)()")
 from instructgen.formats.base import single_turn  # noqa: E402
 from instructgen.record import Conversation  # noqa: E402
 from instructgen.runlog import RunLog  # noqa: E402
@@ -202,9 +206,10 @@ def _edit_filler(text: str, rng: random.Random) -> str | None:
 
 
 def _edit_typo(text: str, rng: random.Random) -> str | None:
-    """Two letters swapped in a word of 6+ letters (not inside a URL or quotes: that changes the address
-    or the literal the task is about)."""
+    """Two letters swapped in a word of 6+ letters (not inside a URL, quotes or the name of a call written in
+    text: that changes the address, the literal or the tool the task is about)."""
     urls = [m.span() for m in URL.finditer(text)] + [m.span() for m in QUOTED.finditer(text)]  # as dedup sees them
+    urls += [m.span(1) for m in TOOL_CALL.finditer(text)]
     words = [m for m in TYPO_WORD.finditer(text) if not any(a <= m.start() < b for a, b in urls)]
     if not words:
         return None
