@@ -12,6 +12,16 @@ tool call, and written back as the two messages.
 ChatGLM3 has one call per tool message: an assistant message with several
 (parallel) calls is written as consecutive tool messages, and their number per
 message travels in meta["tool_calls_per_message"] so reading joins them again.
+
+`parameters` is written as a JSON object, whatever its values: ChatGLM3's own
+fine-tuning code (finetune_chatmodel_demo/preprocess_utils.py) calls
+`parameters.items()` and writes each value as a Python literal into the call it
+trains on, so a string breaks it and turning values into text changes the call.
+A call whose arguments are not a JSON object is refused (a chatglm3 source is
+written back as it was read). Arrow-based JSON loaders (`datasets` < 5) cannot
+load a file whose parameter values change type between rows; the Parquet output
+holds such columns as JSON text. `tools` is left out of a row that has none (never
+written as null): ChatGLM3's code adds the tools prompt when the key is there.
 """
 
 from __future__ import annotations
@@ -20,7 +30,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from ..errors import BadRecord
+from ..errors import BadRecord, CannotRepresent
 from ..record import Conversation, Message, ToolCall
 from .base import DumpOptions, Lost, as_sft, finish_row, require_list, split_known
 from .tools import (arguments_of, arguments_value, read_tools, renamed_results, restore_ids, tools_out,
@@ -38,6 +48,7 @@ EXAMPLE = {
 FIELDS = frozenset({"conversations", "tools"})
 NATIVE_META: frozenset[str] = frozenset()
 WHOLE = True  # the conversation is written as it is (tool turns included)
+KEEP_ABSENT = frozenset({"tools"})  # ChatGLM3 tests the key, not its value: a row without tools has no key
 ROLES = ("system", "user", "assistant", "tool", "observation")
 GROUPS_KEY = "tool_calls_per_message"
 KNOWN = {
@@ -195,6 +206,9 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
             j += 1
         for k, c in enumerate(m.tool_calls):
             params = c.arguments if private.get("parameters_string") else arguments_value(c.arguments)
+            if not own and not isinstance(params, dict):
+                raise CannotRepresent(f"the arguments of call {c.name!r} are not a JSON object ({c.arguments[:40]!r}); "
+                                      "ChatGLM3 reads a call's parameters as keyword arguments")
             d = {"role": "tool", "name": c.name, "parameters": params}
             if k < len(results):
                 r = results[k]

@@ -156,8 +156,9 @@ def _rows_read_back(fmt: str, path: Path) -> RunLog:
 
 def _write_format_rows(records: Iterable[Conversation], format_rows: dict[str, Path], logs: dict[str, RunLog],
                        read_log: RunLog, opts: DumpOptions, progress: bool) -> None:
-    """Each record as a row of every format, into that format's JSONL file (read again into Parquet)."""
-    writers = {f: RowWriter(path) for f, path in format_rows.items()}
+    """Each record as a row of every format, into that format's JSONL file (read again into Parquet), every row
+    with the same keys as in the pipeline's data/<fmt>.jsonl (the card's examples are its first rows)."""
+    writers = {f: RowWriter(path, stable_keys=True) for f, path in format_rows.items()}
     if progress:
         from tqdm import tqdm
 
