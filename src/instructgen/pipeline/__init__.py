@@ -32,6 +32,8 @@ import os
 import shutil
 import sys
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
@@ -41,7 +43,7 @@ from ..errors import InstructgenError
 from ..inputs import expand_inputs
 from ..report import ReportData, write_report
 from ..runlog import RunLog
-from . import passes, remote, signatures, stages, summary
+from . import passes, remote, signatures, stages, summary, workers
 from .config import PipelineConfig
 from .layout import OutputFolder, OutputLayout
 
@@ -56,10 +58,19 @@ class Steps(Protocol):
 
 
 class InProcess:
-    """Runs every step in this process, one after another."""
+    """Runs every step in this process; a map's items a few at a time in threads (a shard's work goes on to
+    the run's worker processes, `workers.ShardPool`), results in item order."""
 
     def map(self, step: str, fn: Callable[..., Any], items: Iterable[Any], *args: Any) -> Iterator[Any]:
-        return (fn(item, *args) for item in items)
+        window = 2 * max(1, os.cpu_count() or 1)
+        with ThreadPoolExecutor(window, thread_name_prefix=step) as threads:
+            pending: deque = deque()
+            for item in items:
+                pending.append(threads.submit(fn, item, *args))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def call(self, step: str, fn: Callable[..., Any], *args: Any, fresh: bool = False) -> Any:
         return fn(*args)
@@ -174,16 +185,11 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
     merged = {name: RunLog(name, layout.rejects(name)) for name in plan.log_names}
     owners: deque[tuple[signatures.Source, int]] = deque()  # shards out, not yet back: (source, row bytes)
     bar = bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")
+    in_ranges = sum(os.path.getsize(s.path) for s in sources if workers.splittable(s.path))
     try:
         shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce)
-        for curated in steps.map("curate", stages.curate_shard, shards, plan):
-            for name, log in merged.items():
-                stages.absorb_log(log, curated.logs[name])
-            curated.logs = {}
-            source, nbytes = owners.popleft()
-            source.shards.append(curated)
-            if bar is not None:
-                bar.update(min(nbytes, bar.total - bar.n))
+        with workers.ShardPool() if in_ranges >= workers.POOL_MIN_BYTES else nullcontext():
+            _merge_shards(steps.map("curate", workers.curate, shards, plan), merged, owners, bar)
         if bar is not None:
             bar.update(bar.total - bar.n)  # what rows do not account for (newlines of a JSON array, Parquet)
     finally:
@@ -195,17 +201,31 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
     return sources
 
 
+def _merge_shards(results: Iterator[stages.Curated], merged: dict[str, RunLog], owners: deque, bar) -> None:
+    """Each shard's logs into its stage's log and the shard to its source, in shard order."""
+    for curated in results:
+        for name, log in merged.items():
+            stages.absorb_log(log, curated.logs[name])
+        curated.logs = {}
+        source, nbytes = owners.popleft()
+        source.shards.append(curated)
+        if bar is not None:
+            bar.update(min(nbytes, bar.total - bar.n))
+
+
 def _shards(sources: list[signatures.Source], shard_size: int, layout: OutputLayout, owners: deque, announce
-            ) -> Iterator[stages.RowShard]:
-    """Every source's shards in order, each read when the orchestrator asks for it, with its spool file."""
+            ) -> Iterator[stages.RowShard | workers.RangeShard]:
+    """Every source's shards in order, each read when the orchestrator asks for it, with its spool file: plain
+    JSONL files as byte ranges (read by whoever runs the shard), other files as rows read here."""
     n = 0
     folder = layout.spool.resolve()  # workers elsewhere (Dask) do not share our working folder
     for source in sources:
-        for shard in stages.row_shards(source.path, source.format, source.columns, shard_size, announce):
+        cut = workers.range_shards if workers.splittable(source.path) else stages.row_shards
+        for shard in cut(source.path, source.format, source.columns, shard_size, announce):
             shard.spool, shard.sketch = str(folder / f"{n:06d}.jsonl"), not source.reuse
             source.detected = shard.format
             n += 1
-            owners.append((source, stages.row_bytes(shard)))
+            owners.append((source, shard.nbytes if isinstance(shard, workers.RangeShard) else stages.row_bytes(shard)))
             yield shard
 
 
