@@ -127,7 +127,9 @@ for job in json.load(open(sys.argv[2])):
     verdicts = []
     for ex in data:
         conv = ex["conversations"]
-        n = sum(len(m.get("value") or "") for m in conv) + 50 * len(conv) + 64
+        # room for every turn and the vicuna template (fastchat_client.py's 50 a turn + 64 is less than its
+        # system prompt: a short record's answer was cut off)
+        n = sum(len(m.get("value") or "") for m in conv) + 50 * len(conv) + 1024
         fc.MISMATCH.clear()
         try:
             got = T.preprocess([conv], fc.Tok(n))
@@ -359,11 +361,8 @@ def fastchat_trains(row: dict) -> str | None:
     """fastchat_can, and what its vicuna preprocessing cannot train on whatever the layout."""
     if (why := fastchat_can(row)) is not None:
         return why
-    answers = [t["value"] for t in row["conversations"] if t["from"] == "gpt"]
     if any("</s>" in t["value"] for t in row["conversations"]):
         return "'</s>' inside a turn (the vicuna separator)"
-    if all(len(a) <= 4 for a in answers):
-        return "answers of <= 4 characters (the stub tokenizer counts characters; FastChat masks 2 tokens more)"
     return None
 
 
@@ -387,12 +386,12 @@ def run_client(python: str, script: str, args: list[str], work: Path, name: str,
 
 def tally(cells: dict, short: list[str], reader: str, name: str, verdicts: list[str], can: list[str | None]) -> None:
     """One file's per-record verdicts into the table: read / representable, what it cannot represent apart."""
-    read = sum(v == "ok" for v in verdicts)
+    read = sum(v == "ok" and c is None for v, c in zip(verdicts, can))
     expected = sum(c is None for c in can)
     cell = cells.setdefault(reader, [0, 0, 0, 0, defaultdict(int)])
     cell[0] += read
     cell[1] += expected
-    cell[2] += read == expected and all(v == "ok" for v, c in zip(verdicts, can) if c is None)
+    cell[2] += read == expected
     cell[3] += 1
     for c in can:
         if c is not None:
@@ -445,6 +444,9 @@ def chatglm3_reads(files: list[dict], work: Path, cells: dict, short: list[str])
         tally(cells, short, "ChatGLM3 preprocess_utils", f["name"], res["old"]["verdicts"], [None] * n)
 
 
+MEDIA_NEEDS_TEMPLATE = "media (lf_full.py encodes with the text-only qwen template)"
+
+
 def llamafactory_reads(files: list[dict], work: Path, cells: dict, short: list[str]) -> None:
     """LLaMA-Factory's get_dataset through the dataset_info.json entries instructgen wrote, each at its stage."""
     python = CLIENTS / "lf" / "bin" / "python"
@@ -473,7 +475,11 @@ def llamafactory_reads(files: list[dict], work: Path, cells: dict, short: list[s
         n = res.get("records_in") or len(json.loads(Path(f["path"]).read_text(encoding="utf-8")))
         good = res.get({"sft": "with_trained_tokens", "rm": "pairs_distinct", "kto": "records_encoded"}[stage], 0)
         why = res.get("error") or "not encoded"
-        tally(cells, short, f"LLaMA-Factory {stage}", f["name"], ["ok"] * good + [why] * (n - good), [None] * n)
+        rows = json.loads(Path(f["path"]).read_text(encoding="utf-8"))
+        can = [MEDIA_NEEDS_TEMPLATE if any(r.get(m) for m in ("images", "videos", "audios")) else None for r in rows]
+        if any(can):  # get_dataset stops at the first such row: the file reads nothing
+            good = 0
+        tally(cells, short, f"LLaMA-Factory {stage}", f["name"], ["ok"] * good + [why] * (n - good), can)
 
 
 def print_clients(cells: dict) -> None:
@@ -515,7 +521,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="three real files instead of all")
     ap.add_argument("--formats", help="comma-separated targets (default: every writable format)")
     ap.add_argument("--env", action="append", default=[], metavar="NAME=PYTHON", help="one more environment")
-    ap.add_argument("--json", metavar="PATH", help="also write every result as JSON")
+    ap.add_argument("--json", metavar="PATH", help="also write every result as JSON (datasets, clients, not_fully_read)")
     ap.add_argument("--readers", default=",".join(READERS),
                     help=f"comma-separated, of {', '.join(READERS)} (default: all)")
     args = ap.parse_args()
@@ -531,6 +537,7 @@ def main() -> int:
     inputs = real_inputs(args.quick)
     short: list[str] = []
     everything: list[dict] = []
+    cells: dict = {}
     with tempfile.TemporaryDirectory(prefix="readers-") as tmp:
         out = Path(tmp)
         if "datasets" in readers:
@@ -540,7 +547,6 @@ def main() -> int:
         if readers & {"fastchat", "chatglm3", "llamafactory"}:
             print(f"writing {len(inputs)} real files as the clients read them ...", file=sys.stderr)
             files = client_files(inputs, out)
-            cells: dict = {}
             if "fastchat" in readers:
                 fastchat_reads(files["sharegpt"], out, cells, short)
             if "chatglm3" in readers:
@@ -552,7 +558,10 @@ def main() -> int:
     for line in short:
         print("  " + line)
     if args.json:
-        Path(args.json).write_text(json.dumps(everything, indent=1))
+        clients = {reader: {"read": read, "representable": expected, "files_fully_read": ok, "files": n,
+                            "cannot_represent": dict(apart)} for reader, (read, expected, ok, n, apart) in cells.items()}
+        Path(args.json).write_text(json.dumps({"datasets": everything, "clients": clients, "not_fully_read": short},
+                                              indent=1))
     return 0
 
 
