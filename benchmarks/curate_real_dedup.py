@@ -14,7 +14,9 @@ records: `same-task` (a duplicate: removing it loses nothing) or `different-task
                 other runs that this run also merges (not a uniform sample: a second opinion).
     copies      recall on known copies: up to COPIES records per set (among those the run keeps) get a copy with one small,
                 meaning-preserving edit (spacing, punctuation, a filler word, a one-letter typo, a
-                dropped article), appended to the set; found = the copy lands in its original's cluster.
+                dropped article; typos and articles outside URLs, quotes and calls written in text, where
+                an edit is another address, literal or call), appended to the set; found = the copy lands
+                in its original's cluster.
     read dups   recall on true duplicates found by reading: same-task pairs the run puts in one cluster.
 
     missed      (--missed FILE) the read duplicates a run leaves apart, each with the rules that hold it
@@ -205,12 +207,20 @@ def _edit_filler(text: str, rng: random.Random) -> str | None:
     return "Please " + text[:1].lower() + text[1:] if not text.lower().startswith("please") else text[7:]
 
 
+def _literal_spans(text: str) -> list[tuple[int, int]]:
+    """Where an edit would change what the task is about, as dedup sees it: URLs, quoted literals, calls
+    written in text (an edit there is another address, literal or call, not a copy)."""
+    return [m.span() for pattern in (URL, QUOTED, TOOL_CALL) for m in pattern.finditer(text)]
+
+
+def _outside(spans: list[tuple[int, int]], at: int) -> bool:
+    return not any(a <= at < b for a, b in spans)
+
+
 def _edit_typo(text: str, rng: random.Random) -> str | None:
-    """Two letters swapped in a word of 6+ letters (not inside a URL, quotes or the name of a call written in
-    text: that changes the address, the literal or the tool the task is about)."""
-    urls = [m.span() for m in URL.finditer(text)] + [m.span() for m in QUOTED.finditer(text)]  # as dedup sees them
-    urls += [m.span(1) for m in TOOL_CALL.finditer(text)]
-    words = [m for m in TYPO_WORD.finditer(text) if not any(a <= m.start() < b for a, b in urls)]
+    """Two letters swapped in a word of 6+ letters, outside URLs, quotes and calls (_literal_spans)."""
+    spans = _literal_spans(text)
+    words = [m for m in TYPO_WORD.finditer(text) if _outside(spans, m.start())]
     if not words:
         return None
     m = rng.choice(words)
@@ -220,13 +230,15 @@ def _edit_typo(text: str, rng: random.Random) -> str | None:
 
 
 def _edit_article(text: str, rng: random.Random) -> str | None:
+    """An article (的 in Chinese) dropped, outside URLs, quotes and calls (_literal_spans)."""
+    spans = _literal_spans(text)
     if CJK.search(text):
-        spots = [m.start() for m in re.finditer("的", text)]
+        spots = [m.start() for m in re.finditer("的", text) if _outside(spans, m.start())]
         if not spots:
             return None
         k = rng.choice(spots)
         return text[:k] + text[k + 1:]
-    found = list(ARTICLE.finditer(text))
+    found = [m for m in ARTICLE.finditer(text) if _outside(spans, m.start())]
     if not found:
         return None
     m = rng.choice(found)
