@@ -32,8 +32,9 @@ part, tool names and arguments included, and the identifiers below.
 What near duplicates must share besides (`--identifiers`, `--tool-calls`, both on): the numbers of the
 record with their sign, its URLs and quoted literals (text.identifiers: "square root of 256" is not
 "of 625", "x - 1" not "x + 1", wikipedia('Battle of Hastings') not wikipedia('Battle of Gettysburg')),
-the tool calls written in its text (`Calculator(2*3)`, `python('[2, 3]')`: arguments as written, spacing
-aside) and its structured tool calls, names and canonical JSON arguments. These are what a task is about;
+the tool calls written in its text (`Calculator(2*3)`, `python('[2, 3]')`: code, formulas, flags and URLs as
+written, case and spacing aside; a query in words by its content words in order, dedup_text.tool_argument)
+and its structured tool calls, names and canonical JSON arguments. These are what a task is about;
 MinHash cannot weigh them, since one changed token moves a Jaccard estimate little. Number words are
 numbers (dedup_text: "three" = "3", "三个" = "3个", "twenty-one" = "21"), in tokens and identifiers alike.
 

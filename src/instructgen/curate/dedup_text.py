@@ -10,8 +10,8 @@ written in text, content words, and the part of a text that is asked or answered
                                   >= PASSAGE_SHARE of them)
     numbers_as_digits(texts)      number words written as digits (before tokens and identifiers are read)
     identifiers_batch(texts)      text.identifiers plus number words as numbers and tool calls written in
-                                  text (`Calculator(2*3)`, `python('[2, 3]')`), arguments as written up to
-                                  case and spacing
+                                  text (`Calculator(2*3)`, `python('[2, 3]')`; tool_calls, tool_argument: code
+                                  as written up to case and spacing, a query in words by its content words)
 
 Why content words: MinHash over words and word pairs scores a one-word change in a ten-word record 0.73,
 whether the word is "the" or "grass" -> "hay". Comparing the content words alone as well (here a changed one
