@@ -5,7 +5,7 @@
         ...
     # on success the staging folder's entries replace the previous run's outputs as a whole
 
-Layout (after the run):
+The files (after the run):
     data/<format>.jsonl        the curated records, one file per requested format
     rejects/<stage>.jsonl      every dropped record with stage, kind, reason, origin, raw
     clusters.jsonl             each removed duplicate -> the record it duplicates
