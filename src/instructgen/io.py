@@ -65,7 +65,7 @@ def kind_of(path: str | os.PathLike) -> str:
 def jsonl_safe(data: bytes) -> bytes:
     """JSONL with U+2028 and U+2029 escaped. JSON allows them raw inside strings (orjson writes them so), but
     readers that split lines on them (Python's str.splitlines, LLaMA-Factory's lf_client) would cut a record."""
-    if b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data:
+    if b"\xe2\x80" in data and (b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data):
         data = data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
     return data
 
@@ -167,6 +167,7 @@ class RowWriter:
         self._keys = KeySets() if stable_keys and self.path != STDIO and self.kind != "parquet" else None
         self._held: list[tuple[bytes, frozenset]] | None = [] if self._keys is not None else None
         self._held_bytes = 0
+        self._lacking: dict[tuple, int] = {}  # rows given keys as they were written, per the keys given
         self._written = 0  # rows in the file so far (held rows are not)
         self._tmp: str | None = None
         self._parquet_rows: list[Any] = []
@@ -219,26 +220,26 @@ class RowWriter:
         self.count += 1
 
     def _put(self, body: bytes) -> None:
-        """One serialised row (no newline) into the file."""
+        """One serialised row (JSONL: with its newline) into the file."""
         if self.kind == "json":
             self._fh.write(b",\n  " if self._written else b"\n  ")
             self._fh.write(body)
         else:
-            self._fh.write(jsonl_safe(body) + b"\n")
+            self._fh.write(jsonl_safe(body))
         self._written += 1
 
     def _write_stable(self, row: Any) -> None:
         keys = frozenset(row) if type(row) is dict else None
-        body = orjson.dumps(row)
-        if keys is not None:
-            self._keys.see(row)
-        if self._held is not None:
-            self._held.append((body, keys))
-            self._held_bytes += len(body)
-            if len(self._held) >= HOLD_ROWS or self._held_bytes >= HOLD_BYTES:
-                self._release()
+        if keys is not None and keys not in self._keys.shapes:
+            self._keys.see(row, keys)
+        body = orjson.dumps(row) if self.kind == "json" else orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
+        if self._held is None:
+            self._put_filled(body, keys)
             return
-        self._put_filled(body, keys)
+        self._held.append((body, keys))
+        self._held_bytes += len(body)
+        if len(self._held) >= HOLD_ROWS or self._held_bytes >= HOLD_BYTES:
+            self._release()
 
     def _put_filled(self, body: bytes, keys: frozenset | None) -> None:
         """A row with the keys seen so far that it lacks added as null; its written keys recorded."""
@@ -246,12 +247,12 @@ class RowWriter:
             self._keys.per_row.append(NOT_OBJECT)
             self._put(body)
             return
-        missing, suffix, written = self._keys.missing(keys)
-        for k in missing:
-            self.filled[k] = self.filled.get(k, 0) + 1
+        lacking, suffix, written = self._keys.fill_for(keys)
         if suffix:
-            body = body[:-1] + suffix + b"}" if body != b"{}" else b"{" + suffix[1:] + b"}"
-        self._keys.add_keys(written)
+            self._lacking[lacking] = self._lacking.get(lacking, 0) + 1
+            end = 1 if self.kind == "json" else 2  # "}" or "}\n"
+            body = (body[:-end] + suffix if len(keys) else b"{" + suffix[1:]) + body[-end:]
+        self._keys.per_row.append(written)
         self._put(body)
 
     def _release(self) -> None:
@@ -324,6 +325,9 @@ class RowWriter:
                 if self.kind == "json":
                     self._fh.write(b"\n]\n" if self.count else b"]\n")
                 self._fh.close()
+                for lacking, n in self._lacking.items():
+                    for k in lacking:
+                        self.filled[k] = self.filled.get(k, 0) + n
                 if self._keys is not None and self._keys.differ():
                     for k, n in fill_missing_keys(self._tmp, self.kind, self._keys).items():
                         self.filled[k] = self.filled.get(k, 0) + n
@@ -405,33 +409,32 @@ class KeySets:
         self.per_row = array("i")
         self.unseen = False
         self.order: dict[str, None] = {}  # every key seen so far, in order of first appearance
+        self.shapes: set[frozenset] = set()  # the key sets of the rows seen (as they came)
         self.absent: frozenset[str] = frozenset()  # keys never filled
-        self._missing: dict[frozenset, tuple[tuple, bytes, tuple]] = {}  # per key set, for the keys seen so far
+        self._fills: dict[frozenset, tuple[tuple, bytes, int]] = {}  # per key set, for the keys seen so far
 
     def leave_absent(self, keys: Iterable[str]) -> None:
         self.absent |= frozenset(keys)
-        self._missing.clear()
+        self._fills.clear()
 
-    def see(self, row: dict) -> None:
-        """Learn the keys of a row (before it is written)."""
+    def see(self, row: dict, keys: frozenset) -> None:
+        """Learn the keys of a row of a new shape (before it is written)."""
+        self.shapes.add(keys)
         for k in row:
             if k not in self.order:
                 self.order[k] = None
-                self._missing.clear()
+                self._fills.clear()
 
-    def missing(self, keys: frozenset) -> tuple[tuple, bytes, tuple]:
-        """(keys seen so far that a row with `keys` lacks, their `,"k":null` JSON, its keys once given them)."""
-        known = self._missing.get(keys)
+    def fill_for(self, keys: frozenset) -> tuple[tuple, bytes, int]:
+        """For a row with `keys`: the keys seen so far it lacks, their `,"k":null` JSON, and the id of the key
+        set it is written with."""
+        known = self._fills.get(keys)
         if known is None:
             lacking = tuple(k for k in self.order if k not in keys and k not in self.absent)
             suffix = b"".join(b"," + orjson.dumps(k) + b":null" for k in lacking)
-            own = tuple(k for k in self.order if k in keys)  # the order is irrelevant to the set, kept for every_key
-            known = self._missing[keys] = (lacking, suffix, own + lacking)
+            written = tuple(k for k in self.order if k in keys) + lacking  # the order every_key follows
+            known = self._fills[keys] = (lacking, suffix, self.lookup_keys(written))
         return known
-
-    def add_keys(self, keys: tuple) -> None:
-        """A row written with these keys (in this order)."""
-        self.per_row.append(self.lookup_keys(keys))
 
     def lookup(self, row: Any) -> int:
         """The id of the row's key set (a row that is not an object has none: it is never filled)."""
