@@ -108,6 +108,7 @@ _SPACE = re.compile(r"\s+")
 # an argument with one of these (a sign at a digit, a command-line flag) is code or a formula, compared as written up
 # to case and spacing; any other argument is a query in words, compared on its content words in order
 _CODE_ARGUMENT = re.compile(r"[()\[\]{}=*/+<>%^&|;\\$`\"#@~]|\d\s*[-:]|[-:]\s*\d|(?:^|\s)-+\w|://")
+_INNER_QUOTE = re.compile(r"[\"“”]|(?<![^\W\d_])'|'(?![^\W\d_])")  # a quote, not an apostrophe (what's)
 _QUOTED_ARGUMENT = re.compile(r"""\s*(['"‘“])(.*)(['"’”])\s*""", re.DOTALL)
 
 
@@ -118,7 +119,7 @@ def tool_argument(args: str) -> str:
     `weather('current weather in Paris')` while `weather('weather in Lyon')` is another call."""
     quoted = _QUOTED_ARGUMENT.fullmatch(args)
     inner = quoted.group(2) if quoted and "'\"".find(quoted.group(1)) == "'\"".find(quoted.group(3)) else args
-    if _CODE_ARGUMENT.search(inner) or "'" in inner or "\"" in inner:  # (several quoted arguments: code)
+    if _CODE_ARGUMENT.search(inner) or _INNER_QUOTE.search(inner):  # (several quoted arguments: code)
         return _SPACE.sub("", args).casefold()
     words = [canonical(t) for t in _TOKEN.findall(inner)]
     content = [w for w in words if w not in function_words()]
