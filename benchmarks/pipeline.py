@@ -6,7 +6,10 @@
 1. Runners: 200,000 alpaca records (en/zh, with exact and near copies and junk) through the
    pipeline (read -> quality filter -> exact + near dedup -> write alpaca + sharegpt), side by
    side in one process on the same file:
-     direct      pipeline.run with InProcess steps: the same functions, one after another, no Prefect
+     one-process pipeline.run as it was before worker processes (issue 22 item 9's baseline): every shard
+                 and every format in this process, one after another
+     direct      pipeline.run with InProcess steps, no Prefect: JSONL shards curated by worker processes
+                 that read their own byte range, formats after the first written by processes of their own
      threads     the Prefect flow, ThreadPoolTaskRunner, one task per 20,000-row shard
      processes   the Prefect flow, ProcessPoolTaskRunner
      dask        the Prefect flow, a Dask LocalCluster (one single-threaded worker process per core)
@@ -99,6 +102,30 @@ def run_direct(cfg, out: Path) -> dict[str, int]:
     return {s["stage"]: s["out"] for s in summary.stages}
 
 
+class OneAfterAnother:
+    """Steps that run every shard in this process, one after another."""
+
+    def map(self, step, fn, items, *args):
+        return (fn(item, *args) for item in items)
+
+    def call(self, step, fn, *args, fresh=False):
+        return fn(*args)
+
+
+def run_one_process(cfg, out: Path) -> dict[str, int]:
+    """The pipeline with no worker process at all: no shard pool, no format process, shards one at a time."""
+    from instructgen.pipeline import OutputFolder, run, workers
+
+    saved = workers.POOL_MIN_BYTES, workers.PARALLEL_WRITE_MIN
+    workers.POOL_MIN_BYTES = workers.PARALLEL_WRITE_MIN = float("inf")
+    try:
+        with OutputFolder(out) as layout:
+            summary = run(cfg, layout, OneAfterAnother(), announce=lambda _m: None)
+    finally:
+        workers.POOL_MIN_BYTES, workers.PARALLEL_WRITE_MIN = saved
+    return {s["stage"]: s["out"] for s in summary.stages}
+
+
 def run_flow(cfg, out: Path, runner: str) -> dict[str, int]:
     from instructgen_flows.pipeline import run_pipeline
 
@@ -110,6 +137,14 @@ def timed(fn, *args) -> tuple[float, dict[str, int]]:
     t0 = time.perf_counter()
     counts = fn(*args)
     return time.perf_counter() - t0, counts
+
+
+def _same_outputs(cfg, tmp: Path, base: str, other: str, counts, runner: str) -> None:
+    assert counts[runner] == counts["direct"], (runner, counts[runner], counts["direct"])
+    for f in cfg.pipeline.formats:
+        same = (tmp / base / "data" / f"{f}.jsonl").read_bytes() == (tmp / other / "data" / f"{f}.jsonl").read_bytes()
+        assert same, f"{runner} wrote different bytes in {f}"
+    shutil.rmtree(tmp / other, ignore_errors=True)
 
 
 def startup_times(argv: list[str], runs: int = 7) -> float:
@@ -127,6 +162,7 @@ def main() -> None:
     ap.add_argument("--shard-size", type=int, default=20_000)
     ap.add_argument("--runners", default="threads,processes,dask")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of each side (the best is kept)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the one-process side (for a long run)")
     args = ap.parse_args()
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -143,6 +179,7 @@ def main() -> None:
 
     from prefect.testing.utilities import prefect_test_harness
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     t0 = time.perf_counter()
     with prefect_test_harness(server_startup_timeout=120):
         startup = time.perf_counter() - t0
@@ -151,28 +188,33 @@ def main() -> None:
             run_flow(warm, tmp / f"warm-{runner}", runner)
         times: dict[str, list[float]] = {"direct": []}
         counts: dict[str, dict[str, int]] = {}
+        sides = [] if args.no_baseline else ["one-process"]
         for i in range(args.repeats):
             seconds, counts["direct"] = timed(run_direct, cfg, tmp / f"direct{i}")
             times["direct"].append(seconds)
-            for runner in runners:
+            for runner in sides + runners:
+                if runner == "one-process":
+                    seconds, counts[runner] = timed(run_one_process, cfg, tmp / f"{runner}{i}")
+                    times.setdefault(runner, []).append(seconds)
+                    _same_outputs(cfg, tmp, f"direct{i}", f"{runner}{i}", counts, runner)
+                    continue
                 seconds, counts[runner] = timed(run_flow, cfg, tmp / f"{runner}{i}", runner)
                 times.setdefault(runner, []).append(seconds)
-                assert counts[runner] == counts["direct"], (runner, counts[runner], counts["direct"])
-                for f in cfg.pipeline.formats:
-                    same = (tmp / f"direct{i}" / "data" / f"{f}.jsonl").read_bytes() == \
-                        (tmp / f"{runner}{i}" / "data" / f"{f}.jsonl").read_bytes()
-                    assert same, f"{runner} wrote different bytes in {f}"
-                shutil.rmtree(tmp / f"{runner}{i}", ignore_errors=True)
+                _same_outputs(cfg, tmp, f"direct{i}", f"{runner}{i}", counts, runner)
+            shutil.rmtree(tmp / f"direct{i}", ignore_errors=True)
 
     best = {k: min(v) for k, v in times.items()}
     print(f"\n1. pipeline, {args.records:,} records, shards of {args.shard_size:,}, same file, same process, "
           f"{os.cpu_count()} cores")
-    print(f"   {'':<36}{'wall s':>9}{'records/s':>12}{'vs direct':>11}   runs")
+    base = "one-process" if "one-process" in best else "direct"
+    print(f"   {'':<36}{'wall s':>9}{'records/s':>12}{'vs ' + base:>16}   runs")
     for name, seconds in best.items():
-        label = "direct (pipeline.run, InProcess)" if name == "direct" else f"flow, {name} runner"
-        print(f"   {label:<36}{seconds:>9.2f}{args.records / seconds:>12,.0f}{seconds / best['direct']:>10.2f}x   "
+        label = {"direct": "direct (pipeline.run, InProcess)", "one-process": "one process (the issue's baseline)"
+                 }.get(name, f"flow, {name} runner")
+        print(f"   {label:<36}{seconds:>9.2f}{args.records / seconds:>12,.0f}{seconds / best[base]:>15.2f}x   "
               + ", ".join(f"{x:.2f}" for x in times[name]))
-    fastest = min((r for r in best if r != "direct"), key=best.get, default=None)
+    print(f"   load average before/after: {load_before} / {os.getloadavg()[0]:.2f} ({os.cpu_count()} cores)")
+    fastest = min((r for r in best if r not in ("direct", "one-process")), key=best.get, default=None)
     if fastest:
         print(f"   fastest runner here: {fastest}")
     print(f"   counts out per stage (identical on every side): {counts['direct']}")

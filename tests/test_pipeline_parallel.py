@@ -67,9 +67,10 @@ def test_byte_ranges_cover_the_file_line_by_line(tmp_path, monkeypatch):
 
 
 def test_worker_processes_write_the_same_bytes_as_one_reader(tmp_path, monkeypatch):
-    """The same run three ways: rows read here and curated in this process (as before), byte ranges curated
-    in this process, byte ranges curated by a pool of worker processes. Every output, reject file, cluster
-    file and stage count is the same."""
+    """The same run three ways: rows read here, curated and written in this process (as before), byte ranges
+    curated in this process, byte ranges curated by a pool of worker processes and each format written by a
+    process of its own. Every output, reject file, cluster file, stage count and the report's profile is
+    the same."""
     data = _awkward_jsonl(tmp_path / "data.jsonl")
     cfg = _config(tmp_path, data, shard_size=23)
     outputs = {}
@@ -88,17 +89,24 @@ def test_worker_processes_write_the_same_bytes_as_one_reader(tmp_path, monkeypat
         return pool_run(self, shard, plan)
 
     monkeypatch.setattr(workers, "POOL_MIN_BYTES", 0)
+    monkeypatch.setattr(workers, "PARALLEL_WRITE_MIN", 0)
+    started = []
+    start = workers.FormatProcesses.start
+    monkeypatch.setattr(workers.FormatProcesses, "start", lambda self, *a: started.append(a[1]) or start(self, *a))
     monkeypatch.setattr(workers.ShardPool, "run", counting_run)
     outputs["pool"] = (_run(tmp_path / "pool", cfg), _written(tmp_path / "pool"))
 
     assert len(pooled) == -(-(len(data.read_bytes().split(b"\n"))) // 23)  # every shard went to the pool
+    assert started == ["alpaca", "sharegpt"]
     base_summary, base = outputs["rows"]
     stages = {s["stage"]: s for s in base_summary.stages}
     assert base_summary.balanced and stages["read"]["rejected"] == 2 and stages["filter"]["filtered"] > 0
     assert stages["dedup"]["duplicates"] > 0 and "rejects/read.jsonl" in base and "data/alpaca.jsonl" in base
+    assert base_summary.report.profile.rows and "clusters.jsonl" in base
     for side in ("ranges", "pool"):
         summary, written = outputs[side]
-        assert summary.balanced
+        assert summary.balanced and summary.report.profile == base_summary.report.profile
+        assert [s["stage"] for s in summary.stages] == [s["stage"] for s in base_summary.stages]
         assert written.keys() == base.keys()
         for name in base:
             assert written[name] == base[name], (side, name)

@@ -263,13 +263,23 @@ def _run_stages(config: PipelineConfig, layout: OutputLayout, stream: passes.Str
 def _write(config: PipelineConfig, layout: OutputLayout, stream: passes.Stream, outputs: dict[str, str],
            deduplicating: stages.DedupPass | None, steps: Steps, bars: Bars) -> stages.Written:
     """The one pass over the spools: duplicates and what later stages dropped out, every format written, the
-    report's profile sampled."""
+    report's profile sampled. With records enough, each format is written at the same time by a process of its
+    own that reads the spools itself (`workers.FormatProcesses`); the pass here then only reviews duplicates
+    and samples the profile, parsing just those records."""
     rejects = {stage: str(layout.rejects(stage)) for stage in ["dedup", *(f"write:{f}" for f in outputs)]}
+    aside = list(outputs) if workers.parallel_write(len(stream.spools), len(outputs)) else []
     bar = bars("write", len(stream.spools), " rec")
     profiler = summary.ProfileSampler(len(stream))
     try:
-        return steps.call("write", stages.write_outputs, stream, outputs, rejects, config.pipeline.turns,
-                          deduplicating, str(layout.clusters), profiler, bar.update if bar is not None else None)
+        with workers.FormatProcesses(len(aside)) if aside else nullcontext() as others:
+            for fmt in aside:
+                others.start(stream, fmt, outputs[fmt], rejects[f"write:{fmt}"], config.pipeline.turns)
+            here = {fmt: path for fmt, path in outputs.items() if fmt not in aside}
+            written = steps.call("write", stages.write_outputs, stream, here, rejects, config.pipeline.turns,
+                                 deduplicating, str(layout.clusters), profiler, bar.update if bar is not None else None)
+            if aside:
+                written.logs += others.logs()
+            return written
     finally:
         profiler.close()  # its detector processes, should the pass have failed
         if bar is not None:

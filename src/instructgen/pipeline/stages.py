@@ -347,8 +347,9 @@ def write_outputs(stream, outputs: dict[str, str], rejects: dict[str, str], turn
                   bar: Callable[[int], Any] | None = None) -> Written:
     """The one pass over the spools (`stream`: pipeline.passes.Stream, dedup's decisions its first pass when
     deduplicating): each duplicate goes into the dedup log and the clusters file, each record a later pass
-    dropped is skipped (that pass logged it), the others are written in every format;
-    `profiler.observe` sees each record written."""
+    dropped is skipped (that pass logged it), the others are written in every format of `outputs`;
+    `profiler.observe` sees each record written (and the formats are written elsewhere when `outputs` is
+    empty: only the duplicates and the profile's sample are then parsed)."""
     from ..curate.dedup_files import Decisions
 
     outs = [FormatOut(fmt, path, rejects[f"write:{fmt}"], turns) for fmt, path in outputs.items()]
@@ -361,22 +362,26 @@ def write_outputs(stream, outputs: dict[str, str], rejects: dict[str, str], turn
     try:
         done = 0
         batch: list[Conversation] = []
-        for k, conv, at in stream.fates():
+        for k, conv, at in _fates(stream, lazy=not outs):
             if decisions is not None:
                 dedup_log.took_in()
                 if at == 0:
-                    reviews.write(decisions.drop(conv, first_ref + k, dedup_log))
+                    reviews.write(decisions.drop(conv(), first_ref + k, dedup_log))
                 else:
                     dedup_log.emitted()
             if at < 0:
-                profiler.observe(conv)
-                batch.append(conv)
+                if profiler.wants_next():
+                    profiler.observe(conv())
+                else:
+                    profiler.skip()
+                if outs:
+                    batch.append(conv())
             if len(batch) == WRITE_BATCH:
                 _write_batch(outs, batch)
                 batch = []
-                if bar is not None:
-                    bar(k + 1 - done)
-                    done = k + 1
+            if bar is not None and k + 1 - done >= WRITE_BATCH:
+                bar(k + 1 - done)
+                done = k + 1
         _write_batch(outs, batch)
         if bar is not None:
             bar(len(stream.spools) - done)
@@ -398,6 +403,26 @@ def write_outputs(stream, outputs: dict[str, str], rejects: dict[str, str], turn
                                                    deduplicating.n_reference)
         logs.insert(0, dedup_log)
     return Written(logs, profile)
+
+
+def _fates(stream, lazy: bool) -> Iterator[tuple[int, Callable[[], Conversation], int]]:
+    """`stream.fates()` with each record as a function that makes it. `lazy` (no format is written here) and
+    every pass a mask only: a spool line is parsed only when it is asked for (a duplicate to review, a record
+    the profile samples), which is all the pass then needs of most lines."""
+    if not lazy or any(p.spool is not None for p in stream.passes):
+        for k, conv, at in stream.fates():
+            yield k, (lambda c=conv: c), at
+        return
+    fate = np.full(len(stream.spools), -1, dtype=np.int64)  # the first pass that dropped each record, or -1
+    for i in reversed(range(len(stream.passes))):
+        fate[~stream.passes[i].kept] = i
+    fates = fate.tolist()
+    k = 0
+    for path in stream.spools.paths:
+        with open(path, "rb", buffering=1 << 20) as fh:
+            for line in fh:
+                yield k, (lambda raw=line: Conversation.from_dict(orjson.loads(raw))), fates[k]
+                k += 1
 
 
 def _write_batch(outs: list[FormatOut], batch: list[Conversation]) -> None:

@@ -109,6 +109,13 @@ class ProfileSampler:
         self.workers = [LanguageWorker() for _ in range(n)] if wanted >= PROFILE_WORKER_MIN else []
         self.batches = 0
 
+    def wants_next(self) -> bool:
+        """Whether the next record is one of the sample (else `skip()` it: it need not be made)."""
+        return self.seen % self.step == 0
+
+    def skip(self) -> None:
+        self.seen += 1
+
     def observe(self, conv: Conversation) -> None:
         if self.seen % self.step == 0:
             from ..curate.rules import text_length

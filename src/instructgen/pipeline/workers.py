@@ -144,3 +144,60 @@ def curate(shard: RowShard | RangeShard, plan: ShardPlan) -> Curated:
 
 def curate_range(shard: RangeShard, plan: ShardPlan) -> Curated:
     return stages.curate_shard(shard.row_shard(), plan)
+
+
+# -- the write pass ---------------------------------------------------------------------------------------
+
+# From this many records on, each format is written by a process of its own: it reads the spools itself (only
+# the stream's file names and masks cross), so the formats are dumped at once instead of one after another.
+PARALLEL_WRITE_MIN = 50_000
+
+
+class FormatProcesses:
+    """Formats written by worker processes alongside the write pass (a context manager): `start` hands each
+    its format, `logs` waits for their logs in the order started."""
+
+    def __init__(self, formats: int):
+        self.executor = ProcessPoolExecutor(min(formats, max(1, os.cpu_count() or 1)),
+                                            mp_context=multiprocessing.get_context("spawn"))
+        self.futures: list = []
+
+    def start(self, stream, fmt: str, path: str, rejects: str, turns: str | None) -> None:
+        bare = type(stream)(stream.spools, [type(p)(p.label, p.kept, p.spool, None) for p in stream.passes])
+        self.futures.append(self.executor.submit(write_format, bare, fmt, path, rejects, turns))
+
+    def logs(self) -> list[RunLog]:
+        return [f.result() for f in self.futures]
+
+    def __enter__(self) -> "FormatProcesses":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def parallel_write(records: int, formats: int) -> bool:
+    """Whether formats are written by processes of their own: only from the process that runs the pipeline
+    (a Dask worker may not start processes) and when there are records enough to pay for starting them."""
+    return formats > 0 and records >= PARALLEL_WRITE_MIN and multiprocessing.parent_process() is None
+
+
+def write_format(stream, fmt: str, path: str, rejects: str, turns: str | None) -> RunLog:
+    """One format of the records the stream keeps, in order (the write pass's rows for it, byte for byte)."""
+    out = stages.FormatOut(fmt, path, rejects, turns)
+    try:
+        batch: list = []
+        for _k, conv, at in stream.fates():
+            if at < 0:
+                batch.append(conv)
+                if len(batch) == stages.WRITE_BATCH:
+                    out.write(batch)
+                    batch = []
+        out.write(batch)
+        out.writer.close()
+    except BaseException:
+        out.writer.abort()
+        raise
+    finally:
+        out.log.close()
+    return out.log
