@@ -143,6 +143,18 @@ def test_a_final_answer_with_a_small_edit_still_merges():
     assert kept([a, b]) == ["a"]
 
 
+def test_focused_finds_every_focus_that_is_not_the_whole_text():
+    """focused looks at a text only where a focus can differ from it; what it finds is focus's answer."""
+    rng = random.Random(5)
+    words = ["the reef", "coral", "polyps build it", "Question: who?", dedup_text.MESSAGE_BREAK, "\n", " ", "x" * 30,
+             "\n" + " ".join(["reef"] * 45) + "\n"]  # a passage
+    texts = ["".join(rng.choice(words) for _ in range(rng.randint(0, 60))) for _ in range(400)]
+    for passages in (True, False):
+        want = {k: f for k, t in enumerate(texts) if (f := dedup_text.focus(t, passages)) != t}
+        assert dict(dedup_text.focused(texts, passages)) == want
+        assert want  # the texts exercise both kinds of focus
+
+
 # -- questions on a shared passage ----------------------------------------------------------------------
 
 PASSAGES = [
