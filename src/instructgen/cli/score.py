@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..progress import add_progress_flag, tracked
 from . import command_parser
 
 SCORE_EXAMPLES = """\
@@ -83,7 +84,7 @@ def _io(p, formats, progress: bool = True) -> None:
     p.add_argument("--rejects", metavar="PATH", help="records not kept, with why (default: OUTPUT.rejects.jsonl)")
     p.add_argument("--stats", metavar="PATH", help="stats.json to write/merge into (default: OUTPUT.stats.json)")
     if progress:
-        p.add_argument("--progress", choices=("auto", "always", "never"), default="auto", help="progress bar on stderr")
+        add_progress_flag(p)
 
 
 def _plan(args, extra_inputs: dict[str, str] | None = None, failures: bool = False, cache_dir: str | None = None):
@@ -112,11 +113,7 @@ def _records(args, log):
     from ..convert import ReadOptions, read_records
 
     records = read_records(args.inputs, log, ReadOptions(from_format=args.from_format))
-    if args.progress == "always" or (args.progress == "auto" and sys.stderr.isatty()):
-        from tqdm import tqdm
-
-        return tqdm(records, unit=" rec", desc=args.command, file=sys.stderr, mininterval=0.5)
-    return records
+    return tracked(records, args.progress, args.command)
 
 
 class _Out:
