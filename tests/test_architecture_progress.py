@@ -13,8 +13,6 @@ from instructgen.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "samples" / "alpaca.jsonl"
-# copies left to the helpers editing these files now (issue 22): each should call instructgen.progress
-NOT_YET = {"src/instructgen/cli/score.py"}
 
 
 class _Terminal:
@@ -44,7 +42,7 @@ def test_the_rule(monkeypatch, setting, tty, shown):
 def test_every_progress_flag_offers_the_same_choices():
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     flags = {name: a for name, p in sub.choices.items() for a in p._actions if "--progress" in a.option_strings}
-    assert {"convert", "filter", "dedup", "generate", "push", "download", "run"} <= set(flags)
+    assert {"convert", "filter", "dedup", "generate", "score", "push", "download", "run"} <= set(flags)
     assert all(tuple(a.choices) == progress.CHOICES for a in flags.values())
 
 
@@ -53,7 +51,7 @@ def test_no_front_end_decides_on_its_own():
     copies = []
     for path in [*(REPO / "src" / "instructgen").rglob("*.py"), *(REPO / "flows").rglob("*.py")]:
         rel = str(path.relative_to(REPO))
-        if rel == "src/instructgen/progress.py" or rel in NOT_YET:
+        if rel == "src/instructgen/progress.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Attribute) and node.attr == "isatty":
@@ -61,9 +59,9 @@ def test_no_front_end_decides_on_its_own():
     assert copies == []
 
 
-@pytest.mark.parametrize("command", ["filter", "convert"])
+@pytest.mark.parametrize("command", ["filter", "convert", "score"])
 def test_always_draws_a_bar_and_never_draws_none(tmp_path, capsys, command):
-    extra = ["--to", "sharegpt"] if command == "convert" else []
+    extra = {"convert": ["--to", "sharegpt"], "score": ["--judge", "signals"]}.get(command, [])
     for setting, expected in (("always", True), ("never", False), ("auto", False)):  # captured: not a terminal
         out = tmp_path / f"{command}-{setting}.jsonl"
         assert main([command, str(SAMPLE), "-o", str(out), "--progress", setting, *extra]) == 0
