@@ -357,6 +357,15 @@ def fastchat_can(row: dict) -> str | None:
     return None
 
 
+def fastchat_cleans(row: dict) -> str | None:
+    """fastchat_can, and what fastchat.data.clean_sharegpt drops whatever the layout."""
+    if (why := fastchat_can(row)) is not None:
+        return why
+    if sum(len(t["value"]) for t in row["conversations"]) < 16:
+        return "under 16 characters (clean_sharegpt's length filter)"
+    return None
+
+
 def fastchat_trains(row: dict) -> str | None:
     """fastchat_can, and what its vicuna preprocessing cannot train on whatever the layout."""
     if (why := fastchat_can(row)) is not None:
@@ -418,7 +427,8 @@ def fastchat_reads(files: list[dict], work: Path, cells: dict, short: list[str])
     for f, res in zip(files, results):
         n = len(f["rows"])
         tally(cells, short, "FastChat train.preprocess", f["name"], res["verdicts"], [fastchat_trains(r) for r in f["rows"]])
-        tally(cells, short, "FastChat clean_sharegpt", f["name"], res["clean_sharegpt"], [fastchat_can(r) for r in f["rows"]])
+        tally(cells, short, "FastChat clean_sharegpt", f["name"], res["clean_sharegpt"],
+              [fastchat_cleans(r) for r in f["rows"]])
         tally(cells, short, "FastChat string id", f["name"],
               ["ok"] * res["string_ids"] + ["no string id"] * (n - res["string_ids"]), [None] * n)
 
