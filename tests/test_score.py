@@ -355,3 +355,19 @@ def test_ctrl_c_keeps_what_was_scored_and_the_rerun_pays_only_the_rest(tmp_path)
         assert rerun.returncode == 0, rerun.stderr
         assert double.total_hits - before <= 80 - len(kept)  # the scored ones come from the cache
     assert len(_lines(out)) == 80
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10), st.integers(1, 6)), min_size=2, max_size=60))
+def test_property_spearman_equals_scipys_with_ties(pairs):
+    import math
+
+    from scipy.stats import spearmanr  # the reference (test extra); instructgen computes it with polars
+
+    from instructgen.quality.agreement import spearman
+
+    xs, ys = [float(x) for x, _ in pairs], [float(y) for _, y in pairs]
+    if len(set(xs)) < 2 or len(set(ys)) < 2:
+        return
+    expected = spearmanr(xs, ys).statistic
+    assert math.isclose(spearman(xs, ys), expected, rel_tol=1e-9, abs_tol=1e-12)
