@@ -1,7 +1,8 @@
 """The pipeline's shard functions and its write pass: plain Python, each a pure function of its arguments
 (besides the files it names), no Prefect.
 
-A shard is a slice of consecutive rows of one source. `curate_shard` reads one shard (rows -> records),
+A shard is a slice of consecutive rows of one source (a plain JSONL file's shards are byte ranges, read by
+whoever curates them: `pipeline.workers`). `curate_shard` reads one shard (rows -> records),
 runs it through each per-shard stage of `SHARD_STAGES` in order (today `filter`), sketches what is left
 for dedup, writes the surviving records to a spool file (canonical records, one orjson line of
 `Conversation.to_dict()` each) and returns only small things: a log per stage (RunLogs that keep their
