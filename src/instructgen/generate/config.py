@@ -144,8 +144,9 @@ class GenerateConfig(ClientConfig):
                                         "many (later runs reuse the pool); none: no cap",
                                         json_schema_extra={"cli": False})
     grow_max_records: int | None = Field(None, ge=1, description="pipeline, grow: stop adding rounds once the pool "
-                                         "holds this many records (the last round asks only for what fits; self-instruct: -n counts "
-                                         "instructions, each with its instances); none: no cap",
+                                         "holds this many records (the last round asks only for what fits; "
+                                         "self-instruct: -n counts instructions, each with its instances); none: "
+                                         "no cap",
                                          json_schema_extra={"cli": False})
     lang: Literal["en", "zh"] = Field("en", description="prompt language and filters")
     temperature: float = Field(1.0, ge=0, le=2, description="sampling temperature")

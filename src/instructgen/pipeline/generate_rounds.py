@@ -199,7 +199,8 @@ def _check_log(log: Any, folder: Path, files: dict[str, str]) -> None:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError:
             raise NotARound(f"{log['rejects']}:{n} is not JSON") from None
-        if not isinstance(entry, dict) or entry.get("stage") != log["stage"] or not isinstance(entry.get("reason"), str):
+        if not isinstance(entry, dict) or entry.get("stage") != log["stage"] \
+                or not isinstance(entry.get("reason"), str):
             raise NotARound(f"{log['rejects']}:{n} is not a rejects entry of this round")
         kinds[entry.get("kind")] += 1
     if any(kinds.get(k, 0) != log["dropped"].get(k, 0) for k in DROP_KINDS):
