@@ -227,7 +227,7 @@ def run_select(args) -> int:
     try:
         with RowWriter(args.output) as writer:
             outcome = select_files(args.inputs, config, log, _Out(writer, log, args.to),
-                                   from_format=args.from_format, spool=derived(args.output, "spool", "select.spool"))
+                                   from_format=args.from_format, ranked_rows=derived(args.output, "ranked", "select.ranked"))
         _notes(writer, log)
     finally:
         log.close()

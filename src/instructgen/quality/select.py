@@ -2,8 +2,8 @@
 quotas and Deita's diversity rule.
 
     SelectConfig
-    select_files(paths, config, log, emit, *, from_format=None, spool=PATH) -> dict (stats)
-    select_records(records, config, log, emit, *, spool=PATH) -> dict (stats)   (records already read)
+    select_files(paths, config, log, emit, *, from_format=None, ranked_rows=PATH) -> dict (stats)
+    select_records(records, config, log, emit, *, ranked_rows=PATH) -> dict (stats)   (records already read)
         emits the selected records in input order; every other record goes to `log` (kind "filtered") with why:
         `no score NAME`, `flag NAME`, `below threshold`, `quota` (the group's --top-k is full), `not in the top K`,
         `over the token budget`, `near selected record FILE:LINE` (with its similarity)
@@ -11,9 +11,9 @@ quotas and Deita's diversity rule.
     brute_force_near(...)                    the diversity rule by comparing with every selected record (reference)
 
 How (one pass to read, one to write, about 40 bytes a record in memory plus the records taken): pass 1 reads
-each record's score, group, flags and token count into arrays and its canonical form into a spool file beside
+each record's score, group, flags and token count into arrays and its canonical form into a file of ranked rows beside
 the output; records are walked best first (ties: input order); only the records the walk reaches are read
-back from the spool and sketched. The diversity rule is Deita's done right: a record is compared with the
+back from that file and sketched. The diversity rule is Deita's done right: a record is compared with the
 records ALREADY SELECTED, not with the whole pool, through an incremental LSH index over their MinHash
 signatures (word 1-2-grams, as dedup's default). The banding is chosen so that a pair at or above
 --similarity always shares a band (more bands than the mismatches such a pair can have: pigeonhole), and every
@@ -303,7 +303,7 @@ class Walk:
         return self
 
 
-class _Spool:
+class _RankedRows:
     """Rows as read, one line each: the origin as a JSON string, TAB, the format's name, TAB, the row's JSON
     (its raw bytes when it has them), in a private temporary beside the output. Read back by offset (the rows
     the walk reaches) or in order (the writing pass, which splices a dropped row's JSON into its rejects entry
@@ -357,50 +357,50 @@ class _Ranked:
 
 
 def select_files(paths: Sequence[str], config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None], *,
-                 from_format: str | None = None, spool: str = "select.spool") -> dict[str, Any]:
+                 from_format: str | None = None, ranked_rows: str = "select.ranked") -> dict[str, Any]:
     """The stage over files: rows are ranked as read (their meta.scores), only those the walk reaches are
     sketched and only the selected ones parsed into records."""
     from ..convert import ReadOptions, open_source
 
     opts = ReadOptions(from_format=from_format)
     sources = (open_source(path, log, opts) for path in paths)  # (format, rows) per file, opened in turn
-    return _select(sources, config, log, emit, spool, count_intake=True)
+    return _select(sources, config, log, emit, ranked_rows, count_intake=True)
 
 
 def select_records(records: Iterable[Conversation], config: SelectConfig, log: RunLog,
-                   emit: Callable[[Conversation], None], *, spool: str = "select.spool") -> dict[str, Any]:
+                   emit: Callable[[Conversation], None], *, ranked_rows: str = "select.ranked") -> dict[str, Any]:
     """The stage over records already read (their intake counted by whoever read them)."""
     from ..formats import get
     from ..rows import Row
 
     sources = ((get(conv.source_format or "alpaca"), [Row(source_row(conv), conv.origin)]) for conv in records)
-    return _select(sources, config, log, emit, spool, count_intake=False)
+    return _select(sources, config, log, emit, ranked_rows, count_intake=False)
 
 
 def _select(sources: Iterable, config: SelectConfig, log: RunLog, emit: Callable[[Conversation], None],
-            spool_path: str, count_intake: bool) -> dict[str, Any]:
-    spool = _Spool(spool_path)
+            rows_path: str, count_intake: bool) -> dict[str, Any]:
+    ranked_rows_file = _RankedRows(rows_path)
     try:
-        ranked, specs = _rank(sources, config, log, spool, count_intake)
+        ranked, specs = _rank(sources, config, log, ranked_rows_file, count_intake)
 
         def sketch(indices: np.ndarray) -> np.ndarray:
-            texts = ["\n".join(row_texts(spool.read(int(i))[2], [])) for i in indices]
+            texts = ["\n".join(row_texts(ranked_rows_file.read(int(i))[2], [])) for i in indices]
             return signatures(texts, config.num_perm, config.seed)
         def check(indices: np.ndarray) -> np.ndarray:
-            rows = (spool.read(int(i)) for i in indices)
+            rows = (ranked_rows_file.read(int(i)) for i in indices)
             return np.array([_is_record(specs[spec_name], data) for _, spec_name, data in rows], dtype=bool)
         walk = Walk(np.asarray(ranked.scores, dtype=np.float64), np.asarray(ranked.groups, dtype=np.int64),
                     np.asarray(ranked.tokens, dtype=np.int64), config, sketch=sketch, check=check).run()
-        origins = {int(j): spool.read(int(j))[0] for j in np.unique(walk.near_of[walk.near_of >= 0])}
-        _write(spool, specs, walk, origins, log, emit, config)
+        origins = {int(j): ranked_rows_file.read(int(j))[0] for j in np.unique(walk.near_of[walk.near_of >= 0])}
+        _write(ranked_rows_file, specs, walk, origins, log, emit, config)
     finally:
-        spool.close()
+        ranked_rows_file.close()
     return walk_stats(walk, ranked.names, config)
 
 
-def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, count_intake: bool
+def _rank(sources: Iterable, config: SelectConfig, log: RunLog, ranked_rows_file: _RankedRows, count_intake: bool
           ) -> tuple[_Ranked, dict[str, Any]]:
-    """Pass 1: each row's rank value, group and tokens into arrays, the row into the spool; rows that cannot be
+    """Pass 1: each row's rank value, group and tokens into arrays, the row into the ranked rows file; rows that cannot be
     ranked go to `log` with why."""
     names, flags = parse_by(config.by), config.drop_flags
     group_of = grouper(config.per)
@@ -431,11 +431,11 @@ def _rank(sources: Iterable, config: SelectConfig, log: RunLog, spool: _Spool, c
                 group = group_of(data, row.origin, text) if group_of else ""
                 groups_out.append(group_ids.setdefault(group, len(group_ids)))
                 tokens_out.append(estimated_tokens(text) if need_text else 0)
-                spool.add(row.origin, spec_name, row)
+                ranked_rows_file.add(row.origin, spec_name, row)
     finally:
         if count_intake:
             log.took_in(taken)
-    spool.fh.flush()
+    ranked_rows_file.fh.flush()
     return ranked, specs
 
 
@@ -510,7 +510,7 @@ def grouper(per: str | None) -> Callable[[dict, str, str], str] | None:
     return field_value
 
 
-def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, str], log: RunLog,
+def _write(ranked_rows_file: _RankedRows, specs: dict[str, Any], walk: Walk, origins: dict[int, str], log: RunLog,
            emit: Callable[[Conversation], None], config: SelectConfig) -> None:
     reasons = {code: f"not in the top {config.top_k}" if code == TOP_K else why for code, why in REASONS.items()}
     heads = {code: orjson.dumps({"stage": log.stage, "kind": "filtered", "reason": why})[:-1] + b',"origin":'
@@ -518,7 +518,7 @@ def _write(spool: _Spool, specs: dict[str, Any], walk: Walk, origins: dict[int, 
     seen = dict.fromkeys(reasons, 0)
     bulk = log.entries is None
     fate, scores = walk.fate.tolist(), walk.scores.tolist()
-    for k, (origin, spec_name, raw) in enumerate(spool.all()):
+    for k, (origin, spec_name, raw) in enumerate(ranked_rows_file.all()):
         f = fate[k]
         if f == SELECTED or f == INVALID:  # an invalid one is dropped by _parse, with the format's reason
             conv = _parse(specs[spec_name.decode()], orjson.loads(raw), orjson.loads(origin), log)
