@@ -82,21 +82,24 @@ def test_worker_processes_write_the_same_bytes_as_one_reader(tmp_path, monkeypat
     outputs["ranges"] = (_run(tmp_path / "ranges", cfg), _written(tmp_path / "ranges"))
 
     pooled = []
-    pool_run = workers.ShardPool.run
+    running = workers.ShardPool.running
 
-    def counting_run(self, shard, plan):
-        pooled.append(shard.label)
-        return pool_run(self, shard, plan)
+    def counting_running():
+        pool = running()
+        if pool is not None:
+            pooled.append(pool)
+        return pool
 
     monkeypatch.setattr(workers, "POOL_MIN_BYTES", 0)
     monkeypatch.setattr(workers, "PARALLEL_WRITE_MIN", 0)
     started = []
     start = workers.FormatProcesses.start
     monkeypatch.setattr(workers.FormatProcesses, "start", lambda self, *a: started.append(a[1]) or start(self, *a))
-    monkeypatch.setattr(workers.ShardPool, "run", counting_run)
+    monkeypatch.setattr(workers.ShardPool, "running", counting_running)
     outputs["pool"] = (_run(tmp_path / "pool", cfg), _written(tmp_path / "pool"))
 
     assert len(pooled) == -(-(len(data.read_bytes().split(b"\n"))) // 23)  # every shard went to the pool
+    assert workers.ShardPool._executor is None  # stopped with the run
     assert started == ["alpaca", "sharegpt"]
     base_summary, base = outputs["rows"]
     stages = {s["stage"]: s for s in base_summary.stages}
@@ -110,3 +113,14 @@ def test_worker_processes_write_the_same_bytes_as_one_reader(tmp_path, monkeypat
         assert written.keys() == base.keys()
         for name in base:
             assert written[name] == base[name], (side, name)
+
+
+def test_runs_open_at_once_share_the_pool_and_the_last_stops_it():
+    assert workers.ShardPool.running() is None
+    with workers.ShardPool(workers=1):
+        first = workers.ShardPool.running()
+        with workers.ShardPool(workers=1):
+            assert workers.ShardPool.running() is first
+        assert workers.ShardPool.running() is first  # the other run still uses it
+        assert first.submit(sum, [1, 2]).result() == 3
+    assert workers.ShardPool.running() is None

@@ -103,42 +103,47 @@ def _line_ranges(path: str, lines_per_range: int) -> Iterator[tuple[int, int, in
 
 
 class ShardPool:
-    """Worker processes for range shards while open (a context manager); one per core."""
+    """Worker processes for range shards while open (a context manager); one per core. Runs open at once in
+    one process (two flows in threads) share them; the last to close stops them."""
 
-    _open: "ShardPool | None" = None
     _lock = threading.Lock()
+    _executor: ProcessPoolExecutor | None = None
+    _users = 0
+    _pid = -1  # the process that opened them: a process forked from it must not use them
 
     def __init__(self, workers: int | None = None):
         self.workers = workers or max(1, os.cpu_count() or 1)
-        self.executor: ProcessPoolExecutor | None = None
-        self.pid = -1
 
     def __enter__(self) -> "ShardPool":
-        self.pid = os.getpid()  # a process forked from this one must not use it
-        ShardPool._open = self
+        with ShardPool._lock:
+            if ShardPool._users == 0:
+                # spawn: the parent holds threads (an orchestrator's, tqdm's) that a fork would copy mid-step
+                ShardPool._executor = ProcessPoolExecutor(self.workers,
+                                                          mp_context=multiprocessing.get_context("spawn"))
+                ShardPool._pid = os.getpid()
+            ShardPool._users += 1
         return self
 
     def __exit__(self, *exc) -> None:
-        ShardPool._open = None
-        if self.executor is not None:
-            self.executor.shutdown(wait=True, cancel_futures=True)
-            self.executor = None
+        with ShardPool._lock:
+            ShardPool._users -= 1
+            executor = ShardPool._executor if ShardPool._users == 0 else None
+            if executor is not None:
+                ShardPool._executor = None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
-    def run(self, shard: RangeShard, plan: ShardPlan) -> Curated:
-        with self._lock:
-            if self.executor is None:
-                # spawn: the parent holds threads (an orchestrator's, tqdm's) that a fork would copy mid-step
-                self.executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        return self.executor.submit(curate_range, shard, plan).result()
+    @classmethod
+    def running(cls) -> ProcessPoolExecutor | None:
+        """The open pool of this process, if there is one."""
+        return cls._executor if cls._pid == os.getpid() else None
 
 
 def curate(shard: RowShard | RangeShard, plan: ShardPlan) -> Curated:
     """`stages.curate_shard` of any shard: a range shard goes to this process's open pool, if there is one."""
     if isinstance(shard, RangeShard):
-        pool = ShardPool._open
-        if pool is not None and pool.pid == os.getpid():
-            return pool.run(shard, plan)
-        return curate_range(shard, plan)
+        pool = ShardPool.running()
+        return pool.submit(curate_range, shard, plan).result() if pool is not None else curate_range(shard, plan)
     return stages.curate_shard(shard, plan)
 
 
