@@ -22,29 +22,7 @@ FLOWS = REPO / "flows"
 
 # Private names still crossing, in files other helpers are editing now (issue 22): importer -> target.name.
 # Each must become public (renamed at its definition and at its callers); this list only shrinks.
-LEFT_TO_OTHERS = {
-    ("instructgen.curate.dedup_dask", "instructgen.convert._FileOut"),
-    ("instructgen.curate.dedup_dask", "instructgen.convert._lines_until"),
-    ("instructgen.curate.dedup_dask", "instructgen.curate.dedup_files._LineFates"),
-    ("instructgen.curate.dedup_dask", "instructgen.curate.dedup_files._quiet"),
-    ("instructgen.curate.dedup_dask", "instructgen.curate.dedup_files._write_line_file"),
-    ("instructgen.curate.dedup_dask", "instructgen.convert_parallel._count_lines"),
-    ("instructgen.curate.dedup_dask", "instructgen.convert_parallel._count"),
-    ("instructgen.curate.dedup_dask", "instructgen.convert_parallel._result"),
-    ("instructgen.curate.dedup_dask", "instructgen.curate.lsh._distinct"),
-    ("instructgen.curate.dedup_files", "instructgen.convert._Detected"),
-    ("instructgen.curate.dedup_files", "instructgen.convert._FileOut"),
-    ("instructgen.curate.dedup_files", "instructgen.convert._lines_until"),
-    ("instructgen.curate.dedup_files", "instructgen.convert._open"),
-    ("instructgen.curate.dedup_files", "instructgen.convert._Blob"),
-    ("instructgen.curate.dedup_files", "instructgen.convert_parallel._count_lines"),
-    ("instructgen.pipeline.signatures", "instructgen.curate.dedup_files._fingerprint"),
-    ("instructgen.generate.chat", "instructgen.generate.loops._Run"),
-    ("instructgen.generate.evol", "instructgen.generate.loops._Run"),
-    ("instructgen.generate.pairs", "instructgen.generate.loops._Run"),
-    ("instructgen.io", "instructgen.rows._read_jsonl"),
-    ("instructgen.io", "instructgen.rows._skip_blank_start"),
-}
+LEFT_TO_OTHERS: set[tuple[str, str]] = set()  # none left
 
 
 def modules() -> dict[str, Path]:

@@ -301,13 +301,13 @@ def convert(
     dump_opts = dump_opts or DumpOptions()
     writable(to_format)
     bar = _progress_bar() if progress else None
-    detected = _Detected(read_opts.announce)
+    detected = DetectedFormats(read_opts.announce)
     # OpenAI's own layouts hold only the keys OpenAI defines, and its checks refuse `"tools": null`
     stable_keys = not (to_format == "openai" and dump_opts.layout in ("strict", "preference"))
     with RowWriter(output, stable_keys=stable_keys) as writer:
         writer.leave_absent(formats.get(to_format).keep_absent)
         for path in inputs:
-            spec, rows = _open(path, log, read_opts, detected)
+            spec, rows = open_in_folder(path, log, read_opts, detected)
             if _by_lines(path, read_opts):
                 next(iter(rows), None)  # an empty or blank file is an error (read_rows says so) before anything
                 del rows  # read again as raw lines
@@ -340,7 +340,7 @@ def convert(
         raise InstructgenError(f"no record could be read from {named}; see {log.rejects_path}")
 
 
-def _open(path: str, log: RunLog, read_opts: ReadOptions, detected: "_Detected"):
+def open_in_folder(path: str, log: RunLog, read_opts: ReadOptions, detected: "DetectedFormats"):
     """open_source, except that a file no format fits on its own (one odd record, say) is read in the
     format detected for the files before it in its folder: its bad rows are then rejected with reasons."""
     try:
@@ -354,7 +354,7 @@ def _open(path: str, log: RunLog, read_opts: ReadOptions, detected: "_Detected")
     return open_source(path, log, replace(read_opts, from_format=folder_format))
 
 
-class _Detected:
+class DetectedFormats:
     """Announces the format detected per file; files of one folder detected alike are announced once."""
 
     def __init__(self, announce: Callable[[str], None]) -> None:
@@ -415,11 +415,11 @@ def convert_range(name: str, start_byte: int, end_byte: int, start: int, log: Ru
     out = io.BytesIO()
     with open(name, "rb") as fh:
         fh.seek(start_byte)
-        convert_lines(_lines_until(fh, end_byte - start_byte), name, start, _FileOut(out), log, config)
+        convert_lines(lines_until(fh, end_byte - start_byte), name, start, PartFile(out), log, config)
     return out.getvalue()
 
 
-def _lines_until(fh, size: int) -> Iterator[bytes]:
+def lines_until(fh, size: int) -> Iterator[bytes]:
     for line in fh:
         yield line
         size -= len(line)
@@ -427,7 +427,7 @@ def _lines_until(fh, size: int) -> Iterator[bytes]:
             return
 
 
-class _FileOut:
+class PartFile:
     """A part file as `convert_lines` writes it: rows or JSONL lines."""
 
     def __init__(self, fh) -> None:
@@ -443,7 +443,7 @@ class _FileOut:
 def convert_block(lines: list[bytes], name: str, start: int, log: RunLog, config) -> bytes:
     """The JSONL of a block of JSONL lines (line `start` of file `name` first), counted in `log`:
     what each worker of `convert_parallel` runs."""
-    out = _Blob()
+    out = JsonlBlob()
     convert_lines(lines, name, start, out, log, config)
     return b"".join(out.parts)
 
@@ -532,7 +532,7 @@ def _runs(lines: Iterable[bytes], start: int, skip) -> Iterator[tuple[int, Itera
 
 def _takes_jsonl(out) -> bool:
     """`out` takes rows already serialised as JSONL lines (`append_jsonl`)."""
-    return isinstance(out, (_Blob, _FileOut)) or (isinstance(out, RowWriter) and out.takes_jsonl)
+    return isinstance(out, (JsonlBlob, PartFile)) or (isinstance(out, RowWriter) and out.takes_jsonl)
 
 
 def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.FormatSpec, out, to_format: str,
@@ -543,7 +543,7 @@ def _canonical_lines(lines: list[bytes], name: str, start: int, spec: formats.Fo
     write_records(parse_rows(rows, spec, log, opts), out, to_format, log, dump_opts, strict=opts.strict)
 
 
-class _Blob:
+class JsonlBlob:
     """A writer that serialises rows to JSONL bytes."""
 
     def __init__(self) -> None:

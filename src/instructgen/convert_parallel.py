@@ -73,7 +73,7 @@ def convert_file(path: str, writer: RowWriter, log: RunLog, convert_block: Block
 
 def _by_ranges(path: str, ranges: list[tuple[int, int]], writer: RowWriter, log: RunLog, pool, bar) -> None:
     first, starts = 1, []
-    for n in pool.map(_count_lines, [(path, a, b) for a, b in ranges]):
+    for n in pool.map(count_lines, [(path, a, b) for a, b in ranges]):
         starts.append(first)
         first += n
     jobs = [(k, path, a, b, start) for k, ((a, b), start) in enumerate(zip(ranges, starts))]
@@ -81,7 +81,7 @@ def _by_ranges(path: str, ranges: list[tuple[int, int]], writer: RowWriter, log:
     for size, n_in, n_out, entries, losses, info in pool.imap(_run_range, jobs):  # in range order
         written += size
         rows += n_out
-        _count((n_in, n_out, entries, losses, info), log, bar)
+        absorb_counts((n_in, n_out, entries, losses, info), log, bar)
     writer.advance(written, rows)
 
 
@@ -116,7 +116,7 @@ def byte_ranges(path: str, n: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in zip(cuts, cuts[1:]) if a < b]
 
 
-def _count_lines(job: tuple[str, int, int]) -> int:
+def count_lines(job: tuple[str, int, int]) -> int:
     path, a, b = job
     n, left = 0, b - a
     with open(path, "rb") as fh:
@@ -135,10 +135,10 @@ def _append(result, writer: RowWriter, log: RunLog, parts: set[str], bar) -> Non
     writer.append_jsonl(data, counts[1])
     if isinstance(data, str):
         parts.discard(data)  # append_jsonl moved it in and removed it
-    _count(counts, log, bar)
+    absorb_counts(counts, log, bar)
 
 
-def _count(counts, log: RunLog, bar) -> None:
+def absorb_counts(counts, log: RunLog, bar) -> None:
     n_in, n_out, entries, losses, info = counts
     log.absorb(n_in, n_out, entries, losses)
     for key, counts in info.items():
@@ -177,7 +177,7 @@ def _run_block(block: tuple[str, int, list[bytes], str | None]):
         with open(part, "wb") as fh:
             fh.write(data)
         data = part
-    return _result(data, log)
+    return range_result(data, log)
 
 
 def _run_range(job: tuple[int, str, int, int, int]):
@@ -198,9 +198,9 @@ def _run_range(job: tuple[int, str, int, int, int]):
     finally:
         os.close(fd)
     sizes[k] = len(data)
-    return _result(len(data), log)
+    return range_result(len(data), log)
 
 
-def _result(data: bytes | str, log: RunLog):
+def range_result(data: bytes | str, log: RunLog):
     info = {k: v for k, v in log.info.items() if isinstance(v, Counter)}
     return data, log.n_in, log.n_out, log.entries, Counter(log.losses), info

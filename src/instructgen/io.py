@@ -32,7 +32,7 @@ from typing import Any, BinaryIO, Iterable, Iterator, NoReturn
 import orjson
 
 from .errors import InstructgenError
-from .rows import MAX_NESTING, MAX_ROW_BYTES, Row, _read_jsonl, _skip_blank_start, cut_message, \
+from .rows import MAX_NESTING, MAX_ROW_BYTES, Row, read_jsonl_rows, skip_blank_start, cut_message, \
     decode_row, open_source, rows_from_lines
 from .tempfiles import finish_temp, remove_stale_temps, temp_beside, temp_name, unlink_quietly
 
@@ -85,7 +85,7 @@ def read_rows(path: str | os.PathLike) -> Iterator[Row]:
     if not os.path.exists(name):
         raise InstructgenError(f"{name}: no such file")
     with open_source(name) as source:
-        head, line = _skip_blank_start(source.stream)
+        head, line = skip_blank_start(source.stream)
         if not head and source.cut is not None:
             yield Row(None, f"{name}:{line}", None, cut_message(source.cut))
             return
@@ -99,7 +99,7 @@ def read_rows(path: str | os.PathLike) -> Iterator[Row]:
         elif head == b"{" and kind == "json" and os.path.getsize(name) <= MAX_ROW_BYTES:
             yield from _read_object_or_lines(source, name, line)
         else:  # JSONL, and also .json files that are really one object per line (BELLE ships those)
-            yield from _read_jsonl(source, name, line)
+            yield from read_jsonl_rows(source, name, line)
 
 
 def _read_object_or_lines(source, name: str, line: int) -> Iterator[Row]:

@@ -90,7 +90,7 @@ def open_source(name: str) -> Source:
     return Source(name)
 
 
-def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
+def skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
     """Consume a BOM and blank space; (the first other byte or b'' at the end, its line number)."""
     line = 1
     chunk = stream.peek(3)
@@ -109,7 +109,7 @@ def _skip_blank_start(stream: BinaryIO) -> tuple[bytes, int]:
         stream.read(blank)
 
 
-def _read_jsonl(source: Source, name: str, start: int) -> Iterator[Row]:
+def read_jsonl_rows(source: Source, name: str, start: int) -> Iterator[Row]:
     lines = source.complete_lines(start) if source.compressed else source.stream  # only a .gz can be cut
     yield from rows_from_lines(lines, name, start)
     cut = source.cut_row(name)

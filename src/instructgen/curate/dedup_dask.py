@@ -48,14 +48,14 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from .. import convert_parallel
-from ..convert import ReadOptions, _FileOut, _lines_until, convert_lines, open_source
+from ..convert import ReadOptions, PartFile, lines_until, convert_lines, open_source
 from ..errors import InstructgenError
 from ..io import RowWriter, kind_of
 from ..runlog import RunLog
 from . import lsh
 from .dedup import Clusters, DedupConfig, Sketches, cluster
-from .dedup_files import (Decisions, HeadTexts, Indexed, LocalRunner, SketchBuffer, _LineFates, _quiet,
-                          _write_line_file, index_by_ranges, index_file, index_range)
+from .dedup_files import (Decisions, HeadTexts, Indexed, LocalRunner, SketchBuffer, LineFates, quiet,
+                          write_line_file, index_by_ranges, index_file, index_range)
 
 LOCAL = "local"  # the address that means: start a LocalCluster here
 MIN_RANGE_BYTES = 1 << 20  # a file is cut into ranges of at least this much (tasks cost a few ms each)
@@ -124,7 +124,7 @@ class DaskRunner(LocalRunner):
     # -- pass 1 ----------------------------------------------------------------------------------------
 
     def index(self, path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, bar=None,
-              announce: Callable[[str], None] = _quiet) -> Indexed:
+              announce: Callable[[str], None] = quiet) -> Indexed:
         if not _plain_jsonl(path):
             return index_file(path, fmt, config, into, 1, bar, announce)
         self._check_visible([path])
@@ -166,7 +166,7 @@ class DaskRunner(LocalRunner):
                     chunk = codes[start:start + lsh.PAIR_CHUNK * 4]
                     kept.append(chunk[verify(chunk // n, chunk % n) >= 0])
             del running
-        codes = lsh._distinct(np.concatenate(kept)) if kept else np.empty(0, np.int64)
+        codes = lsh.distinct_sorted(np.concatenate(kept)) if kept else np.empty(0, np.int64)
         i, j = codes // n, codes % n
         return i, j, verify(i, j).astype(np.float32), checked
 
@@ -197,7 +197,7 @@ class DaskRunner(LocalRunner):
                     convert_config: tuple, reviews: RowWriter | None, bar=None) -> None:
         if not (_plain_jsonl(indexed.path) and writer.kind in JSONL_KINDS
                 and (reviews is None or reviews.kind in JSONL_KINDS)):
-            _write_line_file(indexed, decisions, base, writer, log, convert_config, reviews, 1, bar)
+            write_line_file(indexed, decisions, base, writer, log, convert_config, reviews, 1, bar)
             return
         shipped = self._ship(decisions)
         file_number = self._file_numbers[id(indexed)]
@@ -208,7 +208,7 @@ class DaskRunner(LocalRunner):
             writer.append_jsonl(data, counts[1])
             if reviewed:
                 reviews.append_jsonl(reviewed, n_reviewed)
-            convert_parallel._count(counts, log, bar)
+            convert_parallel.absorb_counts(counts, log, bar)
 
     def _ship(self, decisions: Decisions):
         """The decisions on every worker (once a run), without the signatures."""
@@ -224,7 +224,7 @@ class DaskRunner(LocalRunner):
     def _line_ranges(self, path: str) -> list[tuple[str, int, int, int]]:
         """(path, start byte, end byte, number of its first line) of the byte ranges of a plain JSONL file."""
         ranges = convert_parallel.byte_ranges(path, self._n_ranges(path))
-        counts = self._map(convert_parallel._count_lines, [(os.path.abspath(path), a, b) for a, b in ranges])
+        counts = self._map(convert_parallel.count_lines, [(os.path.abspath(path), a, b) for a, b in ranges])
         firsts = np.cumsum([1, *counts[:-1]]).tolist()
         return [(path, a, b, first) for (a, b), first in zip(ranges, firsts)]
 
@@ -405,7 +405,7 @@ def bucket_pairs(keys, cap: int, n: int) -> tuple[np.ndarray, int]:
     later = np.repeat(members, reps)
     earlier = np.repeat(start_of[members], reps) + np.arange(len(later)) - np.repeat(np.cumsum(reps) - reps, reps)
     codes = position[earlier] * n + position[later]
-    return lsh._distinct(codes), len(codes)
+    return lsh.distinct_sorted(codes), len(codes)
 
 
 # -- pass 2 (on the workers) -----------------------------------------------------------------------------
@@ -444,15 +444,15 @@ def dedup_range_on_worker(job: tuple[str, int, int, int], decisions: Decisions, 
                           ) -> tuple[bytes, bytes, int, tuple] | Mismatch:
     """Pass 2 over the byte range [a, b) of a plain JSONL file (whose first line is line `first`), as
     dedup_files' process pool does it: (the range's output JSONL, its clusters.jsonl rows, how many rows,
-    the counts and drops of its log for convert_parallel._count); a Mismatch when the range's bytes are not
+    the counts and drops of its log for convert_parallel.absorb_counts); a Mismatch when the range's bytes are not
     the client's."""
     path, a, b, first = job
     if (mismatch := _differs(decisions.heads.where(path), a, b, expected)) is not None:
         return mismatch
-    fates = _LineFates(decisions, decisions.heads.files[file_number], base)
+    fates = LineFates(decisions, decisions.heads.files[file_number], base)
     log = RunLog("dedup", keep_entries=True)
     out, reviewed = io.BytesIO(), io.BytesIO()
-    rows = _FileOut(reviewed)
+    rows = PartFile(reviewed)
     n_reviewed = 0
 
     def review(row: dict) -> None:  # called only when decisions.review
@@ -462,7 +462,7 @@ def dedup_range_on_worker(job: tuple[str, int, int, int], decisions: Decisions, 
 
     with open(decisions.heads.where(path), "rb") as fh:
         fh.seek(a)
-        convert_lines(_lines_until(fh, b - a), path, first, _FileOut(out), log, convert_config,
+        convert_lines(lines_until(fh, b - a), path, first, PartFile(out), log, convert_config,
                       skip=fates.skipper(log, review))
     data = out.getvalue()
-    return data, reviewed.getvalue(), n_reviewed, convert_parallel._result(data, log)[1:]
+    return data, reviewed.getvalue(), n_reviewed, convert_parallel.range_result(data, log)[1:]

@@ -46,7 +46,7 @@ import numpy as np
 import orjson
 
 from .. import convert_parallel, formats
-from ..convert import ReadOptions, _Detected, _FileOut, _lines_until, _open, convert_lines, open_source, parse_rows, \
+from ..convert import ReadOptions, DetectedFormats, PartFile, lines_until, open_in_folder, convert_lines, open_source, parse_rows, \
     write_records
 from ..errors import InstructgenError
 from ..formats.base import DumpOptions
@@ -62,7 +62,7 @@ SIGNATURE_VERSION = 3  # 2: dedup sketches hold a focus quarter and 32-bit MinHa
 # queries or code, anchors hashed with xxh3
 
 
-def _quiet(_message: str) -> None:
+def quiet(_message: str) -> None:
     pass
 
 
@@ -173,7 +173,7 @@ def _line_records(positioned: Iterable[tuple[int, int, bytes]], name: str, spec:
                   ) -> Iterator[tuple[Conversation, int, int]]:
     """(record, line, offset) of the lines that are records; the others are left to pass 2 to reject."""
     log = RunLog("dedup-index")
-    opts = ReadOptions(from_format=spec.name, announce=_quiet)
+    opts = ReadOptions(from_format=spec.name, announce=quiet)
     for lineno, offset, line in positioned:
         for conv in parse_rows(rows_from_lines((line,), name, lineno), spec, log, opts):
             yield conv, lineno, offset
@@ -187,7 +187,7 @@ def _line_items(positioned: Iterable[tuple[int, int, bytes]], name: str, spec: f
     read_plain = spec.read_plain if plain_parts((None, [], {}), parts) is not None else None
     loads = orjson.loads
     log = RunLog("dedup-index")
-    opts = ReadOptions(from_format=spec.name, announce=_quiet)
+    opts = ReadOptions(from_format=spec.name, announce=quiet)
     for lineno, offset, line in positioned:
         if read_plain is not None and lineno > 1 and len(line) <= MAX_ROW_BYTES:  # line 1 may hold a BOM
             try:
@@ -234,7 +234,7 @@ def index_range(job: tuple[str, str, DedupConfig, int, int, int]) -> tuple[Sketc
     path, spec_name, config, a, b, first = job
     with open(path, "rb") as fh:
         fh.seek(a)
-        positioned = _positioned(_lines_until(fh, b - a), first, a)
+        positioned = _positioned(lines_until(fh, b - a), first, a)
         return _index_records(_line_items(positioned, path, formats.get(spec_name), config), config)
 
 
@@ -242,7 +242,7 @@ def range_jobs(path: str, spec_name: str, config: DedupConfig, n: int, pool_map=
     """(index_range jobs of about n byte ranges of a plain JSONL file, its number of lines); the lines are
     counted with `pool_map`."""
     ranges = convert_parallel.byte_ranges(path, n)
-    counts = list(pool_map(convert_parallel._count_lines, [(path, a, b) for a, b in ranges]))
+    counts = list(pool_map(convert_parallel.count_lines, [(path, a, b) for a, b in ranges]))
     firsts = np.cumsum([1, *counts[:-1]]).tolist()
     return [(path, spec_name, config, a, b, first) for (a, b), first in zip(ranges, firsts)], sum(counts)
 
@@ -276,7 +276,7 @@ def _pool(workers: int):
 
 
 def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, workers: int = 1, bar=None,
-               announce: Callable[[str], None] = _quiet) -> Indexed:
+               announce: Callable[[str], None] = quiet) -> Indexed:
     """Pass 1 over one file (its format given, or detected and announced); its sketches go into `into`."""
     spec, rows = open_source(path, RunLog("dedup-index"), ReadOptions(from_format=fmt, announce=announce))
     start = into.size
@@ -293,7 +293,7 @@ def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuff
             _, lines, offsets = _index_records(found, config, into)
         indexed = Indexed(path, spec.name, into, start, into.size, lines, offsets if start_byte == 0 else offsets[:0])
     else:
-        records = parse_rows(rows, spec, RunLog("dedup-index"), ReadOptions(from_format=spec.name, announce=_quiet))
+        records = parse_rows(rows, spec, RunLog("dedup-index"), ReadOptions(from_format=spec.name, announce=quiet))
         _, lines, _ = _index_records((((c, None), k, -1) for k, c in enumerate(records)), config, into)
         indexed = Indexed(path, spec.name, into, start, into.size, lines, np.empty(0, np.int64))
     if bar is not None:
@@ -302,7 +302,7 @@ def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuff
 
 
 def index_small_files(paths: list[str], fmt: str | None, config: DedupConfig, into: SketchBuffer,
-                      detected: _Detected, bar=None) -> list[Indexed]:
+                      detected: DetectedFormats, bar=None) -> list[Indexed]:
     """Pass 1 over small files in order, their records sketched in shared batches; the format of each
     given, or detected (and announced once per folder through `detected`)."""
     done: list[tuple[str, str, int]] = []  # (path, format, records)
@@ -310,7 +310,7 @@ def index_small_files(paths: list[str], fmt: str | None, config: DedupConfig, in
 
     def items() -> Iterator[tuple[tuple, int, int]]:
         for path in paths:
-            spec, rows = _open(path, log, opts, detected)
+            spec, rows = open_in_folder(path, log, opts, detected)
             n = 0
             for n, found in enumerate(_file_items(path, spec, rows, config, log), 1):
                 yield found
@@ -345,7 +345,7 @@ def _file_items(path: str, spec: formats.FormatSpec, rows, config: DedupConfig, 
 @functools.lru_cache(maxsize=None)
 def _reading_as(name: str) -> ReadOptions:
     """Quiet read options of a known format (one object for every file read so)."""
-    return ReadOptions(from_format=name, announce=_quiet)
+    return ReadOptions(from_format=name, announce=quiet)
 
 
 # -- signatures kept between runs --------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def signature_path(folder: str | os.PathLike, path: str, fmt: str | None, config
     return Path(folder) / f"{Path(path).name}.{key.hexdigest()[:12]}.signatures.parquet"
 
 
-def _fingerprint(path: str) -> str:
+def file_fingerprint(path: str) -> str:
     st = os.stat(path)
     return f"{st.st_size}:{st.st_mtime_ns}"
 
@@ -388,7 +388,7 @@ def save_signatures(target: Path, indexed: Indexed, digest: str | None = None) -
 
     shape = indexed.buffer.shape
     width = shape[0] * shape[1] * 2
-    meta = {"instructgen": f"{SIGNATURE_VERSION}", "file": _fingerprint(indexed.path), "format": indexed.format,
+    meta = {"instructgen": f"{SIGNATURE_VERSION}", "file": file_fingerprint(indexed.path), "format": indexed.format,
             "shape": f"{shape[0]},{shape[1]}", **({"digest": digest} if digest else {})}
     schema = pa.schema([("key", pa.uint64()), ("length", pa.uint32()), ("anchor", pa.uint32()), ("line", pa.int64()),
                         ("offset", pa.int64()), ("signature", pa.binary(width))], metadata=meta)
@@ -424,7 +424,7 @@ def load_signatures(target: Path, path: str, into: SketchBuffer, digest: str | N
     try:
         source = pq.ParquetFile(target)
         meta = {k.decode(): v.decode() for k, v in (source.schema_arrow.metadata or {}).items()}
-        same_file = meta.get("digest") == digest if digest else meta.get("file") == _fingerprint(path)
+        same_file = meta.get("digest") == digest if digest else meta.get("file") == file_fingerprint(path)
         if meta.get("instructgen") != f"{SIGNATURE_VERSION}" or not same_file \
                 or tuple(int(x) for x in meta["shape"].split(",")) != into.shape:
             return None
@@ -447,13 +447,13 @@ def load_signatures(target: Path, path: str, into: SketchBuffer, digest: str | N
 
 
 def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, folder: str | None,
-                   runner: "LocalRunner", bar=None, announce: Callable[[str], None] = _quiet) -> Indexed:
+                   runner: "LocalRunner", bar=None, announce: Callable[[str], None] = quiet) -> Indexed:
     """Pass 1 over `path` (by `runner`), or its result saved by an earlier run; saved for the next run when
     `folder` is given."""
     target = signature_path(folder, path, fmt, config) if folder else None
     if target is None:
         return runner.index(path, fmt, config, into, bar, announce)
-    before, digest = _fingerprint(path), file_digest(path)
+    before, digest = file_fingerprint(path), file_digest(path)
     start = into.size
     if (found := load_signatures(target, path, into, digest)) is not None:
         if bar is not None:
@@ -461,16 +461,16 @@ def index_or_reuse(path: str, fmt: str | None, config: DedupConfig, into: Sketch
         return found
     into.size = start  # a damaged file may have appended some
     indexed = runner.index(path, fmt, config, into, bar, announce)
-    if _fingerprint(path) == before:  # not saved when the file changed while pass 1 read it
+    if file_fingerprint(path) == before:  # not saved when the file changed while pass 1 read it
         save_signatures(target, indexed, digest)
     return indexed
 
 
 def index_all(paths: list[str], fmt: str | None, config: DedupConfig, into: SketchBuffer, folder: str | None,
-              runner: "LocalRunner", bar=None, announce: Callable[[str], None] = _quiet) -> list[Indexed]:
+              runner: "LocalRunner", bar=None, announce: Callable[[str], None] = quiet) -> list[Indexed]:
     """Pass 1 over files in order: big ones by `runner` (or their saved signatures, kept per file in
     `folder`), runs of small ones sketched here in shared batches."""
-    detected = _Detected(announce)
+    detected = DetectedFormats(announce)
     out: list[Indexed] = []
     run: list[str] = []
     for path in paths:
@@ -519,8 +519,8 @@ class HeadTexts:
                 for conv, line, _ in _line_records(chosen, indexed.path, spec):
                     yield conv, line
             return
-        _, rows = open_source(indexed.path, RunLog("dedup-heads"), ReadOptions(from_format=spec.name, announce=_quiet))
-        records = parse_rows(rows, spec, RunLog("dedup-heads"), ReadOptions(from_format=spec.name, announce=_quiet))
+        _, rows = open_source(indexed.path, RunLog("dedup-heads"), ReadOptions(from_format=spec.name, announce=quiet))
+        records = parse_rows(rows, spec, RunLog("dedup-heads"), ReadOptions(from_format=spec.name, announce=quiet))
         for k, conv in enumerate(records):
             if k in wanted:
                 yield conv, k
@@ -584,7 +584,7 @@ class Decisions:
         return drop_duplicate(conv, k, self.clusters, self.config, log, self.n_reference, origin, parts)
 
 
-class _LineFates:
+class LineFates:
     """convert_lines' `skip` for one JSONL file: duplicates are parsed, dropped into the log and reviewed;
     every other line goes on to the converter."""
 
@@ -625,7 +625,7 @@ class _Reviews:
             return
         if self.fh is None:
             self.fh = open(self.path, "wb")
-        _FileOut(self.fh).write(row)
+        PartFile(self.fh).write(row)
 
     def close(self) -> None:
         if self.fh is not None:
@@ -634,7 +634,7 @@ class _Reviews:
 
 # pass 2's state in worker processes (inherited through fork: the decisions are not copied or pickled;
 # pass 2 never calls polars, which a forked process could not use)
-_PASS2: tuple[_LineFates, tuple, str | None] | None = None
+_PASS2: tuple[LineFates, tuple, str | None] | None = None
 
 
 def _dedup_range(name: str, a: int, b: int, first: int, log: RunLog, _config) -> bytes:
@@ -646,7 +646,7 @@ def _dedup_range(name: str, a: int, b: int, first: int, log: RunLog, _config) ->
     try:
         with open(name, "rb") as fh:
             fh.seek(a)
-            convert_lines(_lines_until(fh, b - a), name, first, _FileOut(out), log, convert_config,
+            convert_lines(lines_until(fh, b - a), name, first, PartFile(out), log, convert_config,
                           skip=fates.skipper(log, reviews))
     finally:
         reviews.close()
@@ -654,11 +654,11 @@ def _dedup_range(name: str, a: int, b: int, first: int, log: RunLog, _config) ->
 
 
 def _dedup_block(lines: list[bytes], name: str, first: int, log: RunLog, _config) -> bytes:
-    from ..convert import _Blob
+    from ..convert import JsonlBlob
 
     fates, convert_config, review_dir = _PASS2
     reviews = _Reviews(review_dir, first)
-    out = _Blob()
+    out = JsonlBlob()
     try:
         convert_lines(lines, name, first, out, log, convert_config, skip=fates.skipper(log, reviews))
     finally:
@@ -666,10 +666,10 @@ def _dedup_block(lines: list[bytes], name: str, first: int, log: RunLog, _config
     return b"".join(out.parts)
 
 
-def _write_line_file(indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
+def write_line_file(indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
                      convert_config: tuple, reviews: RowWriter | None, workers: int, bar) -> None:
     global _PASS2
-    fates = _LineFates(decisions, indexed, base)
+    fates = LineFates(decisions, indexed, base)
     path = indexed.path
     if workers > 1 and convert_parallel.worth_parallel(path, writer, False):
         review_dir = tempfile.mkdtemp(prefix=".dedup-review.", dir=os.path.dirname(os.path.abspath(writer.path)))
@@ -737,7 +737,7 @@ class LocalRunner:
         self.workers = workers
 
     def index(self, path: str, fmt: str | None, config: DedupConfig, into: SketchBuffer, bar=None,
-              announce: Callable[[str], None] = _quiet) -> Indexed:
+              announce: Callable[[str], None] = quiet) -> Indexed:
         return index_file(path, fmt, config, into, self.workers, bar, announce)
 
     def here(self, path: str) -> bool:
@@ -750,7 +750,7 @@ class LocalRunner:
 
     def write_lines(self, indexed: Indexed, decisions: Decisions, base: int, writer: RowWriter, log: RunLog,
                     convert_config: tuple, reviews: RowWriter | None, bar=None) -> None:
-        _write_line_file(indexed, decisions, base, writer, log, convert_config, reviews, self.workers, bar)
+        write_line_file(indexed, decisions, base, writer, log, convert_config, reviews, self.workers, bar)
 
 
 def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: RunLog, *,
@@ -766,7 +766,7 @@ def dedup_files(inputs: list[str], writer: RowWriter, config: DedupConfig, log: 
     total_bytes = sum(os.path.getsize(p) for p in [*against, *inputs])
     bar = progress("pass 1: sketch", total_bytes, "B") if progress else None
     buffer = SketchBuffer(config)
-    reference = index_all(against, None, config, buffer, signatures, runner, bar, _quiet)
+    reference = index_all(against, None, config, buffer, signatures, runner, bar, quiet)
     files = index_all(inputs, from_format, config, buffer, signatures, runner, bar, announce)
     if bar is not None:
         bar.close()

@@ -98,7 +98,7 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64, inde
     found = [band_pairs(sigs, band, rows, cap, index) for band in range(bands)]
     if not found:
         return np.empty(0, np.int64), np.empty(0, np.int64)
-    codes = _distinct(np.concatenate(found))
+    codes = distinct_sorted(np.concatenate(found))
     return codes // n, codes % n
 
 
@@ -133,7 +133,7 @@ def band_pairs(sigs: np.ndarray, band: int, rows: int, cap: int, index: np.ndarr
     return order[earlier].astype(np.int64) * n + order[later]
 
 
-def _distinct(codes: np.ndarray) -> np.ndarray:
+def distinct_sorted(codes: np.ndarray) -> np.ndarray:
     codes.sort()  # sort + neighbour test: np.unique's hash path is 60x slower on a million pairs
     return codes[np.r_[True, codes[1:] != codes[:-1]]] if len(codes) else codes
 
@@ -149,13 +149,13 @@ def verified_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int, index: np.
     kept: list[np.ndarray] = []
     checked = 0
     for band in range(bands):
-        codes = _distinct(band_pairs(sigs, band, rows, cap, index))
+        codes = distinct_sorted(band_pairs(sigs, band, rows, cap, index))
         checked += len(codes)
         for start in range(0, len(codes), PAIR_CHUNK * 4):
             chunk = codes[start:start + PAIR_CHUNK * 4]
             s = verify(chunk // n, chunk % n)
             kept.append(chunk[s >= 0])
-    codes = _distinct(np.concatenate(kept)) if kept else np.empty(0, np.int64)
+    codes = distinct_sorted(np.concatenate(kept)) if kept else np.empty(0, np.int64)
     i, j = codes // n, codes % n
     return i, j, verify(i, j).astype(np.float32), checked
 

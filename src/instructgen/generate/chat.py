@@ -23,7 +23,7 @@ from ..prompts import self_chat
 from ..record import Conversation, Message
 from ..runlog import RunLog
 from .client import ChatResult
-from .loops import SURPLUS, _Run, cancel_all
+from .loops import SURPLUS, GenerationLoop, cancel_all
 
 EMPTY_CHAT = "the user simulator ended the chat before the first turn"
 
@@ -61,7 +61,7 @@ def load_topics(paths: list[Path]) -> list[str]:
     return topics
 
 
-class ChatRun(_Run):
+class ChatRun(GenerationLoop):
     mode = "chat"
     rows_per_slot = 4
 

@@ -31,7 +31,7 @@ from ..formats.base import join_instruction
 from ..prompts import evol_instruct as prompts
 from . import elimination as rules
 from .client import ChatResult
-from .loops import SURPLUS, _Run, cancel_all
+from .loops import SURPLUS, GenerationLoop, cancel_all
 
 
 @dataclass(slots=True)
@@ -65,7 +65,7 @@ class Evolution:
         return f"evolution {self.round}.{self.slot}"
 
 
-class EvolRun(_Run):
+class EvolRun(GenerationLoop):
     mode = "evol"
 
     def __init__(self, *args: Any, **kwargs: Any):

@@ -36,7 +36,7 @@ from .similarity import RougeLIndex
 
 SURPLUS = "beyond --num-instructions"
 LEDGER_FAILED, LEDGER_UNREADABLE = "request failed", "unreadable reply"  # rejects rows --retry-failed sends again
-RECOVERED = "recovered:"  # cache entries: rows --retry-failed sent again (see _Run.recovered)
+RECOVERED = "recovered:"  # cache entries: rows --retry-failed sent again (see GenerationLoop.recovered)
 CAPABILITY_KEY = "capability:response_format_rejected:"
 DONE, MAX_REQUESTS, REQUEST_BUDGET = "done", "max-requests", "request-budget"
 
@@ -58,7 +58,7 @@ async def cancel_all(tasks: Any) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Run:
+class GenerationLoop:
     mode = "alpaca"
 
     def __init__(self, config: GenerateConfig, seeds: list[si.SeedTask], client: ChatClient, writer: RowWriter,
@@ -292,7 +292,7 @@ class _Run:
             await cancel_all(tasks)
 
 
-class AlpacaRun(_Run):
+class AlpacaRun(GenerationLoop):
     """One request asks for `tasks_per_request` tasks with input and output, shown 3 sampled seed tasks."""
 
     def build(self, k: int, form: str) -> ChatRequest:
@@ -359,7 +359,7 @@ class AlpacaRun(_Run):
             self.write(task.instruction, task.input, task.output, where)
 
 
-class SelfInstructRun(_Run):
+class SelfInstructRun(GenerationLoop):
     """Bootstrap (6 seeds + 2 generated in context) -> classify -> instances -> clean-up."""
 
     mode = "self-instruct"

@@ -28,7 +28,7 @@ from ..quality.judges import get_judge
 from ..quality.parse import ParsedScore, parse_score
 from ..record import Conversation, Message
 from .client import ChatResult
-from .loops import SURPLUS, _Run, cancel_all
+from .loops import SURPLUS, GenerationLoop, cancel_all
 
 DISAGREE = "judges disagree across orders (position bias): no pair"
 TIE = "judged a tie: no pair"
@@ -71,7 +71,7 @@ class PromptRow:
         return f"prompt {self.index}"
 
 
-class PairsRun(_Run):
+class PairsRun(GenerationLoop):
     mode = "pairs"
 
     def __init__(self, *args: Any, **kwargs: Any):

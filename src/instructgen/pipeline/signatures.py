@@ -63,7 +63,7 @@ def _saved_for(target: Path, path: str, config: dedup.DedupConfig) -> bool:
         return False
     shape = f"{len(dedup.parse_fields(config.fields))},{config.num_perm}"
     return meta.get(b"instructgen") == f"{files.SIGNATURE_VERSION}".encode() and \
-        meta.get(b"file") == files._fingerprint(path).encode() and meta.get(b"shape") == shape.encode()
+        meta.get(b"file") == files.file_fingerprint(path).encode() and meta.get(b"shape") == shape.encode()
 
 
 def build(sources: list[Source], config: dedup.DedupConfig, folder: Path | None,
