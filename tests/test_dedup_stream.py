@@ -275,17 +275,17 @@ def test_without_a_clusters_file_the_rejects_still_name_the_kept_record(tmp_path
 def _sketch_both_ways(path, fields: str):
     """Pass 1's sketches of a JSONL file with plain records read the fast way, and every record parsed."""
     from instructgen import formats
-    from instructgen.curate.dedup_files import _index_records, _line_items, _line_records, _positioned
+    from instructgen.curate.dedup_sketch import index_records, line_items, line_records, numbered_lines
 
     from instructgen.convert import open_source
 
     config = DedupConfig(fields=fields)
     spec, _ = open_source(str(path), RunLog("x"), ReadOptions(announce=lambda _m: None))
     with open(path, "rb") as fh:
-        fast = _index_records(_line_items(_positioned(fh, 1, 0), str(path), spec, config), config)
+        fast = index_records(line_items(numbered_lines(fh, 1, 0), str(path), spec, config), config)
     with open(path, "rb") as fh:
-        slow = _index_records((((c, None), line, off) for c, line, off in
-                               _line_records(_positioned(fh, 1, 0), str(path), spec)), config)
+        slow = index_records((((c, None), line, off) for c, line, off in
+                              line_records(numbered_lines(fh, 1, 0), str(path), spec)), config)
     return spec, fast, slow
 
 

@@ -259,7 +259,7 @@ def test_shards_are_read_as_curated_and_written_back_spool_by_spool(tmp_path, mo
 
 
 def test_a_rerun_with_another_threshold_reuses_the_saved_signatures(tmp_path, monkeypatch):
-    from instructgen.curate import dedup, dedup_files
+    from instructgen.curate import dedup, dedup_sketch
 
     data = _dataset(tmp_path / "data.jsonl")
     out = tmp_path / "out"
@@ -275,7 +275,7 @@ def test_a_rerun_with_another_threshold_reuses_the_saved_signatures(tmp_path, mo
 
     with monkeypatch.context() as m:
         m.setattr(dedup, "sketch", no_sketching)
-        m.setattr(dedup_files, "sketch", no_sketching)
+        m.setattr(dedup_sketch, "sketch", no_sketching)
         messages = []
         cfg = load_config(_streaming_config(tmp_path, data, "threshold = 0.5"))
         with OutputFolder(out) as layout:

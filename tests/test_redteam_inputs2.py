@@ -86,7 +86,7 @@ def test_dedup_of_a_folder_of_one_record_files_sketches_them_in_shared_batches(t
         batches.append(len(texts))
         return real_sketch(texts, config, anchors)
 
-    monkeypatch.setattr("instructgen.curate.dedup_files.sketch", counting_sketch)
+    monkeypatch.setattr("instructgen.curate.dedup_sketch.sketch", counting_sketch)
     out = tmp_path / "clean.jsonl"
     assert main(["dedup", str(tmp_path / "SFT_data"), "-o", str(out)]) == 0, capsys.readouterr().err
     assert batches == [301]

@@ -164,7 +164,7 @@ def _finish(args, log, stats_path, table: list[tuple[str, int]] | None = None) -
 
 
 def run_dedup(args) -> int:
-    from ..curate.dedup import DedupConfig
+    from ..curate.dedup_toolkit import DedupConfig
     from ..inputs import expand_inputs
     from ..runlog import RunLog
     from .options import config_from_args
@@ -201,7 +201,7 @@ def _check_dask_address(address: str | None) -> None:
 
 
 def _dedup_streaming(args, config, against: list[str], log) -> None:
-    from ..curate.dedup_files import LocalRunner, dedup_files
+    from ..curate.dedup_toolkit import LocalRunner, dedup_files
     from ..io import RowWriter
 
     if args.dask:
@@ -232,7 +232,7 @@ def _dedup_streaming(args, config, against: list[str], log) -> None:
 
 def _dedup_in_memory(args, config, against: list[str], log) -> None:
     from ..convert import ReadOptions, read_records, write_records
-    from ..curate.dedup import dedup_records
+    from ..curate.dedup_toolkit import dedup_records
     from ..io import RowWriter
     from ..runlog import RunLog
 

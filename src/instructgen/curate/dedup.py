@@ -1,6 +1,8 @@
 """The dedup stage: exact duplicates, then MinHash/LSH near-duplicates, optionally against a reference.
 
-Plain functions (no Prefect) for the CLI and the pipeline:
+Plain functions (no Prefect) for the CLI and the pipeline (these and the streamed dedup of files, in
+bounded memory, make one public toolkit: dedup_toolkit, which the CLI, the Dask runner and the pipeline
+import from):
 
     dedup_parts(conv, parts) -> tuple[str, ...]      the texts compared, one per part of `--fields`
     dedup_text(conv, fields="prompt,response") -> str  the same parts joined (for display)
@@ -63,7 +65,7 @@ Memory: the index keeps 2 * num_perm * parts + 16 bytes per record (uint16 MinHa
 exact key, uint32 length, uint32 hash of identifiers, tool calls and short foci): 528 bytes a record at 128
 permutations and two parts, 528 MB for a million records. The focus takes a quarter of each part's columns
 rather than more of them (the same 528 bytes as before issue 18; saved signatures of the older layout are
-not reused: dedup_files.SIGNATURE_VERSION).
+not reused: signature_store.SIGNATURE_VERSION).
 Values are kept to their low 16 bits: a chance match of two different minima (1 in 65536 a column)
 moves an estimate by < 0.00002 and a band of several columns practically never collides by chance.
 Clustering adds, transiently, an 8-byte hash and sort order per record for one band at a time and

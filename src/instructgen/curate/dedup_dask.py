@@ -5,7 +5,7 @@
 
 What runs where:
   pass 1     each plain JSONL file is cut into byte ranges; the workers sketch their ranges
-             (dedup_files.index_range) and the client appends the results in range order into its
+             (dedup_sketch.index_range) and the client appends the results in range order into its
              SketchBuffer. Other files (compressed, Parquet, JSON arrays) are sketched on the client.
   decisions  exact duplicates on the client (dedup.cluster, unchanged). Near duplicates: for a group
              of bands at a time the client scatters those bands' signature columns in slices of the
@@ -18,7 +18,7 @@ What runs where:
              keep-first, not union-find: that is the local rule (a removed record never pulls in
              another), and the decisions are the same as dedup.cluster's.
   pass 2     each plain JSONL file again by byte ranges: a worker converts its range with the
-             duplicates skipped (dedup_range_on_worker, the code of dedup_files' process pool) and
+             duplicates skipped (dedup_range_on_worker, the code of dedup_write's process pool) and
              returns its bytes; the client writes them, the clusters rows and the counts in range order.
              The decisions go to every worker once (without the signatures).
 
@@ -53,9 +53,8 @@ from ..errors import InstructgenError
 from ..io import RowWriter, kind_of
 from ..runlog import RunLog
 from . import lsh
-from .dedup import Clusters, DedupConfig, Sketches, cluster
-from .dedup_files import (Decisions, HeadTexts, Indexed, LocalRunner, SketchBuffer, LineFates, quiet,
-                          write_line_file, index_by_ranges, index_file, index_range)
+from .dedup_toolkit import (Clusters, Decisions, DedupConfig, HeadTexts, Indexed, LineFates, LocalRunner, SketchBuffer,
+                            Sketches, cluster, index_by_ranges, index_file, index_range, quiet, write_line_file)
 
 LOCAL = "local"  # the address that means: start a LocalCluster here
 MIN_RANGE_BYTES = 1 << 20  # a file is cut into ranges of at least this much (tasks cost a few ms each)
@@ -345,7 +344,7 @@ def _checked(results: Iterable, path: str) -> Iterator:
 
 
 def index_range_checked(job: tuple, expected: dict[tuple[int, int], str]):
-    """dedup_files.index_range on a worker, once its range is checked to hold the client's bytes."""
+    """dedup_sketch.index_range on a worker, once its range is checked to hold the client's bytes."""
     path, _spec, _config, a, b, _first = job
     return _differs(path, a, b, expected) or index_range(job)
 
@@ -443,7 +442,7 @@ def dedup_range_on_worker(job: tuple[str, int, int, int], decisions: Decisions, 
                           convert_config: tuple, expected: dict[tuple[int, int], str]
                           ) -> tuple[bytes, bytes, int, tuple] | Mismatch:
     """Pass 2 over the byte range [a, b) of a plain JSONL file (whose first line is line `first`), as
-    dedup_files' process pool does it: (the range's output JSONL, its clusters.jsonl rows, how many rows,
+    dedup_write's process pool does it: (the range's output JSONL, its clusters.jsonl rows, how many rows,
     the counts and drops of its log for convert_parallel.absorb_counts); a Mismatch when the range's bytes are not
     the client's."""
     path, a, b, first = job

@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 
 from ..curate import dedup
-from ..curate import dedup_files as files
+from ..curate import dedup_toolkit as files
 from . import stages
 
 

@@ -351,7 +351,7 @@ def write_outputs(stream, outputs: dict[str, str], rejects: dict[str, str], turn
     dropped is skipped (that pass logged it), the others are written in every format of `outputs`;
     `profiler.observe` sees each record written (and the formats are written elsewhere when `outputs` is
     empty: only the duplicates and the profile's sample are then parsed)."""
-    from ..curate.dedup_files import Decisions
+    from ..curate.dedup_toolkit import Decisions
 
     outs = [FormatOut(fmt, path, rejects[f"write:{fmt}"], turns) for fmt, path in outputs.items()]
     dedup_log = RunLog("dedup", rejects["dedup"]) if deduplicating is not None else None
