@@ -13,7 +13,6 @@ import sys
 
 from instructgen.cli import command_parser
 from instructgen.errors import InstructgenError
-from instructgen.paths import OutputPlan
 from instructgen.progress import add_progress_flag, wanted as progress_wanted
 
 # Prefect's temporary server creates and migrates its database on its first start: about 20 s on a
@@ -96,31 +95,6 @@ def _prepare_prefect_env() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-def _check_config(path: str | None):
-    """The config and every file it names, checked before Prefect starts: each problem is one line."""
-    from instructgen.pipeline.config import check_input_files, load_config
-
-    cfg = load_config(path)
-    check_input_files(cfg)
-    return cfg
-
-
-def _check_output(cfg, output_dir: str | None) -> str:
-    """The output folder against every input (an input inside it would be replaced by the run)."""
-    from instructgen.pipeline.config import input_files
-    from instructgen.pipeline.layout import output_folder
-
-    out = str(output_folder(output_dir, cfg.pipeline.output_dir))
-    plan = OutputPlan()
-    for loc, path in input_files(cfg):
-        plan.read(path, ".".join(str(p) for p in loc))
-    if cfg.config_path is not None:
-        plan.read(cfg.config_path, "the config")
-    plan.write_folder(out, "the output folder")
-    plan.check()
-    return out
-
-
 def start_prefect_server() -> None:
     """Start Prefect's temporary local server (when no API is configured) with a wait long enough for a
     first start, saying what it waits for; a user's own PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS wins."""
@@ -155,8 +129,10 @@ def run(args) -> int:
         sys.stdout.write(example_config().read_text(encoding="utf-8"))
         return 0
     # every setting and path is checked before Prefect starts: each problem is one line, said at once
-    cfg = _check_config(args.config)
-    out = _check_output(cfg, args.output_dir)
+    from instructgen.pipeline.config import checked_config, checked_output_folder
+
+    cfg = checked_config(args.config)
+    out = str(checked_output_folder(cfg, args.output_dir))
     _prepare_prefect_env()
     from instructgen.pipeline.layout import OutputFolder
     from instructgen_flows.pipeline import run_pipeline
@@ -187,7 +163,9 @@ def run(args) -> int:
 
 
 def serve(args) -> int:
-    _check_config(args.config)
+    from instructgen.pipeline.config import checked_config
+
+    checked_config(args.config)
     _prepare_prefect_env()
     from prefect.settings import PREFECT_API_URL
 

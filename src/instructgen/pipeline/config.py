@@ -362,6 +362,30 @@ def check_input_files(cfg: PipelineConfig) -> None:
             _check_records(path, None, None, lambda e, i=i: fail(("dedup", "against", i), e))
 
 
+def checked_config(path: str | os.PathLike | None) -> PipelineConfig:
+    """The config and every file it names, checked before any stage runs: each problem is one ConfigError line."""
+    cfg = load_config(path)
+    check_input_files(cfg)
+    return cfg
+
+
+def checked_output_folder(cfg: PipelineConfig, given: str | os.PathLike | None) -> Path:
+    """The run's output folder (`given`, else the config's, else the default), checked against every input
+    (an input inside it would be replaced by the run) before any stage runs."""
+    from ..paths import OutputPlan
+    from .layout import output_folder
+
+    out = output_folder(given, cfg.pipeline.output_dir)
+    plan = OutputPlan()
+    for loc, path in input_files(cfg):
+        plan.read(path, ".".join(str(p) for p in loc))
+    if cfg.config_path is not None:
+        plan.read(cfg.config_path, "the config")
+    plan.write_folder(str(out), "the output folder")
+    plan.check()
+    return out
+
+
 def _check_records(path: Path, fmt: str | None, columns: dict[str, str] | None, fail) -> None:
     """A file the pipeline reads: a known file type whose first rows are records of a known format (detected
     when not given), checked now rather than after the stages before it have run."""
