@@ -258,8 +258,8 @@ def index_file(path: str, fmt: str | None, config: DedupConfig, into: SketchBuff
         del rows
         if worth_parallel(path, workers):
             with _pool(workers) as pool:
-                return index_by_ranges(path, path, spec.name, config, into, workers * convert_parallel.RANGES_PER_WORKER,
-                                       pool.map, pool.imap, bar)
+                n_ranges = workers * convert_parallel.RANGES_PER_WORKER
+                return index_by_ranges(path, path, spec.name, config, into, n_ranges, pool.map, pool.imap, bar)
         with open_file(path) as source:
             start_byte = 0 if kind_of(path) == "jsonl" else -1
             found = line_items(numbered_lines(source.complete_lines(), 1, start_byte), path, spec, config)
