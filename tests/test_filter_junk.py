@@ -118,4 +118,4 @@ def test_the_bundled_example_loses_its_yes_loop_and_flags_its_refusals(tmp_path)
     rejects = [json.loads(line) for line in (tmp_path / "clean.rejects.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {(r["reason"], r["raw"]["instruction"]) for r in rejects} >= {("repetition", "Repeat after me.")}
     kept = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert sum(f["rule"] == "refusal" for r in kept for f in r.get("meta", {}).get("flags", [])) == 2
+    assert sum(f["rule"] == "refusal" for r in kept for f in (r.get("meta") or {}).get("flags", [])) == 2

@@ -210,7 +210,7 @@ def _dedup_streaming(args, config, against: list[str], log) -> None:
         runs = DaskRunner(args.dask, workers=config.workers or None)
     else:
         runs = contextlib.nullcontext(LocalRunner(config.workers or (os.cpu_count() or 1)))
-    with runs as runner, RowWriter(args.output) as writer:
+    with runs as runner, RowWriter(args.output, stable_keys=True) as writer:
         if args.dask:
             print(runner.describe(), file=sys.stderr)
         reviews = RowWriter(args.clusters) if args.clusters else None
@@ -247,7 +247,7 @@ def _dedup_in_memory(args, config, against: list[str], log) -> None:
     records = list(tracked(read, args.progress, "read"))
     kept = dedup_records(records, config, log, against=reference, clusters_path=args.clusters)
     to_format = _target_format(args, records)
-    with RowWriter(args.output) as writer:
+    with RowWriter(args.output, stable_keys=True) as writer:
         write_records(kept, writer, to_format, log)
     _parquet_notes(writer, log)
 
@@ -269,7 +269,7 @@ def run_filter(args) -> int:
         records = tracked(read, args.progress, "filter")
         first, records = _peek(records)
         to_format = args.to or (first.source_format if first else args.from_format or "alpaca")
-        with RowWriter(args.output) as writer:
+        with RowWriter(args.output, stable_keys=True) as writer:
             write_records(_same_format(filter_records(records, config, log), to_format, args.to), writer, to_format, log)
         _parquet_notes(writer, log)
     finally:

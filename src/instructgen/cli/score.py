@@ -151,7 +151,7 @@ def run_score(args) -> int:
     config.judges()  # an unknown judge or a bad template: said before anything is read
     log = ScoreLog("score", rejects)
     try:
-        with FailureSink(failures_path, request_secrets(config)) as failures, RowWriter(args.output) as writer:
+        with FailureSink(failures_path, request_secrets(config)) as failures, RowWriter(args.output, stable_keys=True) as writer:
             report = score_records(_records(args, log), config, log, _Out(writer, log, args.to), cache_dir=cache_dir,
                                    failures=failures, prices=prices)
         _notes(writer, log)
@@ -225,7 +225,7 @@ def run_select(args) -> int:
     rejects, stats_path, _, _ = _plan(args)
     log = RunLog("select", rejects)
     try:
-        with RowWriter(args.output) as writer:
+        with RowWriter(args.output, stable_keys=True) as writer:
             outcome = select_files(args.inputs, config, log, _Out(writer, log, args.to),
                                    from_format=args.from_format, ranked_rows=derived(args.output, "ranked", "select.ranked"))
         _notes(writer, log)
