@@ -33,6 +33,7 @@ from .formats.meaning import PLACEHOLDER, meaning_problems
 from .io import MAX_ROW_BYTES, Row, RowWriter, jsonl_safe, kind_of, read_rows, rows_from_lines
 from .io import open_source as open_file
 from .record import Conversation
+from .progress import bar as progress_bar
 from .runlog import RunLog
 
 
@@ -300,7 +301,7 @@ def convert(
     read_opts = read_opts or ReadOptions()
     dump_opts = dump_opts or DumpOptions()
     writable(to_format)
-    bar = _progress_bar() if progress else None
+    bar = progress_bar(desc="convert") if progress else None
     detected = DetectedFormats(read_opts.announce)
     # OpenAI's own layouts hold only the keys OpenAI defines, and its checks refuse `"tools": null`
     stable_keys = not (to_format == "openai" and dump_opts.layout in ("strict", "preference"))
@@ -554,12 +555,6 @@ class JsonlBlob:
 
     def append_jsonl(self, data: bytes, count: int) -> None:
         self.parts.append(jsonl_safe(data))
-
-
-def _progress_bar():
-    from tqdm import tqdm
-
-    return tqdm(unit=" rec", desc="convert", file=sys.stderr, mininterval=0.5)
 
 
 def _counting(records: Iterator[Conversation], bar) -> Iterator[Conversation]:

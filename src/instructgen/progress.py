@@ -27,12 +27,14 @@ def add_progress_flag(parser, default: str | None = "auto", help: str = "progres
     parser.add_argument("--progress", choices=CHOICES, default=default, help=help)
 
 
-def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = " rec"):
-    """A tqdm bar on stderr, redrawn at most twice a second; bytes (unit "B") scaled to kB/MB."""
+def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = " rec",
+        **options: Any):
+    """A tqdm bar on stderr, redrawn at most twice a second; bytes (unit "B") scaled to kB/MB; `options` are
+    tqdm's (disable=, dynamic_ncols=)."""
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit=unit, unit_scale=unit == "B", file=sys.stderr,
-                mininterval=0.5)
+                mininterval=0.5, **options)
 
 
 def bar_maker(enabled: bool) -> Callable[[str, int, str], Any] | None:

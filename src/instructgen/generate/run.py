@@ -225,10 +225,10 @@ def say(line: str) -> None:
 
 
 def _progress_bar(config: GenerateConfig, enabled: bool) -> Any:
-    from tqdm import tqdm
+    from ..progress import bar
 
-    return tqdm(total=config.num_instructions, desc="generate", unit=" instructions", disable=not enabled,
-                file=sys.stderr, mininterval=0.5, dynamic_ncols=True)
+    return bar(desc="generate", total=config.num_instructions, unit=" instructions", disable=not enabled,
+               dynamic_ncols=True)
 
 
 def _show(bar: Any, runner: AlpacaRun | SelfInstructRun) -> None:

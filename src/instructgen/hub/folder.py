@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,9 +159,9 @@ def _write_format_rows(records: Iterable[Conversation], format_rows: dict[str, P
     with the same keys as in the pipeline's data/<fmt>.jsonl (the card's examples are its first rows)."""
     writers = {f: RowWriter(path, stable_keys=True) for f, path in format_rows.items()}
     if progress:
-        from tqdm import tqdm
+        from ..progress import bar
 
-        records = tqdm(records, unit=" rec", desc="push", file=sys.stderr, mininterval=0.5)
+        records = bar(records, desc="push")
     try:
         for conv in records:
             read_log.emitted()
