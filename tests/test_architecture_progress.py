@@ -68,3 +68,45 @@ def test_always_draws_a_bar_and_never_draws_none(tmp_path, capsys, command):
         err = capsys.readouterr().err
         assert (" rec/s" in err or " rec]" in err) is expected, err
         assert out.stat().st_size > 0
+
+
+def test_only_the_progress_module_makes_bars():
+    """tqdm's bar class is imported in instructgen.progress only (generate imports tqdm for `tqdm.write`, which
+    prints a line above bars without drawing one)."""
+    makers = []
+    for path in [*(REPO / "src" / "instructgen").rglob("*.py"), *(REPO / "flows").rglob("*.py")]:
+        rel = str(path.relative_to(REPO))
+        if rel == "src/instructgen/progress.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tqdm"):
+                makers += [f"{rel}:{node.lineno}" for alias in node.names if alias.name != "tqdm" or not _writes_only(path)]
+    assert makers == []
+
+
+def _writes_only(path: Path) -> bool:
+    """The module uses tqdm only as `tqdm.write(...)`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    uses = [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "tqdm"]
+    writes = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "write"
+              and isinstance(n.value, ast.Name) and n.value.id == "tqdm"]
+    return len(uses) == len(writes)
+
+
+def test_the_pipeline_draws_its_bars_through_the_progress_module(tmp_path, monkeypatch):
+    from instructgen.pipeline import OutputFolder, run
+    from instructgen.pipeline.config import parse_config
+
+    drawn = []
+    real = progress.bar
+
+    def counting(*args, **kwargs):
+        drawn.append(kwargs.get("desc"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(progress, "bar", counting)
+    text = f'[pipeline]\nformats = ["alpaca"]\nreport = false\n[[sources]]\npath = "{SAMPLE}"\n'
+    config = parse_config(text, tmp_path / "run.toml")
+    with OutputFolder(tmp_path / "out") as layout:
+        run(config, layout, announce=lambda _m: None, progress=True)
+    assert {"curate", "write"} <= set(drawn)

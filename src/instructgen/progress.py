@@ -37,7 +37,10 @@ def bar(iterable: Iterable[Any] | None = None, *, desc: str, total: int | None =
                 mininterval=0.5, **options)
 
 
-def bar_maker(enabled: bool) -> Callable[[str, int, str], Any] | None:
+BarMaker = Callable[[str, int, str], Any]
+
+
+def bar_maker(enabled: bool) -> BarMaker | None:
     """For the passes that open their own bars: `make(desc, total, unit)`, or None when bars are off."""
     if not enabled:
         return None

@@ -30,7 +30,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -41,6 +40,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from ..curate import dedup
 from ..errors import InstructgenError
 from ..inputs import expand_inputs
+from ..progress import BarMaker, bar_maker
 from ..report import ReportData, write_report
 from ..runlog import RunLog
 from . import passes, remote, signatures, stages, summary, workers
@@ -117,7 +117,7 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
     logs: list[RunLog] = []
     inputs, published, generation = _inputs(config, layout, steps, logs)
     dedup_cfg = config.dedup if config.dedup.enabled else None
-    bars = Bars(progress)
+    bars = bar_maker(progress)
     layout.spool.mkdir(parents=True, exist_ok=True)
     try:
         sources = _curate(config, layout, inputs, steps, dedup_cfg, logs, announce, bars)
@@ -137,7 +137,7 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
         stage_rows = [summary.public_stage(log.to_dict(), layout) for log in logs]
         hub = None
         if config.publish.enabled:
-            hub = _publish(config, layout, stream, stage_rows, published, generation, steps, bars.enabled, outputs)
+            hub = _publish(config, layout, stream, stage_rows, published, generation, steps, progress, outputs)
     finally:
         shutil.rmtree(layout.spool, ignore_errors=True)
 
@@ -159,23 +159,8 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
     return result
 
 
-class Bars:
-    """tqdm bars on stderr when asked for (and none otherwise)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-
-    def __call__(self, description: str, total: int, unit: str):
-        if not self.enabled:
-            return None
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=description, unit=unit, unit_scale=unit == "B", file=sys.stderr,
-                    mininterval=0.5)
-
-
 def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, dedup_cfg,
-            logs: list[RunLog], announce, bars: Bars) -> list[signatures.Source]:
+            logs: list[RunLog], announce, bars: BarMaker | None) -> list[signatures.Source]:
     """Read every shard, run it through the per-shard stages (`stages.SHARD_STAGES`) and sketch it (each
     shard's records go to its spool file); each stage's logs are merged as the shards finish, in order."""
     plan = stages.ShardPlan.of(config, dedup_cfg)
@@ -184,7 +169,7 @@ def _curate(config: PipelineConfig, layout: OutputLayout, inputs, steps: Steps, 
                                       plan.settings(), dedup_cfg) for path, fmt, columns in inputs]
     merged = {name: RunLog(name, layout.rejects(name)) for name in plan.log_names}
     owners: deque[tuple[signatures.Source, int]] = deque()  # shards out, not yet back: (source, row bytes)
-    bar = bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")
+    bar = bars and bars("curate", sum(os.path.getsize(s.path) for s in sources), "B")
     in_ranges = sum(os.path.getsize(s.path) for s in sources if workers.splittable(s.path))
     try:
         shards = _shards(sources, config.pipeline.shard_size, layout, owners, announce)
@@ -261,14 +246,14 @@ def _run_stages(config: PipelineConfig, layout: OutputLayout, stream: passes.Str
 
 
 def _write(config: PipelineConfig, layout: OutputLayout, stream: passes.Stream, outputs: dict[str, str],
-           deduplicating: stages.DedupPass | None, steps: Steps, bars: Bars) -> stages.Written:
+           deduplicating: stages.DedupPass | None, steps: Steps, bars: BarMaker | None) -> stages.Written:
     """The one pass over the spools: duplicates and what later stages dropped out, every format written, the
     report's profile sampled. With records enough, each format is written at the same time by a process of its
     own that reads the spools itself (`workers.FormatProcesses`); the pass here then only reviews duplicates
     and samples the profile, parsing just those records."""
     rejects = {stage: str(layout.rejects(stage)) for stage in ["dedup", *(f"write:{f}" for f in outputs)]}
     aside = list(outputs) if workers.parallel_write(len(stream.spools), len(outputs)) else []
-    bar = bars("write", len(stream.spools), " rec")
+    bar = bars and bars("write", len(stream.spools), " rec")
     profiler = summary.ProfileSampler(len(stream))
     try:
         with workers.FormatProcesses(len(aside)) if aside else nullcontext() as others:
