@@ -68,3 +68,31 @@ def test_the_callers_get_the_toolkit_objects():
 
     assert dedup_dask.LocalRunner is dedup_toolkit.LocalRunner and dedup_dask.Decisions is dedup_toolkit.Decisions
     assert signatures.files is dedup_toolkit
+
+
+def test_a_caller_that_reads_a_file_its_own_way_keys_its_signatures_by_a_typed_setting(tmp_path):
+    """The pipeline's columns and stage settings go in `reading` (no settings folded into a made-up format
+    name): the key changes with them, not with their order, and differs from a plain `dedup` of the file."""
+    data = tmp_path / "a.jsonl"
+    data.write_text('{"instruction": "x", "output": "y"}\n', encoding="utf-8")
+    config = dedup_toolkit.DedupConfig()
+    key = lambda reading: dedup_toolkit.signature_path(tmp_path, str(data), "alpaca", config, reading=reading)  # noqa: E731
+    assert key({"columns": None, "filter": {"min": 1}}) == key({"filter": {"min": 1}, "columns": None})
+    assert key({"columns": None, "filter": {"min": 1}}) != key({"columns": None, "filter": {"min": 2}})
+    assert key({"columns": None}) != dedup_toolkit.signature_path(tmp_path, str(data), "alpaca", config)
+
+
+def test_saved_signatures_are_judged_by_one_check(tmp_path):
+    data = tmp_path / "a.jsonl"
+    data.write_text('{"instruction": "x", "output": "y"}\n', encoding="utf-8")
+    fingerprint = dedup_toolkit.file_fingerprint(str(data)).encode()
+    good = {b"instructgen": str(dedup_toolkit.SIGNATURE_VERSION).encode(), b"file": fingerprint, b"shape": b"3,64"}
+    assert dedup_toolkit.saved_match(good, str(data), (3, 64))
+    assert not dedup_toolkit.saved_match(good, str(data), (3, 128))  # other sketch shape
+    assert not dedup_toolkit.saved_match({**good, b"instructgen": b"1"}, str(data), (3, 64))  # older sketches
+    assert not dedup_toolkit.saved_match({k: v for k, v in good.items() if k != b"shape"}, str(data), (3, 64))
+    assert not dedup_toolkit.saved_match(None, str(data), (3, 64))
+    assert not dedup_toolkit.saved_match(good, str(data), (3, 64), digest="abc")  # bytes asked for, none kept
+    assert dedup_toolkit.saved_match({**good, b"digest": b"abc"}, str(data), (3, 64), digest="abc")
+    data.write_text('{"instruction": "x", "output": "changed"}\n', encoding="utf-8")
+    assert not dedup_toolkit.saved_match(good, str(data), (3, 64))  # size changed

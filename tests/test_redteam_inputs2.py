@@ -67,7 +67,7 @@ def test_checking_many_inputs_resolves_each_name_a_bounded_number_of_times(tmp_p
         return real_stat(path, *args, **kwargs)
 
     monkeypatch.setattr(paths.os, "stat", counting_stat)
-    plan = paths.OutputPlan()
+    plan = paths.CommandPaths()
     plan.read_all(files)
     plan.write(str(tmp_path / "out.jsonl"), "-o")
     plan.write(str(tmp_path / "out.rejects.jsonl"), "the default rejects file", chosen=False)

@@ -34,7 +34,7 @@ _SURROGATES = re.compile("[\udc80-\udcff]")  # bytes that were not UTF-8 (os.fsd
 
 
 class Inputs(list):
-    """The files to read, in order, with the folders they were listed from (`paths.OutputPlan.read_all`
+    """The files to read, in order, with the folders they were listed from (`paths.CommandPaths.read_all`
     refuses an output inside one) and what the listing skipped, by reason."""
 
     def __init__(self, files=(), folders=(), skipped: dict[str, list[str]] | None = None):

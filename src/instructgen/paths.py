@@ -1,12 +1,12 @@
 """Where a command writes, decided and checked before anything is opened.
 
-    derived(path, what)          "data.jsonl", "rejects.jsonl" -> "data.rejects.jsonl" (the one helper for names
-                                 made from another file's name: rejects, stats, failures, caches)
-    OutputPlan                   every file and folder a command reads and writes; `check()` refuses, in one
-                                 line, an output that is an input (the same file by any name: symlinks,
-                                 `./../` aliases, hard links), two outputs that are one file, an input inside
-                                 a folder the command replaces, an output inside an input folder (the next
-                                 run would read it back), and an input named twice. Linear in the inputs.
+    derived(path, what)            "data.jsonl", "rejects.jsonl" -> "data.rejects.jsonl" (the one helper for names
+                                   made from another file's name: rejects, stats, failures, caches)
+    CommandPaths                   every file and folder a command reads and writes; `check()` refuses, in one
+                                   line, an output that is an input (the same file by any name: symlinks,
+                                   `./../` aliases, hard links), two outputs that are one file, an input inside
+                                   a folder the command replaces, an output inside an input folder (the next
+                                   run would read it back), and an input named twice. Linear in the inputs.
 
 A default name that collides is moved aside (`data.rejects.1.jsonl`) instead of refused: the user did
 not choose it. A name the user gave is never changed: the collision is an error that says what to do.
@@ -89,7 +89,7 @@ def _inside(path: str, folder: str, real=os.path.realpath) -> bool:
 
 
 @dataclass
-class OutputPlan:
+class CommandPaths:
     """Inputs and outputs of one command, checked against each other before anything is written.
     Linear in the number of inputs (a folder may hold a million files): each name is resolved once."""
 
@@ -144,7 +144,7 @@ class OutputPlan:
                 return candidate
         raise InstructgenError(f"no free name for {path}")  # pragma: no cover - a thousand collisions
 
-    def check(self) -> "OutputPlan":
+    def check(self) -> "CommandPaths":
         """Raise InstructgenError (one line, naming both paths and the flag to change) on any collision."""
         ids = {id(e): _identity(e.path) for e in (*self.inputs, *self.outputs) if e.path != STDIO}
         seen: dict[tuple, _Entry] = {}

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InstructgenError
-from ..paths import OutputPlan, derived
+from ..paths import CommandPaths, derived
 from ..progress import add_progress_flag, wanted as progress_wanted
 from . import command_parser
 
@@ -121,7 +121,7 @@ def default_output(first_input: str, to_format: str) -> str:
 
 def plan_paths(args, inputs: list[str], output: str, output_chosen: bool) -> tuple[str, str, str | None]:
     """(output, rejects, stats) checked against the inputs and each other before anything is opened."""
-    plan = OutputPlan()
+    plan = CommandPaths()
     plan.read_all(inputs)
     if args.meta_instruction_file:
         plan.read(args.meta_instruction_file, "--meta-instruction-file")

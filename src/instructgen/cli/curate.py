@@ -9,7 +9,7 @@ import re
 import sys
 
 from ..errors import InstructgenError
-from ..paths import OutputPlan
+from ..paths import CommandPaths
 from ..progress import add_progress_flag, bar_maker, tracked, wanted as progress_wanted
 from . import command_parser
 
@@ -127,7 +127,7 @@ def _paths(args, against: list[str] = (), clusters: str | None = None, signature
     """(rejects, stats): every path this command writes, checked against every input before anything is opened."""
     from .options import plan_rejects_and_stats
 
-    plan = OutputPlan()
+    plan = CommandPaths()
     plan.read_all(args.inputs)
     plan.read_all(against, "--against")
     rejects, stats = plan_rejects_and_stats(plan, args)
@@ -324,7 +324,7 @@ def run_stats(args) -> int:
     from ..runlog import RunLog
 
     if args.json:
-        plan = OutputPlan()
+        plan = CommandPaths()
         plan.read_all(args.inputs)
         plan.write(args.json, "--json")
         plan.check()

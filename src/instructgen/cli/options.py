@@ -117,7 +117,7 @@ def config_from_args(model: type[BaseModel], args: argparse.Namespace, exclude: 
 
 def plan_rejects_and_stats(plan, args) -> tuple[str, str | None]:
     """The output (-o), rejects and stats paths a record command writes, registered with `plan` (a
-    paths.OutputPlan that already holds the inputs): (rejects, stats; None when writing to stdout)."""
+    paths.CommandPaths that already holds the inputs): (rejects, stats; None when writing to stdout)."""
 
     plan.write(args.output, "-o")
     rejects = plan.write(args.rejects, "--rejects") if args.rejects else \

@@ -90,10 +90,10 @@ def _io(p, formats, progress: bool = True) -> None:
 def _plan(args, extra_inputs: dict[str, str] | None = None, failures: bool = False, cache_dir: str | None = None):
     """(rejects, stats, failures, cache_dir): every path written, checked against every input first."""
     from ..generate.cache import RequestCache
-    from ..paths import OutputPlan, derived
+    from ..paths import CommandPaths, derived
     from .options import plan_rejects_and_stats
 
-    plan = OutputPlan()
+    plan = CommandPaths()
     plan.read_all(args.inputs)
     for flag, path in (extra_inputs or {}).items():
         plan.read(path, flag)

@@ -13,7 +13,7 @@ Pass 1 over files (dedup_sketch):
     quiet                               an `announce` that says nothing
 
 Saved signatures (signature_store):
-    signature_path, save_signatures, load_signatures, index_or_reuse
+    signature_path, save_signatures, load_signatures, saved_match, index_or_reuse
     file_fingerprint, file_digest, SIGNATURE_VERSION
 
 Pass 2 over files (dedup_write):
@@ -34,7 +34,7 @@ from .dedup_files import LocalRunner, Outcome, dedup_files, index_all
 from .dedup_sketch import Indexed, SketchBuffer, index_by_ranges, index_file, index_range, index_small_files, quiet
 from .dedup_write import Decisions, HeadTexts, LineFates, write_line_file, write_row_files
 from .signature_store import (SIGNATURE_VERSION, file_digest, file_fingerprint, index_or_reuse, load_signatures,
-                              save_signatures, signature_path)
+                              save_signatures, saved_match, signature_path)
 
 __all__ = [
     "Clusters", "DedupConfig", "Sketches", "cluster", "dedup_records", "sketch",
@@ -42,5 +42,5 @@ __all__ = [
     "Indexed", "SketchBuffer", "index_by_ranges", "index_file", "index_range", "index_small_files", "quiet",
     "Decisions", "HeadTexts", "LineFates", "write_line_file", "write_row_files",
     "SIGNATURE_VERSION", "file_digest", "file_fingerprint", "index_or_reuse", "load_signatures", "save_signatures",
-    "signature_path",
+    "saved_match", "signature_path",
 ]

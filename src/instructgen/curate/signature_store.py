@@ -1,8 +1,9 @@
 """Dedup's saved signatures: pass 1's arrays of each input file, kept between runs and reused.
 
-    signature_path(folder, path, fmt, config) -> Path   where one file's arrays under these settings are kept
+    signature_path(folder, path, fmt, config, reading)   where one file's arrays under these settings are kept
     save_signatures(target, indexed, digest)            write them (Parquet, signatures as fixed-size binary)
     load_signatures(target, path, into, digest)         append them to a SketchBuffer, or None when stale
+    saved_match(metadata, path, shape, digest)          whether saved arrays' metadata says they are still valid
     index_or_reuse(path, fmt, config, into, folder, runner)  saved arrays when still valid, else pass 1 (saved)
     file_fingerprint(path), file_digest(path)           what says the file is the same: size and modification
                                                         time, and a digest of its bytes
@@ -18,9 +19,10 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+import orjson
 
 from ..io import kind_of
 from .dedup import DedupConfig, Sketches
@@ -34,11 +36,27 @@ SIGNATURE_VERSION = 3  # 2: dedup sketches hold a focus quarter and 32-bit MinHa
 SKETCH_SETTINGS = ("num_perm", "shingle", "fields", "seed", "identifiers", "tool_calls")
 
 
-def signature_path(folder: str | os.PathLike, path: str, fmt: str | None, config: DedupConfig) -> Path:
-    """Where pass 1's arrays of `path` under these sketch settings are kept."""
+def signature_path(folder: str | os.PathLike, path: str, fmt: str | None, config: DedupConfig,
+                   reading: dict[str, Any] | None = None) -> Path:
+    """Where pass 1's arrays of `path` under these sketch settings are kept. `reading`: whatever else decides
+    which records the file yields and what they hold, for a caller that reads it its own way (the pipeline:
+    the source's columns and its per-shard stages' settings)."""
     settings = {k: getattr(config, k) for k in SKETCH_SETTINGS}
-    key = hashlib.sha256(repr((SIGNATURE_VERSION, os.path.abspath(path), fmt, sorted(settings.items()))).encode())
+    how = orjson.dumps(reading or {}, option=orjson.OPT_SORT_KEYS).decode()
+    key = hashlib.sha256(repr((SIGNATURE_VERSION, os.path.abspath(path), fmt, how, sorted(settings.items()))).encode())
     return Path(folder) / f"{Path(path).name}.{key.hexdigest()[:12]}.signatures.parquet"
+
+
+def saved_match(metadata: dict[bytes, bytes] | None, path: str, shape: tuple[int, int], digest: str | None = None
+                ) -> bool:
+    """Whether saved arrays (their Parquet metadata) are of this version, this shape and this very file: its
+    bytes when `digest` (the file's now) is given, else its size and modification time (for a caller that
+    compares each record's digest itself, as the pipeline does)."""
+    meta = metadata or {}
+    same_file = meta.get(b"digest") == digest.encode() if digest else \
+        meta.get(b"file") == file_fingerprint(path).encode()
+    return same_file and meta.get(b"instructgen") == f"{SIGNATURE_VERSION}".encode() \
+        and meta.get(b"shape") == f"{shape[0]},{shape[1]}".encode()
 
 
 def file_fingerprint(path: str) -> str:
@@ -104,11 +122,9 @@ def load_signatures(target: Path, path: str, into: SketchBuffer, digest: str | N
         return None
     try:
         source = pq.ParquetFile(target)
-        meta = {k.decode(): v.decode() for k, v in (source.schema_arrow.metadata or {}).items()}
-        same_file = meta.get("digest") == digest if digest else meta.get("file") == file_fingerprint(path)
-        if meta.get("instructgen") != f"{SIGNATURE_VERSION}" or not same_file \
-                or tuple(int(x) for x in meta["shape"].split(",")) != into.shape:
+        if not saved_match(source.schema_arrow.metadata, path, into.shape, digest):
             return None
+        fmt = source.schema_arrow.metadata[b"format"].decode()
         start, lines, offsets = into.size, [], []
         for batch in source.iter_batches(batch_size=SAVE_BATCH):
             n = batch.num_rows
@@ -122,7 +138,7 @@ def load_signatures(target: Path, path: str, into: SketchBuffer, digest: str | N
     except (OSError, ValueError, KeyError):  # a damaged file is computed again
         return None
     offsets_all = np.concatenate(offsets) if offsets else np.empty(0, np.int64)
-    return Indexed(path, meta["format"], into, start, into.size,
+    return Indexed(path, fmt, into, start, into.size,
                    np.concatenate(lines) if lines else np.empty(0, np.int64),
                    offsets_all if kind_of(path) == "jsonl" else offsets_all[:0], reused=True)
 

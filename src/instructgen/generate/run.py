@@ -42,7 +42,7 @@ from typing import Any
 
 from ..errors import InstructgenError
 from ..io import RowWriter
-from ..paths import OutputPlan, derived
+from ..paths import CommandPaths, derived
 from ..runlog import RunLog
 from .budget import check_prices
 from .cache import RequestCache
@@ -74,7 +74,7 @@ def plan_outputs(config: GenerateConfig, out_path: str | Path, *, rejects: str |
     OUT.stats.json, OUT.cache/) are moved aside if they collide; nothing may be a seed file (or one of
     `other_inputs`, {flag: path})."""
     out = str(out_path)
-    plan = OutputPlan()
+    plan = CommandPaths()
     plan.read_all(config.seed_tasks, "--seed-tasks")
     for flag, path in (other_inputs or {}).items():
         plan.read(path, flag)
@@ -93,7 +93,7 @@ def plan_outputs(config: GenerateConfig, out_path: str | Path, *, rejects: str |
     return GenerateOutputs(out, rejects, instruction_rejects, failures, stats, cache_dir)
 
 
-def _output(plan: OutputPlan, given: str | Path | None, flag: str, default: str, use_default: bool = True) -> Any:
+def _output(plan: CommandPaths, given: str | Path | None, flag: str, default: str, use_default: bool = True) -> Any:
     if given is not None:
         return plan.write(given, flag)
     return plan.write(default, f"the default {flag.lstrip('-')} file", chosen=False) if use_default else None

@@ -25,7 +25,7 @@ from .. import formats as format_registry
 from ..convert import ReadOptions, open_source, records_of, write_records
 from ..errors import InstructgenError
 from ..io import Row, RowWriter
-from ..paths import OutputPlan, derived
+from ..paths import CommandPaths, derived
 from ..record import Conversation
 from ..runlog import RunLog, write_stats
 from .archive import Stager, Staged, size_text
@@ -103,7 +103,7 @@ def download(name_or_repo: str, out: str | os.PathLike, options: DownloadOptions
 
 def _plan(out, rejects_path, stats_path) -> tuple[str, str, str]:
     """-o, --rejects and --stats: checked against each other before anything is opened."""
-    plan = OutputPlan()
+    plan = CommandPaths()
     out = plan.write(out, "-o")
     rejects = plan.write(rejects_path, "--rejects") if rejects_path else \
         plan.write(derived(out, "rejects.jsonl"), "the default rejects file", chosen=False)

@@ -26,7 +26,7 @@ from ..convert import ReadOptions, read_records, write_records
 from ..errors import InstructgenError
 from ..formats.base import DumpOptions
 from ..io import RowWriter, write_text_atomic
-from ..paths import OutputPlan
+from ..paths import CommandPaths
 from ..record import Conversation
 from ..runlog import RunLog
 from .card import CardInfo, ConfigCard, render_card
@@ -68,7 +68,7 @@ def plan_paths(records_or_paths: Records, config: PublishConfig, out_dir: str | 
                written: dict[str, str] | None = None) -> dict[str, str]:
     """Check every path push writes against every input, before anything is opened; the rejects file of
     each step ("read", then one per format) is returned, renamed if its default name is taken."""
-    plan = OutputPlan()
+    plan = CommandPaths()
     if is_paths(records_or_paths):
         items = [records_or_paths] if isinstance(records_or_paths, (str, os.PathLike)) else records_or_paths
         plan.read_all(items)

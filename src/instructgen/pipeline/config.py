@@ -372,11 +372,11 @@ def checked_config(path: str | os.PathLike | None) -> PipelineConfig:
 def checked_output_folder(cfg: PipelineConfig, given: str | os.PathLike | None) -> Path:
     """The run's output folder (`given`, else the config's, else the default), checked against every input
     (an input inside it would be replaced by the run) before any stage runs."""
-    from ..paths import OutputPlan
+    from ..paths import CommandPaths
     from .layout import output_folder
 
     out = output_folder(given, cfg.pipeline.output_dir)
-    plan = OutputPlan()
+    plan = CommandPaths()
     for loc, path in input_files(cfg):
         plan.read(path, ".".join(str(p) for p in loc))
     if cfg.config_path is not None:

@@ -3,8 +3,8 @@ in order, each source's either sketched by its curate shards or reused from an e
 
 A source's sketches depend on the file and on everything that decides which records it yields and what
 they hold: its format and columns, the filter settings and the sketch settings. They are saved per source
-file in the output folder's `signatures/` (curate.dedup_files' Parquet layout, keyed by those settings,
-checked against the file's size and modification time), so a rerun with another threshold or keep rule
+file in the output folder's `signatures/` (the dedup toolkit's Parquet layout, keyed by those settings as
+`signature_path`'s `reading`, checked against the file's size and modification time by `saved_match`), so a rerun with another threshold or keep rule
 reads them instead of sketching again. The `line` column holds a digest of each record's spool line: a
 reused file is taken only when the records read this time are exactly the ones sketched then (otherwise
 the spools are sketched again).
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from ..curate import dedup
 from ..curate import dedup_toolkit as files
@@ -48,8 +47,7 @@ def plan_source(path: str, fmt: str | None, columns: dict[str, str] | None, fold
     `stage_settings`: each per-shard stage's settings (`stages.ShardPlan.settings`)."""
     if folder is None or config is None:
         return Source(path, fmt, columns)
-    settings = orjson.dumps({"format": fmt, "columns": columns, **stage_settings}, option=orjson.OPT_SORT_KEYS)
-    target = files.signature_path(folder, path, f"pipeline:{settings.decode()}", config)
+    target = files.signature_path(folder, path, fmt, config, reading={"columns": columns, **stage_settings})
     return Source(path, fmt, columns, target, _saved_for(target, path, config))
 
 
@@ -58,12 +56,10 @@ def _saved_for(target: Path, path: str, config: dedup.DedupConfig) -> bool:
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.read_schema(target).metadata or {}
+        metadata = pq.read_schema(target).metadata
     except (OSError, ValueError):
         return False
-    shape = f"{len(dedup.parse_fields(config.fields))},{config.num_perm}"
-    return meta.get(b"instructgen") == f"{files.SIGNATURE_VERSION}".encode() and \
-        meta.get(b"file") == files.file_fingerprint(path).encode() and meta.get(b"shape") == shape.encode()
+    return files.saved_match(metadata, path, (len(dedup.parse_fields(config.fields)), config.num_perm))
 
 
 def build(sources: list[Source], config: dedup.DedupConfig, folder: Path | None,
