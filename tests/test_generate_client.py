@@ -4,7 +4,9 @@ the retry policy's wait and what counts as a usable answer."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -203,3 +205,49 @@ def test_the_body_on_the_wire_is_the_one_the_sdks_typed_create_sends():
     assert all(r.ok for r in results) and len(seen) == 2 * len(requests)
     ours, theirs = sorted(seen[:3], key=str), sorted(seen[3:], key=str)
     assert ours == theirs and all(auth == f"Bearer {SECRET}" for _, auth in seen)
+
+
+def _plant_cache(folder, answer: str) -> Path:
+    """A requests.sqlite holding a fake answer for request 0, as another user could leave it."""
+    cache = RequestCache(folder)
+    cache.put("planted", {"text": answer})
+    cache.close()
+    return Path(folder) / RequestCache.FILE
+
+
+@pytest.mark.parametrize("how, said", [
+    (lambda p: os.chmod(p, 0o666), "can be written by other users"),
+    (lambda p: os.chmod(p, 0o620), "can be written by other users"),
+    (lambda p: (os.replace(p, p.with_name("real.sqlite")), os.symlink(p.with_name("real.sqlite"), p)),
+     "is a symbolic link"),
+])
+def test_a_cache_others_could_have_written_is_refused(tmp_path, how, said):
+    path = _plant_cache(tmp_path / "cache", "planted answer")
+    how(path)
+    with pytest.raises(InstructgenError) as refused:
+        RequestCache(tmp_path / "cache")
+    assert str(path) in str(refused.value) and said in str(refused.value) and "chmod go-w" in str(refused.value)
+
+
+def test_a_planted_wal_file_is_refused_too(tmp_path):
+    (tmp_path / "cache").mkdir()
+    wal = tmp_path / "cache" / f"{RequestCache.FILE}-wal"
+    wal.write_bytes(b"")
+    os.chmod(wal, 0o666)
+    with pytest.raises(InstructgenError, match="-wal can be written by other users"):
+        RequestCache(tmp_path / "cache")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_cache_of_another_user_is_refused(tmp_path):
+    path = _plant_cache(tmp_path / "cache", "planted answer")
+    os.chown(path, 4242, 4242)
+    with pytest.raises(InstructgenError, match="belongs to another user \\(uid 4242\\)"):
+        RequestCache(tmp_path / "cache")
+
+
+def test_ones_own_private_cache_is_reopened(tmp_path):
+    _plant_cache(tmp_path / "cache", "my answer")
+    cache = RequestCache(tmp_path / "cache")
+    assert cache.get("planted") == {"text": "my answer"}
+    cache.close()

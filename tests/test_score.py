@@ -371,3 +371,21 @@ def test_property_spearman_equals_scipys_with_ties(pairs):
         return
     expected = spearmanr(xs, ys).statistic
     assert math.isclose(spearman(xs, ys), expected, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_score_refuses_a_cache_other_users_can_write_before_sending_anything(tmp_path, capsys):
+    """A shared folder where someone else left OUT.cache/: its 'cached' judge replies would become scores."""
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _records(inp, 5)
+    planted = tmp_path / "out.cache" / "requests.sqlite"
+    planted.parent.mkdir()
+    db = sqlite3.connect(planted)
+    db.execute("CREATE TABLE responses (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    db.commit()
+    db.close()
+    os.chmod(planted, 0o666)
+    with JudgeDouble() as double:
+        assert cli_main(_score(double, inp, out, "--judge", "alpagasus")) != 0
+        assert not double.hits  # refused before any request
+    err = capsys.readouterr().err
+    assert "can be written by other users" in err and str(planted) in err and not out.exists()

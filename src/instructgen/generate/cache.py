@@ -5,6 +5,11 @@ committed transaction survives the process being killed (kill -9, Ctrl-C) at
 any point. Keys are the SHA-256 of the canonical JSON of (model, messages,
 parameters); the API key and the endpoint's address are never part of the
 key or of the stored value.
+
+A cached answer is replayed as the model's, so a cache someone else could have
+written is refused (as ssh refuses a key file others can write): the database
+and its -wal/-shm files must be plain files, not links, owned by this user and
+not writable by group or others.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import threading
 from pathlib import Path
 from typing import Any
 
 import orjson
+
+from ..errors import InstructgenError
 
 
 def request_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
@@ -30,6 +38,8 @@ class RequestCache:
     def __init__(self, directory: str | os.PathLike):
         Path(directory).mkdir(parents=True, exist_ok=True)
         self.path = str(Path(directory) / self.FILE)
+        for name in (self.path, f"{self.path}-wal", f"{self.path}-shm"):
+            refuse_untrusted(name)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -57,3 +67,20 @@ class RequestCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def refuse_untrusted(path: str) -> None:
+    """Refuse a cache file that this user's runs may not have written (nothing there is fine)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    problem = "is a symbolic link" if stat.S_ISLNK(st.st_mode) else \
+        "is not a plain file" if not stat.S_ISREG(st.st_mode) else \
+        f"belongs to another user (uid {st.st_uid})" if st.st_uid != os.geteuid() else \
+        "can be written by other users" if st.st_mode & 0o022 else None
+    if problem:
+        raise InstructgenError(f"{path} {problem}: its cached answers would be replayed as the model's. Remove "
+                               "it if you trust neither it nor who could write it (the requests are then made "
+                               "again), or, if you wrote it, make it yours and private (chmod go-w)")
+
