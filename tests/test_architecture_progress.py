@@ -48,15 +48,19 @@ def test_every_progress_flag_offers_the_same_choices():
 
 def test_no_front_end_decides_on_its_own():
     """The on/off rule (stderr a terminal?) lives in instructgen.progress only."""
-    copies = []
+    copies = [f"{rel}:{node.lineno}" for rel, _path, node in _nodes_outside_progress()
+              if isinstance(node, ast.Attribute) and node.attr == "isatty"]
+    assert copies == []
+
+
+def _nodes_outside_progress():
+    """(file relative to the repo, its path, node) for every AST node of src/instructgen and flows but
+    instructgen/progress.py."""
     for path in [*(REPO / "src" / "instructgen").rglob("*.py"), *(REPO / "flows").rglob("*.py")]:
         rel = str(path.relative_to(REPO))
-        if rel == "src/instructgen/progress.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Attribute) and node.attr == "isatty":
-                copies.append(f"{rel}:{node.lineno}")
-    assert copies == []
+        if rel != "src/instructgen/progress.py":
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                yield rel, path, node
 
 
 @pytest.mark.parametrize("command", ["filter", "convert", "score"])
@@ -73,14 +77,9 @@ def test_always_draws_a_bar_and_never_draws_none(tmp_path, capsys, command):
 def test_only_the_progress_module_makes_bars():
     """tqdm's bar class is imported in instructgen.progress only (generate imports tqdm for `tqdm.write`, which
     prints a line above bars without drawing one)."""
-    makers = []
-    for path in [*(REPO / "src" / "instructgen").rglob("*.py"), *(REPO / "flows").rglob("*.py")]:
-        rel = str(path.relative_to(REPO))
-        if rel == "src/instructgen/progress.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tqdm"):
-                makers += [f"{rel}:{node.lineno}" for alias in node.names if alias.name != "tqdm" or not _writes_only(path)]
+    makers = [f"{rel}:{node.lineno}" for rel, path, node in _nodes_outside_progress()
+              if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tqdm")
+              and any(alias.name != "tqdm" or not _writes_only(path) for alias in node.names)]
     assert makers == []
 
 
