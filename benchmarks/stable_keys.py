@@ -7,10 +7,11 @@ carry `meta` and the others are given `"meta": null`), converted to sharegpt and
 (--workers 1) and by 2 worker processes, each contender in a fresh process:
   unfilled   the writer without schema-stable keys (what the cost is measured against)
   before     the writer as it was: rows reach it as JSONL bytes, so at close it reads every row back to
-             learn its keys, then rewrites the file (the stable writer with `takes_jsonl` forced on)
+             learn its keys, then rewrites the file (the stable writer with `takes_jsonl` forced on and
+             `learns_keys` off)
   now        the writer as it is: the serial direct path hands it rows; it holds the first rows back and
-             adds the keys they show as rows are written, so no second pass runs; rows written by workers
-             are still bytes and still read back
+             adds the keys they show as rows are written, so no second pass runs; workers hand over their
+             rows' keys with their bytes (read on every core), so only the rows lacking a key are rewritten
 Prints wall and CPU seconds (this process and its workers) and each contender's time over `unfilled`;
 the outputs of `before` and `now` must be byte-identical, which the script checks.
 """
@@ -49,6 +50,7 @@ def run(contender: str, src: str, out: str, to: str, workers: int) -> dict:
         convert_module.RowWriter = Writer
     elif contender == "before":
         io.RowWriter.takes_jsonl = property(lambda self: self.kind in ("jsonl", "jsonl.gz"))
+        io.RowWriter.learns_keys = property(lambda self: False)  # workers' rows read back at close
     log = RunLog("convert")
     wall, cpu = time.perf_counter(), time.process_time()
     convert([src], out, to, log, ReadOptions(from_format="alpaca", announce=lambda _: None), workers=workers)

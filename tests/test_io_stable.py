@@ -75,6 +75,55 @@ def test_rows_handed_over_as_bytes_are_read_back_for_their_keys(tmp_path):
     assert RowWriter(tmp_path / "plain.jsonl").takes_jsonl
 
 
+def _handed_over(path, shapes: bool, parts: list[bytes], before=({"a": 0},), after=({"a": 9},)) -> RowWriter:
+    with RowWriter(path, stable_keys=True) as w:
+        for row in before:
+            w.write(row)
+        for data in parts:
+            w.append_jsonl(data, data.count(b"\n"), rowio.row_shapes(data) if shapes else None)
+        for row in after:
+            w.write(row)
+    return w
+
+
+PARTS = [b'{"a":1,"b":2}\n{"a":2}\n[1,2]\n', b'{"b":3,"a":3}\n{}\n{"a":4,"c":[1]}\n']
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "jsonl.gz"])
+def test_rows_handed_over_with_their_shapes_are_not_read_back_and_give_the_same_bytes(suffix, tmp_path, monkeypatch):
+    read_back = tmp_path / f"read_back.{suffix}"
+    w_read = _handed_over(read_back, False, PARTS)
+    loads = []
+    real = rowio.orjson.loads
+    monkeypatch.setattr(rowio.orjson, "loads", lambda b: loads.append(b) or real(b))
+    told = tmp_path / f"told.{suffix}"
+    w_told = _handed_over(told, True, [])  # warm: nothing handed over
+    loads.clear()
+    w_told = _handed_over(told, True, PARTS)
+    parsed_by_shapes = sum(data.count(b"\n") for data in PARTS)
+    assert len(loads) == parsed_by_shapes  # the rows were read once, as a worker does, not again at close
+    monkeypatch.setattr(rowio.orjson, "loads", real)
+    text = (lambda p: gzip.decompress(p.read_bytes())) if suffix == "jsonl.gz" else (lambda p: p.read_bytes())
+    assert text(told) == text(read_back) and w_told.filled == w_read.filled
+    assert rows_in(told)[1:4] == [{"a": 1, "b": 2, "c": None}, {"a": 2, "b": None, "c": None}, [1, 2]]
+
+
+def test_rows_handed_over_with_their_shapes_and_one_set_of_keys_cost_no_second_pass(tmp_path, no_second_pass):
+    data = b'{"a":1,"b":2}\n{"b":3,"a":4}\n'
+    w = _handed_over(tmp_path / "out.jsonl", True, [data], before=({"a": 0, "b": 1},), after=())
+    assert rows_in(tmp_path / "out.jsonl") == [{"a": 0, "b": 1}, {"a": 1, "b": 2}, {"b": 3, "a": 4}]
+    assert w.filled == {}
+
+
+def test_shapes_that_do_not_match_the_count_are_not_trusted(tmp_path):
+    """A worker's shapes that disagree with the rows counted: the rows are read back instead."""
+    out = tmp_path / "out.jsonl"
+    with RowWriter(out, stable_keys=True) as w:
+        w.write({"a": 0})
+        w.append_jsonl(b'{"a":1,"b":2}\n{"a":2}\n', 2, rowio.row_shapes(b'{"a":1}\n'))
+    assert rows_in(out) == [{"a": 0, "b": None}, {"a": 1, "b": 2}, {"a": 2, "b": None}]
+
+
 def test_leave_absent_keys_are_never_added(tmp_path, monkeypatch):
     rows = [{"c": 1}, {"c": 2, "tools": [1], "meta": {"k": 1}}, {"c": 3}]
     out = tmp_path / "out.json"

@@ -9,6 +9,7 @@ The real readers in their own environments are run by benchmarks/readers.py; her
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -363,12 +364,13 @@ def test_rows_written_by_workers_get_the_same_keys_as_serial_ones(suffix, tmp_pa
     monkeypatch.setattr(convert_parallel, "MIN_BYTES", 0)
     rows = [_alpaca(i) for i in range(300)] + [{**_alpaca(300), "history": [["q", "a"]]}] + [_alpaca(301)]
     src = write_jsonl(tmp_path / "in.jsonl", rows)
-    outputs = {}
+    outputs, texts = {}, {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}.{suffix}"
         assert main(["convert", str(src), "--to", "sharegpt", "--workers", str(workers), "-o", str(out)]) == 0
         outputs[workers] = [r.data for r in read_rows(str(out))]
-    assert outputs[1] == outputs[2]
+        texts[workers] = gzip.decompress(out.read_bytes()) if suffix == "jsonl.gz" else out.read_bytes()
+    assert outputs[1] == outputs[2] and texts[1] == texts[2]  # the same bytes: workers hand over their rows' keys
     assert {frozenset(r) for r in outputs[2]} == {frozenset({"id", "conversations", "meta"})}
 
 

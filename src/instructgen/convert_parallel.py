@@ -25,7 +25,7 @@ import time
 from collections import Counter, deque
 from typing import Any, Callable, Iterator
 
-from .io import RowWriter, open_source, temp_beside
+from .io import RowWriter, open_source, row_shapes, temp_beside
 from .runlog import RunLog
 
 BLOCK_LINES = 20_000
@@ -60,7 +60,7 @@ def convert_file(path: str, writer: RowWriter, log: RunLog, convert_block: Block
     parts: set[str] = set()  # part files this run created and has not appended yet
     try:
         with ctx.Pool(workers, initializer=_init_worker,
-                      initargs=(convert_block, convert_range, config, sizes, target, base)) as pool:
+                      initargs=(convert_block, convert_range, config, sizes, target, base, writer.learns_keys)) as pool:
             if by_range:
                 _by_ranges(path, ranges, writer, log, pool, bar)
             else:
@@ -77,12 +77,9 @@ def _by_ranges(path: str, ranges: list[tuple[int, int]], writer: RowWriter, log:
         starts.append(first)
         first += n
     jobs = [(k, path, a, b, start) for k, ((a, b), start) in enumerate(zip(ranges, starts))]
-    written = rows = 0
-    for size, n_in, n_out, entries, losses, info in pool.imap(_run_range, jobs):  # in range order
-        written += size
-        rows += n_out
+    for (size, n_in, n_out, entries, losses, info), shapes in pool.imap(_run_range, jobs):  # in range order
+        writer.advance(size, n_out, shapes)
         absorb_counts((n_in, n_out, entries, losses, info), log, bar)
-    writer.advance(written, rows)
 
 
 def _by_blocks(path: str, writer: RowWriter, log: RunLog, pool, workers: int, parts: set[str], bar) -> None:
@@ -131,8 +128,8 @@ def count_lines(job: tuple[str, int, int]) -> int:
 
 
 def _append(result, writer: RowWriter, log: RunLog, parts: set[str], bar) -> None:
-    data, *counts = result
-    writer.append_jsonl(data, counts[1])
+    (data, *counts), shapes = result
+    writer.append_jsonl(data, counts[1], shapes)
     if isinstance(data, str):
         parts.discard(data)  # append_jsonl moved it in and removed it
     absorb_counts(counts, log, bar)
@@ -162,28 +159,30 @@ _WORKER: tuple | None = None
 
 
 def _init_worker(convert_block: BlockConverter, convert_range: RangeConverter, config: Any, sizes, target: str,
-                 base: int) -> None:
+                 base: int, learn_keys: bool) -> None:
     global _WORKER
-    _WORKER = (convert_block, convert_range, config, sizes, target, base)
+    _WORKER = (convert_block, convert_range, config, sizes, target, base, learn_keys)
 
 
 def _run_block(block: tuple[str, int, list[bytes], str | None]):
-    """Convert one block; its JSONL goes to the `part` file if given (cheaper than the pipe), else comes back."""
-    convert_block, _, config, *_ = _WORKER
+    """Convert one block; its JSONL goes to the `part` file if given (cheaper than the pipe), else comes back;
+    with the keys of its rows when the writer makes keys stable (read here, on every core, not by the writer)."""
+    convert_block, _, config, *_, learn_keys = _WORKER
     path, start, lines, part = block
     log = RunLog("convert", keep_entries=True)
     data = convert_block(lines, path, start, log, config)
+    shapes = row_shapes(data) if learn_keys else None
     if part is not None:
         with open(part, "wb") as fh:
             fh.write(data)
         data = part
-    return range_result(data, log)
+    return range_result(data, log), shapes
 
 
 def _run_range(job: tuple[int, str, int, int, int]):
     """Convert byte range k of the file and write it into the output where it belongs: after ranges 0..k-1,
     whose sizes this waits for (they were handed out before it, so they are being converted)."""
-    _, convert_range, config, sizes, target, base = _WORKER
+    _, convert_range, config, sizes, target, base, learn_keys = _WORKER
     k, path, a, b, start = job
     log = RunLog("convert", keep_entries=True)
     data = convert_range(path, a, b, start, log, config)
@@ -198,7 +197,7 @@ def _run_range(job: tuple[int, str, int, int, int]):
     finally:
         os.close(fd)
     sizes[k] = len(data)
-    return range_result(len(data), log)
+    return range_result(len(data), log), row_shapes(data) if learn_keys else None
 
 
 def range_result(data: bytes | str, log: RunLog):

@@ -198,6 +198,11 @@ class RowWriter:
         stable, which must then read every such row back at `close()` to learn its keys."""
         return self.kind in ("jsonl", "jsonl.gz") and self._keys is None
 
+    @property
+    def learns_keys(self) -> bool:
+        """Whether rows handed over as JSONL bytes should come with their `row_shapes` (keys made stable)."""
+        return self._keys is not None
+
     def leave_absent(self, keys: Iterable[str]) -> None:
         """Never add these keys as null to a row that lacks them."""
         if self._keys is not None:
@@ -278,15 +283,18 @@ class RowWriter:
             self._fail(e)
         return self._tmp, self._fh.tell()
 
-    def advance(self, nbytes: int, count: int) -> None:
+    def advance(self, nbytes: int, count: int, shapes: "RowShapes | None" = None) -> None:
+        """Count `count` rows that workers wrote in place (`positional`); `shapes`: their keys (`row_shapes`),
+        which spares reading them back at `close()`."""
         self._fh.seek(nbytes, os.SEEK_CUR)
         self.count += count
         self._written += count
         if self._keys is not None:
-            self._keys.add_unseen(count)
+            self._keys.add_rows(count, shapes)
 
-    def append_jsonl(self, data: bytes | str, count: int) -> None:
-        """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted)."""
+    def append_jsonl(self, data: bytes | str, count: int, shapes: "RowShapes | None" = None) -> None:
+        """Append rows already serialised as JSONL by a worker: bytes, or a part file (moved in, then deleted);
+        `shapes` as for `advance`."""
         assert self.kind in ("jsonl", "jsonl.gz"), self.kind
         try:
             if self._held is not None:
@@ -306,7 +314,7 @@ class RowWriter:
         self.count += count
         self._written += count
         if self._keys is not None:
-            self._keys.add_unseen(count)
+            self._keys.add_rows(count, shapes)
 
     def write_many(self, rows: Iterable[Any]) -> None:
         for row in rows:
@@ -448,6 +456,15 @@ class KeySets:
             self.first_keys.append(keys)
         return known
 
+    def add_rows(self, count: int, shapes: "RowShapes | None") -> None:
+        """`count` rows written as bytes: with their shapes known, recorded as if written here; else unseen."""
+        if shapes is None or len(shapes[1]) != count:
+            self.add_unseen(count)
+            return
+        first_keys, local = shapes
+        ids = [self.lookup_keys(keys) for keys in first_keys]  # in the rows' order: as a reading pass would
+        self.per_row.extend(array("i", [ids[i] if i >= 0 else i for i in local]))
+
     def add_unseen(self, count: int) -> None:
         self.unseen = True
         if count == 1:
@@ -465,6 +482,27 @@ class KeySets:
             if known >= 0:
                 order.update(dict.fromkeys(self.first_keys[known]))
         return list(order)
+
+
+# the distinct key tuples of some JSONL rows, in first-seen order, and each row's index among them
+# (NOT_OBJECT for a row that is not an object)
+RowShapes = tuple[list[tuple], array]
+
+
+def row_shapes(data: bytes) -> RowShapes:
+    """The keys of each row of JSONL `data`, for a worker to hand over with its rows (`RowWriter.advance`,
+    `append_jsonl`), so that the writer need not read them back: the reading moves to the workers."""
+    index: dict[tuple, int] = {}
+    local = array("i")
+    for line in data.split(b"\n"):
+        if line:
+            row = orjson.loads(line)
+            if type(row) is dict:
+                keys = tuple(row)
+                local.append(index.setdefault(keys, len(index)))
+            else:
+                local.append(NOT_OBJECT)
+    return list(index), local
 
 
 def _row_lines(fh: BinaryIO, kind: str) -> Iterator[tuple[bytes, bytes, bytes]]:
