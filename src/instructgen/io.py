@@ -154,7 +154,8 @@ class RowWriter:
     that first appears late). A key some rows lack is added to them as `null`, appended to the row's own
     keys; `filled` counts the rows given each key. The first rows are held back (`HOLD_ROWS`, `HOLD_BYTES`)
     so that the keys they show are added as rows are written; a key first seen after them, or rows
-    handed over as JSONL bytes (whose keys are not known), cost a second pass over the file at `close()`.
+    handed over as JSONL bytes that lack a key, cost a second pass over the file at `close()` (which also
+    reads such rows for their keys unless they came with their `row_shapes`).
     `leave_absent(keys)`: keys never added as null (a format whose readers test a key's presence).
     """
 
