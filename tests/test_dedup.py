@@ -319,3 +319,35 @@ def test_cli_dedup_against(tmp_path, capsys):
     assert not any("French Revolution" in k or "光合作用" in k for k in kept)
     err = capsys.readouterr().err
     assert "exact duplicate of reference" in err and "dedup: in 18 = out 16 + duplicates 2" in err
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 6), st.integers(1, 12), st.integers(1, 50), st.integers(0, 2**32 - 1))
+def test_property_a_band_in_pieces_is_the_band_whole(n, distinct, cap, max_pairs, seed):
+    """lsh.band_pair_chunks bounds the memory of a band's candidates (tens per record on template-heavy data):
+    its pieces hold at most `max_pairs` pairs (or one member's) and together are band_pairs' pairs, each once;
+    verified_pairs over them finds the same pairs and counts the same candidates."""
+    from instructgen.curate import lsh
+
+    rng = np.random.default_rng(seed)
+    sigs = rng.integers(0, distinct, size=(n, 8), dtype=np.uint16)  # few distinct values: big buckets
+    index = rng.permutation(n)[: max(1, n // 2)] if seed % 2 else np.arange(n)
+    whole = lsh.band_pairs(sigs, 0, 4, cap, index)
+    pieces = list(lsh.band_pair_chunks(sigs, 0, 4, cap, index, max_pairs=max_pairs))
+    assert all(len(p) <= max(max_pairs, cap) for p in pieces)
+    joined = np.concatenate(pieces) if pieces else np.empty(0, np.int64)
+    assert len(joined) == len(whole) == len(np.unique(whole))
+    assert np.array_equal(np.sort(joined), np.sort(whole))
+
+    def verify(i, j):
+        return np.where((i + j) % 3 == 0, 1.0, -1.0)  # any rule: the same pairs must come out
+
+    saved = lsh.PAIR_CHUNK
+    try:
+        lsh.PAIR_CHUNK = max(1, max_pairs // 4)
+        small = lsh.verified_pairs(sigs, 2, 4, cap, index, verify)
+        lsh.PAIR_CHUNK = 1 << 18
+        large = lsh.verified_pairs(sigs, 2, 4, cap, index, verify)
+    finally:
+        lsh.PAIR_CHUNK = saved
+    assert all(np.array_equal(a, b) for a, b in zip(small, large))

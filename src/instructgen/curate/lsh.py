@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Iterator
 
 import numpy as np
 
@@ -104,6 +105,15 @@ def candidate_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int = 64, inde
 
 def band_pairs(sigs: np.ndarray, band: int, rows: int, cap: int, index: np.ndarray | None = None) -> np.ndarray:
     """The candidate pairs of one band as codes i * n + j (i < j positions)."""
+    chunks = list(band_pair_chunks(sigs, band, rows, cap, index))
+    return np.concatenate(chunks) if chunks else np.empty(0, np.int64)
+
+
+def band_pair_chunks(sigs: np.ndarray, band: int, rows: int, cap: int, index: np.ndarray | None = None,
+                     max_pairs: int | None = None) -> Iterator[np.ndarray]:
+    """`band_pairs` in pieces of at most `max_pairs` pairs (one piece when None), each sorted: on
+    template-heavy data a band holds tens of candidates per record, so the whole band at once would cost
+    memory in step with that, not with the records."""
     n = len(sigs) if index is None else len(index)
     # each row's position in the low bits of its band hash: one plain sort of integers (7x a stable argsort)
     # orders the rows by bucket, then by position inside a bucket
@@ -118,19 +128,24 @@ def band_pairs(sigs: np.ndarray, band: int, rows: int, cap: int, index: np.ndarr
     new[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=new[1:])
     del keys
-    group_start = np.flatnonzero(new)
-    start_of = group_start[np.cumsum(new) - 1]
-    rank = np.arange(n) - start_of
-    reps = np.minimum(rank, cap)
+    start_of = np.flatnonzero(new)[np.cumsum(new) - 1]
+    del new
+    reps = np.minimum(np.arange(n) - start_of, cap)  # a member pairs with up to `cap` members before it
     members = np.flatnonzero(reps)
-    if not len(members):
-        return np.empty(0, np.int64)
     reps = reps[members]
-    total = int(reps.sum())
-    later = np.repeat(members, reps)
-    within = np.arange(total) - np.repeat(np.cumsum(reps) - reps, reps)
-    earlier = np.repeat(start_of[members], reps) + within
-    return order[earlier].astype(np.int64) * n + order[later]
+    ends = np.cumsum(reps)
+    a = 0
+    while a < len(members):
+        done = int(ends[a - 1]) if a else 0
+        b = len(members) if max_pairs is None else int(np.searchsorted(ends, done + max_pairs, side="right"))
+        b = max(b, a + 1)  # one member's pairs (at most `cap`) always fit
+        piece, first = reps[a:b], ends[a:b] - reps[a:b]
+        later = np.repeat(members[a:b], piece)
+        earlier = np.repeat(start_of[members[a:b]], piece) + np.arange(len(later)) - np.repeat(first - done, piece)
+        codes = order[earlier] * n + order[later]
+        codes.sort()
+        yield codes
+        a = b
 
 
 def distinct_sorted(codes: np.ndarray) -> np.ndarray:
@@ -149,12 +164,10 @@ def verified_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int, index: np.
     kept: list[np.ndarray] = []
     checked = 0
     for band in range(bands):
-        codes = distinct_sorted(band_pairs(sigs, band, rows, cap, index))
-        checked += len(codes)
-        for start in range(0, len(codes), PAIR_CHUNK * 4):
-            chunk = codes[start:start + PAIR_CHUNK * 4]
-            s = verify(chunk // n, chunk % n)
-            kept.append(chunk[s >= 0])
+        for codes in band_pair_chunks(sigs, band, rows, cap, index, max_pairs=PAIR_CHUNK * 4):
+            checked += len(codes)  # a band's pairs are distinct: each is two rows of one bucket
+            s = verify(codes // n, codes % n)
+            kept.append(codes[s >= 0])
     codes = distinct_sorted(np.concatenate(kept)) if kept else np.empty(0, np.int64)
     i, j = codes // n, codes % n
     return i, j, verify(i, j).astype(np.float32), checked
