@@ -117,6 +117,7 @@ def _run(config: PipelineConfig, layout: OutputLayout, steps: Steps, announce: C
     logs: list[RunLog] = []
     inputs, published, generation = _inputs(config, layout, steps, logs)
     dedup_cfg = config.dedup if config.dedup.enabled else None
+    workers.fixed_mmap_threshold()  # the shards' sketches, once copied, are given back to the OS
     bars = bar_maker(progress)
     layout.spool.mkdir(parents=True, exist_ok=True)
     try:
