@@ -83,4 +83,3 @@ def refuse_untrusted(path: str) -> None:
         raise InstructgenError(f"{path} {problem}: its cached answers would be replayed as the model's. Remove "
                                "it if you trust neither it nor who could write it (the requests are then made "
                                "again), or, if you wrote it, make it yours and private (chmod go-w)")
-

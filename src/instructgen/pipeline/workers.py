@@ -33,6 +33,7 @@ SCAN_BLOCK = 16 << 20  # bytes read at a time while finding where shards start
 # Below this many bytes of range shards in a run, worker processes cost more to start (each imports the
 # rules and loads the language profiles, about a second) than they save.
 POOL_MIN_BYTES = 16 << 20
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 def fixed_mmap_threshold(threshold: int = 128 << 10) -> bool:
@@ -49,9 +50,6 @@ def fixed_mmap_threshold(threshold: int = 128 << 10) -> bool:
         return ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, threshold) == 1
     except (OSError, AttributeError):
         return False
-
-
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
 class RangeShard(Carrier):
