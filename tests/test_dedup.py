@@ -191,6 +191,27 @@ def test_verification_bound_is_exact():
         assert np.allclose(got[full >= t], full[full >= t])
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from([1, 3, 8, 16, 24, 48, 64, 200, 256, 512]), st.integers(1, 4), st.integers(0, 2**32 - 1))
+def test_equal_counts_and_weakest_part_match_the_plain_numpy(columns, alphabet, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, alphabet, size=(50, columns)).astype(np.uint16)
+    y = rng.integers(0, alphabet, size=(50, columns)).astype(np.uint16)
+    assert lsh.equal_counts(x, y).tolist() == (x == y).sum(axis=1).tolist()  # word bit counts, or the plain sum
+    parts = rng.random((50, 1 + seed % 3)).astype(np.float32)
+    assert np.array_equal(lsh.weakest(parts), parts.min(axis=1))
+
+
+@pytest.mark.parametrize("num_perm", [8, 96, 1024])
+def test_verification_values_are_the_share_of_equal_columns(num_perm):
+    rng = np.random.default_rng(num_perm)
+    sigs = rng.integers(0, 3, size=(200, num_perm)).astype(np.uint16)
+    i, j = np.triu_indices(200, 1)
+    full = ((sigs[i] == sigs[j]).sum(axis=1) / num_perm).astype(np.float32)
+    got = lsh.estimated_jaccard(sigs, i, j, 0.4)
+    assert np.array_equal(got[full >= 0.4], full[full >= 0.4]) and not np.any(got[full < 0.4] >= 0.4)
+
+
 def test_fields_select_conversation_parts():
     c = Conversation([Message("system", "be nice"), Message("user", "q1"), Message("assistant", "a1"),
                       Message("user", "q2"), Message("assistant", "a2")])

@@ -538,8 +538,8 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
         # that happens with probability (product of the parts' similarities) ** rows
         bands, rows = lsh.band_params(config.threshold ** n_parts, sk.sigs.shape[2], *BAND_WEIGHTS)
         def verified(i: np.ndarray, j: np.ndarray) -> np.ndarray:
-            s = lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold, whole_columns(sk),
-                                  FOCUS_BAR * config.threshold).min(axis=1)
+            s = lsh.weakest(lsh.verify_parts(sk.sigs, alive[i], alive[j], config.threshold, whole_columns(sk),
+                                             FOCUS_BAR * config.threshold))
             return np.where((s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]]), s, -1.0)
 
         find = pairs or lsh.verified_pairs
