@@ -42,6 +42,7 @@ PLAUSIBLE = 0.2
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+_HAN_OR_KANA = re.compile(f"{_HAN.pattern}|{_KANA.pattern}")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
 # words of another script, two letters or more (single letters are variables: "若a+b=6，则a+b+c=多少？" is Chinese)
 _OTHER_WORD = re.compile(r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]{2,}")
@@ -57,7 +58,16 @@ class Detector(Protocol):
 
 def script_counts(text: str) -> tuple[int, int, int, int]:
     """(han, kana, hangul, other words) in the first MAX_CHARS characters."""
-    text = text[:MAX_CHARS]
+    return _script_counts(text[:MAX_CHARS])
+
+
+def writes_han_or_kana(text: str) -> bool:
+    """Whether the first MAX_CHARS characters hold Han or kana (script_counts' first two, without counting)."""
+    return bool(_HAN_OR_KANA.search(text, 0, MAX_CHARS))
+
+
+@lru_cache(maxsize=256)  # the filter's rules ask this of the same prompt and answer several times over
+def _script_counts(text: str) -> tuple[int, int, int, int]:
     return (len(_HAN.findall(text)), len(_KANA.findall(text)), len(_HANGUL.findall(text)),
             len(_OTHER_WORD.findall(text)))
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from itertools import islice
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -44,7 +45,7 @@ from ..formats.base import split_instruction
 from ..record import Conversation
 from . import junk
 from .language import language
-from .langid import script_counts
+from .langid import writes_han_or_kana
 from .media import needs_media
 from .refusal import refusal, safety_refusal
 
@@ -163,18 +164,18 @@ def echo(t: Turn, cfg: FilterConfig) -> str | None:
 _TOKEN = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 
-def text_length(text: str) -> tuple[int, str]:
-    """(count, unit): for CJK text, CJK characters plus the words and numbers among them; else words."""
-    if text.isascii():
+def text_length(text: str, up_to: int | None = None) -> tuple[int, str]:
+    """(count, unit): for CJK text, CJK characters plus the words and numbers among them; else words. With
+    `up_to`, counting stops there (enough to tell a minimum)."""
+    if text.isascii() or not writes_han_or_kana(text):
         return len(text.split()), "words"
-    han, kana, _hangul, _words = script_counts(text)
-    if han + kana:
-        return len(_TOKEN.findall(text)), "characters"
-    return len(text.split()), "words"
+    if up_to is not None:
+        return sum(1 for _ in islice(_TOKEN.finditer(text), up_to)), "characters"
+    return len(_TOKEN.findall(text)), "characters"
 
 
 def _too_short(text: str, lo_w: int, lo_c: int) -> str | None:
-    n, unit = text_length(text[:200])  # enough to pass any sensible minimum
+    n, unit = text_length(text[:200], max(lo_w, lo_c))  # enough to pass any sensible minimum
     lo = lo_c if unit == "characters" else lo_w
     return f"too short (< {lo} {unit})" if n < lo else None
 
