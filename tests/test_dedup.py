@@ -372,3 +372,5 @@ def test_property_a_band_in_pieces_is_the_band_whole(n, distinct, cap, max_pairs
     finally:
         lsh.PAIR_CHUNK = saved
     assert all(np.array_equal(a, b) for a, b in zip(small, large))
+    threaded = lsh.verified_pairs(sigs, 3, 2, cap, index, verify, threads=3)  # bands on threads: the same result
+    assert all(np.array_equal(a, b) for a, b in zip(lsh.verified_pairs(sigs, 3, 2, cap, index, verify), threaded))

@@ -79,6 +79,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -146,7 +147,8 @@ class DedupConfig(BaseModel):
     against_only: bool = Field(False, description="with --against: only remove copies of the reference")
     bucket_cap: int = Field(64, ge=2, description="largest LSH bucket compared pairwise",
                             json_schema_extra={"cli": False})
-    workers: int = Field(0, ge=0, description="processes for signatures (0: one per core for big inputs)")
+    workers: int = Field(0, ge=0, description="processes for signatures, threads for the decisions' LSH bands (0: one "
+                                            "per core; signatures of small inputs in this process)")
 
     @field_validator("fields")
     @classmethod
@@ -542,7 +544,7 @@ def cluster(shards: Sequence[Sketches], config: DedupConfig, n_reference: int = 
                                              FOCUS_BAR * config.threshold))
             return np.where((s >= config.threshold) & (sk.anchors[alive[i]] == sk.anchors[alive[j]]), s, -1.0)
 
-        find = pairs or lsh.verified_pairs
+        find = pairs or partial(lsh.verified_pairs, threads=config.workers or os.cpu_count() or 1)
         i, j, s, n_candidates = find(sk.sigs, bands, rows, config.bucket_cap, alive, verified)
         n_ref_alive = int(np.count_nonzero(alive < n_reference)) if n_reference else 0
         parent, best = lsh.greedy(len(alive), i, j, s, protected=n_ref_alive,

@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Iterator
 
@@ -154,23 +155,33 @@ def distinct_sorted(codes: np.ndarray) -> np.ndarray:
 
 
 def verified_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int, index: np.ndarray,
-                   verify) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+                   verify, threads: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """(i, j, similarity, candidates checked) of the candidate pairs `verify(i, j)` gives a similarity
     >= 0 to: the pairs of verifying `candidate_pairs` at once, but each band's candidates are verified as
     they come and only the verified ones are kept. Memory then holds the duplicates, not every candidate
     (tens per record on template-heavy data); a pair found in several bands is verified again (cheaper
-    than remembering every candidate)."""
+    than remembering every candidate). With `threads` > 1, bands are worked on by that many threads at
+    once: the work is numpy's gathers, sorts and compares, which let go of the GIL (`verify` must be
+    thread-safe); the result does not depend on it."""
     n = len(index)
-    kept: list[np.ndarray] = []
-    checked = 0
-    for band in range(bands):
+
+    def one_band(band: int) -> tuple[list[np.ndarray], int]:
+        kept, checked = [], 0
         for codes in band_pair_chunks(sigs, band, rows, cap, index, max_pairs=PAIR_CHUNK * 4):
             checked += len(codes)  # a band's pairs are distinct: each is two rows of one bucket
             s = verify(codes // n, codes % n)
             kept.append(codes[s >= 0])
+        return kept, checked
+
+    if threads > 1 and bands > 1:
+        with ThreadPoolExecutor(min(threads, bands)) as pool:
+            done = list(pool.map(one_band, range(bands)))
+    else:
+        done = [one_band(band) for band in range(bands)]
+    kept = [codes for band_kept, _ in done for codes in band_kept]
     codes = distinct_sorted(np.concatenate(kept)) if kept else np.empty(0, np.int64)
     i, j = codes // n, codes % n
-    return i, j, verify(i, j).astype(np.float32), checked
+    return i, j, verify(i, j).astype(np.float32), sum(checked for _, checked in done)
 
 
 def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0) -> np.ndarray:
