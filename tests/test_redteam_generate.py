@@ -86,7 +86,9 @@ def test_a_broken_answer_is_retried_never_cached_and_the_output_is_as_from_a_hea
     assert retried and all(hits[k] == 2 for k in retried)  # each broken answer was asked again, once
     assert len(retried) <= sum(result.usage["errors"].values()) <= len(faulted)
     cached = _cached(tmp_path / "out.jsonl.cache")
-    assert len(cached) == len(served) and all(c["text"].strip() for c in cached)  # only usable answers
+    # only usable answers are cached; an answer the server sent after the run had what it needed (up to the
+    # concurrency of 4 still in flight, seen on a loaded machine) is not taken, nor cached
+    assert len(served) - 4 <= len(cached) <= len(served) and all(c["text"].strip() for c in cached)
 
 
 @pytest.mark.parametrize("fault, raw_mark, why", [

@@ -165,23 +165,27 @@ def verified_pairs(sigs: np.ndarray, bands: int, rows: int, cap: int, index: np.
     thread-safe); the result does not depend on it."""
     n = len(index)
 
-    def one_band(band: int) -> tuple[list[np.ndarray], int]:
+    def one_band(band: int) -> tuple[np.ndarray, int]:
         kept, checked = [], 0
         for codes in band_pair_chunks(sigs, band, rows, cap, index, max_pairs=PAIR_CHUNK * 4):
             checked += len(codes)  # a band's pairs are distinct: each is two rows of one bucket
             s = verify(codes // n, codes % n)
             kept.append(codes[s >= 0])
-        return kept, checked
+        return (np.concatenate(kept) if kept else np.empty(0, np.int64)), checked
 
-    if threads > 1 and bands > 1:
-        with ThreadPoolExecutor(min(threads, bands)) as pool:
-            done = list(pool.map(one_band, range(bands)))
-    else:
-        done = [one_band(band) for band in range(bands)]
-    kept = [codes for band_kept, _ in done for codes in band_kept]
-    codes = distinct_sorted(np.concatenate(kept)) if kept else np.empty(0, np.int64)
+    pool = ThreadPoolExecutor(min(threads, bands)) if threads > 1 and bands > 1 else None
+    try:
+        codes, checked = np.empty(0, np.int64), 0
+        for band_codes, band_checked in (pool.map if pool else map)(one_band, range(bands)):
+            # merged band by band: a true duplicate is found again in most bands, so each band's
+            # copies kept to the end would grow the memory with the bands
+            codes = distinct_sorted(np.concatenate((codes, band_codes)))
+            checked += band_checked
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     i, j = codes // n, codes % n
-    return i, j, verify(i, j).astype(np.float32), sum(checked for _, checked in done)
+    return i, j, verify(i, j).astype(np.float32), checked
 
 
 def estimated_jaccard(sigs: np.ndarray, i: np.ndarray, j: np.ndarray, threshold: float = 0.0) -> np.ndarray:
