@@ -342,6 +342,26 @@ def test_cli_dedup_against(tmp_path, capsys):
     assert "exact duplicate of reference" in err and "dedup: in 18 = out 16 + duplicates 2" in err
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 120), st.integers(1, 4), st.integers(1, 8), st.integers(0, 2**32 - 1))
+def test_property_band_pairs_are_each_bucket_member_with_the_first_cap_before_it(n, distinct, cap, seed):
+    """lsh.band_pairs against a plain reading of its rule: rows equal on a band's columns share a bucket, and
+    each member is paired with the first `cap` members before it (positions of `index` when given)."""
+    from instructgen.curate import lsh
+
+    rng = np.random.default_rng(seed)
+    sigs = rng.integers(0, distinct, size=(n, 8), dtype=np.uint16)
+    index = rng.permutation(n)[: max(1, n // 2)] if seed % 2 else None
+    rows = sigs if index is None else sigs[index]
+    band = int(seed % 2)
+    buckets: dict[tuple, list[int]] = {}
+    for pos, row in enumerate(rows[:, band * 4:(band + 1) * 4].tolist()):
+        buckets.setdefault(tuple(row), []).append(pos)
+    m = len(rows)
+    expected = sorted(a * m + b for members in buckets.values() for k, b in enumerate(members) for a in members[:min(k, cap)])
+    assert sorted(lsh.band_pairs(sigs, band, 4, cap, index).tolist()) == expected
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 400), st.integers(1, 6), st.integers(1, 12), st.integers(1, 50), st.integers(0, 2**32 - 1))
 def test_property_a_band_in_pieces_is_the_band_whole(n, distinct, cap, max_pairs, seed):

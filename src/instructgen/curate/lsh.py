@@ -123,18 +123,19 @@ def band_pair_chunks(sigs: np.ndarray, band: int, rows: int, cap: int, index: np
     keys &= ~low
     keys |= np.arange(n, dtype=np.uint64)
     keys.sort()
-    order = (keys & low).astype(np.int64)
+    pos = np.int32 if n < 2**31 else np.int64  # positions: half the memory of a band in flight (two with threads)
+    order = (keys & low).astype(pos)
     keys &= ~low
     new = np.empty(n, dtype=bool)
     new[:1] = True
     np.not_equal(keys[1:], keys[:-1], out=new[1:])
     del keys
-    start_of = np.flatnonzero(new)[np.cumsum(new) - 1]
+    start_of = np.flatnonzero(new).astype(pos)[np.cumsum(new, dtype=pos) - 1]
     del new
-    reps = np.minimum(np.arange(n) - start_of, cap)  # a member pairs with up to `cap` members before it
-    members = np.flatnonzero(reps)
+    reps = np.minimum(np.arange(n, dtype=pos) - start_of, cap)  # a member pairs with up to `cap` members before it
+    members = np.flatnonzero(reps).astype(pos)
     reps = reps[members]
-    ends = np.cumsum(reps)
+    ends = np.cumsum(reps, dtype=np.int64)
     a = 0
     while a < len(members):
         done = int(ends[a - 1]) if a else 0
@@ -143,7 +144,7 @@ def band_pair_chunks(sigs: np.ndarray, band: int, rows: int, cap: int, index: np
         piece, first = reps[a:b], ends[a:b] - reps[a:b]
         later = np.repeat(members[a:b], piece)
         earlier = np.repeat(start_of[members[a:b]], piece) + np.arange(len(later)) - np.repeat(first - done, piece)
-        codes = order[earlier] * n + order[later]
+        codes = order[earlier].astype(np.int64) * n + order[later]
         codes.sort()
         yield codes
         a = b
