@@ -225,8 +225,9 @@ def _decide(sources: list[signatures.Source], spools: stages.Spools, config, lay
     """The dedup decisions over every record's sketch (reference files first), and what pass 2 needs."""
     buffer, references = signatures.build(sources, config, layout.signatures, announce)
     n_reference = sum(len(r) for r in references)
-    clusters = steps.call("cluster", stages.decide, stages.SketchView(buffer.view()), config, n_reference,
-                          runner_name)
+    with workers.heap_reused():
+        clusters = steps.call("cluster", stages.decide, stages.SketchView(buffer.view()), config, n_reference,
+                              runner_name)
     del buffer  # the decisions are all pass 2 needs: let the sketches go (the references' view of them too)
     for reference in references:
         reference.buffer = None
