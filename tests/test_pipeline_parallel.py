@@ -139,7 +139,8 @@ def test_a_run_fixes_the_threshold_before_the_shards_come_back(tmp_path, monkeyp
     from instructgen.pipeline.config import parse_config
 
     calls = []
-    monkeypatch.setattr(workers, "fixed_mmap_threshold", lambda: calls.append("threshold") or True)
+    monkeypatch.setattr(workers, "fixed_mmap_threshold",
+                        lambda threshold=128 << 10: calls.append(("threshold", threshold)) or True)
     real_curate = workers.curate
     monkeypatch.setattr(workers, "curate", lambda *a: calls.append("shard") or real_curate(*a))
     sample = Path(__file__).resolve().parent.parent / "data" / "samples" / "alpaca.jsonl"
@@ -147,4 +148,7 @@ def test_a_run_fixes_the_threshold_before_the_shards_come_back(tmp_path, monkeyp
                           tmp_path / "run.toml")
     with OutputFolder(tmp_path / "out") as layout:
         run(config, layout, announce=lambda _m: None)
-    assert calls[0] == "threshold" and "shard" in calls
+    assert calls[0] == ("threshold", 128 << 10) and "shard" in calls
+    # the decisions raise it (their pieces come from the heap and are reused), then it is fixed low again
+    assert calls[-2:] == [("threshold", 32 << 20), ("threshold", 128 << 10)]
+    assert calls.index(("threshold", 32 << 20)) > max(i for i, c in enumerate(calls) if c == "shard")
