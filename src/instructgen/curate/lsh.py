@@ -217,9 +217,7 @@ def equal_counts(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if equal.shape[1] % 8 or not equal.flags.c_contiguous or not equal.shape[1]:
         return equal.sum(axis=1)
     words = equal.view(np.uint64)
-    counts = np.bitwise_count(words[:, 0])  # uint8: fewer than 256 columns
-    if words.shape[1] > 31:
-        counts = counts.astype(np.uint16)
+    counts = np.bitwise_count(words[:, 0]).astype(np.uint8 if equal.shape[1] < 256 else np.uint16, copy=False)
     for k in range(1, words.shape[1]):
         counts += np.bitwise_count(words[:, k])
     return counts

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from itertools import islice
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Callable
 
 from ..formats.base import split_instruction
