@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .langid import HAN_CLASS, HAN_RANGES, count_han
+
 LOOP_N = 16  # tokens in the n-grams a loop repeats (long enough that parallel list items, which differ in a word, do not repeat one)
 LOOP_MIN_TOKENS = 16  # shorter answers have too little to measure
 LOOP_NGRAM_SHARE = 0.6  # most of the answer re-says what it already said: a loop (a sentence
@@ -158,21 +160,28 @@ def is_loop(text: str, prompt: str = "") -> str | None:
 LATIN_LANGS = ("en", "fr", "de", "es", "pt", "it", "nl", "ca", "sv", "nb", "da", "fi", "pl", "cs", "sk", "sl", "ro",
                "hu", "tr", "id", "ms", "vi", "lt", "lv", "sh", "is", "fil")
 _LARGE = {"en", "fr", "de", "es", "pt", "it", "nl", "ca", "sv", "nb", "fi", "pl", "cs"}  # wordfreq's 'large' lists
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{HAN_CLASS}]")
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$|\\\[.*?\\\]|\\\(.*?\\\)", re.S)
 _URLISH = re.compile(r"(?:https?://|www\.)[^\s'\"<>()\[\]{}]+|[^\s'\"<>()\[\]{}]+@[\w-]+\.\w+")
 _EDGE = "\"'“”‘’«»()[]{}<>.,;:!?*~`|…—–-"
 _LOWER_WORD = re.compile(r"[a-zà-öø-ÿā-ž]+(?:['’][a-zà-öø-ÿ]+)*")
-_CODE_LINE = re.compile(
+# a line that looks like code: how it starts (matched at its start), or what it holds anywhere (two patterns:
+# a pattern whose branches all start with a known character lets the regex engine skip to those characters)
+_CODE_LINE_START = re.compile(
     r"^\s*(?:def |class |import |from \S+ import |return\b|#include|function\b|var |let |const |public |private |static )"
-    r"|[;{]\s*$|^\s*[\w.\[\]\"']+\s*[-+*/]?=\s*\S|\w\([^()]*\)\s*[;:{]?\s*$|=>|->|::|==|!=|&&|\|\|")
+    r"|^\s*[\w.\[\]\"']+\s*[-+*/]?=\s*\S")
+_CODE_LINE_ANYWHERE = re.compile(r"[;{]\s*$|\w\([^()]*\)\s*[;:{]?\s*$|=>|->|::|==|!=|&&|\|\|")
+
+
+def _code_line(line: str) -> bool:
+    return bool(_CODE_LINE_START.match(line) or _CODE_LINE_ANYWHERE.search(line))
 
 
 MIN_FREQUENCY = 10 ** (1.5 - 9)  # zipf 1.5: rarer entries of the large lists are mostly fragments ("ingr", "ancell")
 
 
-# a character every line _CODE_LINE takes for code contains, or how such a line starts
+# a character every line _code_line takes for code contains, or how such a line starts
 _CODE_CHARS = frozenset(";{=:&|(>")
 _CODE_START = re.compile(r"(?m)^(?: {4}|\t|\s*(?:def|class|import|from|return|#include|function|var|let|const|public"
                          r"|private|static)\b)")
@@ -203,6 +212,21 @@ def _han_chars() -> frozenset[str]:
     return frozenset(ch for word in _words("zh") for ch in word if _HAN.match(ch))
 
 
+@lru_cache(maxsize=1)
+def _unknown_han() -> re.Pattern:
+    """The Han characters that are in no word of wordfreq's Chinese list, as one character class: an answer
+    holds few of them, so counting them costs little (a string per Han character would cost more)."""
+    known = _han_chars()
+    codes = [c for lo, hi in HAN_RANGES for c in range(lo, hi + 1) if chr(c) not in known]
+    runs: list[list[int]] = []
+    for c in codes:
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return re.compile("[" + "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in runs) + "]")
+
+
 def _balanced(line: str) -> bool:
     return all(line.count(a) == line.count(b) for a, b in ("()", "[]", "{}"))
 
@@ -220,7 +244,7 @@ def _prose(text: str) -> str:
     if not _may_hold_code(text):
         return text  # no line of it can look like code
     return "\n".join(ln for ln in text.splitlines()
-                     if not (ln.startswith(("    ", "\t")) or (_CODE_LINE.search(ln) and _balanced(ln))))
+                     if not (ln.startswith(("    ", "\t")) or (_code_line(ln) and _balanced(ln))))
 
 
 _BRACKET = re.compile(r"[()\[\]{}]")
@@ -253,9 +277,9 @@ def salad_share(text: str) -> tuple[float, int]:
     prose = _prose(text)
     words = _lower_words(prose)
     stray = unmatched_brackets(prose)
-    han = _HAN.findall(prose) if not prose.isascii() else []
-    han_unknown = len(han) - sum(map(_han_chars().__contains__, han)) if han else 0
-    counted = len(words) + stray + len(han)
+    han = count_han(prose) if not prose.isascii() else 0
+    han_unknown = len(_unknown_han().findall(prose)) if han else 0
+    counted = len(words) + stray + han
     if counted < SALAD_MIN_TOKENS:
         return 0.0, counted
     best = 1.0

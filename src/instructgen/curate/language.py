@@ -40,12 +40,15 @@ _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")
 _CALL = re.compile(r"\b[A-Za-z_][\w.]*\([^()\n]*\)")  # wikipedia('Albert Einstein'), f(x)
-_CODE_LINE = re.compile(
+# a line of code: how it starts (matched at its start), or what it holds anywhere. Two patterns, not one: a
+# pattern whose branches all start with a known character lets the regex engine skip to those characters
+_CODE_LINE_START = re.compile(
     r"^(?: {4}|\t)|^\s*(?:def |class |import |from \S+ import |return\b|raise |#include|function\b|var |let |const |public "
     r"|private |static |(?:if|elif|else|for|while|try|except|with)\b.*[:：]\s*(?:#.*)?$|if\s*\(|for\s*\(|while\s*\(|print\("
     r"|console\.|System\.|SELECT |INSERT |UPDATE |<[/!?]?\w+[^>]*>|[{}\[\]]|//|/\*)"
-    r"|[;{}]\s*$|^\s*[\w.\[\]\"']+\s*[-+*/]?=\s*\S|\)\s*(?:\{|;\s*$)|\(\)|=>|->|::|==|!=|&&|\|\|"
+    r"|^\s*[\w.\[\]\"']+\s*[-+*/]?=\s*\S"
 )
+_CODE_LINE_ANYWHERE = re.compile(r"[;{}]\s*$|\)\s*(?:\{|;\s*$)|\(\)|=>|->|::|==|!=|&&|\|\|")
 _WORDLIKE = re.compile(r"(?<!\S)[\"'(\[“‘]?[^\W\d_]+(?:[-'’][^\W\d_]+)*[.,;:!?\"')\]”’：，。]*(?!\S)")
 _TABLE_LINE = re.compile(r"^\s*\|")
 _SPECIAL = re.compile(r"[{}\[\]();=<>/|#*:：]")  # a line without any (nor indented, nor a keyword) is prose
@@ -68,6 +71,10 @@ def candidates(langs: tuple[str, ...]) -> tuple[str, ...]:
     for code in langs:
         found += [c for c in CONFUSABLE.get(code, ()) if c not in found]
     return tuple(found)
+
+
+def _code_line(line: str) -> bool:
+    return bool(_CODE_LINE_START.match(line) or _CODE_LINE_ANYWHERE.search(line))
 
 
 def _mostly_words(line: str) -> bool:
@@ -97,7 +104,7 @@ def natural_text(text: str, limit: int = 0) -> str:
         if "=" in line and not _HAN.search(line) and len(_LETTER.findall(line)) < 40:
             continue  # an equation with a few words around it ("Let H = Hezekiah's age")
         if line.startswith(("    ", "\t")) or stripped.startswith(_CODE_STARTS) or (
-                _SPECIAL.search(line) and (_TABLE_LINE.match(line) or _CODE_LINE.search(line))):
+                _SPECIAL.search(line) and (_TABLE_LINE.match(line) or _code_line(line))):
             continue
         if not _HAN.search(line) and not _mostly_words(line):
             continue  # data: a FEN position, identifiers, :type annotations, number lists
