@@ -37,3 +37,9 @@ def test_code_line_in_two_patterns_is_the_one_pattern(parts):
     for module in (language, junk):
         one = re.compile(f"{module._CODE_LINE_START.pattern}|{module._CODE_LINE_ANYWHERE.pattern}")
         assert module._code_line(line) == bool(one.search(line)), (module.__name__, line)
+
+
+@given(st.text(st.sampled_from(["a", "Z", "的", "é", "1", "²", "_", " ", "-", "ǅ", "ʰ"]), max_size=12), st.integers(1, 6))
+def test_has_letters_shortcut_is_the_letter_count(text, minimum):
+    letters = sum(map(len, re.findall(r"[^\W\d_]+", text[:langid.MAX_CHARS])))
+    assert langid.has_letters(text, minimum) == (letters >= minimum)

@@ -182,7 +182,7 @@ MIN_FREQUENCY = 10 ** (1.5 - 9)  # zipf 1.5: rarer entries of the large lists ar
 
 
 # a character every line _code_line takes for code contains, or how such a line starts
-_CODE_CHARS = frozenset(";{=:&|(>")
+_CODE_CHAR = re.compile(r"[;{=:&|(>]")  # a regex scan, not a set: it makes no string per character
 _CODE_START = re.compile(r"(?m)^(?: {4}|\t|\s*(?:def|class|import|from|return|#include|function|var|let|const|public"
                          r"|private|static)\b)")
 
@@ -192,7 +192,7 @@ _KEYWORD_STARTS = ("def", "class", "import", "from", "return", "#include", "func
 
 
 def _may_hold_code(text: str) -> bool:
-    if not _CODE_CHARS.isdisjoint(text):
+    if _CODE_CHAR.search(text):
         return True
     if "\n" not in text:  # one line: only its start can make it code
         return text.startswith(_KEYWORD_STARTS) or text.lstrip().startswith(_KEYWORD_STARTS)

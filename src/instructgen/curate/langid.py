@@ -103,6 +103,8 @@ _LETTER_RUN = re.compile(r"[^\W\d_]+")
 
 
 def has_letters(text: str, minimum: int = MIN_LETTERS) -> bool:
+    if text[:minimum].isalpha() and len(text) >= minimum:  # the first run is long enough (isalpha: a letter of _LETTER_RUN)
+        return True
     seen = 0
     for run in _LETTER_RUN.finditer(text, 0, MAX_CHARS):
         seen += len(run.group(0))

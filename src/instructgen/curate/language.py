@@ -18,6 +18,7 @@ decide, on at most langid.MAX_CHARS characters.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .langid import MAX_CHARS, PLAUSIBLE, get_detector, script_counts
@@ -77,6 +78,11 @@ def _code_line(line: str) -> bool:
     return bool(_CODE_LINE_START.match(line) or _CODE_LINE_ANYWHERE.search(line))
 
 
+@lru_cache(maxsize=16)
+def _detector(name: str, langs: tuple[str, ...]) -> Detector:
+    return get_detector(name, candidates(langs))
+
+
 def _mostly_words(line: str) -> bool:
     return len(_WORDLIKE.findall(line)) * 2 >= len(line.split())
 
@@ -122,12 +128,13 @@ def _allowed(ranked: list[tuple[str, float]], allowed: tuple[str, ...]) -> bool:
 _TRANSLATION_KEYS = ("translat", "language", "english", "chinese", "mandarin", "cantonese", "french", "german", "spanish",
                      "japanese", "korean", "italian", "portuguese", "russian", "arabic", "hindi", "dutch", "lao", "thai",
                      "vietnamese")
+_TRANSLATION_KEY = re.compile("|".join(_TRANSLATION_KEYS))  # one scan instead of a look-up per key
 
 
 def _task_language(t: Turn) -> str | None:
     """For a task about languages: the language its own keywords are in (en / zh); None for other tasks."""
     lower = t.instruction.lower()
-    if any(k in lower for k in _TRANSLATION_KEYS) and _TRANSLATION.search(t.instruction):
+    if _TRANSLATION_KEY.search(lower) and _TRANSLATION.search(t.instruction):
         return "en"
     if not t.instruction.isascii() and _TRANSLATION_ZH.search(t.instruction):
         return "zh"
@@ -186,7 +193,7 @@ def language(t: Turn, cfg: FilterConfig) -> str | None:
     task_lang = _task_language(t)
     if task_lang and (not cfg.lang or task_lang in cfg.lang):
         return None  # translation and language tasks: the instruction's own words decide
-    det = get_detector(cfg.detector, candidates(cfg.lang))
+    det = _detector(cfg.detector, cfg.lang)
     prompt = natural_text(t.instruction, MAX_CHARS)
     ranked_in = det.ranked(prompt)
     if cfg.lang:
