@@ -128,13 +128,12 @@ def _allowed(ranked: list[tuple[str, float]], allowed: tuple[str, ...]) -> bool:
 _TRANSLATION_KEYS = ("translat", "language", "english", "chinese", "mandarin", "cantonese", "french", "german", "spanish",
                      "japanese", "korean", "italian", "portuguese", "russian", "arabic", "hindi", "dutch", "lao", "thai",
                      "vietnamese")
-_TRANSLATION_KEY = re.compile("|".join(_TRANSLATION_KEYS))  # one scan instead of a look-up per key
 
 
 def _task_language(t: Turn) -> str | None:
     """For a task about languages: the language its own keywords are in (en / zh); None for other tasks."""
     lower = t.instruction.lower()
-    if _TRANSLATION_KEY.search(lower) and _TRANSLATION.search(t.instruction):
+    if any(k in lower for k in _TRANSLATION_KEYS) and _TRANSLATION.search(t.instruction):
         return "en"
     if not t.instruction.isascii() and _TRANSLATION_ZH.search(t.instruction):
         return "zh"
