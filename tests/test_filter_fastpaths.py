@@ -43,3 +43,16 @@ def test_code_line_in_two_patterns_is_the_one_pattern(parts):
 def test_has_letters_shortcut_is_the_letter_count(text, minimum):
     letters = sum(map(len, re.findall(r"[^\W\d_]+", text[:langid.MAX_CHARS])))
     assert langid.has_letters(text, minimum) == (letters >= minimum)
+
+
+@given(st.lists(st.sampled_from(["word", "Wörter", "的", "x1", "(a)", "don't", "--", "3", "é", "_", "a_b", "“quoted”", "end.",
+                                 "ǅ", "²"]), max_size=10), st.sampled_from([" ", "  ", "\t", "\u3000"]))
+def test_mostly_words_shortcut_is_the_wordlike_count(tokens, space):
+    line = space.join(tokens)
+    assert language._mostly_words(line) == (len(language._WORDLIKE.findall(line)) * 2 >= len(line.split()))
+
+
+@given(st.lists(st.sampled_from(["f", "(", ")", "x", ".", "_", " ", "1", "\n", "'a'", "é", "的"]), max_size=14).map("".join))
+def test_a_call_is_only_where_its_opening_bracket_follows_a_name(text):
+    if language._CALL.search(text):
+        assert language._CALL_OPENS.search(text)

@@ -41,6 +41,9 @@ _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 _URL = re.compile(r"https?://\S+|www\.\S+|\S+@\S+\.\w+")
 _CALL = re.compile(r"\b[A-Za-z_][\w.]*\([^()\n]*\)")  # wikipedia('Albert Einstein'), f(x)
+# what every _CALL match holds: "(" after a name's character; a pattern that opens with "(" is found by a fast
+# scan for that character, where _CALL itself is tried at every position
+_CALL_OPENS = re.compile(r"\((?<=[\w.]\()")
 # a line of code: how it starts (matched at its start), or what it holds anywhere. Two patterns, not one: a
 # pattern whose branches all start with a known character lets the regex engine skip to those characters
 _CODE_LINE_START = re.compile(
@@ -84,7 +87,10 @@ def _detector(name: str, langs: tuple[str, ...]) -> Detector:
 
 
 def _mostly_words(line: str) -> bool:
-    return len(_WORDLIKE.findall(line)) * 2 >= len(line.split())
+    tokens = line.split()
+    if sum(map(str.isalpha, tokens)) * 2 >= len(tokens):
+        return True  # a token of letters alone is one _WORDLIKE finds, and prose is mostly those
+    return len(_WORDLIKE.findall(line)) * 2 >= len(tokens)
 
 
 def natural_text(text: str, limit: int = 0) -> str:
@@ -98,7 +104,7 @@ def natural_text(text: str, limit: int = 0) -> str:
         text = _INLINE_CODE.sub(" ", text)
     if "http" in text or "www." in text or "@" in text:
         text = _URL.sub(" ", text)
-    if "(" in text:
+    if "(" in text and _CALL_OPENS.search(text):
         text = _CALL.sub(" ", text)
     if not _SPECIAL.search(text) and "    " not in text and "\t" not in text and not _DIGIT.search(text):
         return text[:limit] if limit else text  # plain prose: nothing to take out
