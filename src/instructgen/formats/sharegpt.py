@@ -89,12 +89,20 @@ def _plain_turns(system: str | None, pairs):
 
 def id_out(meta: dict, turns) -> tuple[str, str | None]:
     """(the string id a row gets, the note it is worth or None), from meta["id"] or the turns."""
-    if "id" not in meta or meta["id"] is None:
-        return made_id(turns), MADE_ID_NOTE
+    note = id_note(meta)
+    if note == MADE_ID_NOTE:
+        return made_id(turns), note
     value = meta["id"]
     if isinstance(value, str):
         return value, None
-    return (str(value) if isinstance(value, int) and not isinstance(value, bool) else json.dumps(value)), ID_TEXT_NOTE
+    return (str(value) if isinstance(value, int) and not isinstance(value, bool) else json.dumps(value)), note
+
+
+def id_note(meta: dict) -> str | None:
+    """The note a row's id is worth (id_out's second half, without making the id)."""
+    if "id" not in meta or meta["id"] is None:
+        return MADE_ID_NOTE
+    return None if isinstance(meta["id"], str) else ID_TEXT_NOTE
 
 
 def _is_made(value: Any, turns) -> bool:
@@ -296,7 +304,7 @@ def dump(conv: Conversation, opts: DumpOptions, lost: Lost) -> list[dict]:
 def notes(conv: Conversation, opts: DumpOptions) -> list[str]:
     own = conv.source_format == NAME
     out = []
-    note = id_out(conv.meta, _conv_turns(conv))[1]
+    note = id_note(conv.meta)
     if note:
         out.append(note)
     if opts.keep_meta and any(m.tool_calls and m.content and not (own and m.meta.get(NAME, {}).get("text_turn"))
