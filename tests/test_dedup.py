@@ -161,6 +161,36 @@ def test_greedy_keeps_first_and_does_not_chain():
     assert dup_of.tolist() == [-1, -1, 1]
 
 
+def _greedy_plainly(n, i, j, sim, protected):
+    """greedy's rule read plainly: each later record, in order, joins its most similar (then earliest) earlier
+    record that is still kept; records below `protected` are never removed."""
+    parent, best = [-1] * n, [0.0] * n
+    for b in range(n):
+        options = [(-s, a) for a, bb, s in zip(i, j, sim) if bb == b and b >= protected and parent[a] == -1]
+        if options:
+            s, a = min(options)
+            parent[b], best[b] = a, -s
+    return parent, best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 12).flatmap(lambda n: st.tuples(
+    st.just(n), st.lists(st.tuples(st.integers(0, n - 2), st.integers(1, n - 1), st.sampled_from([0.7, 0.8, 0.9])),
+                         max_size=30), st.integers(0, 2), st.integers(1, 4))))
+def test_greedy_in_pieces_is_the_plain_rule(case):
+    n, pairs, protected, piece = case
+    pairs = [(a, b, s) for a, b, s in pairs if a < b]
+    i, j, sim = (np.array([p[k] for p in pairs], dtype=dt) for k, dt in ((0, np.int64), (1, np.int64), (2, np.float32)))
+    saved, lsh.PAIR_CHUNK = lsh.PAIR_CHUNK, piece  # pieces of a few pairs: every boundary is crossed
+    try:
+        dup_of, best = lsh.greedy(n, i, j, sim, protected=protected)
+    finally:
+        lsh.PAIR_CHUNK = saved
+    parent, plain_best = _greedy_plainly(n, i.tolist(), j.tolist(), sim.tolist(), protected)
+    assert dup_of.tolist() == parent
+    assert np.allclose(best, plain_best)
+
+
 @pytest.mark.parametrize("threshold,num_perm,weights", [(0.7, 128, (0.3, 0.7)), (0.5, 64, (0.5, 0.5)),
                                                        (0.85, 256, (0.3, 0.7)), (0.9, 32, (0.5, 0.5))])
 def test_band_params_match_datasketch(threshold, num_perm, weights):

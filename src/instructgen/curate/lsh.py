@@ -253,13 +253,16 @@ def greedy(
     use = j >= protected
     if only_protected_parents:
         use &= i < protected
-    i, j, sim = i[use], j[use], sim[use]
+    if not use.all():  # (a copy of every pair otherwise)
+        i, j, sim = i[use], j[use], sim[use]
     order = np.lexsort((i, -sim, j))  # by j, then most similar first, then earliest
-    kept = [True] * n
+    kept = bytearray(b"\x01") * n
     parent = dup_of.tolist()
-    for a, b, s in zip(i[order].tolist(), j[order].tolist(), sim[order].tolist()):
-        if parent[b] == -1 and kept[a]:
-            parent[b] = a
-            kept[b] = False
-            best[b] = s
+    for start in range(0, len(order), PAIR_CHUNK):  # as Python numbers a piece at a time (10M pairs: 1 GB at once)
+        piece = order[start:start + PAIR_CHUNK]
+        for a, b, s in zip(i[piece].tolist(), j[piece].tolist(), sim[piece].tolist()):
+            if parent[b] == -1 and kept[a]:
+                parent[b] = a
+                kept[b] = 0
+                best[b] = s
     return np.asarray(parent, dtype=np.int64), best
