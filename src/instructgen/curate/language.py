@@ -18,7 +18,6 @@ decide, on at most langid.MAX_CHARS characters.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .langid import MAX_CHARS, PLAUSIBLE, get_detector, script_counts
@@ -79,11 +78,6 @@ def candidates(langs: tuple[str, ...]) -> tuple[str, ...]:
 
 def _code_line(line: str) -> bool:
     return bool(_CODE_LINE_START.match(line) or _CODE_LINE_ANYWHERE.search(line))
-
-
-@lru_cache(maxsize=16)
-def _detector(name: str, langs: tuple[str, ...]) -> Detector:
-    return get_detector(name, candidates(langs))
 
 
 def _mostly_words(line: str) -> bool:
@@ -198,7 +192,7 @@ def language(t: Turn, cfg: FilterConfig) -> str | None:
     task_lang = _task_language(t)
     if task_lang and (not cfg.lang or task_lang in cfg.lang):
         return None  # translation and language tasks: the instruction's own words decide
-    det = _detector(cfg.detector, cfg.lang)
+    det = get_detector(cfg.detector, candidates(cfg.lang))
     prompt = natural_text(t.instruction, MAX_CHARS)
     ranked_in = det.ranked(prompt)
     if cfg.lang:
