@@ -53,8 +53,8 @@ def cpu(fn, *args):
     return time.process_time() - start, result
 
 
-def shard_parts(path: Path, tmp: Path) -> tuple[int, dict[str, float]]:
-    """CPU seconds of each part of a shard's work over the records of `path`."""
+def shard_parts(path: Path, tmp: Path) -> tuple[list, dict[str, float]]:
+    """(the records of `path`, CPU seconds of each part of a shard's work over them)."""
     rows = list(read_rows(path))
     opts = ReadOptions(from_format="alpaca", announce=lambda _m: None)
     spec = formats.get("alpaca")
@@ -66,7 +66,7 @@ def shard_parts(path: Path, tmp: Path) -> tuple[int, dict[str, float]]:
     parts["filter"], kept = cpu(lambda: list(filter_records(records, FilterConfig(), shard_log("filter"))))
     parts["sketch"], _ = cpu(sketch_records, kept, DedupConfig())
     parts["spool"], _ = cpu(spool_records, kept, str(tmp / "spool.jsonl"))
-    return len(rows), parts
+    return records, parts
 
 
 def rule_costs(records: list) -> dict[str, float]:
@@ -102,9 +102,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="curate-costs-") as tmp:
         data = Path(tmp) / "records.jsonl"
         make_data(data, args.records)
-        n, parts = shard_parts(data, Path(tmp))
-        generated = list(parse_rows(iter(read_rows(data)), formats.get("alpaca"), RunLog("read"),
-                                    ReadOptions(from_format="alpaca", announce=lambda _m: None)))
+        generated, parts = shard_parts(data, Path(tmp))
+    n = len(generated)
     show(f"1. one shard's work, {n:,} records of benchmarks/pipeline.py, this process (CPU time)", n, parts)
     curate = sum(parts.values()) / n * 1e6  # CPU-s per 1M records
     budget = args.target_seconds * args.cores
